@@ -1,0 +1,14 @@
+"""Authentication backends and the chain that walks them.
+
+The registry below maps a backend name used in config (`authn.chain`) to the module
+that builds it; adding a backend is adding one module and one line here.
+"""
+
+from __future__ import annotations
+
+from authsvc.authn.base import Authenticator
+
+# backend name -> "module:factory"; factory(services) -> Authenticator
+REGISTRY: dict[str, str] = {}
+
+__all__ = ["REGISTRY", "Authenticator"]

@@ -1,0 +1,141 @@
+"""The `authsvc` command line.
+
+Commands live one group per module and are imported only when called: kubectl runs
+`authsvc login` before every command, so the start-up path must stay light.
+Errors are turned into one line on stderr here, and only here.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from typing import Any
+
+import click
+
+# name -> "module:attribute". Order is the order `--help` lists them in.
+COMMANDS: dict[str, str] = {
+    "init": "authsvc.cli.init:init",
+    "certs": "authsvc.cli.certs:certs",
+    "crl": "authsvc.cli.certs:crl",
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported on first use (click's documented lazy pattern)."""
+
+    def __init__(self, *args: Any, lazy: dict[str, str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy = lazy
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [*self.lazy, *sorted(super().list_commands(ctx))]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = self.lazy.get(cmd_name)
+        if target is None:
+            return super().get_command(ctx, cmd_name)
+        module_name, attribute = target.split(":")
+        command = getattr(importlib.import_module(module_name), attribute)
+        if not isinstance(command, click.Command):
+            raise TypeError(f"{target} is not a click command")
+        return command
+
+
+class CliState:
+    """What the global options resolved to; the home is opened on first use."""
+
+    def __init__(self, home: str | None, config: str | None, debug: bool) -> None:
+        from authsvc.home import resolve_home
+
+        self.environ: dict[str, str] = dict(os.environ)
+        self.home_path = resolve_home(home, self.environ)
+        self.config_path = config
+        self.debug = debug
+        self._home: Any = None
+
+    def home(self) -> Any:
+        """The opened `authsvc.home.Home` (imported lazily: heavy)."""
+        if self._home is None:
+            from pathlib import Path
+
+            from authsvc.home import Home
+
+            config = Path(self.config_path) if self.config_path else None
+            self._home = Home.open(self.home_path, config, environ=self.environ)
+        return self._home
+
+
+@click.group(
+    cls=LazyGroup,
+    lazy=COMMANDS,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
+@click.option(
+    "--home",
+    metavar="DIR",
+    help="State directory (config, PKI, inventory). Default: $AUTHSVC_HOME or ./authsvc-data.",
+)
+@click.option("--config", metavar="FILE", help="Configuration file. Default: <home>/authsvc.yaml.")
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@click.version_option(package_name="authsvc")
+@click.pass_context
+def cli(ctx: click.Context, home: str | None, config: str | None, debug: bool) -> None:
+    """authsvc: the PKI and authentication service for Kubernetes clusters.
+
+    \b
+    Typical first steps:
+      authsvc init                          create a home with the cluster PKI
+      authsvc issue alice -g dev -o a.conf  hand a person a kubeconfig
+      authsvc serve                         run the TokenReview webhook
+    """
+    ctx.obj = CliState(home, config, debug)
+
+
+def _one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point: 0 success, 1 explained failure, 2 bad usage."""
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    # Everything authsvc creates is private unless a write sets a wider mode on purpose
+    # (certificates 0644); SQLite's journal files and library temp files included.
+    os.umask(0o077)
+    try:
+        cli.main(args=argv, prog_name="authsvc", standalone_mode=False)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except click.Abort:
+        click.echo("error: aborted", err=True)
+        sys.exit(1)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        click.echo("error: interrupted", err=True)
+        sys.exit(130)
+    except Exception as e:
+        if debug:
+            raise
+        sys.exit(_report(e))
+    sys.exit(0)
+
+
+def _report(error: Exception) -> int:
+    from authsvc.errors import AuthsvcError, UsageError
+    from pki.errors import PKIError
+
+    if isinstance(error, UsageError):
+        click.echo(f"error: {_one_line(error)}", err=True)
+        return 2
+    if isinstance(error, AuthsvcError | PKIError | ValueError):
+        click.echo(f"error: {_one_line(error)}", err=True)
+        return 1
+    if isinstance(error, OSError):
+        click.echo(f"error: {error.strerror or error}: {error.filename or ''}".rstrip(": "), err=True)
+        return 1
+    click.echo(f"internal error: {type(error).__name__}: {_one_line(error)} (rerun with --debug)", err=True)
+    return 1

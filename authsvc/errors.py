@@ -1,0 +1,39 @@
+"""Errors raised by the authsvc service layer.
+
+The CLI (authsvc/cli/__init__.py) and the HTTP layer (authsvc/web/) each map these to
+one-line messages / TokenReview errors in exactly one place.
+"""
+
+from __future__ import annotations
+
+
+class AuthsvcError(Exception):
+    """Root of every error authsvc raises on purpose; the message is shown to the operator as is."""
+
+
+class ConfigError(AuthsvcError):
+    """The configuration is invalid; the message lists every problem with its dotted path."""
+
+
+class HomeError(AuthsvcError):
+    """The home directory is missing, not initialised, or already initialised."""
+
+
+class UsageError(AuthsvcError):
+    """The operator asked for something that cannot be done as asked (exit status 2)."""
+
+
+class BackendUnavailable(AuthsvcError):
+    """An authentication backend (LDAP, JWKS endpoint, database) cannot be reached: fail closed."""
+
+
+class AuthenticationFailed(AuthsvcError):
+    """Credentials were refused. The message never says whether the user exists."""
+
+
+class RateLimited(AuthsvcError):
+    """Too many failed attempts; retry after `retry_after` seconds."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

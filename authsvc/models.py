@@ -1,0 +1,8 @@
+"""Imports every module that defines tables on the shared Base, so one call creates them all.
+
+Add a line here when a module adds tables (the Alembic environment imports this too).
+"""
+
+from __future__ import annotations
+
+import pki.inventory  # noqa: F401

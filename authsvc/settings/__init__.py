@@ -1,0 +1,85 @@
+"""The configuration: one frozen, validated model tree, loaded once and passed down."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from authsvc.errors import ConfigError
+from authsvc.settings.cluster import ClusterSettings
+from authsvc.settings.database import DatabaseSettings
+from authsvc.settings.pki import PKISettings
+from authsvc.settings.server import ServerSettings
+from authsvc.settings.tokens import TokenSettings
+from authsvc.settings.types import Section
+
+CONFIG_NAME = "authsvc.yaml"
+
+
+class Settings(Section):
+    cluster: ClusterSettings = ClusterSettings()
+    pki: PKISettings = PKISettings()
+    database: DatabaseSettings = DatabaseSettings()
+    server: ServerSettings = ServerSettings()
+    tokens: TokenSettings = TokenSettings()
+
+
+def format_validation_error(error: ValidationError, source: str) -> str:
+    problems = []
+    for item in error.errors():
+        path = ".".join(str(p) for p in item["loc"]) or "(top level)"
+        problems.append(f"{path}: {item['msg']}")
+    return f"invalid configuration in {source}: " + "; ".join(problems)
+
+
+def settings_from_mapping(data: Mapping[str, Any], source: str = "configuration") -> Settings:
+    try:
+        return Settings.model_validate(dict(data))
+    except ValidationError as e:
+        raise ConfigError(format_validation_error(e, source)) from None
+
+
+def load_settings(path: Path) -> Settings:
+    """Read and validate a YAML file; every problem is reported at once with its dotted path."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"configuration file {path} does not exist (run `authsvc init` first)") from None
+    except OSError as e:
+        raise ConfigError(f"cannot read configuration file {path}: {e.strerror}") from None
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path} is not valid YAML: {str(e).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a mapping at the top level")
+    return settings_from_mapping(data, str(path))
+
+
+def settings_to_yaml(settings: Settings) -> str:
+    return yaml.safe_dump(settings.model_dump(mode="json"), sort_keys=False)
+
+
+def read_secret(
+    *, file: str | None, env: str | None, environ: Mapping[str, str], base: Path, what: str
+) -> bytes | None:
+    """Resolve a secret named in config (a file or an environment variable), once, at start."""
+    if file:
+        path = base / file
+        try:
+            return path.read_bytes().strip()
+        except OSError as e:
+            raise ConfigError(f"cannot read {what} file {path}: {e.strerror}") from None
+    if env:
+        value = environ.get(env)
+        if not value:
+            raise ConfigError(f"environment variable {env} (the {what}) is not set")
+        return value.encode()
+    return None
+
+
+__all__ = ["CONFIG_NAME", "Settings", "load_settings", "read_secret", "settings_from_mapping", "settings_to_yaml"]

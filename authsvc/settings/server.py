@@ -1,0 +1,23 @@
+"""`server:` section: how `authsvc serve` listens (granian, TLS, mTLS)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from authsvc.settings.types import Section
+
+
+class ServerSettings(Section):
+    bind: str = "127.0.0.1:8443"
+    workers: int = Field(2, ge=1, le=64)
+    threads: int = Field(1, ge=1, le=64)
+    # Paths relative to the home. init creates these.
+    tls_cert: str = "pki/authsvc/serving.crt"
+    tls_key: str = "pki/authsvc/serving.key"
+    client_ca: str = "pki/ca.crt"
+    # The API server must present a client certificate; switch off only for development.
+    require_client_cert: bool = True
+    serving_sans: tuple[str, ...] = ("DNS:localhost", "IP:127.0.0.1")
+    max_body_bytes: int = Field(64 * 1024, ge=1024)
+    # URL people and kubectl reach /login at (written into exec-mode kubeconfigs).
+    public_url: str = "https://127.0.0.1:8443"

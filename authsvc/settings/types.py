@@ -1,0 +1,31 @@
+"""Field types shared by the configuration sections."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer
+
+from pki.durations import parse_duration
+
+
+def _to_timedelta(value: Any) -> Any:
+    if isinstance(value, str):
+        return parse_duration(value)
+    if isinstance(value, int | float):
+        return dt.timedelta(seconds=value)
+    return value
+
+
+def _from_timedelta(value: dt.timedelta) -> str:
+    return f"{int(value.total_seconds())}s"
+
+
+Duration = Annotated[dt.timedelta, BeforeValidator(_to_timedelta), PlainSerializer(_from_timedelta, return_type=str)]
+
+
+class Section(BaseModel):
+    """Every configuration model is frozen and refuses unknown keys (typos are errors, not no-ops)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")

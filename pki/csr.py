@@ -1,0 +1,60 @@
+"""Certificate signing requests: parse, verify, and reduce to what we take from them."""
+
+from __future__ import annotations
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from pki.errors import PolicyError
+from pki.keys import PrivateKey, PublicKey, signature_hash
+from pki.names import SubjectAltNames
+
+
+def load_csr(data: bytes) -> x509.CertificateSigningRequest:
+    """Parse a PEM (or DER) CSR and verify its self-signature."""
+    try:
+        csr = x509.load_pem_x509_csr(data) if data.lstrip().startswith(b"-----") else x509.load_der_x509_csr(data)
+    except ValueError as e:
+        raise PolicyError("not a certificate signing request (expected PEM or DER PKCS#10)") from e
+    try:
+        valid = csr.is_signature_valid
+    except Exception as e:  # an unsupported key or signature algorithm inside the CSR
+        raise PolicyError(f"CSR signature cannot be checked: {e}") from e
+    if not valid:
+        raise PolicyError("CSR signature is invalid: the request was altered or not signed by its key")
+    return csr
+
+
+def csr_public_key(csr: x509.CertificateSigningRequest) -> PublicKey:
+    try:
+        key = csr.public_key()
+    except Exception as e:
+        raise PolicyError(f"CSR public key is not supported: {e}") from e
+    return key  # type: ignore[return-value]
+
+
+def csr_sans(csr: x509.CertificateSigningRequest) -> SubjectAltNames:
+    return SubjectAltNames.from_certificate_like(csr.extensions)
+
+
+def refuse_ca_request(csr: x509.CertificateSigningRequest) -> None:
+    """Extensions are never copied from a CSR; asking for CA:TRUE is refused outright."""
+    try:
+        constraints = csr.extensions.get_extension_for_class(x509.BasicConstraints).value
+    except x509.ExtensionNotFound:
+        return
+    if constraints.ca:
+        raise PolicyError("CSR asks for CA:TRUE: this CA does not sign other CAs through requests")
+
+
+def build_csr(
+    key: PrivateKey, subject: x509.Name, sans: SubjectAltNames | None = None
+) -> x509.CertificateSigningRequest:
+    builder = x509.CertificateSigningRequestBuilder().subject_name(subject)
+    if sans:
+        builder = builder.add_extension(sans.as_extension(), critical=False)
+    return builder.sign(key, signature_hash(key))  # type: ignore[arg-type]
+
+
+def csr_pem(csr: x509.CertificateSigningRequest) -> bytes:
+    return csr.public_bytes(Encoding.PEM)

@@ -1,0 +1,31 @@
+"""Durations written the way operators write them: `90s`, `15m`, `24h`, `30d`, `1y`, `1h30m`."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86400}
+_PART = re.compile(r"(\d+)([smhdwy])")
+
+
+def parse_duration(text: str) -> dt.timedelta:
+    """Parse `text` into a timedelta; raise ValueError naming the text when it is not one."""
+    value = text.strip().lower()
+    if not value or _PART.sub("", value) != "":
+        raise ValueError(f"invalid duration {text!r}: use a number and a unit, e.g. 90s, 15m, 24h, 30d, 1y")
+    seconds = sum(int(n) * _UNIT_SECONDS[unit] for n, unit in _PART.findall(value))
+    if seconds <= 0:
+        raise ValueError(f"invalid duration {text!r}: must be greater than zero")
+    return dt.timedelta(seconds=seconds)
+
+
+def format_duration(delta: dt.timedelta) -> str:
+    """Format like kubeadm's RESIDUAL TIME column: `364d`, `23h`, `59m`, `0s`; negative as `<invalid>`."""
+    seconds = int(delta.total_seconds())
+    if seconds < 0:
+        return "<invalid>"
+    for unit, size in (("y", 365 * 86400), ("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size * (2 if unit == "y" else 1):
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"

@@ -1,0 +1,225 @@
+"""The inventory of issued certificates: who got what, when, and whether it is revoked."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from sqlalchemy import Boolean, Engine, Index, String, Text, select
+from sqlalchemy.orm import Mapped, mapped_column
+
+from pki.db import Base, UTCDateTime, make_sessionmaker
+from pki.errors import NotFoundError, StoreError
+from pki.names import SubjectAltNames, subject_user
+
+
+class CertStatus(StrEnum):
+    VALID = "valid"
+    REVOKED = "revoked"
+    SUPERSEDED = "superseded"
+
+
+REVOCATION_REASONS: dict[str, x509.ReasonFlags] = {
+    r.value: r for r in x509.ReasonFlags if r not in (x509.ReasonFlags.remove_from_crl,)
+}
+
+
+class CertificateRow(Base):
+    __tablename__ = "certificates"
+
+    serial: Mapped[str] = mapped_column(String(64), primary_key=True)
+    fingerprint_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    subject: Mapped[str] = mapped_column(Text)
+    common_name: Mapped[str] = mapped_column(String(255), index=True)
+    groups_json: Mapped[str] = mapped_column(Text, default="[]")
+    sans_json: Mapped[str] = mapped_column(Text, default="[]")
+    profile: Mapped[str] = mapped_column(String(32))
+    issuer: Mapped[str] = mapped_column(Text)
+    ca_name: Mapped[str] = mapped_column(String(64), default="ca")
+    name: Mapped[str | None] = mapped_column(String(255), nullable=True, index=True)
+    requester: Mapped[str] = mapped_column(String(255), default="")
+    not_before: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    not_after: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+    issued_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    status: Mapped[str] = mapped_column(String(16), default=CertStatus.VALID.value, index=True)
+    auto_renew: Mapped[bool] = mapped_column(Boolean, default=False)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    revocation_reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
+
+    __table_args__ = (Index("ix_certificates_ca_status", "ca_name", "status"),)
+
+
+@dataclass(frozen=True, slots=True)
+class CertRecord:
+    serial: str
+    fingerprint_sha256: str
+    subject: str
+    common_name: str
+    groups: tuple[str, ...]
+    sans: tuple[str, ...]
+    profile: str
+    issuer: str
+    ca_name: str
+    name: str | None
+    requester: str
+    not_before: dt.datetime
+    not_after: dt.datetime
+    issued_at: dt.datetime
+    status: CertStatus
+    auto_renew: bool
+    revoked_at: dt.datetime | None
+    revocation_reason: str | None
+
+    @classmethod
+    def from_row(cls, row: CertificateRow) -> CertRecord:
+        return cls(
+            serial=row.serial,
+            fingerprint_sha256=row.fingerprint_sha256,
+            subject=row.subject,
+            common_name=row.common_name,
+            groups=tuple(json.loads(row.groups_json)),
+            sans=tuple(json.loads(row.sans_json)),
+            profile=row.profile,
+            issuer=row.issuer,
+            ca_name=row.ca_name,
+            name=row.name,
+            requester=row.requester,
+            not_before=row.not_before,
+            not_after=row.not_after,
+            issued_at=row.issued_at,
+            status=CertStatus(row.status),
+            auto_renew=row.auto_renew,
+            revoked_at=row.revoked_at,
+            revocation_reason=row.revocation_reason,
+        )
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "serial": self.serial,
+            "name": self.name,
+            "commonName": self.common_name,
+            "groups": list(self.groups),
+            "sans": list(self.sans),
+            "profile": self.profile,
+            "ca": self.ca_name,
+            "issuer": self.issuer,
+            "notBefore": self.not_before.isoformat(),
+            "notAfter": self.not_after.isoformat(),
+            "status": self.status.value,
+            "requester": self.requester,
+            "fingerprintSHA256": self.fingerprint_sha256,
+            "revokedAt": self.revoked_at.isoformat() if self.revoked_at else None,
+            "revocationReason": self.revocation_reason,
+        }
+
+
+def serial_hex(serial: int) -> str:
+    """Serials are shown and stored as lower-case hex without separators (openssl prints upper case)."""
+    return format(serial, "x")
+
+
+def parse_serial(text: str) -> str:
+    value = text.strip().lower().replace(":", "")
+    value = value.removeprefix("0x")
+    try:
+        int(value, 16)
+    except ValueError:
+        raise StoreError(f"invalid serial {text!r}: expected hexadecimal") from None
+    return value.lstrip("0") or "0"
+
+
+def certificate_fingerprint(cert: x509.Certificate) -> str:
+    return cert.fingerprint(hashes.SHA256()).hex()
+
+
+class Inventory:
+    """Records certificates in any SQLAlchemy database; every method is one transaction."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._sessions = make_sessionmaker(engine)
+
+    def record(
+        self,
+        cert: x509.Certificate,
+        *,
+        profile: str,
+        now: dt.datetime,
+        requester: str = "",
+        name: str | None = None,
+        ca_name: str = "ca",
+        auto_renew: bool = False,
+    ) -> CertRecord:
+        cn, groups = subject_user(cert.subject)
+        sans = SubjectAltNames.from_certificate_like(cert.extensions).as_strings()
+        row = CertificateRow(
+            serial=serial_hex(cert.serial_number),
+            fingerprint_sha256=certificate_fingerprint(cert),
+            subject=cert.subject.rfc4514_string(),
+            common_name=cn,
+            groups_json=json.dumps(list(groups)),
+            sans_json=json.dumps(sans),
+            profile=profile,
+            issuer=cert.issuer.rfc4514_string(),
+            ca_name=ca_name,
+            name=name,
+            requester=requester,
+            not_before=cert.not_valid_before_utc,
+            not_after=cert.not_valid_after_utc,
+            issued_at=now,
+            status=CertStatus.VALID.value,
+            auto_renew=auto_renew,
+        )
+        with self._sessions.begin() as session:
+            session.add(row)
+        return CertRecord.from_row(row)
+
+    def get(self, serial: str) -> CertRecord:
+        with self._sessions() as session:
+            row = session.get(CertificateRow, parse_serial(serial))
+            if row is None:
+                raise NotFoundError(f"no certificate with serial {serial} in the inventory")
+            return CertRecord.from_row(row)
+
+    def certificates(
+        self, *, status: CertStatus | None = None, ca_name: str | None = None, name: str | None = None
+    ) -> list[CertRecord]:
+        query = select(CertificateRow).order_by(CertificateRow.issued_at, CertificateRow.serial)
+        if status is not None:
+            query = query.where(CertificateRow.status == status.value)
+        if ca_name is not None:
+            query = query.where(CertificateRow.ca_name == ca_name)
+        if name is not None:
+            query = query.where(CertificateRow.name == name)
+        with self._sessions() as session:
+            return [CertRecord.from_row(r) for r in session.scalars(query)]
+
+    def revoke(self, serial: str, *, reason: str, now: dt.datetime) -> CertRecord:
+        if reason not in REVOCATION_REASONS:
+            known = ", ".join(sorted(REVOCATION_REASONS))
+            raise StoreError(f"unknown revocation reason {reason!r} (one of: {known})")
+        with self._sessions.begin() as session:
+            row = session.get(CertificateRow, parse_serial(serial))
+            if row is None:
+                raise NotFoundError(f"no certificate with serial {serial} in the inventory")
+            if row.status == CertStatus.REVOKED.value:
+                raise StoreError(f"certificate {row.serial} was already revoked at {row.revoked_at:%Y-%m-%dT%H:%M:%SZ}")
+            row.status = CertStatus.REVOKED.value
+            row.revoked_at = now
+            row.revocation_reason = reason
+            return CertRecord.from_row(row)
+
+    def mark_superseded(self, serials: Sequence[str]) -> None:
+        with self._sessions.begin() as session:
+            for serial in serials:
+                row = session.get(CertificateRow, parse_serial(serial))
+                if row is not None and row.status == CertStatus.VALID.value:
+                    row.status = CertStatus.SUPERSEDED.value
+
+    def revoked_for(self, ca_name: str) -> list[CertRecord]:
+        return self.certificates(status=CertStatus.REVOKED, ca_name=ca_name)

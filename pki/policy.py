@@ -1,0 +1,126 @@
+"""The signing policy: small validators applied in turn, each naming what it refuses.
+
+Deny by default for privileged identities: `system:masters` and every other `system:`
+group or user name is refused unless the operator lists it in `allowed_groups` /
+`allowed_users`, because a certificate in `system:masters` bypasses RBAC entirely and
+cannot be revoked by the API server.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fnmatch
+import ipaddress
+import re
+from dataclasses import dataclass, field
+
+from cryptography import x509
+from cryptography.x509.oid import NameOID
+
+from pki.errors import PolicyError
+from pki.keys import PublicKey, check_key_strength
+from pki.names import SubjectAltNames, check_name, subject_user
+from pki.profiles import Profile
+
+
+@dataclass(frozen=True, slots=True)
+class SigningPolicy:
+    # Glob patterns. A group matching allowed_groups is accepted even if it also matches denied_groups.
+    denied_groups: tuple[str, ...] = ("system:*",)
+    allowed_groups: tuple[str, ...] = ()
+    denied_users: tuple[str, ...] = ("system:*",)
+    allowed_users: tuple[str, ...] = ()
+    user_pattern: str = r"^[A-Za-z0-9][A-Za-z0-9._@+=:-]*$"
+    # Globs for DNS SANs (`*.svc.cluster.local`), CIDRs for IP SANs. Empty: no SAN allowed
+    # on client certificates; server/peer certificates need an explicit allow-list.
+    allowed_dns_sans: tuple[str, ...] = ()
+    allowed_ip_sans: tuple[str, ...] = ()
+    max_ttl: dt.timedelta = dt.timedelta(days=365)
+    min_rsa_bits: int = 2048
+    min_ec_bits: int = 256
+    max_groups: int = 64
+    _user_regex: re.Pattern[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_user_regex", re.compile(self.user_pattern))
+
+
+@dataclass(frozen=True, slots=True)
+class SigningRequest:
+    subject: x509.Name
+    public_key: PublicKey
+    profile: Profile
+    ttl: dt.timedelta
+    sans: SubjectAltNames = field(default_factory=SubjectAltNames)
+
+
+def _matches(value: str, patterns: tuple[str, ...]) -> bool:
+    return any(fnmatch.fnmatchcase(value, p) for p in patterns)
+
+
+def check_user(policy: SigningPolicy, user: str) -> None:
+    try:
+        check_name(user, what="user name")
+    except ValueError as e:
+        raise PolicyError(str(e)) from None
+    if _matches(user, policy.denied_users) and not _matches(user, policy.allowed_users):
+        raise PolicyError(f"user name {user!r} is privileged and not allowed by the signing policy")
+    if not policy._user_regex.fullmatch(user) and not _matches(user, policy.allowed_users):
+        raise PolicyError(f"user name {user!r} does not match the policy's pattern {policy.user_pattern}")
+
+
+def check_groups(policy: SigningPolicy, groups: tuple[str, ...]) -> None:
+    if len(groups) > policy.max_groups:
+        raise PolicyError(f"{len(groups)} groups requested; the policy allows at most {policy.max_groups}")
+    for group in groups:
+        try:
+            check_name(group, what="group")
+        except ValueError as e:
+            raise PolicyError(str(e)) from None
+        if _matches(group, policy.denied_groups) and not _matches(group, policy.allowed_groups):
+            raise PolicyError(f"group {group!r} is privileged and not allowed by the signing policy")
+
+
+def check_sans(policy: SigningPolicy, sans: SubjectAltNames) -> None:
+    for name in sans.dns:
+        if not _matches(name, policy.allowed_dns_sans):
+            raise PolicyError(f"DNS SAN {name!r} is not allowed by the signing policy")
+    networks = [ipaddress.ip_network(c, strict=False) for c in policy.allowed_ip_sans]
+    for ip in sans.ips:
+        if not any(ip in net for net in networks):
+            raise PolicyError(f"IP SAN {ip} is not allowed by the signing policy")
+    if sans.uris or sans.emails:
+        raise PolicyError("URI and email SANs are not allowed by the signing policy")
+
+
+def check_ttl(policy: SigningPolicy, ttl: dt.timedelta) -> None:
+    if ttl <= dt.timedelta(0):
+        raise PolicyError("the requested lifetime must be positive")
+    if ttl > policy.max_ttl:
+        raise PolicyError(f"requested lifetime {ttl} exceeds the policy's maximum of {policy.max_ttl}")
+
+
+def check_key(policy: SigningPolicy, key: PublicKey) -> None:
+    check_key_strength(key, min_rsa_bits=policy.min_rsa_bits, min_ec_bits=policy.min_ec_bits)
+
+
+def check_subject_shape(subject: x509.Name) -> None:
+    allowed = {NameOID.COMMON_NAME, NameOID.ORGANIZATION_NAME}
+    for attr in subject:
+        if attr.oid not in allowed:
+            raise PolicyError(f"subject attribute {attr.oid._name} is not allowed (only CN and O)")
+    if len(subject.get_attributes_for_oid(NameOID.COMMON_NAME)) != 1:
+        raise PolicyError("the subject must have exactly one CN (the user name)")
+
+
+def evaluate(policy: SigningPolicy, request: SigningRequest) -> None:
+    """Raise PolicyError for the first rule the request breaks; return None when it may be signed."""
+    if request.profile.is_ca:
+        raise PolicyError("CA certificates cannot be requested through the signing policy")
+    check_key(policy, request.public_key)
+    check_subject_shape(request.subject)
+    user, groups = subject_user(request.subject)
+    check_user(policy, user)
+    check_groups(policy, groups)
+    check_sans(policy, request.sans)
+    check_ttl(policy, request.ttl)

@@ -1,0 +1,117 @@
+"""The thin file layer: atomic writes with safe modes, PEM reads with clear errors.
+
+Every write goes to a temporary file beside the target, is fsynced, then renamed over
+it, so a crash leaves either the old file or the new one, never half of either.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from pki.errors import StoreError
+from pki.keys import PrivateKey, load_private_key_pem, private_key_to_pem
+
+KEY_MODE = 0o600
+CERT_MODE = 0o644
+DIR_MODE = 0o700
+
+
+def ensure_dir(path: Path, mode: int = DIR_MODE) -> Path:
+    path.mkdir(mode=mode, parents=True, exist_ok=True)
+    return path
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def atomic_write(path: Path, data: bytes, mode: int = KEY_MODE) -> Path:
+    """Write `data` to `path` atomically with permission `mode` (set before any byte is written)."""
+    ensure_dir(path.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = Path(tmp_name)
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)  # noqa: PTH105 - tests inject a crash here
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+    return path
+
+
+def read_bytes(path: Path, *, what: str = "file") -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise StoreError(f"{what} {path} does not exist") from None
+    except OSError as e:
+        raise StoreError(f"cannot read {what} {path}: {e.strerror}") from e
+
+
+def certs_to_pem(certs: Iterable[x509.Certificate]) -> bytes:
+    return b"".join(c.public_bytes(serialization.Encoding.PEM) for c in certs)
+
+
+def write_certificates(path: Path, certs: Iterable[x509.Certificate]) -> Path:
+    return atomic_write(path, certs_to_pem(certs), CERT_MODE)
+
+
+def write_private_key(path: Path, key: PrivateKey, passphrase: bytes | None = None) -> Path:
+    return atomic_write(path, private_key_to_pem(key, passphrase), KEY_MODE)
+
+
+def load_certificates(path: Path, *, what: str = "certificate") -> list[x509.Certificate]:
+    data = read_bytes(path, what=what)
+    try:
+        certs = x509.load_pem_x509_certificates(data)
+    except ValueError as e:
+        raise StoreError(f"{what} {path} is not a PEM certificate") from e
+    return certs
+
+
+def load_certificate(path: Path, *, what: str = "certificate") -> x509.Certificate:
+    return load_certificates(path, what=what)[0]
+
+
+def load_private_key(path: Path, passphrase: bytes | None = None, *, what: str = "private key") -> PrivateKey:
+    return load_private_key_pem(read_bytes(path, what=what), passphrase, source=f"{what} {path}")
+
+
+def backup_files(paths: Iterable[Path], backup_root: Path, now: dt.datetime, relative_to: Path) -> Path:
+    """Copy `paths` (those that exist) under `backup_root/<timestamp>/`, keeping their relative layout."""
+    target = ensure_dir(backup_root / now.strftime("%Y%m%dT%H%M%SZ"))
+    for path in paths:
+        if path.exists():
+            dest = target / path.relative_to(relative_to)
+            ensure_dir(dest.parent)
+            shutil.copy2(path, dest)
+    return target
+
+
+@contextlib.contextmanager
+def private_umask() -> Iterator[None]:
+    """Files created inside (by libraries we do not control) are private to the owner."""
+    old = os.umask(0o077)
+    try:
+        yield
+    finally:
+        os.umask(old)

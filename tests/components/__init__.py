@@ -1,0 +1,1 @@
+"""Real external components (OpenLDAP slapd, PostgreSQL) run as child processes for tests."""

@@ -1,0 +1,548 @@
+"""A real etcd + kube-apiserver v1.20.2 on free loopback ports, for end-to-end tests.
+
+Plain helpers, no pytest fixtures and no imports from the authsvc package:
+
+    files = ControlPlaneFiles(
+        client_ca_file=ca, tls_cert_file=serving_crt, tls_private_key_file=serving_key,
+        service_account_key_file=sa_pub, service_account_signing_key_file=sa_key,
+        service_account_issuer="https://authsvc.test",
+        webhook_config_file=webhook_kubeconfig,          # optional
+        probe_client_cert_file=admin_crt, probe_client_key_file=admin_key,  # optional
+    )
+    cp = ControlPlane()
+    cp.start(files, workdir)
+    try:
+        write_kubeconfig(path, cp.url, ca, admin_crt, admin_key)
+        ...
+    finally:
+        cp.stop()
+
+The kube-apiserver binary comes from ``scripts/kube-apiserver.sh`` (built once per
+machine and cached, see shared/testing/kube-apiserver.md), or from the environment
+variable ``AUTHSVC_KUBE_APISERVER`` when that names a binary. etcd is Debian's
+``etcd-server`` (``/usr/bin/etcd``, or ``AUTHSVC_ETCD``).
+
+Readiness: ``start()`` returns once ``GET /readyz`` answers HTTP 200. The probe verifies
+the serving certificate against ``client_ca_file`` (the serving certificate must be
+issued by that CA, or give ``probe_ca_file``) and:
+
+- with ``probe_client_cert_file``/``probe_client_key_file`` (e.g. a system:masters
+  client certificate) it authenticates, and additionally waits until the ``default``
+  namespace exists, so tests can create objects right away;
+- without them it asks anonymously. kube-apiserver allows anonymous ``/readyz`` through
+  the ``system:public-info-viewer`` role, so 200 means ready; 403 means the RBAC bootstrap
+  policy is not in place yet (keep waiting). Only when anonymous auth is disabled
+  (``--anonymous-auth=false`` in extra_args) is 401 taken as "up", since readiness
+  cannot be seen then.
+
+Logs are written under ``workdir`` (``etcd.log``, ``kube-apiserver.log``, then
+``kube-apiserver.2.log``... after each restart) and are left there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+BUILD_SCRIPT = REPO_ROOT / "scripts" / "kube-apiserver.sh"
+
+START_TIMEOUT = 60.0
+STOP_TIMEOUT = 15.0
+LOG_TAIL_LINES = 40
+_PORT_RETRIES = 3
+
+
+class ControlPlaneError(RuntimeError):
+    """etcd or kube-apiserver could not be started (message includes the log tail)."""
+
+
+# --------------------------------------------------------------------------- binaries
+
+
+def kube_apiserver_binary() -> Path:
+    """Path of a kube-apiserver v1.20.2 binary.
+
+    ``$AUTHSVC_KUBE_APISERVER`` if set, else the output of scripts/kube-apiserver.sh
+    (instant when cached; builds it, ~6 minutes, otherwise).
+    """
+    override = os.environ.get("AUTHSVC_KUBE_APISERVER")
+    if override:
+        path = Path(override)
+        if not (path.is_file() and os.access(path, os.X_OK)):
+            raise ControlPlaneError(f"AUTHSVC_KUBE_APISERVER={override} is not an executable file")
+        return path
+    proc = subprocess.run(
+        ["bash", str(BUILD_SCRIPT)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise ControlPlaneError(
+            f"{BUILD_SCRIPT} failed (exit {proc.returncode}):\n{proc.stderr.strip()}"
+        )
+    path = Path(proc.stdout.strip())
+    if not path.is_file():
+        raise ControlPlaneError(f"{BUILD_SCRIPT} printed {proc.stdout!r}, not a file")
+    return path
+
+
+def etcd_binary() -> Path:
+    """Path of the etcd binary: ``$AUTHSVC_ETCD``, else etcd on PATH, else /usr/bin/etcd."""
+    candidate = os.environ.get("AUTHSVC_ETCD") or shutil.which("etcd") or "/usr/bin/etcd"
+    path = Path(candidate)
+    if not (path.is_file() and os.access(path, os.X_OK)):
+        raise ControlPlaneError(f"etcd not found at {path}: apt-get install -y etcd-server")
+    return path
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct free TCP ports on 127.0.0.1 (all held open while choosing)."""
+    sockets: list[socket.socket] = []
+    try:
+        for _ in range(count):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(("127.0.0.1", 0))
+            sockets.append(s)
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def free_port() -> int:
+    return free_ports(1)[0]
+
+
+def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError as exc:
+        return f"<cannot read {path}: {exc}>"
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def write_kubeconfig(
+    path: Path,
+    server_url: str,
+    ca_file: Path,
+    client_cert_file: Path | None = None,
+    client_key_file: Path | None = None,
+    token: str | None = None,
+) -> Path:
+    """Write a kubeconfig for ``server_url`` with a client certificate and/or a token."""
+    user_lines = []
+    if client_cert_file is not None:
+        user_lines.append(f"    client-certificate: {Path(client_cert_file).resolve()}")
+    if client_key_file is not None:
+        user_lines.append(f"    client-key: {Path(client_key_file).resolve()}")
+    if token is not None:
+        user_lines.append(f'    token: "{token}"')
+    user = "\n".join(user_lines) if user_lines else "    {}"
+    path.write_text(
+        f"""apiVersion: v1
+kind: Config
+clusters:
+- name: test
+  cluster:
+    server: {server_url}
+    certificate-authority: {Path(ca_file).resolve()}
+users:
+- name: test
+  user:
+{user}
+contexts:
+- name: test
+  context:
+    cluster: test
+    user: test
+current-context: test
+"""
+    )
+    path.chmod(0o600)
+    return path
+
+
+def _child_env() -> dict[str, str]:
+    # etcd reads ETCD_* variables as flags; proxies must not catch loopback traffic.
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("ETCD_") and k.lower() not in ("http_proxy", "https_proxy", "all_proxy")
+    }
+    env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
+    return env
+
+
+def _die_with_parent() -> None:
+    """preexec_fn: SIGKILL the child when the thread that started it exits.
+
+    Keeps stray etcd/apiserver processes from outliving a killed test run. Note that
+    Linux ties this to the starting *thread*: start the control plane from a thread
+    that lives as long as it should (pytest fixtures run in the main thread).
+    """
+    with contextlib.suppress(Exception):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
+
+
+def _stop_process(proc: subprocess.Popen[bytes] | None, timeout: float = STOP_TIMEOUT) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=timeout)
+
+
+def _http_get(url: str, context: ssl.SSLContext | None, timeout: float = 3.0) -> tuple[int, str]:
+    """(status, body) of a GET; raises OSError when there's no HTTP answer."""
+    handlers: list[Any] = [urllib.request.ProxyHandler({})]
+    if context is not None:
+        handlers.append(urllib.request.HTTPSHandler(context=context))
+    opener = urllib.request.build_opener(*handlers)
+    try:
+        with opener.open(url, timeout=timeout) as resp:
+            return resp.status, resp.read().decode(errors="replace")
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode(errors="replace")
+    except urllib.error.URLError as exc:
+        reason = exc.reason
+        raise reason if isinstance(reason, OSError) else OSError(str(reason)) from exc
+
+
+# --------------------------------------------------------------------------- control plane
+
+
+@dataclass
+class ControlPlaneFiles:
+    """What kube-apiserver is started with. Paths are files the test created."""
+
+    client_ca_file: Path
+    tls_cert_file: Path
+    tls_private_key_file: Path
+    service_account_key_file: Path
+    service_account_signing_key_file: Path
+    service_account_issuer: str
+    webhook_config_file: Path | None = None
+    webhook_cache_ttl: str = "0s"
+    extra_args: list[str] = field(default_factory=list)
+    # --api-audiences; defaults to [service_account_issuer].
+    api_audiences: list[str] | None = None
+    # Client certificate used by the readiness probe (e.g. an O=system:masters cert).
+    probe_client_cert_file: Path | None = None
+    probe_client_key_file: Path | None = None
+    # CA that issued tls_cert_file, if it isn't client_ca_file.
+    probe_ca_file: Path | None = None
+
+
+class ControlPlane:
+    """One etcd member and one kube-apiserver on 127.0.0.1, started as child processes."""
+
+    def __init__(
+        self,
+        apiserver_binary: Path | None = None,
+        etcd: Path | None = None,
+        start_timeout: float = START_TIMEOUT,
+        kill_on_parent_exit: bool = True,
+    ) -> None:
+        self._apiserver_binary = apiserver_binary
+        self._etcd_binary = etcd
+        self.start_timeout = start_timeout
+        self._preexec = _die_with_parent if kill_on_parent_exit else None
+        self.files: ControlPlaneFiles | None = None
+        self.workdir: Path | None = None
+        self.etcd_client_port: int | None = None
+        self.etcd_peer_port: int | None = None
+        self.secure_port: int | None = None
+        self.etcd_process: subprocess.Popen[bytes] | None = None
+        self.apiserver_process: subprocess.Popen[bytes] | None = None
+        self.etcd_log: Path | None = None
+        self.apiserver_log: Path | None = None
+        self._apiserver_starts = 0
+
+    # ----------------------------------------------------------------- properties
+
+    @property
+    def url(self) -> str:
+        if self.secure_port is None:
+            raise ControlPlaneError("control plane not started")
+        return f"https://127.0.0.1:{self.secure_port}"
+
+    @property
+    def etcd_url(self) -> str:
+        if self.etcd_client_port is None:
+            raise ControlPlaneError("etcd not started")
+        return f"http://127.0.0.1:{self.etcd_client_port}"
+
+    @property
+    def running(self) -> bool:
+        return (
+            self.etcd_process is not None
+            and self.etcd_process.poll() is None
+            and self.apiserver_process is not None
+            and self.apiserver_process.poll() is None
+        )
+
+    # ----------------------------------------------------------------- lifecycle
+
+    def start(self, files: ControlPlaneFiles, workdir: Path) -> None:
+        """Start etcd (fresh data dir) then kube-apiserver; return once /readyz is 200."""
+        if self.etcd_process is not None or self.apiserver_process is not None:
+            raise ControlPlaneError("control plane already started; stop() it first")
+        if self._apiserver_binary is None:
+            self._apiserver_binary = kube_apiserver_binary()
+        if self._etcd_binary is None:
+            self._etcd_binary = etcd_binary()
+        self.files = files
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        try:
+            self._start_etcd()
+            self._start_apiserver(new_port=True)
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        """Stop kube-apiserver then etcd (SIGTERM, wait, SIGKILL). Idempotent."""
+        try:
+            _stop_process(self.apiserver_process)
+        finally:
+            _stop_process(self.etcd_process)
+            self.apiserver_process = None
+            self.etcd_process = None
+
+    def restart_apiserver(self, files: ControlPlaneFiles | None = None) -> None:
+        """Restart only kube-apiserver, on the same port with the same flags.
+
+        Files are re-read, so e.g. a changed service-account public key bundle takes
+        effect. Pass ``files`` to change flags too. etcd and its data are kept.
+        """
+        if self.etcd_process is None or self.workdir is None:
+            raise ControlPlaneError("control plane not started")
+        if files is not None:
+            self.files = files
+        _stop_process(self.apiserver_process)
+        self.apiserver_process = None
+        self._start_apiserver(new_port=False)
+
+    def __enter__(self) -> ControlPlane:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ----------------------------------------------------------------- etcd
+
+    def _start_etcd(self) -> None:
+        assert self.workdir is not None and self._etcd_binary is not None
+        self.etcd_log = self.workdir / "etcd.log"
+        last_error = ""
+        for attempt in range(1, _PORT_RETRIES + 1):
+            self.etcd_client_port, self.etcd_peer_port = free_ports(2)
+            data_dir = self.workdir / "etcd-data"
+            shutil.rmtree(data_dir, ignore_errors=True)
+            client = f"http://127.0.0.1:{self.etcd_client_port}"
+            peer = f"http://127.0.0.1:{self.etcd_peer_port}"
+            args = [
+                str(self._etcd_binary),
+                "--name=authsvc-test",
+                f"--data-dir={data_dir}",
+                f"--listen-client-urls={client}",
+                f"--advertise-client-urls={client}",
+                f"--listen-peer-urls={peer}",
+                f"--initial-advertise-peer-urls={peer}",
+                f"--initial-cluster=authsvc-test={peer}",
+                "--initial-cluster-state=new",
+                "--initial-cluster-token=authsvc-test",
+            ]
+            self.etcd_process = self._spawn(args, self.etcd_log)
+            try:
+                self._wait_etcd()
+                return
+            except ControlPlaneError as exc:
+                _stop_process(self.etcd_process)
+                self.etcd_process = None
+                last_error = str(exc)
+                if "address already in use" not in log_tail(self.etcd_log, 200):
+                    raise
+                if attempt < _PORT_RETRIES:
+                    continue
+        raise ControlPlaneError(last_error)
+
+    def _wait_etcd(self) -> None:
+        assert self.etcd_process is not None and self.etcd_log is not None
+        deadline = time.monotonic() + self.start_timeout
+        last = "no answer yet"
+        while time.monotonic() < deadline:
+            if self.etcd_process.poll() is not None:
+                raise ControlPlaneError(
+                    f"etcd exited with code {self.etcd_process.returncode}; "
+                    f"log {self.etcd_log}:\n{log_tail(self.etcd_log)}"
+                )
+            try:
+                status, body = _http_get(f"{self.etcd_url}/health", None)
+                if status == 200 and '"health":"true"' in body.replace(" ", ""):
+                    return
+                last = f"HTTP {status}: {body.strip()}"
+            except OSError as exc:
+                last = str(exc)
+            time.sleep(0.2)
+        raise ControlPlaneError(
+            f"etcd not healthy after {self.start_timeout:.0f}s ({last}); "
+            f"log {self.etcd_log}:\n{log_tail(self.etcd_log)}"
+        )
+
+    # ----------------------------------------------------------------- kube-apiserver
+
+    def apiserver_args(self) -> list[str]:
+        """The kube-apiserver command line for the current files and ports."""
+        f = self.files
+        assert f is not None and self.workdir is not None and self._apiserver_binary is not None
+        audiences = f.api_audiences if f.api_audiences else [f.service_account_issuer]
+        args = [
+            str(self._apiserver_binary),
+            "--bind-address=127.0.0.1",
+            "--advertise-address=127.0.0.1",
+            f"--secure-port={self.secure_port}",
+            "--insecure-port=0",
+            f"--cert-dir={self.workdir / 'apiserver-certs'}",
+            "--endpoint-reconciler-type=none",
+            "--service-cluster-ip-range=10.0.0.0/24",
+            f"--etcd-servers={self.etcd_url}",
+            f"--client-ca-file={f.client_ca_file}",
+            f"--tls-cert-file={f.tls_cert_file}",
+            f"--tls-private-key-file={f.tls_private_key_file}",
+            f"--service-account-key-file={f.service_account_key_file}",
+            f"--service-account-signing-key-file={f.service_account_signing_key_file}",
+            f"--service-account-issuer={f.service_account_issuer}",
+            f"--api-audiences={','.join(audiences)}",
+            "--authorization-mode=RBAC",
+        ]
+        if f.webhook_config_file is not None:
+            args += [
+                f"--authentication-token-webhook-config-file={f.webhook_config_file}",
+                "--authentication-token-webhook-version=v1",
+                f"--authentication-token-webhook-cache-ttl={f.webhook_cache_ttl}",
+            ]
+        args += list(f.extra_args)
+        return args
+
+    def _start_apiserver(self, new_port: bool) -> None:
+        assert self.workdir is not None
+        last_error = ""
+        for attempt in range(1, _PORT_RETRIES + 1):
+            if new_port or self.secure_port is None:
+                self.secure_port = free_port()
+            self._apiserver_starts += 1
+            n = self._apiserver_starts
+            self.apiserver_log = self.workdir / (
+                "kube-apiserver.log" if n == 1 else f"kube-apiserver.{n}.log"
+            )
+            self.apiserver_process = self._spawn(self.apiserver_args(), self.apiserver_log)
+            try:
+                self._wait_apiserver()
+                return
+            except ControlPlaneError as exc:
+                _stop_process(self.apiserver_process)
+                self.apiserver_process = None
+                last_error = str(exc)
+                in_use = "address already in use" in log_tail(self.apiserver_log, 200)
+                if not in_use or attempt == _PORT_RETRIES:
+                    raise
+                if not new_port:
+                    # The old process's port is still held by something; wait a bit.
+                    time.sleep(1.0)
+        raise ControlPlaneError(last_error)
+
+    def _probe_context(self) -> ssl.SSLContext:
+        f = self.files
+        assert f is not None
+        ctx = ssl.create_default_context(cafile=str(f.probe_ca_file or f.client_ca_file))
+        if f.probe_client_cert_file is not None:
+            ctx.load_cert_chain(
+                str(f.probe_client_cert_file),
+                str(f.probe_client_key_file) if f.probe_client_key_file else None,
+            )
+        return ctx
+
+    def _wait_apiserver(self) -> None:
+        assert self.apiserver_process is not None and self.apiserver_log is not None
+        f = self.files
+        assert f is not None
+        authenticated = f.probe_client_cert_file is not None
+        ctx = self._probe_context()
+        deadline = time.monotonic() + self.start_timeout
+        last = "no answer yet"
+        ready = False
+        while time.monotonic() < deadline:
+            if self.apiserver_process.poll() is not None:
+                raise ControlPlaneError(
+                    f"kube-apiserver exited with code {self.apiserver_process.returncode}; "
+                    f"log {self.apiserver_log}:\n{log_tail(self.apiserver_log)}"
+                )
+            try:
+                if not ready:
+                    status, body = _http_get(f"{self.url}/readyz?verbose", ctx)
+                    last = f"/readyz: HTTP {status}: {body.strip()[-2000:]}"
+                    if status == 200 or (status == 401 and not authenticated):
+                        ready = True
+                        if not authenticated:
+                            return
+                if ready:
+                    status, body = _http_get(f"{self.url}/api/v1/namespaces/default", ctx)
+                    last = f"/api/v1/namespaces/default: HTTP {status}: {body.strip()[-500:]}"
+                    if status == 200:
+                        return
+            except ssl.SSLError as exc:
+                last = f"TLS error: {exc}"
+                if "CERTIFICATE_VERIFY_FAILED" in str(exc):
+                    raise ControlPlaneError(
+                        f"cannot verify kube-apiserver's serving certificate with "
+                        f"{f.probe_ca_file or f.client_ca_file} ({exc}); set probe_ca_file"
+                    ) from exc
+            except OSError as exc:
+                last = str(exc)
+            time.sleep(0.25)
+        raise ControlPlaneError(
+            f"kube-apiserver not ready after {self.start_timeout:.0f}s ({last}); "
+            f"log {self.apiserver_log}:\n{log_tail(self.apiserver_log)}"
+        )
+
+    # ----------------------------------------------------------------- processes
+
+    def _spawn(self, args: list[str], log_path: Path) -> subprocess.Popen[bytes]:
+        log: IO[bytes]
+        with log_path.open("ab") as log:
+            log.write(f"$ {' '.join(args)}\n".encode())
+            log.flush()
+            return subprocess.Popen(
+                args,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=_child_env(),
+                cwd=self.workdir,
+                preexec_fn=self._preexec,  # noqa: PLW1509
+            )
