@@ -46,14 +46,29 @@ class LazyGroup(click.Group):
 class CliState:
     """What the global options resolved to; the home is opened on first use."""
 
-    def __init__(self, home: str | None, config: str | None, debug: bool) -> None:
+    def __init__(self, home: str | None, config: str | None, debug: bool, now: str | None = None) -> None:
         from authsvc.home import resolve_home
 
         self.environ: dict[str, str] = dict(os.environ)
         self.home_path = resolve_home(home, self.environ)
         self.config_path = config
         self.debug = debug
+        self.now = now
         self._home: Any = None
+
+    def clock(self) -> Any:
+        """The system clock, or a fixed one when `--now` was given (simulations and tests)."""
+        from pki.clock import FixedClock, system_clock
+
+        if self.now is None:
+            return system_clock
+        import datetime as dt
+
+        try:
+            when = dt.datetime.fromisoformat(self.now.replace("Z", "+00:00"))
+        except ValueError:
+            raise click.BadParameter(f"--now {self.now!r} is not an ISO 8601 time") from None
+        return FixedClock(when if when.tzinfo else when.replace(tzinfo=dt.UTC))
 
     def home(self) -> Any:
         """The opened `authsvc.home.Home` (imported lazily: heavy)."""
@@ -63,7 +78,7 @@ class CliState:
             from authsvc.home import Home
 
             config = Path(self.config_path) if self.config_path else None
-            self._home = Home.open(self.home_path, config, environ=self.environ)
+            self._home = Home.open(self.home_path, config, clock=self.clock(), environ=self.environ)
         return self._home
 
 
@@ -79,9 +94,10 @@ class CliState:
 )
 @click.option("--config", metavar="FILE", help="Configuration file. Default: <home>/authsvc.yaml.")
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@click.option("--now", hidden=True, metavar="TIME", help="Pretend the time is TIME (ISO 8601): simulations and tests.")
 @click.version_option(package_name="authsvc")
 @click.pass_context
-def cli(ctx: click.Context, home: str | None, config: str | None, debug: bool) -> None:
+def cli(ctx: click.Context, home: str | None, config: str | None, debug: bool, now: str | None) -> None:
     """authsvc: the PKI and authentication service for Kubernetes clusters.
 
     \b
@@ -90,7 +106,7 @@ def cli(ctx: click.Context, home: str | None, config: str | None, debug: bool) -
       authsvc issue alice -g dev -o a.conf  hand a person a kubeconfig
       authsvc serve                         run the TokenReview webhook
     """
-    ctx.obj = CliState(home, config, debug)
+    ctx.obj = CliState(home, config, debug, now)
 
 
 def _one_line(error: BaseException) -> str:

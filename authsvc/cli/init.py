@@ -25,7 +25,7 @@ def init(state: CliState, cluster_name: str | None, server: str | None, dry_run:
     overrides = {k: v for k, v in {"name": cluster_name, "server": server}.items() if v}
     if overrides:
         settings = settings.model_copy(update={"cluster": settings.cluster.model_copy(update=overrides)})
-    ctx = initialize_home(state.home_path, settings, environ=state.environ, dry_run=dry_run)
+    ctx = initialize_home(state.home_path, settings, clock=state.clock(), environ=state.environ, dry_run=dry_run)
     if dry_run:
         for line in ctx.planned:
             click.echo(f"would {line}")

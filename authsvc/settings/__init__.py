@@ -10,8 +10,12 @@ import yaml
 from pydantic import ValidationError
 
 from authsvc.errors import ConfigError
+from authsvc.settings.audit import AuditSettings
+from authsvc.settings.authn import AuthnSettings
 from authsvc.settings.cluster import ClusterSettings
 from authsvc.settings.database import DatabaseSettings
+from authsvc.settings.ldap import LDAPSettings
+from authsvc.settings.login import LoginSettings
 from authsvc.settings.pki import PKISettings
 from authsvc.settings.server import ServerSettings
 from authsvc.settings.tokens import TokenSettings
@@ -26,6 +30,10 @@ class Settings(Section):
     database: DatabaseSettings = DatabaseSettings()
     server: ServerSettings = ServerSettings()
     tokens: TokenSettings = TokenSettings()
+    authn: AuthnSettings = AuthnSettings()
+    ldap: LDAPSettings = LDAPSettings()
+    login: LoginSettings = LoginSettings()
+    audit: AuditSettings = AuditSettings()
 
 
 def format_validation_error(error: ValidationError, source: str) -> str:

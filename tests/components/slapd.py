@@ -379,7 +379,9 @@ class Slapd:
     ``users``/``groups`` default to ``DEFAULT_USERS``/``DEFAULT_GROUPS``; ``dataset`` replaces
     both. ``many_groups`` adds user ``many`` (``many-pw``) in that many groups ``grp-000``..;
     ``bulk_users`` adds ``user0000``.. (``user0000-pw``..) in ``team-NN`` groups.
-    ``extra_ldif`` is appended to the seed (offline, so no overlay: give memberOf yourself).
+    ``sizelimit`` is slapd's (default here ``unlimited``; slapd's own default is 500
+    entries per search, e.g. ``"size.soft=100 size.hard=100 size.prtotal=unlimited"`` forces
+    clients to page). ``extra_ldif`` is appended to the seed (offline, so no overlay: give memberOf yourself).
     TLS: ``tls_cert`` + ``tls_key`` (+ ``tls_ca``) PEM paths add the TLS config (StartTLS on
     ldap://) and an ldaps:// listener (unless ``ldaps=False``); the files are copied into
     the folder. The folder is a new temporary one unless ``workdir`` is given (then it is not
@@ -407,6 +409,7 @@ class Slapd:
         port: int | None = None,
         ldaps_port: int | None = None,
         workdir: str | os.PathLike[str] | None = None,
+        sizelimit: str = "unlimited",
         debug_level: str = "0",
         startup_timeout: float = 10.0,
     ) -> None:
@@ -447,6 +450,7 @@ class Slapd:
         self._workdir_arg = Path(workdir) if workdir is not None else None
         self._workdir: Path | None = None
         self._debug_level = debug_level
+        self._sizelimit = sizelimit
         self.startup_timeout = startup_timeout
         self._proc: subprocess.Popen[bytes] | None = None
         self._prepared = False
@@ -552,6 +556,7 @@ class Slapd:
                 f'rootdn      "{ADMIN_DN}"',
                 f"rootpw      {ssha(ADMIN_PASSWORD)}",
                 f'directory   "{data}"',
+                f"sizelimit   {self._sizelimit}",
                 "index       objectClass eq",
                 "index       uid,cn eq",
                 "index       member,memberOf eq",

@@ -1,0 +1,10 @@
+"""`audit:` section: where decisions are logged (one JSON line each)."""
+
+from __future__ import annotations
+
+from authsvc.settings.types import Section
+
+
+class AuditSettings(Section):
+    # "-" for standard error; a path relative to the home otherwise.
+    path: str = "-"

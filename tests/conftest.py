@@ -1,0 +1,60 @@
+"""Fixtures shared by every test: an injected clock, an initialised home, the CLI in-process."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from authsvc.home import Home
+from authsvc.settings import Settings
+from authsvc.setup import initialize_home
+from pki.clock import FixedClock
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    """Starts at the real current second, so openssl and real TLS peers agree with it."""
+    return FixedClock(dt.datetime.now(dt.UTC).replace(microsecond=0))
+
+
+@pytest.fixture
+def home(tmp_path: Path, clock: FixedClock) -> Home:
+    """A freshly initialised home (default settings) using the injected clock."""
+    ctx = initialize_home(tmp_path / "home", Settings(), clock=clock, environ={})
+    return ctx.home
+
+
+@dataclass
+class CliResult:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+def run_cli(
+    args: Sequence[str], *, home: Path | None = None, input: str | None = None, env: dict[str, str] | None = None
+) -> CliResult:
+    """Run `authsvc ARGS` in-process through the real entry point (error mapping included)."""
+    from authsvc.cli import main
+
+    argv = ([f"--home={home}"] if home is not None else []) + list(args)
+    runner = CliRunner()
+    code = 0
+    with runner.isolation(input=input, env=env) as streams:
+        try:
+            main(argv)
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else 1
+        stdout, stderr = streams[0].getvalue(), streams[1].getvalue()
+    return CliResult(code, stdout.decode(), stderr.decode())
+
+
+@pytest.fixture
+def cli() -> type[CliResult]:
+    """`cli(args, home=...)` — see run_cli."""
+    return run_cli  # type: ignore[return-value]
