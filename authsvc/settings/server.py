@@ -14,7 +14,9 @@ class ServerSettings(Section):
     # Paths relative to the home. init creates these.
     tls_cert: str = "pki/authsvc/serving.crt"
     tls_key: str = "pki/authsvc/serving.key"
-    client_ca: str = "pki/ca.crt"
+    # CA of the certificates allowed to call the webhook: a CA of its own, so that a person's
+    # client certificate from the cluster CA cannot talk to the webhook.
+    client_ca: str = "pki/authsvc/webhook-client-ca.crt"
     # The API server must present a client certificate; switch off only for development.
     require_client_cert: bool = True
     serving_sans: tuple[str, ...] = ("DNS:localhost", "IP:127.0.0.1")
