@@ -9,6 +9,7 @@
 # Cache layout:
 #   ${AUTHSVC_KUBE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/authsvc/kube-apiserver}/<debian-version>/
 #     kube-apiserver   the binary (written atomically)
+#     kube-apiserver.recipe  BUILD_RECIPE it was built with (stale -> rebuild)
 #     build.log        log of the last build (apt, dpkg-source, make, go)
 #     gocache/         Go build cache, kept so that a rebuild is faster
 #     build.*/         temporary build tree, removed after a successful build
@@ -21,6 +22,8 @@ readonly KUBE_GIT_VERSION="v1.20.2"
 readonly KUBE_GIT_MAJOR="1"
 readonly KUBE_GIT_MINOR="20"
 readonly GO_BIN="/usr/lib/go-1.19/bin/go"
+# Bump when the way the binary is built changes, so that cached binaries are rebuilt.
+readonly BUILD_RECIPE="2"
 readonly DEB_SRC_FILE="/etc/apt/sources.list.d/authsvc-deb-src.sources"
 readonly DEB_SRC_LIST_FILE="/etc/apt/sources.list.d/authsvc-deb-src.list"
 readonly APT_LOCK_WAIT_SECONDS=600
@@ -79,11 +82,14 @@ esac
 cache_root="${AUTHSVC_KUBE_CACHE:-${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/authsvc/kube-apiserver}"
 cache_dir="${cache_root}/${DEB_VERSION}"
 binary="${cache_dir}/kube-apiserver"
+recipe_file="${binary}.recipe"
 build_log="${cache_dir}/build.log"
 
-# True if $binary exists, is executable and reports the version we build.
+# True if $binary exists, is executable, was built by this recipe and reports the
+# version we build.
 cached_binary_ok() {
     [[ -f "$binary" && -x "$binary" ]] || return 1
+    [[ "$(cat "$recipe_file" 2>/dev/null)" == "$BUILD_RECIPE" ]] || return 1
     local out
     out="$("$binary" --version 2>/dev/null)" || return 1
     [[ "$out" == "Kubernetes ${KUBE_GIT_VERSION}" ]]
@@ -108,8 +114,8 @@ if cached_binary_ok; then
     exit 0
 fi
 if [[ -e "$binary" ]]; then
-    log "cached $binary does not report ${KUBE_GIT_VERSION}; rebuilding"
-    rm -f "$binary"
+    log "cached $binary is stale (other build recipe or version); rebuilding"
+    rm -f "$binary" "$recipe_file"
 fi
 
 : >"$build_log"
@@ -287,7 +293,7 @@ fi
 for stale in "$cache_dir"/build.*; do
     [[ -d "$stale" ]] && rm -rf "$stale"
 done
-rm -f "$cache_dir"/.kube-apiserver.tmp.*
+rm -f "$cache_dir"/.kube-apiserver.tmp.* "$cache_dir"/kube-apiserver.recipe.tmp.*
 
 build_dir="$(mktemp -d "${cache_dir}/build.XXXXXX")"
 gopath="${build_dir}/gopath"
@@ -344,13 +350,21 @@ gen_openapi() {
 }
 run_step "generating OpenAPI definitions (make gen_openapi)" gen_openapi
 
+# Stamp both version packages, as upstream's hack/lib/version.sh does: `--version`
+# and most of the server read component-base's, but /version is served by the
+# aggregator, which reads client-go's. gitCommit needs no stamp: the tarball was made
+# by `git archive`, which already wrote the upstream commit into both base.go files.
 build_date="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
-version_pkg="k8s.io/kubernetes/vendor/k8s.io/component-base/version"
-ldflags="-X ${version_pkg}.gitVersion=${KUBE_GIT_VERSION}"
-ldflags+=" -X ${version_pkg}.gitMajor=${KUBE_GIT_MAJOR}"
-ldflags+=" -X ${version_pkg}.gitMinor=${KUBE_GIT_MINOR}"
-ldflags+=" -X ${version_pkg}.gitTreeState=clean"
-ldflags+=" -X ${version_pkg}.buildDate=${build_date}"
+ldflags=""
+for version_pkg in k8s.io/kubernetes/vendor/k8s.io/client-go/pkg/version \
+    k8s.io/kubernetes/vendor/k8s.io/component-base/version; do
+    ldflags+=" -X ${version_pkg}.gitVersion=${KUBE_GIT_VERSION}"
+    ldflags+=" -X ${version_pkg}.gitMajor=${KUBE_GIT_MAJOR}"
+    ldflags+=" -X ${version_pkg}.gitMinor=${KUBE_GIT_MINOR}"
+    ldflags+=" -X ${version_pkg}.gitTreeState=clean"
+    ldflags+=" -X ${version_pkg}.buildDate=${build_date}"
+done
+ldflags="${ldflags# }"
 
 go_build() {
     cd "${gopath}/src/k8s.io/kubernetes" || return
@@ -369,10 +383,16 @@ check_binary() {
         echo "expected 'Kubernetes ${KUBE_GIT_VERSION}'"
         return 1
     }
+    # /version (served by the aggregator) reads client-go's version package.
+    "$GO_BIN" version -m "$tmp_binary" | grep -F -- "client-go/pkg/version.gitVersion=${KUBE_GIT_VERSION}" || {
+        echo "the client-go version package was not stamped with ${KUBE_GIT_VERSION}"
+        return 1
+    }
 }
 run_step "checking the new binary's --version" check_binary
 
 mv -f "$tmp_binary" "$binary"
+printf '%s\n' "$BUILD_RECIPE" >"${recipe_file}.tmp.$$" && mv -f "${recipe_file}.tmp.$$" "$recipe_file"
 current_step="removing the build tree"
 rm -rf "$build_dir"
 log "cached $binary"

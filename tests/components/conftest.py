@@ -7,6 +7,4 @@ import pytest
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "slapd: needs a real OpenLDAP slapd (Debian package slapd)")
-    config.addinivalue_line(
-        "markers", "postgres: needs a real PostgreSQL server (Debian package postgresql)"
-    )
+    config.addinivalue_line("markers", "postgres: needs a real PostgreSQL server (Debian package postgresql)")

@@ -14,6 +14,7 @@ unix socket inside the folder (trust; used for the superuser's setup work).
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import pwd
 import shutil
@@ -38,10 +39,8 @@ _LIVE: weakref.WeakSet[Postgres] = weakref.WeakSet()
 @atexit.register
 def _kill_leftovers() -> None:
     for server in list(_LIVE):
-        try:
+        with contextlib.suppress(Exception):  # best effort at interpreter exit
             server.stop(timeout=2.0)
-        except Exception:  # pragma: no cover - best effort at interpreter exit
-            pass
 
 
 _DEFAULT_SETTINGS: dict[str, str] = {
@@ -97,9 +96,7 @@ class Postgres:
         self._own_workdir = workdir is None
         self._workdir: Path | None = None
         # Run as another OS user only when we are root (initdb/postgres refuse root).
-        self.os_user: str | None = os_user if os_user is not None else (
-            "postgres" if os.geteuid() == 0 else None
-        )
+        self.os_user: str | None = os_user if os_user is not None else ("postgres" if os.geteuid() == 0 else None)
         self._proc: subprocess.Popen[bytes] | None = None
         self._initialised = False
 
@@ -108,18 +105,12 @@ class Postgres:
     @property
     def url(self) -> str:
         """SQLAlchemy URL: ``postgresql+psycopg://authsvc:authsvc@127.0.0.1:PORT/authsvc``."""
-        return (
-            f"postgresql+psycopg://{self.user}:{self.password}@{self.host}:{self.port}/"
-            f"{self.database}"
-        )
+        return f"postgresql+psycopg://{self.user}:{self.password}@{self.host}:{self.port}/{self.database}"
 
     @property
     def dsn(self) -> str:
         """libpq conninfo for psycopg.connect() (TCP, the application role)."""
-        return (
-            f"host={self.host} port={self.port} dbname={self.database} "
-            f"user={self.user} password={self.password}"
-        )
+        return f"host={self.host} port={self.port} dbname={self.database} user={self.user} password={self.password}"
 
     @property
     def admin_dsn(self) -> str:
@@ -265,9 +256,7 @@ class Postgres:
         result = subprocess.run(cmd, capture_output=True, text=True, **self._popen_kwargs())  # type: ignore[call-overload]
         pwfile.unlink()
         if result.returncode != 0:
-            raise RuntimeError(
-                f"initdb failed (rc={result.returncode}) in {wd}:\n{result.stdout}{result.stderr}"
-            )
+            raise RuntimeError(f"initdb failed (rc={result.returncode}) in {wd}:\n{result.stdout}{result.stderr}")
         lines = [f"{k} = {v}" for k, v in self._settings.items()]
         lines += [f"port = {self.port}", f"unix_socket_directories = '{self.socket_dir}'"]
         with open(self.data_dir / "postgresql.conf", "a") as conf:
@@ -311,8 +300,7 @@ class Postgres:
             rc = self._proc.poll()
             if rc is not None:
                 raise RuntimeError(
-                    f"postgres exited with code {rc} during startup; log {self.log_path}:\n"
-                    f"{log_tail(self.log_path)}"
+                    f"postgres exited with code {rc} during startup; log {self.log_path}:\n{log_tail(self.log_path)}"
                 )
             try:
                 with psycopg.connect(self.admin_dsn, connect_timeout=2) as conn:
@@ -342,23 +330,15 @@ class Postgres:
                 )
             )
             conn.execute(
-                sql.SQL("CREATE DATABASE {} OWNER {}").format(
-                    sql.Identifier(self.database), sql.Identifier(self.user)
-                )
+                sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(self.database), sql.Identifier(self.user))
             )
 
     def reset_database(self) -> None:
         """Drop and recreate the application database (terminating its sessions)."""
         with self.admin_connection() as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(self.database)))
             conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                    sql.Identifier(self.database)
-                )
-            )
-            conn.execute(
-                sql.SQL("CREATE DATABASE {} OWNER {}").format(
-                    sql.Identifier(self.database), sql.Identifier(self.user)
-                )
+                sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(self.database), sql.Identifier(self.user))
             )
 
     def stop(self, mode: str = "fast", timeout: float = 15.0) -> None:
@@ -385,10 +365,8 @@ class Postgres:
         """Crash: SIGKILL the postmaster and its backends (its own process group)."""
         proc = self._proc
         if proc is not None and proc.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
             proc.wait()
         self._proc = None
         _LIVE.discard(self)
@@ -415,4 +393,3 @@ class Postgres:
     def __repr__(self) -> str:
         state = f"pid={self.pid}" if self.running else "stopped"
         return f"<Postgres {self.host}:{self.port} {state}>"
-

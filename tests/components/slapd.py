@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import atexit
 import base64
+import contextlib
 import hashlib
 import os
 import shutil
@@ -41,33 +42,33 @@ from ldap3.utils.dn import escape_rdn, safe_dn
 from .support import find_binary, free_port, log_tail
 
 __all__ = [
-    "BASE_DN",
-    "PEOPLE_DN",
-    "GROUPS_DN",
-    "SERVICES_DN",
     "ADMIN_DN",
     "ADMIN_PASSWORD",
+    "BASE_DN",
+    "BULK_TEAMS",
+    "BULK_USERS",
+    "DEFAULT_GROUPS",
+    "DEFAULT_USERS",
+    "GROUPS_DN",
+    "MANY_GROUPS",
+    "MANY_PASSWORD",
+    "MANY_UID",
+    "PEOPLE_DN",
+    "SERVICES_DN",
     "SERVICE_DN",
     "SERVICE_PASSWORD",
-    "MANY_UID",
-    "MANY_PASSWORD",
-    "MANY_GROUPS",
-    "BULK_USERS",
-    "BULK_TEAMS",
-    "User",
-    "Group",
     "Dataset",
-    "DEFAULT_USERS",
-    "DEFAULT_GROUPS",
-    "user_dn",
-    "group_dn",
-    "ssha",
-    "many_groups_data",
+    "Group",
+    "Slapd",
+    "User",
     "bulk_users_data",
     "default_dataset",
-    "seed_ldif",
+    "group_dn",
+    "many_groups_data",
     "parse_ldif",
-    "Slapd",
+    "seed_ldif",
+    "ssha",
+    "user_dn",
 ]
 
 BASE_DN = "dc=example,dc=org"
@@ -251,7 +252,7 @@ def _ldif_record(dn: str, attributes: Mapping[str, Iterable[str]]) -> str:
 
 
 def _norm(dn: str) -> str:
-    return safe_dn(dn).lower()
+    return str(safe_dn(dn)).lower()
 
 
 def _base_entries() -> list[tuple[str, dict[str, list[str]]]]:
@@ -367,10 +368,8 @@ _LIVE: weakref.WeakSet[Slapd] = weakref.WeakSet()
 @atexit.register
 def _kill_leftovers() -> None:
     for server in list(_LIVE):
-        try:
+        with contextlib.suppress(Exception):  # best effort at interpreter exit
             server.stop(timeout=2.0)
-        except Exception:  # pragma: no cover - best effort at interpreter exit
-            pass
 
 
 class Slapd:
@@ -386,6 +385,10 @@ class Slapd:
     ldap://) and an ldaps:// listener (unless ``ldaps=False``); the files are copied into
     the folder. The folder is a new temporary one unless ``workdir`` is given (then it is not
     deleted by ``close()``).
+
+    ``debug_level`` is slapd's ``-d`` (keeps it in the foreground): ``none`` prints only
+    uncategorised messages -- startup errors such as "bind failed errno=98" -- whereas ``0``
+    prints nothing at all; ``stats`` logs every operation.
 
     Nothing runs until ``start()`` / ``with``; ports are chosen at construction and kept for
     restarts, so ``url`` is known up front.
@@ -410,7 +413,7 @@ class Slapd:
         ldaps_port: int | None = None,
         workdir: str | os.PathLike[str] | None = None,
         sizelimit: str = "unlimited",
-        debug_level: str = "0",
+        debug_level: str = "none",
         startup_timeout: float = 10.0,
     ) -> None:
         if dataset is not None and (users is not None or groups is not None):
@@ -500,9 +503,7 @@ class Slapd:
     def _binary(self, name: str) -> str:
         path = find_binary(name)
         if path is None:
-            raise FileNotFoundError(
-                f"{name} not found; install slapd (apt-get install slapd ldap-utils)"
-            )
+            raise FileNotFoundError(f"{name} not found; install slapd (apt-get install slapd ldap-utils)")
         return str(path)
 
     def _prepare(self) -> None:
@@ -589,9 +590,7 @@ class Slapd:
             text=True,
         )
         if result.returncode != 0:
-            raise RuntimeError(
-                f"slapadd failed (rc={result.returncode}) in {wd}:\n{result.stdout}{result.stderr}"
-            )
+            raise RuntimeError(f"slapadd failed (rc={result.returncode}) in {wd}:\n{result.stdout}{result.stderr}")
         self._prepared = True
 
     def start(self) -> Slapd:
@@ -640,8 +639,7 @@ class Slapd:
             rc = self._proc.poll()
             if rc is not None:
                 raise RuntimeError(
-                    f"slapd exited with code {rc} during startup; log {self.log_path}:\n"
-                    f"{log_tail(self.log_path)}"
+                    f"slapd exited with code {rc} during startup; log {self.log_path}:\n{log_tail(self.log_path)}"
                 )
             try:
                 self._probe(self.url)

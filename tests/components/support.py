@@ -10,13 +10,13 @@ import time
 from pathlib import Path
 
 __all__ = [
-    "free_port",
-    "wait_for_port",
     "find_binary",
-    "require_binary",
-    "postgres_bindir",
+    "free_port",
     "is_ci",
     "log_tail",
+    "postgres_bindir",
+    "require_binary",
+    "wait_for_port",
 ]
 
 # Folders searched after $PATH: sbin folders are often missing from a non-root PATH, and

@@ -177,11 +177,7 @@ class TestSlapd:
     def test_bulk_users(self, slapd: Slapd) -> None:
         conn = _bind(slapd, user_dn("user0999"), "user0999-pw")
         assert _groups_of(conn, user_dn("user0999")) == {"team-49"}
-        entries = list(
-            conn.extend.standard.paged_search(
-                PEOPLE_DN, "(uid=user*)", attributes=["uid"], paged_size=500
-            )
-        )
+        entries = list(conn.extend.standard.paged_search(PEOPLE_DN, "(uid=user*)", attributes=["uid"], paged_size=500))
         assert len(entries) == 1000  # needs sizelimit unlimited (slapd's default is 500)
         conn.unbind()
 
@@ -192,9 +188,7 @@ class TestSlapd:
             conn.search(GROUPS_DN, "(cn=grp-*)", attributes=["cn"])
             assert conn.result["result"] == 4  # sizeLimitExceeded (ldap3 does not raise it)
             assert len(conn.entries) == 5
-            entries = conn.extend.standard.paged_search(
-                GROUPS_DN, "(cn=grp-*)", attributes=["cn"], paged_size=5
-            )
+            entries = conn.extend.standard.paged_search(GROUPS_DN, "(cn=grp-*)", attributes=["cn"], paged_size=5)
             assert len(list(entries)) == 20  # paging gets past the limit
             conn.unbind()
 
@@ -209,9 +203,7 @@ class TestSlapd:
             "member: uid=dave,ou=people,dc=example,dc=org\n"
         )
         conn = small_slapd.connection()
-        assert sorted(_member_of(conn, user_dn("alice"))) == sorted(
-            [group_dn("dev"), group_dn("ops"), group_dn("qa")]
-        )
+        assert sorted(_member_of(conn, user_dn("alice"))) == sorted([group_dn("dev"), group_dn("ops"), group_dn("qa")])
         assert _member_of(conn, user_dn("bob")) == []
         assert sorted(_member_of(conn, user_dn("dave"))) == [group_dn("qa"), group_dn("sre")]
         conn.unbind()
@@ -249,9 +241,7 @@ class TestSlapd:
         with Slapd(tls_cert=cert, tls_key=key, tls_ca=ca) as server:
             assert server.ldaps_url == f"ldaps://127.0.0.1:{server.ldaps_port}"
             tls = ldap3.Tls(validate=ssl.CERT_REQUIRED, ca_certs_file=str(ca))
-            conn = server.connection(
-                user_dn("alice"), "alice-pw", url=server.ldaps_url, tls=tls
-            )
+            conn = server.connection(user_dn("alice"), "alice-pw", url=server.ldaps_url, tls=tls)
             assert conn.extend.standard.who_am_i() == f"dn:{user_dn('alice')}"
             conn.unbind()
             conn = server.connection(user_dn("bob"), "bob-pw", tls=tls, start_tls=True)
@@ -280,9 +270,9 @@ def _make_certs(folder: Path) -> tuple[Path, Path, Path]:
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test CA")])
     ca_cert = (
@@ -310,12 +300,10 @@ def _make_certs(folder: Path) -> tuple[Path, Path, Path]:
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(days=1))
         .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
-            ),
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]),
             critical=False,
         )
-        .add_extension(x509.ExtendedKeyUsage([x509.ExtendedKeyUsageOID.SERVER_AUTH]), False)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), False)
         .sign(ca_key, hashes.SHA256())
     )
     paths = (folder / "ca.pem", folder / "server.pem", folder / "server.key")
@@ -345,9 +333,7 @@ def postgres() -> Iterator[Postgres]:
 @pytest.mark.postgres
 class TestPostgres:
     def test_select_1(self, postgres: Postgres) -> None:
-        assert postgres.url == (
-            f"postgresql+psycopg://authsvc:authsvc@127.0.0.1:{postgres.port}/authsvc"
-        )
+        assert postgres.url == (f"postgresql+psycopg://authsvc:authsvc@127.0.0.1:{postgres.port}/authsvc")
         engine = sa.create_engine(postgres.url, poolclass=sa.NullPool)
         with engine.connect() as conn:
             assert conn.execute(sa.text("select 1")).scalar() == 1
@@ -358,9 +344,8 @@ class TestPostgres:
     def test_wrong_password_is_rejected(self, postgres: Postgres) -> None:
         bad = postgres.url.replace("authsvc:authsvc@", "authsvc:nope@")
         engine = sa.create_engine(bad, poolclass=sa.NullPool)
-        with pytest.raises(sa.exc.OperationalError, match="password authentication failed"):
-            with engine.connect():
-                pass
+        with pytest.raises(sa.exc.OperationalError, match="password authentication failed"), engine.connect():
+            pass
 
     def test_stop_and_start(self, postgres: Postgres) -> None:
         engine = sa.create_engine(postgres.url, poolclass=sa.NullPool)
@@ -369,9 +354,8 @@ class TestPostgres:
             conn.execute(sa.text("insert into kept values (42)"))
         postgres.stop()
         assert not postgres.running
-        with pytest.raises(sa.exc.OperationalError):
-            with engine.connect():
-                pass
+        with pytest.raises(sa.exc.OperationalError), engine.connect():
+            pass
         postgres.start()
         with engine.connect() as conn:
             assert conn.execute(sa.text("select v from kept")).scalar() == 42
