@@ -16,6 +16,7 @@ from authsvc.services import Services
 # "module:blueprint" in registration order.
 BLUEPRINTS: list[str] = [
     "authsvc.web.health:blueprint",
+    "authsvc.web.webhook:blueprint",
 ]
 
 

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
@@ -21,10 +22,12 @@ from authsvc.errors import HomeError
 from authsvc.settings import CONFIG_NAME, Settings, load_settings, read_secret
 from pki.ca import CertificateAuthority
 from pki.clock import Clock, system_clock
-from pki.db import create_schema, make_engine
 from pki.inventory import Inventory
 from pki.issuance import CertificateIssuer
 from pki.store import load_certificate, load_certificates, load_private_key
+
+if TYPE_CHECKING:
+    from pki.tokens import TokenService
 
 DEFAULT_HOME = "authsvc-data"
 HOME_ENV = "AUTHSVC_HOME"
@@ -99,16 +102,24 @@ class Home:
 
     @cached_property
     def engine(self) -> Engine:
-        # Importing the models registers their tables on the shared Base before create_schema.
+        # An empty database is migrated to head; one behind or newer than this code is refused
+        # (one query when it is at head). authsvc/db.py has the rules. The models are imported
+        # so that every table is mapped before anyone queries through this engine.
         import authsvc.models  # noqa: F401
+        from authsvc.db import open_engine
 
-        engine = make_engine(self.database_url)
-        create_schema(engine)
-        return engine
+        return open_engine(self.database_url)
 
     @cached_property
     def inventory(self) -> Inventory:
         return Inventory(self.engine)
+
+    @cached_property
+    def token_service(self) -> TokenService:
+        """Issues, verifies and revokes the tokens authsvc signs (keys: pki/sa.key, pki/sa.pub)."""
+        from authsvc.tokens import build_token_service
+
+        return build_token_service(self)
 
     def load_ca(self, name: str = "ca") -> CertificateAuthority:
         cert_file, key_file = self.cert_path(name), self.key_path(name)

@@ -2,23 +2,41 @@
 
 Nothing here pastes strings into YAML: names that reach the file go through the YAML
 emitter, and are validated first (`pki.names.check_name`).
+
+Merging follows kubectl's rules for one file (clientcmd `ModifyConfig`): entries with other
+names are left exactly as they were, and the file is locked with kubectl's own lock file
+(`<file>.lock`, created exclusively) while it is read, changed and written back.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
+import copy
+import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from authsvc.errors import UsageError
 from pki.names import check_name
 from pki.store import atomic_write
+
+SECTIONS = ("clusters", "users", "contexts")
+# The kind of each section's entries, for messages ("user 'alice'").
+_ENTRY_KIND = {"clusters": "cluster", "users": "user", "contexts": "context"}
+EXEC_API_VERSION = "client.authentication.k8s.io/v1"
 
 
 def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
+
+
+class KubeconfigConflict(UsageError):
+    """The target kubeconfig already holds entries of the same names with other content."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +75,32 @@ class UserEntry:
         return {"name": self.name, "user": user}
 
 
+def exec_user_config(
+    *, login_url: str, ca_pem: bytes | None, username: str | None = None, install_hint: str
+) -> dict[str, Any]:
+    """A client-go exec credential plugin running `authsvc login` (client.authentication.k8s.io/v1).
+
+    The login endpoint's CA travels inside the arguments (`--ca-data`), so a kubeconfig works
+    against a private CA without anything installed in the system trust store.
+    See https://kubernetes.io/docs/reference/access-authn-authz/authentication/#client-go-credential-plugins
+    """
+    args = ["login", "--server", login_url]
+    if ca_pem is not None:
+        args += ["--ca-data", b64(ca_pem)]
+    if username is not None:
+        args += ["--username", username]
+    return {
+        "apiVersion": EXEC_API_VERSION,
+        "command": "authsvc",
+        "args": args,
+        # Prompt for a password when a terminal is there; a non-interactive run still works
+        # while `authsvc login` has a cached, valid token.
+        "interactiveMode": "IfAvailable",
+        "provideClusterInfo": True,
+        "installHint": install_hint,
+    }
+
+
 def build_kubeconfig(
     cluster: ClusterEntry, user: UserEntry, *, context_name: str | None = None, namespace: str | None = None
 ) -> dict[str, Any]:
@@ -78,7 +122,8 @@ def build_kubeconfig(
 
 
 def dump_kubeconfig(config: dict[str, Any]) -> bytes:
-    return yaml.safe_dump(config, sort_keys=False, default_flow_style=False).encode()
+    # A wide line: long values (installHint) stay on one line instead of being folded.
+    return yaml.safe_dump(config, sort_keys=False, default_flow_style=False, width=4096).encode()
 
 
 def write_kubeconfig(path: Path, config: dict[str, Any]) -> Path:
@@ -86,8 +131,85 @@ def write_kubeconfig(path: Path, config: dict[str, Any]) -> Path:
     return atomic_write(path, dump_kubeconfig(config), 0o600)
 
 
-def load_kubeconfig(path: Path) -> dict[str, Any]:
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+def empty_kubeconfig() -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Config", "clusters": [], "contexts": [], "users": [], "preferences": {}}
+
+
+def load_kubeconfig(path: Path, *, missing_ok: bool = False) -> dict[str, Any]:
+    """Parse a kubeconfig; ValueError naming the file when it is not one."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        if missing_ok:
+            return empty_kubeconfig()
+        raise
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as e:
+        raise ValueError(f"{path} is not valid YAML: {str(e).splitlines()[0]}") from None
     if not isinstance(data, dict):
         raise ValueError(f"{path} is not a kubeconfig (top level is not a mapping)")
+    for section in SECTIONS:
+        entries = data.get(section)
+        if entries is not None and not (
+            isinstance(entries, list) and all(isinstance(e, dict) and isinstance(e.get("name"), str) for e in entries)
+        ):
+            raise ValueError(f"{path} is not a kubeconfig: {section} must be a list of named entries")
     return data
+
+
+def merge_conflicts(existing: dict[str, Any], incoming: dict[str, Any]) -> list[str]:
+    """Entries of `incoming` whose name is taken in `existing` by an entry with other content."""
+    found = []
+    for section in SECTIONS:
+        present = {e["name"]: e for e in existing.get(section) or []}
+        for entry in incoming.get(section) or []:
+            if entry["name"] in present and present[entry["name"]] != entry:
+                found.append(f"{_ENTRY_KIND[section]} {entry['name']!r}")
+    return found
+
+
+def merge_kubeconfig(existing: dict[str, Any], incoming: dict[str, Any], *, force: bool = False) -> dict[str, Any]:
+    """`incoming`'s clusters, users and contexts added to `existing`, which is not modified.
+
+    Entries with other names stay as they are, in their order; an identical entry is kept
+    once; a same-named entry with other content is a KubeconfigConflict unless `force`,
+    which replaces it where it stands. current-context changes only when `existing` has none:
+    adding someone's credentials must not silently switch what the file's owner talks to.
+    """
+    conflicts = merge_conflicts(existing, incoming)
+    if conflicts and not force:
+        raise KubeconfigConflict(f"the kubeconfig already has {', '.join(conflicts)}: use --force to replace")
+    merged = copy.deepcopy(existing)
+    merged.setdefault("apiVersion", "v1")
+    merged.setdefault("kind", "Config")
+    for section in SECTIONS:
+        entries: list[dict[str, Any]] = merged.get(section) or []
+        index = {e["name"]: i for i, e in enumerate(entries)}
+        for entry in incoming.get(section) or []:
+            if entry["name"] in index:
+                entries[index[entry["name"]]] = copy.deepcopy(entry)
+            else:
+                index[entry["name"]] = len(entries)
+                entries.append(copy.deepcopy(entry))
+        merged[section] = entries
+    if not merged.get("current-context") and incoming.get("current-context"):
+        merged["current-context"] = incoming["current-context"]
+    return merged
+
+
+@contextlib.contextmanager
+def kubeconfig_lock(path: Path) -> Iterator[None]:
+    """Hold kubectl's lock on `path` (clientcmd's `<file>.lock`, created exclusively)."""
+    lock = path.with_name(path.name + ".lock")
+    try:
+        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except FileExistsError:
+        raise UsageError(
+            f"{path} is locked by another writer ({lock} exists); if no kubectl or authsvc is running, remove the lock"
+        ) from None
+    os.close(fd)
+    try:
+        yield
+    finally:
+        lock.unlink(missing_ok=True)

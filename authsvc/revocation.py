@@ -7,8 +7,7 @@ from pathlib import Path
 from cryptography import x509
 
 from authsvc.home import Home, pki_path
-from pki.inventory import REVOCATION_REASONS
-from pki.revocation import RevokedEntry, build_crl, crl_der, crl_pem
+from pki.revocation import REVOCATION_REASONS, RevokedEntry, build_crl, crl_der, crl_pem
 from pki.store import atomic_write
 
 

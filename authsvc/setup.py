@@ -11,11 +11,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from authsvc.db import migrate_database_step
 from authsvc.errors import HomeError
 from authsvc.home import Home, pki_path
+from authsvc.kubeadm import ensure_kubeadm_ca, kubeadm_cas_step, kubeadm_certs_step, kubeadm_kubeconfigs_step
 from authsvc.settings import CONFIG_NAME, Settings, settings_to_yaml
 from pki.ca import CertificateAuthority
 from pki.clock import Clock, system_clock
+from pki.keys import KeyType
+from pki.names import SubjectAltNames
+from pki.profiles import ROOT_CA, Profile
 from pki.store import DIR_MODE, atomic_write, ensure_dir, write_certificates, write_private_key
 
 
@@ -46,8 +51,19 @@ def write_config_step(ctx: InitContext) -> None:
         ctx.written.append(atomic_write(ctx.home.config_path, settings_to_yaml(ctx.home.settings).encode(), 0o600))
 
 
-def ensure_ca(ctx: InitContext, name: str, common_name: str) -> CertificateAuthority | None:
-    """Create CA `name` (kubeadm file names) unless it exists; return it (None on a dry run)."""
+def ensure_ca(
+    ctx: InitContext,
+    name: str,
+    common_name: str,
+    *,
+    key_type: KeyType | str | None = None,
+    profile: Profile = ROOT_CA,
+    sans: SubjectAltNames | None = None,
+) -> CertificateAuthority | None:
+    """Create CA `name` (kubeadm file names) unless it exists; return it (None on a dry run).
+
+    `key_type` defaults to pki.ca_key_type; kubeadm's CAs pass cluster.encryption_algorithm's.
+    """
     cert_file, key_file = pki_path(ctx.home.root, name, "crt"), pki_path(ctx.home.root, name, "key")
     if cert_file.exists() and key_file.exists():
         return ctx.home.load_ca(name)
@@ -56,7 +72,9 @@ def ensure_ca(ctx: InitContext, name: str, common_name: str) -> CertificateAutho
     if not ctx.plan(f"create CA {name} ({common_name})"):
         return None
     pki = ctx.home.settings.pki
-    ca = CertificateAuthority.create_root(common_name, now=ctx.now, key_type=pki.ca_key_type, ttl=pki.ca_ttl)
+    ca = CertificateAuthority.create_root(
+        common_name, now=ctx.now, key_type=key_type or pki.ca_key_type, ttl=pki.ca_ttl, profile=profile, sans=sans
+    )
     ctx.written.append(write_private_key(key_file, ca.key, ctx.home.key_passphrase))
     ctx.written.append(write_certificates(cert_file, [ca.certificate]))
     ctx.home.inventory.record(ca.certificate, profile="root-ca", now=ctx.now, name=name, ca_name=name, requester="init")
@@ -64,13 +82,17 @@ def ensure_ca(ctx: InitContext, name: str, common_name: str) -> CertificateAutho
 
 
 def cluster_ca_step(ctx: InitContext) -> None:
-    # kubeadm names the cluster CA "kubernetes"; kube-apiserver does not care, people do.
-    ensure_ca(ctx, "ca", "kubernetes")
+    # kubeadm's cluster CA: CN "kubernetes", key per cluster.encryption_algorithm (RSA-2048 by default).
+    ensure_kubeadm_ca(ctx, "ca")
 
 
 INIT_STEPS: list[InitStep] = [
     write_config_step,
+    migrate_database_step,
     cluster_ca_step,
+    kubeadm_cas_step,
+    kubeadm_certs_step,
+    kubeadm_kubeconfigs_step,
 ]
 
 

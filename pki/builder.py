@@ -6,6 +6,7 @@ Nothing here reads or writes files or the database.
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -19,6 +20,16 @@ from pki.profiles import Profile
 # Clocks of the machines that check our certificates drift; a certificate that is valid
 # "from now" is rejected by a client a few seconds behind. Backdate a little.
 CLOCK_SKEW = dt.timedelta(minutes=5)
+
+# RFC 5280 4.1.2.2 allows at most 20 octets for a positive serial, i.e. 159 bits. The top bit
+# is always set so every serial is exactly 159 bits long (158 random: CA/B asks for >= 64,
+# issue 2 for >= 128) and its DER encoding never needs a leading zero octet.
+SERIAL_BITS = 159
+
+
+def new_serial() -> int:
+    """A fresh random positive serial of exactly SERIAL_BITS bits, from the OS CSPRNG."""
+    return secrets.randbits(SERIAL_BITS - 1) | (1 << (SERIAL_BITS - 1))
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +48,12 @@ class Issuer:
 def validity_window(
     now: dt.datetime, ttl: dt.timedelta, issuer_not_after: dt.datetime | None = None
 ) -> tuple[dt.datetime, dt.datetime]:
-    """(notBefore, notAfter): backdated by CLOCK_SKEW, never past the issuer's notAfter."""
+    """(notBefore, notAfter): backdated by CLOCK_SKEW, never past the issuer's notAfter.
+
+    Raises CAError when the lifetime is not positive or the issuer has already expired.
+    """
+    if ttl <= dt.timedelta(0):
+        raise CAError(f"certificate lifetime {ttl} must be positive")
     not_before = now - CLOCK_SKEW
     not_after = now + ttl
     if issuer_not_after is not None and not_after > issuer_not_after:
@@ -75,9 +91,12 @@ def build_certificate(
     not_before: dt.datetime | None = None,
     not_after: dt.datetime | None = None,
 ) -> x509.Certificate:
-    """Build and sign one certificate. Explicit `not_before`/`not_after` are for renewals that keep a window."""
+    """Build and sign one certificate. Explicit `not_before`/`not_after` are for renewals that keep a window.
+
+    Raises PolicyError for a weak or unsupported key, CAError for an expired issuer.
+    """
     check_key_strength(public_key)
-    window = validity_window(now, ttl or profile.default_ttl, issuer.not_after)
+    window = validity_window(now, profile.default_ttl if ttl is None else ttl, issuer.not_after)
     start = not_before or window[0]
     end = min(not_after, window[1]) if not_after else window[1]
     builder = (
@@ -85,7 +104,7 @@ def build_certificate(
         .subject_name(subject)
         .issuer_name(issuer.name)
         .public_key(public_key)
-        .serial_number(serial or x509.random_serial_number())
+        .serial_number(new_serial() if serial is None else serial)
         .not_valid_before(start)
         .not_valid_after(end)
         .add_extension(x509.BasicConstraints(ca=profile.is_ca, path_length=profile.path_length), critical=True)
@@ -94,14 +113,16 @@ def build_certificate(
     )
     if profile.ext_key_usages:
         builder = builder.add_extension(x509.ExtendedKeyUsage(list(profile.ext_key_usages)), critical=False)
+    # RFC 5280 4.2.1.1: AKI in every certificate except a self-signed one, where it may be left out.
     if issuer.certificate is not None:
-        builder = builder.add_extension(_authority_key_identifier(issuer.certificate), critical=False)
+        builder = builder.add_extension(authority_key_identifier(issuer.certificate), critical=False)
     if sans:
         builder = builder.add_extension(sans.as_extension(), critical=False)
     return builder.sign(issuer.key, signature_hash(issuer.key))  # type: ignore[arg-type]
 
 
-def _authority_key_identifier(ca_cert: x509.Certificate) -> x509.AuthorityKeyIdentifier:
+def authority_key_identifier(ca_cert: x509.Certificate) -> x509.AuthorityKeyIdentifier:
+    """The AKI pointing at `ca_cert`: its own SKI when it has one (verifiers match them byte for byte)."""
     try:
         ski = ca_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
     except x509.ExtensionNotFound:

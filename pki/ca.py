@@ -33,6 +33,7 @@ class CertificateAuthority:
         ttl: dt.timedelta | None = None,
         profile: Profile = ROOT_CA,
         subject: x509.Name | None = None,
+        sans: SubjectAltNames | None = None,
     ) -> CertificateAuthority:
         ca_key = key or generate_private_key(key_type)
         name = subject or common_name_subject(common_name)
@@ -43,6 +44,7 @@ class CertificateAuthority:
             profile=profile,
             now=now,
             ttl=ttl,
+            sans=sans,
         )
         return cls(cert, ca_key)
 
@@ -80,7 +82,23 @@ class CertificateAuthority:
             raise CAError(f"CA {subject}: certificate has no basicConstraints (not a CA)") from None
         if not constraints.ca:
             raise CAError(f"CA {subject}: certificate is not a CA (basicConstraints CA:FALSE)")
+        try:
+            usage = certificate.extensions.get_extension_for_class(x509.KeyUsage).value
+        except x509.ExtensionNotFound:
+            usage = None
+        if usage is not None and not usage.key_cert_sign:
+            raise CAError(f"CA {subject}: keyUsage lacks keyCertSign, so verifiers would reject what it signs")
         return cls(certificate, key, chain)
+
+    @property
+    def intermediates(self) -> tuple[x509.Certificate, ...]:
+        """What a leaf of this CA presents after itself: this CA and those above it, except the root."""
+        return (self.certificate, *self.chain)[:-1] if self.chain else ()
+
+    @property
+    def root(self) -> x509.Certificate:
+        """The trust anchor: the last certificate of the chain (this one for a root CA)."""
+        return self.chain[-1] if self.chain else self.certificate
 
     @property
     def issuer(self) -> Issuer:
@@ -101,6 +119,7 @@ class CertificateAuthority:
         sans: SubjectAltNames | None = None,
         not_before: dt.datetime | None = None,
         not_after: dt.datetime | None = None,
+        serial: int | None = None,
     ) -> x509.Certificate:
         """Sign a certificate for `public_key`. Policy checks happen before this call, not in it."""
         return build_certificate(
@@ -111,6 +130,7 @@ class CertificateAuthority:
             now=now,
             ttl=ttl,
             sans=sans,
+            serial=serial,
             not_before=not_before,
             not_after=not_after,
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from pki.errors import PolicyError
@@ -11,14 +12,14 @@ from pki.names import SubjectAltNames
 
 
 def load_csr(data: bytes) -> x509.CertificateSigningRequest:
-    """Parse a PEM (or DER) CSR and verify its self-signature."""
+    """Parse a PEM (or DER) CSR and verify its self-signature; PolicyError says why it is refused."""
     try:
         csr = x509.load_pem_x509_csr(data) if data.lstrip().startswith(b"-----") else x509.load_der_x509_csr(data)
     except ValueError as e:
         raise PolicyError("not a certificate signing request (expected PEM or DER PKCS#10)") from e
     try:
         valid = csr.is_signature_valid
-    except Exception as e:  # an unsupported key or signature algorithm inside the CSR
+    except (UnsupportedAlgorithm, ValueError, TypeError) as e:  # a key or signature algorithm we cannot check
         raise PolicyError(f"CSR signature cannot be checked: {e}") from e
     if not valid:
         raise PolicyError("CSR signature is invalid: the request was altered or not signed by its key")
@@ -28,19 +29,27 @@ def load_csr(data: bytes) -> x509.CertificateSigningRequest:
 def csr_public_key(csr: x509.CertificateSigningRequest) -> PublicKey:
     try:
         key = csr.public_key()
-    except Exception as e:
+    except (UnsupportedAlgorithm, ValueError) as e:
         raise PolicyError(f"CSR public key is not supported: {e}") from e
     return key  # type: ignore[return-value]
 
 
+def csr_extensions(csr: x509.CertificateSigningRequest) -> x509.Extensions:
+    """The requested extensions; a malformed or duplicated one refuses the whole request."""
+    try:
+        return csr.extensions
+    except ValueError as e:  # cryptography raises ValueError subclasses for bad or duplicate extensions
+        raise PolicyError(f"CSR extensions cannot be parsed: {e}") from e
+
+
 def csr_sans(csr: x509.CertificateSigningRequest) -> SubjectAltNames:
-    return SubjectAltNames.from_certificate_like(csr.extensions)
+    return SubjectAltNames.from_certificate_like(csr_extensions(csr))
 
 
 def refuse_ca_request(csr: x509.CertificateSigningRequest) -> None:
     """Extensions are never copied from a CSR; asking for CA:TRUE is refused outright."""
     try:
-        constraints = csr.extensions.get_extension_for_class(x509.BasicConstraints).value
+        constraints = csr_extensions(csr).get_extension_for_class(x509.BasicConstraints).value
     except x509.ExtensionNotFound:
         return
     if constraints.ca:

@@ -9,14 +9,21 @@ _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "y": 36
 _PART = re.compile(r"(\d+)([smhdwy])")
 
 
+# Nothing authsvc issues lives longer than this; it also keeps timedelta and datetime arithmetic
+# (`now + ttl`) far from their overflow points.
+MAX_DURATION = dt.timedelta(days=100 * 365)
+
+
 def parse_duration(text: str) -> dt.timedelta:
     """Parse `text` into a timedelta; raise ValueError naming the text when it is not one."""
     value = text.strip().lower()
-    if not value or _PART.sub("", value) != "":
+    if not value or len(value) > 64 or not value.isascii() or _PART.sub("", value) != "":
         raise ValueError(f"invalid duration {text!r}: use a number and a unit, e.g. 90s, 15m, 24h, 30d, 1y")
     seconds = sum(int(n) * _UNIT_SECONDS[unit] for n, unit in _PART.findall(value))
     if seconds <= 0:
         raise ValueError(f"invalid duration {text!r}: must be greater than zero")
+    if seconds > MAX_DURATION.total_seconds():
+        raise ValueError(f"invalid duration {text!r}: longer than the maximum of {MAX_DURATION.days // 365}y")
     return dt.timedelta(seconds=seconds)
 
 

@@ -10,23 +10,21 @@ from enum import StrEnum
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
-from sqlalchemy import Boolean, Engine, Index, String, Text, select
+from sqlalchemy import Boolean, Engine, Index, String, Text, func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
 from pki.db import Base, UTCDateTime, make_sessionmaker
 from pki.errors import NotFoundError, StoreError
 from pki.names import SubjectAltNames, subject_user
+from pki.profiles import ROOT_CA
+from pki.revocation import REVOCATION_REASONS as REVOCATION_REASONS  # re-exported: its old home
 
 
 class CertStatus(StrEnum):
     VALID = "valid"
     REVOKED = "revoked"
     SUPERSEDED = "superseded"
-
-
-REVOCATION_REASONS: dict[str, x509.ReasonFlags] = {
-    r.value: r for r in x509.ReasonFlags if r not in (x509.ReasonFlags.remove_from_crl,)
-}
 
 
 class CertificateRow(Base):
@@ -76,6 +74,41 @@ class CertRecord:
     revocation_reason: str | None
 
     @classmethod
+    def for_certificate(
+        cls,
+        cert: x509.Certificate,
+        *,
+        profile: str,
+        now: dt.datetime,
+        requester: str = "",
+        name: str | None = None,
+        ca_name: str = "ca",
+        auto_renew: bool = False,
+    ) -> CertRecord:
+        """The record of a freshly issued certificate (pure: nothing is stored)."""
+        cn, groups = subject_user(cert.subject)
+        return cls(
+            serial=serial_hex(cert.serial_number),
+            fingerprint_sha256=certificate_fingerprint(cert),
+            subject=cert.subject.rfc4514_string(),
+            common_name=cn,
+            groups=groups,
+            sans=tuple(SubjectAltNames.from_certificate_like(cert.extensions).as_strings()),
+            profile=profile,
+            issuer=cert.issuer.rfc4514_string(),
+            ca_name=ca_name,
+            name=name,
+            requester=requester,
+            not_before=cert.not_valid_before_utc,
+            not_after=cert.not_valid_after_utc,
+            issued_at=now,
+            status=CertStatus.VALID,
+            auto_renew=auto_renew,
+            revoked_at=None,
+            revocation_reason=None,
+        )
+
+    @classmethod
     def from_row(cls, row: CertificateRow) -> CertRecord:
         return cls(
             serial=row.serial,
@@ -96,6 +129,28 @@ class CertRecord:
             auto_renew=row.auto_renew,
             revoked_at=row.revoked_at,
             revocation_reason=row.revocation_reason,
+        )
+
+    def to_row(self) -> CertificateRow:
+        return CertificateRow(
+            serial=self.serial,
+            fingerprint_sha256=self.fingerprint_sha256,
+            subject=self.subject,
+            common_name=self.common_name,
+            groups_json=json.dumps(list(self.groups)),
+            sans_json=json.dumps(list(self.sans)),
+            profile=self.profile,
+            issuer=self.issuer,
+            ca_name=self.ca_name,
+            name=self.name,
+            requester=self.requester,
+            not_before=self.not_before,
+            not_after=self.not_after,
+            issued_at=self.issued_at,
+            status=self.status.value,
+            auto_renew=self.auto_renew,
+            revoked_at=self.revoked_at,
+            revocation_reason=self.revocation_reason,
         )
 
     def as_dict(self) -> dict[str, object]:
@@ -155,29 +210,28 @@ class Inventory:
         ca_name: str = "ca",
         auto_renew: bool = False,
     ) -> CertRecord:
-        cn, groups = subject_user(cert.subject)
-        sans = SubjectAltNames.from_certificate_like(cert.extensions).as_strings()
-        row = CertificateRow(
-            serial=serial_hex(cert.serial_number),
-            fingerprint_sha256=certificate_fingerprint(cert),
-            subject=cert.subject.rfc4514_string(),
-            common_name=cn,
-            groups_json=json.dumps(list(groups)),
-            sans_json=json.dumps(sans),
-            profile=profile,
-            issuer=cert.issuer.rfc4514_string(),
-            ca_name=ca_name,
-            name=name,
-            requester=requester,
-            not_before=cert.not_valid_before_utc,
-            not_after=cert.not_valid_after_utc,
-            issued_at=now,
-            status=CertStatus.VALID.value,
-            auto_renew=auto_renew,
+        """Record one issued certificate (one transaction); StoreError if its serial is already known."""
+        record = CertRecord.for_certificate(
+            cert, profile=profile, now=now, requester=requester, name=name, ca_name=ca_name, auto_renew=auto_renew
         )
-        with self._sessions.begin() as session:
-            session.add(row)
-        return CertRecord.from_row(row)
+        self.add([record])
+        return record
+
+    def add(self, records: Sequence[CertRecord]) -> None:
+        """Store records built by `CertRecord.for_certificate` in one transaction (batch issuance)."""
+        try:
+            with self._sessions.begin() as session:
+                session.add_all([r.to_row() for r in records])
+        except IntegrityError as e:
+            serials = ", ".join(r.serial for r in records[:3])
+            raise StoreError(f"certificate {serials} is already in the inventory (same serial or fingerprint)") from e
+
+    def count(self, *, status: CertStatus | None = None) -> int:
+        query = select(func.count()).select_from(CertificateRow)
+        if status is not None:
+            query = query.where(CertificateRow.status == status.value)
+        with self._sessions() as session:
+            return int(session.scalar(query) or 0)
 
     def get(self, serial: str) -> CertRecord:
         with self._sessions() as session:
@@ -207,6 +261,8 @@ class Inventory:
             row = session.get(CertificateRow, parse_serial(serial))
             if row is None:
                 raise NotFoundError(f"no certificate with serial {serial} in the inventory")
+            if row.profile == ROOT_CA.name:
+                raise StoreError(f"{row.serial} is the root CA {row.name}: a CA cannot revoke itself; rotate it")
             if row.status == CertStatus.REVOKED.value:
                 raise StoreError(f"certificate {row.serial} was already revoked at {row.revoked_at:%Y-%m-%dT%H:%M:%SZ}")
             row.status = CertStatus.REVOKED.value

@@ -6,6 +6,7 @@ records the result. It writes no files: callers decide where PEM bytes go.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,23 +24,33 @@ from pki.names import (
     NODE_PREFIX,
     NODES_GROUP,
     SubjectAltNames,
-    check_name,
+    check_node_name,
     subject_user,
     user_subject,
 )
-from pki.policy import SigningPolicy, SigningRequest, evaluate
+from pki.policy import SigningPolicy, SigningRequest, check_key, evaluate_names
 from pki.profiles import KUBELET_CLIENT, Profile
+from pki.store import certs_to_pem
 
 
 @dataclass(frozen=True, slots=True)
 class IssuedCert:
+    """A signed certificate, its inventory record, its key (None when signed from a CSR) and the
+    intermediates a peer needs to reach the root (empty when the CA is a root)."""
+
     certificate: x509.Certificate
     record: CertRecord
     key: PrivateKey | None = None
+    chain: tuple[x509.Certificate, ...] = ()
 
     @property
     def cert_pem(self) -> bytes:
         return self.certificate.public_bytes(serialization.Encoding.PEM)
+
+    @property
+    def chain_pem(self) -> bytes:
+        """The certificate followed by its intermediates: what a TLS client or server presents."""
+        return certs_to_pem((self.certificate, *self.chain))
 
     def key_pem(self, passphrase: bytes | None = None) -> bytes:
         if self.key is None:
@@ -48,8 +59,8 @@ class IssuedCert:
 
 
 def kubelet_subject(node_name: str) -> x509.Name:
-    check_name(node_name, what="node name")
-    return user_subject(f"{NODE_PREFIX}{node_name.lower()}", (NODES_GROUP,))
+    """CN system:node:<node>, O system:nodes: the identity the Node authorizer expects."""
+    return user_subject(f"{NODE_PREFIX}{check_node_name(node_name)}", (NODES_GROUP,))
 
 
 def _check_kubelet_shape(subject: x509.Name) -> None:
@@ -58,13 +69,26 @@ def _check_kubelet_shape(subject: x509.Name) -> None:
         raise PolicyError(f"kubelet-client certificates need CN {NODE_PREFIX}<node> and O {NODES_GROUP}")
 
 
+def _kubelet_policy(policy: SigningPolicy) -> SigningPolicy:
+    """The operator's policy plus the one privileged identity a kubelet-client certificate carries."""
+    return dataclasses.replace(
+        policy,
+        allowed_users=(*policy.allowed_users, f"{NODE_PREFIX}*"),
+        allowed_groups=(*policy.allowed_groups, NODES_GROUP),
+    )
+
+
 class CertificateIssuer:
-    """Signs for one CA under one policy and records every certificate it signs."""
+    """Signs for one CA under one policy and records every certificate it signs.
+
+    With `inventory=None` nothing is recorded (notebooks, benchmarks, callers that batch
+    records through `Inventory.add`); the returned `IssuedCert.record` is filled either way.
+    """
 
     def __init__(
         self,
         ca: CertificateAuthority,
-        inventory: Inventory,
+        inventory: Inventory | None,
         policy: SigningPolicy,
         clock: Clock,
         *,
@@ -75,15 +99,27 @@ class CertificateIssuer:
         self.policy = policy
         self.clock = clock
         self.ca_name = ca_name
+        self._node_policy = _kubelet_policy(policy)
 
     def check(self, request: SigningRequest, *, trusted_operator: bool) -> None:
-        """Policy first; an operator's own kubelet-client request is the one privileged shape allowed."""
-        if request.profile is KUBELET_CLIENT:
-            _check_kubelet_shape(request.subject)
+        """Raise PolicyError unless `request` may be signed."""
+        self._check_names(
+            request.profile, request.subject, request.sans, request.ttl, trusted_operator=trusted_operator
+        )
+        check_key(self.policy, request.public_key)
+
+    def _check_names(
+        self, profile: Profile, subject: x509.Name, sans: SubjectAltNames, ttl: dt.timedelta, *, trusted_operator: bool
+    ) -> None:
+        # An operator's own kubelet-client request is the one privileged shape allowed;
+        # every other rule (TTL cap, SANs, name syntax) still applies to it.
+        policy = self.policy
+        if profile is KUBELET_CLIENT:
             if not trusted_operator:
                 raise PolicyError("kubelet-client certificates are issued by the operator, not through CSRs")
-            return
-        evaluate(self.policy, request)
+            _check_kubelet_shape(subject)
+            policy = self._node_policy
+        evaluate_names(policy, profile=profile, subject=subject, sans=sans, ttl=ttl)
 
     def create(
         self,
@@ -98,18 +134,17 @@ class CertificateIssuer:
         requester: str = "",
         name: str | None = None,
     ) -> IssuedCert:
-        """Generate a key (unless given) and sign a certificate for it, under the policy."""
-        subject = kubelet_subject(user) if profile is KUBELET_CLIENT else user_subject(user, tuple(groups))
+        """Generate a key (unless given) and sign a certificate for it, under the policy.
+
+        Raises PolicyError (before any key is generated) when the policy refuses the request.
+        """
+        subject = self._subject(user, profile, tuple(groups))
+        lifetime, alt_names = ttl or profile.default_ttl, sans or SubjectAltNames()
+        self._check_names(profile, subject, alt_names, lifetime, trusted_operator=True)
         private_key = key or generate_private_key(key_type)
-        issued = self._sign(
-            SigningRequest(
-                subject, private_key.public_key(), profile, ttl or profile.default_ttl, sans or SubjectAltNames()
-            ),
-            requester=requester,
-            name=name,
-            trusted_operator=True,
-        )
-        return IssuedCert(issued.certificate, issued.record, private_key)
+        check_key(self.policy, private_key.public_key())
+        request = SigningRequest(subject, private_key.public_key(), profile, lifetime, alt_names)
+        return self._issue(request, key=private_key, requester=requester, name=name)
 
     def sign_csr(
         self,
@@ -120,14 +155,30 @@ class CertificateIssuer:
         requester: str = "",
         name: str | None = None,
     ) -> IssuedCert:
-        """Sign a PKCS#10 request: only its subject, key and SANs are taken from it."""
+        """Sign a PKCS#10 request: only its subject, key and SANs are taken from it.
+
+        Raises PolicyError naming the reason (bad signature, CA:TRUE, weak key, privileged group,
+        SAN outside the policy, TTL over the cap); nothing is recorded then.
+        """
         csr = load_csr(csr_data)
         refuse_ca_request(csr)
         request = SigningRequest(csr.subject, csr_public_key(csr), profile, ttl or profile.default_ttl, csr_sans(csr))
-        return self._sign(request, requester=requester, name=name, trusted_operator=False)
+        self.check(request, trusted_operator=False)
+        return self._issue(request, key=None, requester=requester, name=name)
 
-    def _sign(self, request: SigningRequest, *, requester: str, name: str | None, trusted_operator: bool) -> IssuedCert:
-        self.check(request, trusted_operator=trusted_operator)
+    def _subject(self, user: str, profile: Profile, groups: tuple[str, ...]) -> x509.Name:
+        if profile is not KUBELET_CLIENT:
+            return user_subject(user, groups)
+        if groups:
+            raise PolicyError(f"a kubelet-client certificate carries the group {NODES_GROUP} only: drop the groups")
+        try:
+            return kubelet_subject(user)
+        except ValueError as e:
+            raise PolicyError(str(e)) from None
+
+    def _issue(
+        self, request: SigningRequest, *, key: PrivateKey | None, requester: str, name: str | None
+    ) -> IssuedCert:
         now = self.clock()
         cert = self.ca.issue(
             subject=request.subject,
@@ -137,10 +188,12 @@ class CertificateIssuer:
             ttl=request.ttl,
             sans=request.sans,
         )
-        record = self.inventory.record(
+        record = CertRecord.for_certificate(
             cert, profile=request.profile.name, now=now, requester=requester, name=name, ca_name=self.ca_name
         )
-        return IssuedCert(cert, record)
+        if self.inventory is not None:
+            self.inventory.add([record])
+        return IssuedCert(cert, record, key, self.ca.intermediates)
 
 
 def public_key_of(cert: x509.Certificate) -> PublicKey:

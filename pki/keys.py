@@ -29,6 +29,11 @@ class KeyType(StrEnum):
     ED25519 = "ed25519"
 
 
+# The names operators type (`--key-type`, `pki.key_type`), in the order `--help` shows them.
+KEY_TYPES: tuple[str, ...] = tuple(k.value for k in KeyType)
+PASSPHRASE_SETTINGS = "pki.key_passphrase_file or pki.key_passphrase_env"
+
+
 def generate_private_key(key_type: KeyType | str = KeyType.EC_P256) -> PrivateKey:
     kind = KeyType(key_type)
     if kind is KeyType.EC_P256:
@@ -42,24 +47,36 @@ def generate_private_key(key_type: KeyType | str = KeyType.EC_P256) -> PrivateKe
 
 
 def private_key_to_pem(key: PrivateKey, passphrase: bytes | None = None) -> bytes:
-    """PKCS#8 PEM, encrypted with the best available scheme when a passphrase is given."""
-    encryption: serialization.KeySerializationEncryption = (
-        serialization.BestAvailableEncryption(passphrase) if passphrase else serialization.NoEncryption()
-    )
+    """PKCS#8 PEM; with a passphrase, encrypted PKCS#8 (PBES2: PBKDF2 + AES-256-CBC, readable by openssl).
+
+    Raises KeyMaterialError for an empty passphrase: writing the key in clear would fail open.
+    """
+    if passphrase is None:
+        encryption: serialization.KeySerializationEncryption = serialization.NoEncryption()
+    elif not passphrase:
+        raise KeyMaterialError(f"the key passphrase is empty: put a passphrase in {PASSPHRASE_SETTINGS}")
+    else:
+        encryption = serialization.BestAvailableEncryption(passphrase)
     return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
 
 
 def load_private_key_pem(data: bytes, passphrase: bytes | None = None, *, source: str = "key") -> PrivateKey:
-    """Parse a PEM private key (PKCS#8, or the PKCS#1/SEC1 files kubeadm and openssl write)."""
+    """Parse a PEM private key (PKCS#8, or the PKCS#1/SEC1 files kubeadm and openssl write).
+
+    Raises KeyMaterialError naming `source` for a missing or wrong passphrase or a file that is no key.
+    """
     try:
         key = serialization.load_pem_private_key(data, password=passphrase)
     except TypeError as e:
         if passphrase is None:
-            raise KeyMaterialError(f"{source} is encrypted: configure its passphrase (pki.key_passphrase)") from e
-        raise KeyMaterialError(f"{source} is not encrypted but a passphrase was given") from e
+            raise KeyMaterialError(f"{source} is encrypted: set its passphrase in {PASSPHRASE_SETTINGS}") from e
+        raise KeyMaterialError(
+            f"{source} is not encrypted but a key passphrase is configured: encrypt it "
+            f"(openssl pkcs8 -topk8 -v2 aes-256-cbc) or remove {PASSPHRASE_SETTINGS}"
+        ) from e
     except (ValueError, UnsupportedAlgorithm) as e:
-        hint = "wrong passphrase or " if passphrase else ""
-        raise KeyMaterialError(f"{source}: cannot read private key ({hint}not a PEM private key)") from e
+        hint = "wrong passphrase, or " if passphrase else ""
+        raise KeyMaterialError(f"{source}: cannot read the private key ({hint}not a PEM private key)") from e
     if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey):
         raise KeyMaterialError(f"{source}: unsupported key algorithm {type(key).__name__}")
     return key

@@ -6,6 +6,7 @@ import ipaddress
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from cryptography import x509
 from cryptography.x509.oid import NameOID
@@ -14,6 +15,13 @@ from cryptography.x509.oid import NameOID
 # control characters and path separators are refused everywhere.
 _FORBIDDEN = re.compile(r"[\x00-\x1f\x7f/\\]")
 MAX_NAME_LENGTH = 253
+# RFC 5280's ub-common-name: cryptography (and strict verifiers) refuse a longer CN.
+MAX_COMMON_NAME_LENGTH = 64
+# A DNS label (RFC 1123; underscores allowed because internal names use them), lower case.
+_DNS_LABEL = re.compile(r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?")
+# Kubernetes node names are DNS-1123 subdomains (what `kubectl get nodes` shows).
+_DNS1123_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+_PRINTABLE_ASCII = re.compile(r"[\x21-\x7e]+")
 
 SERVICE_ACCOUNT_PREFIX = "system:serviceaccount:"
 NODE_PREFIX = "system:node:"
@@ -35,8 +43,36 @@ def check_name(value: str, *, what: str = "name") -> str:
     return value
 
 
+def check_dns_name(value: str) -> str:
+    """Return `value` lower-cased if it is a DNS name (a leading `*.` wildcard label allowed); else ValueError."""
+    name = value.lower()
+    labels = name.split(".")
+    if labels[0] == "*" and len(labels) > 1:
+        labels = labels[1:]
+    if not name.isascii() or len(name) > MAX_NAME_LENGTH or not all(_DNS_LABEL.fullmatch(x) for x in labels):
+        raise ValueError(f"invalid DNS name {value!r}: use ASCII labels of letters, digits and '-' (IDNs as xn--)")
+    return name
+
+
+def check_node_name(value: str) -> str:
+    """Return a Kubernetes node name (DNS-1123 subdomain, lower-cased like kubelet does); else ValueError."""
+    name = value.lower()
+    labels = name.split(".")
+    if not name.isascii() or len(name) > MAX_NAME_LENGTH or not all(_DNS1123_LABEL.fullmatch(x) for x in labels):
+        raise ValueError(f"invalid node name {value!r}: a node name is a DNS-1123 subdomain, e.g. worker-1")
+    return name
+
+
 def user_subject(user: str, groups: Sequence[str] = ()) -> x509.Name:
-    """CN = user, one O per group, in the order given (what kube-apiserver reads)."""
+    """CN = user, one O per group, in the order given (what kube-apiserver reads).
+
+    Raises ValueError when the user name does not fit in a CN (64 characters).
+    """
+    if not 1 <= len(user) <= MAX_COMMON_NAME_LENGTH:
+        raise ValueError(
+            f"user name of {len(user)} characters does not fit in a certificate: a CN holds 1 to "
+            f"{MAX_COMMON_NAME_LENGTH} (RFC 5280 ub-common-name)"
+        )
     attrs = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, g) for g in groups]
     attrs.append(x509.NameAttribute(NameOID.COMMON_NAME, user))
     return x509.Name(attrs)
@@ -80,30 +116,23 @@ class SubjectAltNames:
 
     @classmethod
     def parse(cls, values: Iterable[str]) -> SubjectAltNames:
-        """Parse `DNS:x`, `IP:y`, `URI:z`, `email:w`; a bare value is an IP if it parses as one, else DNS."""
-        dns: list[str] = []
-        ips: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = []
-        uris: list[str] = []
-        emails: list[str] = []
+        """Parse `DNS:x`, `IP:y`, `URI:z`, `email:w`; a bare value is an IP if it parses as one, else DNS.
+
+        DNS names are lower-cased; duplicates are dropped. Raises ValueError naming the bad value.
+        `parse(sans.as_strings()) == sans` for every value this returns.
+        """
+        found: dict[str, list[str]] = {"DNS": [], "IP": [], "URI": [], "EMAIL": []}
         for raw in values:
             kind, sep, value = raw.partition(":")
-            if not sep or kind.upper() not in {"DNS", "IP", "URI", "EMAIL"}:
+            if not sep or kind.upper() not in found:
                 kind, value = ("IP", raw) if _is_ip(raw) else ("DNS", raw)
-            kind = kind.upper()
-            if not value or (_FORBIDDEN.search(value) and kind != "URI"):
-                raise ValueError(f"invalid SAN {raw!r}")
-            if kind == "IP":
-                try:
-                    ips.append(ipaddress.ip_address(value))
-                except ValueError:
-                    raise ValueError(f"invalid IP SAN {raw!r}") from None
-            elif kind == "DNS":
-                dns.append(value.lower())
-            elif kind == "URI":
-                uris.append(value)
-            else:
-                emails.append(value)
-        return cls(tuple(dict.fromkeys(dns)), tuple(dict.fromkeys(ips)), tuple(uris), tuple(emails))
+            found[kind.upper()].append(value)
+        return cls(
+            tuple(dict.fromkeys(check_dns_name(v) for v in found["DNS"])),
+            tuple(dict.fromkeys(_parse_ip(v) for v in found["IP"])),
+            tuple(dict.fromkeys(_check_uri(v) for v in found["URI"])),
+            tuple(dict.fromkeys(_check_email(v) for v in found["EMAIL"])),
+        )
 
     @classmethod
     def from_certificate_like(cls, extensions: x509.Extensions) -> SubjectAltNames:
@@ -117,6 +146,30 @@ class SubjectAltNames:
             tuple(san.get_values_for_type(x509.UniformResourceIdentifier)),
             tuple(san.get_values_for_type(x509.RFC822Name)),
         )
+
+
+def _parse_ip(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    try:
+        ip = ipaddress.ip_address(value)
+    except ValueError:
+        raise ValueError(f"invalid IP SAN {value!r}: expected an IPv4 or IPv6 address") from None
+    if getattr(ip, "scope_id", None):
+        # A certificate holds only the 16 address bytes: the zone would be silently lost.
+        raise ValueError(f"invalid IP SAN {value!r}: an IPv6 zone (%...) cannot be in a certificate")
+    return ip
+
+
+def _check_uri(value: str) -> str:
+    if not _PRINTABLE_ASCII.fullmatch(value) or not urlsplit(value).scheme:
+        raise ValueError(f"invalid URI SAN {value!r}: expected an absolute ASCII URI such as spiffe://cluster/ns/x")
+    return value
+
+
+def _check_email(value: str) -> str:
+    local, at, domain = value.rpartition("@")
+    if not _PRINTABLE_ASCII.fullmatch(value) or not at or not local or not domain or "@" in local:
+        raise ValueError(f"invalid email SAN {value!r}: expected user@domain in ASCII")
+    return value
 
 
 def _is_ip(value: str) -> bool:

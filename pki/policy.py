@@ -19,8 +19,10 @@ from cryptography.x509.oid import NameOID
 
 from pki.errors import PolicyError
 from pki.keys import PublicKey, check_key_strength
-from pki.names import SubjectAltNames, check_name, subject_user
+from pki.names import SubjectAltNames, check_dns_name, check_name, subject_user
 from pki.profiles import Profile
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,10 +41,26 @@ class SigningPolicy:
     min_rsa_bits: int = 2048
     min_ec_bits: int = 256
     max_groups: int = 64
+    # A wildcard certificate (`*.svc`) speaks for every name below it: off unless asked for.
+    allow_wildcard_dns: bool = False
     _user_regex: re.Pattern[str] = field(init=False, repr=False, compare=False)
+    _ip_networks: tuple[IPNetwork, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "_user_regex", re.compile(self.user_pattern))
+        """Compile the patterns once; raise ValueError naming a bad pattern or CIDR."""
+        try:
+            regex = re.compile(self.user_pattern)
+        except re.error as e:
+            raise ValueError(f"signing policy: user_pattern {self.user_pattern!r} is not a regex: {e}") from None
+        object.__setattr__(self, "_user_regex", regex)
+        object.__setattr__(self, "_ip_networks", tuple(_network(cidr) for cidr in self.allowed_ip_sans))
+
+
+def _network(cidr: str) -> IPNetwork:
+    try:
+        return ipaddress.ip_network(cidr, strict=False)
+    except ValueError:
+        raise ValueError(f"signing policy: allowed_ip_sans entry {cidr!r} is not an IP network (CIDR)") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,14 +101,25 @@ def check_groups(policy: SigningPolicy, groups: tuple[str, ...]) -> None:
 
 def check_sans(policy: SigningPolicy, sans: SubjectAltNames) -> None:
     for name in sans.dns:
-        if not _matches(name, policy.allowed_dns_sans):
-            raise PolicyError(f"DNS SAN {name!r} is not allowed by the signing policy")
-    networks = [ipaddress.ip_network(c, strict=False) for c in policy.allowed_ip_sans]
+        try:
+            # Names from a CSR were never parsed by us: the same syntax check as the CLI's --san.
+            dns_name = check_dns_name(name)
+        except ValueError as e:
+            raise PolicyError(str(e)) from None
+        if dns_name.startswith("*") and not policy.allow_wildcard_dns:
+            raise PolicyError(f"wildcard DNS SAN {name!r} is not allowed by the signing policy")
+        if not _matches(dns_name, policy.allowed_dns_sans):
+            raise PolicyError(f"DNS SAN {name!r} is not allowed by the signing policy (allowed_dns_sans)")
     for ip in sans.ips:
-        if not any(ip in net for net in networks):
-            raise PolicyError(f"IP SAN {ip} is not allowed by the signing policy")
+        if not any(ip in net for net in policy._ip_networks):
+            raise PolicyError(f"IP SAN {ip} is not allowed by the signing policy (allowed_ip_sans)")
     if sans.uris or sans.emails:
         raise PolicyError("URI and email SANs are not allowed by the signing policy")
+
+
+def check_required_sans(profile: Profile, sans: SubjectAltNames) -> None:
+    if profile.needs_sans and not (sans.dns or sans.ips):
+        raise PolicyError(f"a {profile.name} certificate needs at least one DNS or IP SAN (clients ignore the CN)")
 
 
 def check_ttl(policy: SigningPolicy, ttl: dt.timedelta) -> None:
@@ -108,19 +137,27 @@ def check_subject_shape(subject: x509.Name) -> None:
     allowed = {NameOID.COMMON_NAME, NameOID.ORGANIZATION_NAME}
     for attr in subject:
         if attr.oid not in allowed:
-            raise PolicyError(f"subject attribute {attr.oid._name} is not allowed (only CN and O)")
+            raise PolicyError(f"subject attribute {attr.rfc4514_attribute_name} is not allowed (only CN and O)")
     if len(subject.get_attributes_for_oid(NameOID.COMMON_NAME)) != 1:
         raise PolicyError("the subject must have exactly one CN (the user name)")
 
 
 def evaluate(policy: SigningPolicy, request: SigningRequest) -> None:
     """Raise PolicyError for the first rule the request breaks; return None when it may be signed."""
-    if request.profile.is_ca:
-        raise PolicyError("CA certificates cannot be requested through the signing policy")
     check_key(policy, request.public_key)
-    check_subject_shape(request.subject)
-    user, groups = subject_user(request.subject)
+    evaluate_names(policy, profile=request.profile, subject=request.subject, sans=request.sans, ttl=request.ttl)
+
+
+def evaluate_names(
+    policy: SigningPolicy, *, profile: Profile, subject: x509.Name, sans: SubjectAltNames, ttl: dt.timedelta
+) -> None:
+    """Every rule but the key's: run before a key is generated, so a refusal costs no key generation."""
+    if profile.is_ca:
+        raise PolicyError("CA certificates cannot be requested through the signing policy")
+    check_subject_shape(subject)
+    user, groups = subject_user(subject)
     check_user(policy, user)
     check_groups(policy, groups)
-    check_sans(policy, request.sans)
-    check_ttl(policy, request.ttl)
+    check_required_sans(profile, sans)
+    check_sans(policy, sans)
+    check_ttl(policy, ttl)

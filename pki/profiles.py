@@ -22,12 +22,19 @@ class Profile:
     # Leaves sign with their key; RSA leaves also get keyEncipherment (kubeadm sets it for
     # every RSA leaf, and TLS with RSA key exchange needs it).
     digital_signature: bool = True
+    # Server certificates are matched by SAN only (Go ignores the CN since 1.15): refuse them without.
     needs_sans: bool = False
 
 
 CLIENT = Profile("client", (ExtendedKeyUsageOID.CLIENT_AUTH,), dt.timedelta(days=365))
 SERVER = Profile("server", (ExtendedKeyUsageOID.SERVER_AUTH,), dt.timedelta(days=365), needs_sans=True)
-PEER = Profile("peer", (ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH), dt.timedelta(days=365))
+# Peers (etcd members, webhooks that also call out) are servers too: TLS clients check SANs only.
+PEER = Profile(
+    "peer",
+    (ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH),
+    dt.timedelta(days=365),
+    needs_sans=True,
+)
 # Kubelet client certificates: CN system:node:<name>, O system:nodes (the Node authorizer's shape).
 KUBELET_CLIENT = Profile("kubelet-client", (ExtendedKeyUsageOID.CLIENT_AUTH,), dt.timedelta(days=365))
 ROOT_CA = Profile("root-ca", (), dt.timedelta(days=3650), is_ca=True, path_length=1)

@@ -9,9 +9,10 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
-import shutil
+import stat
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
@@ -26,7 +27,14 @@ DIR_MODE = 0o700
 
 
 def ensure_dir(path: Path, mode: int = DIR_MODE) -> Path:
-    path.mkdir(mode=mode, parents=True, exist_ok=True)
+    """Create `path` and every missing parent with `mode` (0700); existing directories are left alone."""
+    missing = []
+    current = path
+    while not current.is_dir() and current != current.parent:
+        missing.append(current)
+        current = current.parent
+    for directory in reversed(missing):
+        directory.mkdir(mode=mode, exist_ok=True)
     return path
 
 
@@ -39,23 +47,58 @@ def _fsync_dir(path: Path) -> None:
             os.close(fd)
 
 
+@dataclass(frozen=True, slots=True)
+class PendingFile:
+    """One file for `atomic_write_many`: where it goes, what it holds, its permission bits."""
+
+    path: Path
+    data: bytes
+    mode: int = KEY_MODE
+
+
 def atomic_write(path: Path, data: bytes, mode: int = KEY_MODE) -> Path:
     """Write `data` to `path` atomically with permission `mode` (set before any byte is written)."""
-    ensure_dir(path.parent)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    return atomic_write_many([PendingFile(path, data, mode)])[0]
+
+
+def atomic_write_many(files: Sequence[PendingFile]) -> list[Path]:
+    """Write each file atomically: all temp files are written and fsynced, then renamed, then each
+    directory is fsynced once (a key and its certificate cost one directory fsync, not two).
+
+    A failure before the renames leaves every old file intact and no temp file behind. Each file is
+    replaced atomically; the set is not a transaction (a crash between two renames keeps the second
+    file old), so callers write the file others depend on (the key) first.
+    """
+    staged: list[tuple[Path, Path]] = []
+    try:
+        for item in files:
+            staged.append((_stage(item), item.path))
+        for tmp, path in staged:
+            os.replace(tmp, path)  # noqa: PTH105 - tests inject a crash here
+    except BaseException:
+        for tmp, _ in staged:
+            tmp.unlink(missing_ok=True)
+        raise
+    for directory in dict.fromkeys(path.parent for _, path in staged):
+        _fsync_dir(directory)
+    return [path for _, path in staged]
+
+
+def _stage(item: PendingFile) -> Path:
+    """Write `item` to a fresh temp file beside its target and fsync it; return the temp path."""
+    ensure_dir(item.path.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{item.path.name}.", suffix=".tmp", dir=item.path.parent)
     tmp = Path(tmp_name)
     try:
-        os.fchmod(fd, mode)
+        os.fchmod(fd, item.mode)
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            handle.write(item.data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, path)  # noqa: PTH105 - tests inject a crash here
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(path.parent)
-    return path
+    return tmp
 
 
 def read_bytes(path: Path, *, what: str = "file") -> bytes:
@@ -99,11 +142,12 @@ def load_private_key(path: Path, passphrase: bytes | None = None, *, what: str =
 def backup_files(paths: Iterable[Path], backup_root: Path, now: dt.datetime, relative_to: Path) -> Path:
     """Copy `paths` (those that exist) under `backup_root/<timestamp>/`, keeping their relative layout."""
     target = ensure_dir(backup_root / now.strftime("%Y%m%dT%H%M%SZ"))
-    for path in paths:
-        if path.exists():
-            dest = target / path.relative_to(relative_to)
-            ensure_dir(dest.parent)
-            shutil.copy2(path, dest)
+    copies = [
+        PendingFile(target / path.relative_to(relative_to), path.read_bytes(), stat.S_IMODE(path.stat().st_mode))
+        for path in paths
+        if path.exists()
+    ]
+    atomic_write_many(copies)
     return target
 
 

@@ -12,7 +12,8 @@
 #     kube-apiserver.recipe  BUILD_RECIPE it was built with (stale -> rebuild)
 #     build.log        log of the last build (apt, dpkg-source, make, go)
 #     gocache/         Go build cache, kept so that a rebuild is faster
-#     build.*/         temporary build tree, removed after a successful build
+#     build/           temporary build tree, removed after a successful build (a fixed
+#                      path: Go's build cache only hits when package paths are unchanged)
 #     .lock            flock(1) lock so that concurrent runs don't both build
 set -euo pipefail
 
@@ -289,13 +290,12 @@ else
 fi
 
 # --- Fetch and unpack the source ------------------------------------------------
-# Remove build trees left by earlier failed runs (we hold the lock, so none is in use).
-for stale in "$cache_dir"/build.*; do
-    [[ -d "$stale" ]] && rm -rf "$stale"
-done
+# Remove a build tree left by an earlier failed run (we hold the lock, so it's not in use).
+build_dir="${cache_dir}/build"
+rm -rf "$build_dir"
 rm -f "$cache_dir"/.kube-apiserver.tmp.* "$cache_dir"/kube-apiserver.recipe.tmp.*
 
-build_dir="$(mktemp -d "${cache_dir}/build.XXXXXX")"
+mkdir -p "$build_dir"
 gopath="${build_dir}/gopath"
 src_dir="${build_dir}/src"
 tmp_binary="${cache_dir}/.kube-apiserver.tmp.$$"

@@ -9,6 +9,10 @@ from __future__ import annotations
 from authsvc.authn.base import Authenticator
 
 # backend name -> "module:factory"; factory(services) -> Authenticator
-REGISTRY: dict[str, str] = {}
+REGISTRY: dict[str, str] = {
+    "tokenfile": "authsvc.authn.tokenfile:build",
+    "bootstrap": "authsvc.authn.bootstrap:build",
+    "issuers": "authsvc.authn.issuers:build",
+}
 
 __all__ = ["REGISTRY", "Authenticator"]

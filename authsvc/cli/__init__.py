@@ -19,6 +19,8 @@ COMMANDS: dict[str, str] = {
     "init": "authsvc.cli.init:init",
     "certs": "authsvc.cli.certs:certs",
     "crl": "authsvc.cli.certs:crl",
+    "db": "authsvc.cli.db:db",
+    "issue": "authsvc.cli.issue:issue",
 }
 
 

@@ -5,12 +5,17 @@ from __future__ import annotations
 import datetime as dt
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from authsvc.cli import CliState, LazyGroup
 from authsvc.cli.options import DURATION, NameType
 from authsvc.cli.output import emit, output_option
+from pki.keys import KEY_TYPES
+
+if TYPE_CHECKING:
+    from authsvc.home import Home
 
 # Commands of this group that live in other modules (kubeadm parity: check-expiration, renew).
 CERTS_COMMANDS: dict[str, str] = {}
@@ -25,10 +30,41 @@ LIST_COLUMNS = [
     ("STATUS", "status"),
 ]
 
+# RFC 5280 reason names (pki.revocation.REVOCATION_REASONS; a test keeps the two equal). Spelled
+# out here so that `--help` does not import the inventory.
+REVOCATION_REASON_NAMES = (
+    "unspecified",
+    "keyCompromise",
+    "cACompromise",
+    "affiliationChanged",
+    "superseded",
+    "cessationOfOperation",
+    "certificateHold",
+    "privilegeWithdrawn",
+    "aACompromise",
+)
+
+ca_option = click.option(
+    "--ca",
+    "ca_name",
+    default="ca",
+    show_default=True,
+    metavar="NAME",
+    help="Signing CA: <home>/pki/NAME.crt and .key (plus NAME.chain.crt for an intermediate).",
+)
+
 
 @click.group(cls=LazyGroup, lazy=CERTS_COMMANDS)
 def certs() -> None:
-    """Issue, sign, list and revoke certificates."""
+    """Issue, sign, list and revoke certificates.
+
+    \b
+    Examples:
+      authsvc certs create alice --group dev --ttl 24h
+      authsvc certs sign bob.csr -o bob.crt
+      authsvc certs list -o json
+      authsvc certs revoke 5f3a... --reason keyCompromise && authsvc crl -o ca.crl
+    """
 
 
 @certs.command("create")
@@ -46,17 +82,14 @@ def certs() -> None:
 )
 @click.option("--san", "sans", multiple=True, metavar="DNS:x|IP:y", help="Subject alternative name; repeatable.")
 @click.option("--ttl", type=DURATION, default=None, help="Lifetime, e.g. 24h, 90d. [default: from config]")
-@click.option(
-    "--key-type",
-    type=click.Choice(["ecdsa-p256", "ecdsa-p384", "rsa-2048", "rsa-3072", "rsa-4096", "ed25519"]),
-    default=None,
-)
+@click.option("--key-type", type=click.Choice(KEY_TYPES), default=None, help="[default: pki.key_type, ecdsa-p256]")
 @click.option(
     "--out-dir",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
     help="Where NAME.crt and NAME.key go. [default: <home>/issued]",
 )
+@ca_option
 @click.option("--force", is_flag=True, help="Overwrite existing files.")
 @click.pass_obj
 def create(
@@ -68,19 +101,26 @@ def create(
     ttl: dt.timedelta | None,
     key_type: str | None,
     out_dir: Path | None,
+    ca_name: str,
     force: bool,
 ) -> None:
     """Generate a key and a certificate for NAME, signed by the cluster CA under the policy.
+
+    For a client certificate NAME is the user (CN) and each --group an O; for kubelet-client
+    NAME is the node and the subject becomes CN=system:node:NAME, O=system:nodes. The key
+    (0600, encrypted when pki.key_passphrase_* is set) and the certificate (followed by any
+    intermediate CA) are written atomically.
 
     \b
     Examples:
       authsvc certs create alice --group dev --ttl 24h
       authsvc certs create webhook --profile server --san DNS:authsvc.example --san IP:10.0.0.5
+      authsvc certs create worker-1 --profile kubelet-client --key-type ecdsa-p384
     """
     from authsvc.errors import UsageError
     from pki.names import SubjectAltNames
     from pki.profiles import profile_named
-    from pki.store import atomic_write
+    from pki.store import CERT_MODE, KEY_MODE, PendingFile, atomic_write_many
 
     home = state.home()
     target = out_dir or home.issued_dir
@@ -90,21 +130,30 @@ def create(
     chosen = profile_named(profile)
     if chosen.needs_sans and not sans:
         raise UsageError(f"a {profile} certificate needs at least one --san")
-    default_ttl = home.settings.pki.client_ttl if profile == "client" else home.settings.pki.server_ttl
-    issued = home.issuer().create(
+    issued = home.issuer(ca_name).create(
         name,
         profile=chosen,
         groups=groups,
         sans=SubjectAltNames.parse(sans),
-        ttl=ttl or default_ttl,
+        ttl=ttl or _default_ttl(home, profile),
         key_type=key_type or home.settings.pki.key_type,
         requester="cli",
         name=name,
     )
-    atomic_write(key_file, issued.key_pem(home.key_passphrase), 0o600)
-    atomic_write(cert_file, issued.cert_pem, 0o644)
+    # The key first: a crash between the two renames must not leave a certificate without its key.
+    atomic_write_many(
+        [
+            PendingFile(key_file, issued.key_pem(home.key_passphrase), KEY_MODE),
+            PendingFile(cert_file, issued.chain_pem, CERT_MODE),
+        ]
+    )
     expires = f"{issued.record.not_after:%Y-%m-%dT%H:%M:%SZ}"
-    click.echo(f"issued {issued.record.serial} → {cert_file} (key {key_file}), expires {expires}")
+    click.echo(f"issued {issued.record.serial} -> {cert_file} (key {key_file}), expires {expires}")
+
+
+def _default_ttl(home: Home, profile: str) -> dt.timedelta:
+    pki = home.settings.pki
+    return pki.client_ttl if profile == "client" else pki.server_ttl
 
 
 @certs.command("sign")
@@ -117,50 +166,78 @@ def create(
     "out",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="Write the certificate here instead of stdout.",
+    help="Write the certificate (and any intermediate) here instead of stdout.",
 )
+@ca_option
 @click.pass_obj
-def sign(state: CliState, csr_file: Path, profile: str, ttl: dt.timedelta | None, out: Path | None) -> None:
+def sign(
+    state: CliState, csr_file: Path, profile: str, ttl: dt.timedelta | None, out: Path | None, ca_name: str
+) -> None:
     """Sign the PKCS#10 request in CSR_FILE; only its subject, key and SANs are used.
 
-    The private key never leaves the requester. Privileged groups (system:masters and
-    other system: groups), weak keys, CA:TRUE and lifetimes over the cap are refused.
+    The private key never leaves the requester. The request's signature is checked;
+    privileged groups (system:masters and other system: groups), weak keys (RSA < 2048,
+    curves other than P-256/P-384), CA:TRUE, SANs outside pki.policy and lifetimes over
+    pki.policy.max_ttl are refused with the reason, and nothing is recorded.
+
+    \b
+    Examples:
+      openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -noenc \\
+          -keyout bob.key -subj "/O=dev/CN=bob" -out bob.csr
+      authsvc certs sign bob.csr --ttl 12h -o bob.crt
+      authsvc certs sign web.csr --profile server > web.crt
     """
     from pki.profiles import profile_named
-    from pki.store import atomic_write
+    from pki.store import CERT_MODE, atomic_write, read_bytes
 
     home = state.home()
-    default_ttl = home.settings.pki.client_ttl if profile == "client" else home.settings.pki.server_ttl
-    issued = home.issuer().sign_csr(
-        csr_file.read_bytes(), profile=profile_named(profile), ttl=ttl or default_ttl, requester="cli"
+    issued = home.issuer(ca_name).sign_csr(
+        read_bytes(csr_file, what="CSR file"),
+        profile=profile_named(profile),
+        ttl=ttl or _default_ttl(home, profile),
+        requester="cli",
     )
     if out is None:
-        click.echo(issued.cert_pem.decode(), nl=False)
+        click.echo(issued.chain_pem.decode(), nl=False)
     else:
-        atomic_write(out, issued.cert_pem, 0o644)
-        click.echo(f"signed {issued.record.serial} for {issued.record.common_name} → {out}", err=True)
+        atomic_write(out, issued.chain_pem, CERT_MODE)
+        click.echo(f"signed {issued.record.serial} for {issued.record.common_name} -> {out}", err=True)
 
 
 @certs.command("list")
 @click.option("--status", type=click.Choice(["valid", "revoked", "superseded"]), default=None)
+@click.option("--ca", "ca_name", default=None, metavar="NAME", help="Only certificates signed by this CA.")
 @output_option()
 @click.pass_obj
-def list_certs(state: CliState, status: str | None, output_format: str) -> None:
-    """List the certificates in the inventory."""
+def list_certs(state: CliState, status: str | None, ca_name: str | None, output_format: str) -> None:
+    """List the certificates in the inventory (CAs included), oldest first.
+
+    \b
+    Examples:
+      authsvc certs list
+      authsvc certs list --status revoked -o json
+      authsvc certs list -o yaml | grep -A3 alice
+    """
     from pki.inventory import CertStatus
 
-    records = state.home().inventory.certificates(status=CertStatus(status) if status else None)
+    records = state.home().inventory.certificates(status=CertStatus(status) if status else None, ca_name=ca_name)
     emit([r.as_dict() for r in records], output_format, columns=LIST_COLUMNS)
 
 
 @certs.command("revoke")
 @click.argument("serial")
-@click.option(
-    "--reason", default="unspecified", show_default=True, help="keyCompromise, superseded, cessationOfOperation, ..."
-)
+@click.option("--reason", type=click.Choice(REVOCATION_REASON_NAMES), default="unspecified", show_default=True)
 @click.pass_obj
 def revoke(state: CliState, serial: str, reason: str) -> None:
-    """Revoke the certificate with hex SERIAL; the next CRL lists it."""
+    """Revoke the certificate with hex SERIAL (as `certs list` or `openssl x509 -serial` shows it).
+
+    The next `authsvc crl` lists it; servers that load the CRL then refuse it.
+
+    \b
+    Examples:
+      authsvc certs revoke 5f3a9c... --reason keyCompromise
+      authsvc certs revoke 5F:3A:9C:... && authsvc crl -o /etc/authsvc/ca.crl
+    """
     home = state.home()
     record = home.inventory.revoke(serial, reason=reason, now=home.clock())
     click.echo(f"revoked {record.serial} ({record.common_name}), reason {reason}")
@@ -174,11 +251,20 @@ def revoke(state: CliState, serial: str, reason: str) -> None:
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="File to write; default stdout (PEM) or <home>/pki/<ca>.crl.",
+    help="File to write; default stdout. A PEM copy always goes to <home>/pki/<ca>.crl.",
 )
 @click.pass_obj
 def crl(state: CliState, ca_name: str, der: bool, out: Path | None) -> None:
-    """Generate the CRL of a CA from the inventory's revocations."""
+    """Generate the CRL of a CA from the inventory's revocations, signed by that CA.
+
+    nextUpdate is now + pki.crl_next_update (default 7d): regenerate before then (cron).
+
+    \b
+    Examples:
+      authsvc crl -o ca.crl
+      authsvc crl --der -o ca.crl.der
+      openssl verify -crl_check -CRLfile ca.crl -CAfile <home>/pki/ca.crt alice.crt
+    """
     from authsvc.revocation import write_crl
 
     home = state.home()

@@ -6,5 +6,6 @@ from authsvc.settings.types import Section
 
 
 class AuditSettings(Section):
-    # "-" for standard error; a path relative to the home otherwise.
+    enabled: bool = True
+    # "-" for standard error; a path relative to the home otherwise (opened for append, 0600).
     path: str = "-"

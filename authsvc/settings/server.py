@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from authsvc.settings.types import Section
@@ -10,13 +12,17 @@ from authsvc.settings.types import Section
 class ServerSettings(Section):
     bind: str = "127.0.0.1:8443"
     workers: int = Field(2, ge=1, le=64)
+    # Python threads per worker (granian's blocking threads): requests a worker runs at once.
     threads: int = Field(1, ge=1, le=64)
     # Paths relative to the home. init creates these.
     tls_cert: str = "pki/authsvc/serving.crt"
     tls_key: str = "pki/authsvc/serving.key"
+    tls_min_version: Literal["tls1.2", "tls1.3"] = "tls1.3"
     # CA of the certificates allowed to call the webhook: a CA of its own, so that a person's
     # client certificate from the cluster CA cannot talk to the webhook.
     client_ca: str = "pki/authsvc/webhook-client-ca.crt"
+    # Optional CRL (PEM, relative to the home) of that CA, e.g. from `authsvc crl --ca authsvc/webhook-client-ca`.
+    client_crl: str | None = None
     # The API server must present a client certificate; switch off only for development.
     require_client_cert: bool = True
     serving_sans: tuple[str, ...] = ("DNS:localhost", "IP:127.0.0.1")

@@ -1,4 +1,4 @@
-"""`tokens:` section: the issuer and keys of the tokens authsvc signs."""
+"""`tokens:` section: the issuer, keys, lifetimes and rotation timing of the tokens authsvc signs."""
 
 from __future__ import annotations
 
@@ -6,14 +6,46 @@ import datetime as dt
 from typing import Literal
 
 from authsvc.settings.types import Duration, Section
+from pki.policy import SigningPolicy
+from pki.tokens.config import TokenConfig
 
 
 class TokenSettings(Section):
+    # kube-apiserver's --service-account-issuer (kubeadm's default).
     issuer: str = "https://kubernetes.default.svc.cluster.local"
+    # Key type of new signing keys: RS256 → RSA-2048 (as kubeadm), ES256 → P-256.
     algorithm: Literal["RS256", "ES256"] = "RS256"
     sa_ttl: Duration = dt.timedelta(hours=1)
     user_ttl: Duration = dt.timedelta(hours=8)
     max_ttl: Duration = dt.timedelta(days=1)
     # Audience of user tokens; SA tokens default to the issuer, as kube-apiserver's --api-audiences.
     user_audience: str = "authsvc"
+    # kube-apiserver's --api-audiences, when set there; empty means [issuer].
+    api_audiences: tuple[str, ...] = ()
     leeway: Duration = dt.timedelta(seconds=30)
+    # jwks_uri advertised by discovery; default: this server's own /openid/v1/jwks.
+    jwks_uri: str | None = None
+    # Cache-Control max-age of discovery and JWKS (kube-apiserver: 1h).
+    jwks_max_age: Duration = dt.timedelta(hours=1)
+    # How long a prepared key is published before `keys rotate --phase activate` may sign with it.
+    publish_before_activate: Duration = dt.timedelta(hours=1)
+    # Minimum time a retiring key stays published (tokens kube-apiserver signed with the same key).
+    retire_min_wait: Duration = dt.timedelta(hours=1)
+    # How often a server re-reads signing keys and revocations from the (shared) inventory.
+    cache_refresh: Duration = dt.timedelta(seconds=5)
+
+    def to_config(self, policy: SigningPolicy | None = None) -> TokenConfig:
+        return TokenConfig(
+            issuer=self.issuer,
+            algorithm=self.algorithm,
+            sa_ttl=self.sa_ttl,
+            user_ttl=self.user_ttl,
+            max_ttl=self.max_ttl,
+            user_audience=self.user_audience,
+            api_audiences=self.api_audiences,
+            leeway=self.leeway,
+            cache_refresh=self.cache_refresh,
+            publish_before_activate=self.publish_before_activate,
+            retire_min_wait=self.retire_min_wait,
+            policy=policy,
+        )

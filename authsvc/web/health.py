@@ -1,8 +1,12 @@
-"""`/healthz`: the process is alive. (`/readyz` and `/metrics` join as backends land.)"""
+"""`/healthz` (the process is alive), `/readyz` (every backend can answer), `/metrics` (Prometheus)."""
 
 from __future__ import annotations
 
-from flask import Blueprint, Response
+from flask import Blueprint, Response, current_app
+
+from authsvc.app import services_of
+from authsvc.authn.chain import chain_of
+from authsvc.metrics import metrics_for
 
 blueprint = Blueprint("health", __name__)
 
@@ -10,3 +14,18 @@ blueprint = Blueprint("health", __name__)
 @blueprint.get("/healthz")
 def healthz() -> Response:
     return Response("ok\n", mimetype="text/plain")
+
+
+@blueprint.get("/readyz")
+def readyz() -> Response:
+    """503 while a configured backend cannot answer (directory down, JWKS unreachable, bad token file)."""
+    not_ready = chain_of(services_of(current_app)).not_ready()
+    if not_ready:
+        return Response(f"not ready: {', '.join(not_ready)}\n", 503, mimetype="text/plain")
+    return Response("ok\n", mimetype="text/plain")
+
+
+@blueprint.get("/metrics")
+def metrics() -> Response:
+    body, content_type = metrics_for(current_app).render()
+    return Response(body, content_type=content_type)

@@ -1,0 +1,183 @@
+"""Bootstrap tokens (`<id>.<secret>`, kubeadm's format) kept in the inventory database.
+
+A token `abcdef.0123456789abcdef` authenticates as `system:bootstrap:abcdef` in the group
+`system:bootstrappers` plus its extra groups (each `system:bootstrappers:...`, as
+kube-apiserver's bootstrap authenticator requires), until it expires.
+Only the SHA-256 of the secret is stored; it is compared in constant time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import json
+import logging
+import re
+import secrets
+import string
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Engine, String, Text, select, text
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Mapped, mapped_column
+
+from authsvc.authn.chain import BOOTSTRAP_TOKEN, TokenKind
+from authsvc.errors import BackendUnavailable
+from authsvc.identity import UserInfo
+from pki.clock import Clock
+from pki.db import Base, UTCDateTime, make_sessionmaker
+from pki.errors import NotFoundError
+
+if TYPE_CHECKING:
+    from authsvc.services import Services
+
+log = logging.getLogger(__name__)
+
+NAME = "bootstrap"
+USER_PREFIX = "system:bootstrap:"
+BOOTSTRAPPERS = "system:bootstrappers"
+EXTRA_GROUP = re.compile(r"system:bootstrappers:[a-z0-9:-]{0,255}[a-z0-9]")
+TOKEN_ID = re.compile(r"[a-z0-9]{6}")
+_ALPHABET = string.ascii_lowercase + string.digits
+
+
+class BootstrapTokenRow(Base):
+    __tablename__ = "bootstrap_tokens"
+
+    token_id: Mapped[str] = mapped_column(String(6), primary_key=True)
+    secret_sha256: Mapped[str] = mapped_column(String(64))
+    groups_json: Mapped[str] = mapped_column(Text, default="[]")
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+@dataclass(frozen=True, slots=True)
+class BootstrapToken:
+    token_id: str
+    groups: tuple[str, ...]
+    description: str
+    created_at: dt.datetime
+    expires_at: dt.datetime | None
+
+    @classmethod
+    def from_row(cls, row: BootstrapTokenRow) -> BootstrapToken:
+        return cls(row.token_id, tuple(json.loads(row.groups_json)), row.description, row.created_at, row.expires_at)
+
+    def expired(self, now: dt.datetime) -> bool:
+        return self.expires_at is not None and now >= self.expires_at
+
+    def as_dict(self, now: dt.datetime) -> dict[str, Any]:
+        return {
+            "id": self.token_id,
+            "user": USER_PREFIX + self.token_id,
+            "groups": [BOOTSTRAPPERS, *self.groups],
+            "description": self.description,
+            "created": self.created_at.isoformat(),
+            "expires": self.expires_at.isoformat() if self.expires_at else None,
+            "status": "expired" if self.expired(now) else "valid",
+        }
+
+
+def check_extra_groups(groups: Sequence[str]) -> tuple[str, ...]:
+    bad = [g for g in groups if not EXTRA_GROUP.fullmatch(g)]
+    if bad:
+        raise ValueError(f"extra groups {bad} must look like system:bootstrappers:<name> ([a-z0-9:-], as kubeadm's)")
+    return tuple(dict.fromkeys(groups))
+
+
+def secret_hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def new_token() -> tuple[str, str]:
+    """A fresh (id, secret) from the system's CSPRNG."""
+    return "".join(secrets.choice(_ALPHABET) for _ in range(6)), "".join(secrets.choice(_ALPHABET) for _ in range(16))
+
+
+class BootstrapTokenStore:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._sessions = make_sessionmaker(engine)
+
+    def create(
+        self, *, now: dt.datetime, ttl: dt.timedelta | None, groups: Sequence[str] = (), description: str = ""
+    ) -> tuple[str, BootstrapToken]:
+        """Store a new token; return the token text (shown once, never stored) and its record."""
+        extra = check_extra_groups(groups)
+        token_id, secret = new_token()
+        row = BootstrapTokenRow(
+            token_id=token_id,
+            secret_sha256=secret_hash(secret),
+            groups_json=json.dumps(list(extra)),
+            description=description,
+            created_at=now,
+            expires_at=now + ttl if ttl else None,
+        )
+        with self._sessions.begin() as session:
+            session.add(row)
+        return f"{token_id}.{secret}", BootstrapToken.from_row(row)
+
+    def tokens(self) -> list[BootstrapToken]:
+        with self._sessions() as session:
+            rows = session.scalars(select(BootstrapTokenRow).order_by(BootstrapTokenRow.created_at)).all()
+            return [BootstrapToken.from_row(r) for r in rows]
+
+    def lookup(self, token_id: str) -> tuple[str, BootstrapToken] | None:
+        """(secret hash, token) for `token_id`, or None."""
+        with self._sessions() as session:
+            row = session.get(BootstrapTokenRow, token_id)
+            return None if row is None else (row.secret_sha256, BootstrapToken.from_row(row))
+
+    def delete(self, token_id: str) -> None:
+        if not TOKEN_ID.fullmatch(token_id):
+            raise ValueError(f"bootstrap token id {token_id!r} must be 6 characters [a-z0-9]")
+        with self._sessions.begin() as session:
+            row = session.get(BootstrapTokenRow, token_id)
+            if row is None:
+                raise NotFoundError(f"no bootstrap token with id {token_id!r} (see `authsvc token bootstrap list`)")
+            session.delete(row)
+
+    def ping(self) -> None:
+        with self.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+
+
+class BootstrapAuthenticator:
+    name = NAME
+    token_kinds = frozenset({TokenKind.BOOTSTRAP})
+
+    def __init__(self, store: BootstrapTokenStore, clock: Clock) -> None:
+        self.store = store
+        self.clock = clock
+
+    def authenticate(self, token: str) -> UserInfo | None:
+        match = BOOTSTRAP_TOKEN.fullmatch(token)
+        if match is None:
+            return None
+        token_id, secret = match.groups()
+        try:
+            found = self.store.lookup(token_id)
+        except SQLAlchemyError as e:
+            raise BackendUnavailable(f"bootstrap token store: {type(e).__name__}") from None
+        if found is None:
+            return None
+        stored_hash, record = found
+        if not hmac.compare_digest(stored_hash, secret_hash(secret)) or record.expired(self.clock()):
+            return None
+        return UserInfo(USER_PREFIX + token_id, groups=(BOOTSTRAPPERS, *record.groups), backend=NAME)
+
+    def ready(self) -> bool:
+        try:
+            self.store.ping()
+        except SQLAlchemyError as e:
+            log.warning("bootstrap token store not reachable: %s", type(e).__name__)
+            return False
+        return True
+
+
+def build(services: Services) -> BootstrapAuthenticator:
+    return BootstrapAuthenticator(BootstrapTokenStore(services.home.engine), services.clock)

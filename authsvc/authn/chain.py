@@ -1,0 +1,191 @@
+"""The authenticator chain: backends from `authn.chain`, walked in order, first identity wins.
+
+A token is routed by its shape where the shape says enough: a JWT goes only to the backends
+that know its `iss` (plus those that take any token), a bootstrap token
+(`[a-z0-9]{6}.[a-z0-9]{16}`) to the backends that take those. A backend declares what it
+takes with two optional attributes:
+
+- `token_kinds: frozenset[TokenKind]` (default: every kind);
+- `issuers: frozenset[str]` (default: JWTs of any issuer).
+
+The chain decodes a JWT's header and payload *without* verifying them, only to route it (and
+to cap how long the result is cached by `exp`); verifying is each backend's job.
+Like kube-apiserver's union authenticator, a backend that cannot decide does not stop the
+walk: a later backend may still vouch for the token; if none does, the answer carries the
+outage (authenticated false with an error) instead of a denial.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import logging
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+import jwt
+
+from authsvc.authn.base import Authenticator
+from authsvc.errors import BackendUnavailable, ConfigError
+from authsvc.identity import UserInfo
+
+if TYPE_CHECKING:
+    from authsvc.services import Services
+
+log = logging.getLogger(__name__)
+
+BOOTSTRAP_TOKEN = re.compile(r"([a-z0-9]{6})\.([a-z0-9]{16})")
+CHAIN_COMPONENT = "authn.chain"
+
+
+class TokenKind(StrEnum):
+    JWT = "jwt"
+    BOOTSTRAP = "bootstrap"
+    OPAQUE = "opaque"
+
+
+ALL_KINDS = frozenset(TokenKind)
+
+
+@dataclass(frozen=True, slots=True)
+class TokenShape:
+    kind: TokenKind
+    issuer: str | None = None
+    # The unverified `exp` (epoch seconds); trusted only once a backend has verified the token.
+    expires: float | None = None
+
+
+def classify(token: str) -> TokenShape:
+    if BOOTSTRAP_TOKEN.fullmatch(token):
+        return TokenShape(TokenKind.BOOTSTRAP)
+    if token.count(".") != 2:
+        return TokenShape(TokenKind.OPAQUE)
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})  # routing only, see above
+    except jwt.PyJWTError:
+        return TokenShape(TokenKind.OPAQUE)
+    issuer, expires = claims.get("iss"), claims.get("exp")
+    return TokenShape(
+        TokenKind.JWT,
+        issuer if isinstance(issuer, str) else None,
+        float(expires) if isinstance(expires, int | float) and not isinstance(expires, bool) else None,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    backend: Authenticator
+    kinds: frozenset[TokenKind]
+    issuers: frozenset[str] | None
+
+    @classmethod
+    def of(cls, backend: Authenticator) -> Route:
+        kinds = getattr(backend, "token_kinds", None)
+        issuers = getattr(backend, "issuers", None)
+        return cls(backend, frozenset(kinds) if kinds else ALL_KINDS, frozenset(issuers) if issuers else None)
+
+    def accepts(self, shape: TokenShape) -> bool:
+        if shape.kind not in self.kinds:
+            return False
+        return shape.kind is not TokenKind.JWT or self.issuers is None or shape.issuer in self.issuers
+
+
+@dataclass(frozen=True, slots=True)
+class ChainResult:
+    user: UserInfo | None
+    # Backends that could not decide; an error answer when no backend vouched for the token.
+    unavailable: tuple[str, ...] = ()
+    # The token's exp when a backend vouched for a JWT: the cache never outlives it.
+    not_after: float | None = None
+
+    @property
+    def error(self) -> str | None:
+        if self.user is not None or not self.unavailable:
+            return None
+        return f"authentication backend unavailable: {', '.join(self.unavailable)}"
+
+    @property
+    def backend(self) -> str:
+        if self.user is not None:
+            return self.user.backend
+        return self.unavailable[0] if self.unavailable else ""
+
+
+class AuthenticatorChain:
+    def __init__(self, backends: Sequence[Authenticator]) -> None:
+        self.backends = tuple(backends)
+        self._routes = tuple(Route.of(b) for b in backends)
+
+    def authenticate(self, token: str) -> ChainResult:
+        shape = classify(token)
+        unavailable: list[str] = []
+        for route in self._routes:
+            if not route.accepts(shape):
+                continue
+            user = _ask(route.backend, token, unavailable)
+            if user is not None:
+                if user.backend != route.backend.name:
+                    user = dataclasses.replace(user, backend=route.backend.name)
+                return ChainResult(user, tuple(unavailable), shape.expires)
+        return ChainResult(None, tuple(unavailable))
+
+    def not_ready(self) -> list[str]:
+        """Names of the backends that cannot answer now (for /readyz)."""
+        return [b.name for b in self.backends if not _is_ready(b)]
+
+
+def _ask(backend: Authenticator, token: str, unavailable: list[str]) -> UserInfo | None:
+    try:
+        return backend.authenticate(token)
+    except BackendUnavailable as e:
+        log.warning("authentication backend %s unavailable: %s", backend.name, e)
+    except Exception as e:
+        # Fail closed. Only the type is logged: an unexpected message might quote the token.
+        log.error("authentication backend %s failed: %s (treated as unavailable)", backend.name, type(e).__name__)
+    unavailable.append(backend.name)
+    return None
+
+
+def _is_ready(backend: Authenticator) -> bool:
+    try:
+        return bool(backend.ready())
+    except Exception as e:
+        log.warning("readiness check of backend %s failed: %s", backend.name, type(e).__name__)
+        return False
+
+
+Factory = Callable[["Services"], "Authenticator | None"]
+
+
+def load_factory(name: str) -> Factory:
+    from authsvc.authn import REGISTRY
+
+    target = REGISTRY.get(name)
+    if target is None:
+        known = ", ".join(sorted(REGISTRY)) or "none"
+        raise ConfigError(f"authn.chain: unknown backend {name!r} (known: {known})")
+    module_name, attribute = target.split(":")
+    factory: Factory = getattr(importlib.import_module(module_name), attribute)
+    return factory
+
+
+def build_chain(services: Services) -> AuthenticatorChain:
+    """Build every backend named in `authn.chain`, in order; unconfigured ones (None) are left out."""
+    backends: list[Authenticator] = []
+    for name in services.settings.authn.chain:
+        backend = load_factory(name)(services)
+        if backend is not None:
+            backends.append(backend)
+    return AuthenticatorChain(backends)
+
+
+def chain_of(services: Services) -> AuthenticatorChain:
+    """The process's chain, built on first use and kept in `services.components`."""
+    chain = services.components.get(CHAIN_COMPONENT)
+    if chain is None:
+        chain = services.components.setdefault(CHAIN_COMPONENT, build_chain(services))
+    assert isinstance(chain, AuthenticatorChain)
+    return chain

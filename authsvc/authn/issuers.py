@@ -1,0 +1,280 @@
+"""External JWT/OIDC issuers: tokens signed by an identity provider the operator trusts.
+
+Per issuer (settings `authn.issuers`): the exact `iss`, accepted audiences, an algorithm
+allow-list (asymmetric only), keys from a JWKS URL, a static JWKS file or OIDC discovery,
+claim mappings (username, groups, uid, extra, with prefixes) and required claim values.
+
+Keys are PyJWT's (`PyJWKSet`, fetched with `PyJWKClient`): nothing here parses a JWT or a JWK
+by hand. A fetched key set is kept for `jwks_cache_ttl`; a token with an unknown `kid` forces
+a new fetch at most once per `jwks_refresh_cooldown`, and so does a failed fetch, so a flood
+of made-up kids cannot become a flood of requests to the issuer. Fail closed: when the keys
+cannot be had, the backend raises BackendUnavailable (an error answer, never a "yes").
+Token times (exp, nbf) are checked against the injected clock with the issuer's leeway.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import jwt
+from jwt import PyJWK, PyJWKClient, PyJWKSet
+
+from authsvc.authn.chain import TokenKind
+from authsvc.errors import BackendUnavailable, ConfigError
+from authsvc.identity import UserInfo
+from authsvc.settings.authn import IssuerSettings
+from pki.clock import Clock
+
+if TYPE_CHECKING:
+    from authsvc.services import Services
+
+log = logging.getLogger(__name__)
+
+NAME = "issuers"
+DISCOVERY_PATH = "/.well-known/openid-configuration"
+# Times are checked below against the injected clock; PyJWT checks signature, iss, aud, exp's presence.
+DECODE_OPTIONS: dict[str, Any] = {
+    "verify_exp": False,
+    "verify_nbf": False,
+    "verify_iat": False,
+    "require": ["exp", "iss", "aud"],
+    "enforce_minimum_key_length": True,
+}
+# Identities from outside must not claim Kubernetes' own names (system:masters, system:node:...).
+RESERVED_PREFIX = "system:"
+
+
+class KeySource(Protocol):
+    def key_for(self, kid: str | None) -> PyJWK | None:
+        """The verification key for `kid`, None when there is none; BackendUnavailable if unknowable."""
+        ...
+
+    def healthy(self) -> bool: ...
+
+
+def signing_keys(jwk_set: PyJWKSet) -> dict[str | None, PyJWK]:
+    return {k.key_id: k for k in jwk_set.keys if k.public_key_use in ("sig", None)}
+
+
+def _pick(keys: dict[str | None, PyJWK], kid: str | None) -> PyJWK | None:
+    if kid is None and len(keys) == 1:  # one key without a kid on either side: no ambiguity
+        return next(iter(keys.values()))
+    return keys.get(kid)
+
+
+class StaticKeys:
+    """Keys from a JWKS file, read once at start."""
+
+    def __init__(self, path: Path) -> None:
+        try:
+            self._keys = signing_keys(PyJWKSet.from_json(path.read_text(encoding="utf-8")))
+        except (OSError, jwt.PyJWTError, ValueError) as e:
+            raise ConfigError(f"JWKS file {path} cannot be used: {e}") from None
+
+    def key_for(self, kid: str | None) -> PyJWK | None:
+        return _pick(self._keys, kid)
+
+    def healthy(self) -> bool:
+        return True
+
+
+class RemoteKeys:
+    """Keys fetched over HTTPS from a JWKS URL, or from the one that OIDC discovery names."""
+
+    def __init__(self, settings: IssuerSettings, clock: Clock, ssl_context: ssl.SSLContext) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.ssl_context = ssl_context
+        self._jwks_client = self._client(settings.jwks_url) if settings.jwks_url else None
+        self._keys: dict[str | None, PyJWK] = {}
+        self._fetched_at = float("-inf")
+        self._failure: tuple[float, str] | None = None  # (retry after, message)
+        self._lock = threading.Lock()
+
+    def key_for(self, kid: str | None) -> PyJWK | None:
+        now = self.clock().timestamp()
+        with self._lock:
+            if now >= self._fetched_at + self.settings.jwks_cache_ttl.total_seconds():
+                self._fetch(now)
+            elif _pick(self._keys, kid) is None and now >= self._fetched_at + self._cooldown:
+                log.info("issuer %s: unknown kid, fetching its keys again", self.settings.url)
+                self._fetch(now)
+            return _pick(self._keys, kid)
+
+    def healthy(self) -> bool:
+        return self._failure is None
+
+    @property
+    def _cooldown(self) -> float:
+        return self.settings.jwks_refresh_cooldown.total_seconds()
+
+    def _client(self, url: str) -> PyJWKClient:
+        # PyJWKClient does the HTTP (no redirects, a timeout, our TLS context); we keep the cache.
+        return PyJWKClient(
+            url, cache_jwk_set=False, timeout=self.settings.timeout.total_seconds(), ssl_context=self.ssl_context
+        )
+
+    def _fetch(self, now: float) -> None:
+        """Fetch the key set (the caller holds the lock); a failure is remembered for a cooldown."""
+        if self._failure is not None and now < self._failure[0]:
+            raise BackendUnavailable(self._failure[1])
+        try:
+            client = self._jwks_client or self._discover()
+            keys = signing_keys(PyJWKSet.from_dict(client.fetch_data()))
+        except (jwt.PyJWTError, ValueError, OSError) as e:
+            message = f"keys of issuer {self.settings.url} unavailable: {e}"
+            self._failure = (now + self._cooldown, message)
+            raise BackendUnavailable(message) from None
+        self._jwks_client, self._keys, self._fetched_at, self._failure = client, keys, now, None
+
+    def _discover(self) -> PyJWKClient:
+        document = self._client(self.settings.url.rstrip("/") + DISCOVERY_PATH).fetch_data()
+        if document.get("issuer") != self.settings.url:
+            raise ValueError(f"discovery names issuer {document.get('issuer')!r}, not {self.settings.url!r}")
+        jwks_uri = document.get("jwks_uri")
+        if not isinstance(jwks_uri, str) or not jwks_uri.startswith("https://"):
+            raise ValueError("discovery document has no https jwks_uri")
+        return self._client(jwks_uri)
+
+
+def _strings(value: Any) -> tuple[str, ...] | None:
+    """A claim that may be a string or a list of strings; None when it is neither."""
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    return None
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def times_valid(claims: dict[str, Any], now: float, leeway: float) -> bool:
+    """exp (required, a number) not passed and nbf (optional) reached, give or take the leeway."""
+    expires = _number(claims.get("exp"))
+    if expires is None or now >= expires + leeway:
+        return False
+    if "nbf" in claims:
+        not_before = _number(claims["nbf"])
+        if not_before is None or now + leeway < not_before:
+            return False
+    return True
+
+
+def map_claims(claims: dict[str, Any], settings: IssuerSettings) -> UserInfo | None:
+    """The identity the claims describe under the issuer's mappings; None when they do not fit."""
+    username = claims.get(settings.username_claim)
+    if not isinstance(username, str) or not username:
+        return None
+    if settings.username_claim == "email" and claims.get("email_verified", True) is not True:
+        return None
+    groups = _strings(claims.get(settings.groups_claim)) if settings.groups_claim else ()
+    uid = claims.get(settings.uid_claim, "") if settings.uid_claim else ""
+    if groups is None or not isinstance(uid, str):
+        return None
+    extra: dict[str, tuple[str, ...]] = {}
+    for key, claim in settings.extra_claims.items():
+        values = _strings(claims.get(claim))
+        if values is None:
+            return None
+        if values:
+            extra[key] = values
+    name = settings.username_prefix + username
+    group_names = tuple(settings.groups_prefix + g for g in groups)
+    if name.startswith(RESERVED_PREFIX) or any(g.startswith(RESERVED_PREFIX) for g in group_names):
+        log.warning("issuer %s: refused a token naming a reserved system: user or group", settings.url)
+        return None
+    audiences = _token_audiences(claims, settings) if settings.audience_aware else ()
+    return UserInfo(name, uid, group_names, extra, audiences, backend=NAME)
+
+
+def _token_audiences(claims: dict[str, Any], settings: IssuerSettings) -> tuple[str, ...]:
+    return tuple(a for a in _strings(claims.get("aud")) or () if a in settings.audiences)
+
+
+class IssuerVerifier:
+    def __init__(self, settings: IssuerSettings, keys: KeySource, clock: Clock) -> None:
+        self.settings = settings
+        self.keys = keys
+        self.clock = clock
+        self._algorithms = list(settings.algorithms)
+        self._audiences = list(settings.audiences)
+        self._leeway = settings.leeway.total_seconds()
+
+    def verify(self, token: str) -> UserInfo | None:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            return None
+        kid = header.get("kid")
+        if header.get("alg") not in self._algorithms or not (kid is None or isinstance(kid, str)):
+            return None  # `none`, HMAC and anything not allowed never reach a key
+        key = self.keys.key_for(kid)
+        if key is None:
+            return None
+        try:
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=self._algorithms,
+                audience=self._audiences,
+                issuer=self.settings.url,
+                options=DECODE_OPTIONS,  # type: ignore[arg-type]
+            )
+        except (jwt.PyJWTError, ValueError, TypeError):
+            return None
+        if not times_valid(claims, self.clock().timestamp(), self._leeway):
+            return None
+        if any(claims.get(claim) != value for claim, value in self.settings.required_claims.items()):
+            return None
+        return map_claims(claims, self.settings)
+
+
+class IssuersAuthenticator:
+    name = NAME
+    token_kinds = frozenset({TokenKind.JWT})
+
+    def __init__(self, verifiers: Sequence[IssuerVerifier]) -> None:
+        self._by_issuer = {v.settings.url: v for v in verifiers}
+        self.issuers = frozenset(self._by_issuer)
+
+    def authenticate(self, token: str) -> UserInfo | None:
+        try:
+            issuer = jwt.decode(token, options={"verify_signature": False}).get("iss")  # routing only
+        except jwt.PyJWTError:
+            return None
+        verifier = self._by_issuer.get(issuer) if isinstance(issuer, str) else None
+        return None if verifier is None else verifier.verify(token)
+
+    def ready(self) -> bool:
+        return all(v.keys.healthy() for v in self._by_issuer.values())
+
+
+def tls_context(ca_file: Path | None) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+
+
+def key_source(settings: IssuerSettings, home_root: Path, clock: Clock) -> KeySource:
+    if settings.jwks_file:
+        return StaticKeys(home_root / settings.jwks_file)
+    try:
+        context = tls_context(home_root / settings.ca_file if settings.ca_file else None)
+    except (OSError, ssl.SSLError) as e:
+        raise ConfigError(f"issuer {settings.url}: ca_file {settings.ca_file} cannot be used: {e}") from None
+    return RemoteKeys(settings, clock, context)
+
+
+def build(services: Services) -> IssuersAuthenticator | None:
+    issuers = services.settings.authn.issuers
+    if not issuers:
+        return None
+    root, clock = services.home.root, services.clock
+    return IssuersAuthenticator([IssuerVerifier(s, key_source(s, root, clock), clock) for s in issuers])

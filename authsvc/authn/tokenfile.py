@@ -1,0 +1,139 @@
+"""Static tokens in kube-apiserver's `--token-auth-file` format, reloaded when the file changes.
+
+Each line is CSV: `token,user,uid,"group1,group2"` (the groups column is optional). The token
+column may hold `sha256:<64 hex digits>` instead of the token, so the file need not contain it.
+As in kube-apiserver, blank tokens are skipped and a later duplicate replaces an earlier one.
+
+Tokens are looked up by their SHA-256, never by their text, and the digest is compared with
+hmac.compare_digest: the time taken says nothing about how much of a token matched.
+The file is stat()ed on each look-up (cheap) and re-read when its mtime, size or inode change.
+An unreadable or malformed file fails closed: BackendUnavailable, until it is fixed.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import hmac
+import io
+import logging
+import re
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from authsvc.errors import BackendUnavailable, ConfigError
+from authsvc.identity import UserInfo
+from authsvc.redact import token_digest
+
+if TYPE_CHECKING:
+    from authsvc.services import Services
+
+log = logging.getLogger(__name__)
+
+HASHED = re.compile(r"sha256:([0-9a-fA-F]{64})")
+NAME = "tokenfile"
+
+Signature = tuple[int, int, int] | None  # (mtime_ns, size, inode); None: missing
+TokenTable = Mapping[bytes, tuple[bytes, UserInfo]]
+_NEVER_LOADED = (-1, -1, -1)
+
+
+def parse_token_file(text: str, source: str = "token file") -> dict[bytes, tuple[bytes, UserInfo]]:
+    """A token file's table: SHA-256 of the token -> (that digest, identity). ValueError names the line."""
+    table: dict[bytes, tuple[bytes, UserInfo]] = {}
+    for number, record in enumerate(csv.reader(io.StringIO(text), skipinitialspace=True), 1):
+        if not record or record == [""]:
+            continue
+        if len(record) < 3:
+            raise ValueError(
+                f"{source} line {number}: needs at least 3 columns (token, user name, user uid), found {len(record)}"
+            )
+        token, user, uid = (field.strip() for field in record[:3])
+        if not token:
+            log.warning("%s line %d: empty token skipped", source, number)
+            continue
+        if not user:
+            raise ValueError(f"{source} line {number}: the user name is empty")
+        groups = tuple(g.strip() for g in record[3].split(",") if g.strip()) if len(record) > 3 else ()
+        digest = _digest_of(token)
+        if digest in table:
+            log.warning("%s line %d: duplicate token replaces an earlier line", source, number)
+        table[digest] = (digest, UserInfo(user, uid, groups, backend=NAME))
+    return table
+
+
+def _digest_of(token_column: str) -> bytes:
+    hashed = HASHED.fullmatch(token_column)
+    return bytes.fromhex(hashed.group(1)) if hashed else token_digest(token_column)
+
+
+def hash_token_column(token: str) -> str:
+    """What to write in the token column instead of the token itself."""
+    return "sha256:" + hashlib.sha256(token.encode()).hexdigest()
+
+
+class TokenFileAuthenticator:
+    name = NAME
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._table: TokenTable = {}
+        self._signature: Signature = _NEVER_LOADED
+        self._failure: tuple[Signature, str] | None = None
+        self._reload_if_changed()
+        if self._failure is not None:
+            raise ConfigError(self._failure[1])
+
+    def authenticate(self, token: str) -> UserInfo | None:
+        digest = token_digest(token)
+        entry = self._reload_if_changed().get(digest)
+        # The dict lookup keys on a digest the caller cannot steer; the final check is constant-time.
+        if entry is None or not hmac.compare_digest(entry[0], digest):
+            return None
+        return entry[1]
+
+    def ready(self) -> bool:
+        try:
+            self._reload_if_changed()
+        except BackendUnavailable:
+            return False
+        return True
+
+    def _reload_if_changed(self) -> TokenTable:
+        signature = self._stat()
+        if signature == self._signature:
+            return self._table
+        with self._lock:
+            if signature != self._signature:
+                if self._failure is not None and self._failure[0] == signature:
+                    raise BackendUnavailable(self._failure[1])
+                self._load(signature)
+        return self._table
+
+    def _stat(self) -> Signature:
+        try:
+            st = self.path.stat()
+        except OSError:
+            return None
+        return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+    def _load(self, signature: Signature) -> None:
+        try:
+            table = parse_token_file(self.path.read_text(encoding="utf-8"), f"token file {self.path}")
+        except (OSError, ValueError) as e:
+            message = getattr(e, "strerror", None) or str(e)
+            self._failure = (signature, f"token file {self.path} cannot be used: {message}; fix it")
+            log.error("%s", self._failure[1])
+            raise BackendUnavailable(self._failure[1]) from None
+        self._table, self._signature, self._failure = table, signature, None
+        log.info("token file %s loaded: %d tokens", self.path, len(table))
+
+
+def build(services: Services) -> TokenFileAuthenticator | None:
+    path = services.settings.authn.tokenfile.path
+    if not path:
+        return None
+    return TokenFileAuthenticator(services.home.root / path)

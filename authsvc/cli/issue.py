@@ -1,0 +1,170 @@
+"""`authsvc issue USER`: hand a person a kubeconfig (cert, own CSR, token or exec login)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from authsvc.cli import CliState
+from authsvc.cli.options import DURATION, NameType
+
+if TYPE_CHECKING:
+    from authsvc.issue import IssuedKubeconfig, IssueRequest, KubeconfigIssuer
+
+MODES = ("cert", "token", "exec")
+
+
+@click.command("issue")
+@click.argument("user", type=NameType("user name"))
+@click.option(
+    "-g", "--group", "groups", multiple=True, type=NameType("group"), help="Group (O= of the certificate); repeatable."
+)
+@click.option(
+    "--ttl", type=DURATION, default=None, help="Lifetime, e.g. 24h, 30d. [default: pki.client_ttl or tokens.user_ttl]"
+)
+@click.option("--cluster", type=NameType("cluster name"), default=None, help="Cluster name. [default: cluster.name]")
+@click.option("--server", metavar="URL", default=None, help="API server URL. [default: cluster.server]")
+@click.option("-n", "--namespace", type=NameType("namespace"), default=None, help="Namespace of the context.")
+@click.option("--mode", type=click.Choice(MODES), default="cert", show_default=True, help="Kind of credential.")
+@click.option(
+    "--csr",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Sign the user's own CSR (CN=USER, O=groups); the key never leaves the user.",
+)
+@click.option("--key-path", metavar="PATH", default=None, help="With --csr: where the user keeps the key (client-key).")
+@click.option(
+    "-o", "--output", metavar="FILE|-", default=None, help="Write here; '-' for stdout. [default: ./USER.kubeconfig]"
+)
+@click.option(
+    "--merge-into",
+    metavar="KUBECONFIG",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Add the cluster, user and context to an existing kubeconfig instead.",
+)
+@click.option("--force", is_flag=True, help="Replace an existing file, or same-named entries when merging.")
+@click.pass_obj
+def issue(
+    state: CliState,
+    user: str,
+    groups: tuple[str, ...],
+    ttl: dt.timedelta | None,
+    cluster: str | None,
+    server: str | None,
+    namespace: str | None,
+    mode: str,
+    csr: Path | None,
+    key_path: str | None,
+    output: str | None,
+    merge_into: Path | None,
+    force: bool,
+) -> None:
+    """Issue a kubeconfig for USER, with the cluster's server URL and CA from authsvc.yaml.
+
+    \b
+    Modes:
+      cert   a key made here and a client certificate (CN=USER, O=groups) [default]
+             --csr FILE --key-path PATH: sign the user's CSR instead; the kubeconfig
+             names the key file (client-key) and the key never leaves the user
+      token  a bearer token signed by authsvc (revocable; its id is recorded)
+      exec   kubectl runs `authsvc login` to get a token with the user's directory password
+
+    \b
+    The kubeconfig is written 0600 to ./USER.kubeconfig unless -o says otherwise
+    (`-o -` prints it); an existing file is replaced only with --force.
+
+    \b
+    Examples:
+      authsvc issue alice -g dev -o alice.kubeconfig
+      authsvc issue bob -g ops --csr bob.csr --key-path ~/.kube/bob.key -o bob.kubeconfig
+      authsvc issue carol --mode exec --merge-into ~/.kube/config
+    """
+    from authsvc.errors import UsageError
+    from authsvc.issue import IssueMode, IssueRequest, KubeconfigIssuer
+
+    if output is not None and merge_into is not None:
+        raise UsageError("-o and --merge-into cannot be used together: choose one destination")
+    request = IssueRequest(
+        user=user,
+        groups=tuple(dict.fromkeys(groups)),
+        mode=IssueMode(mode),
+        ttl=ttl,
+        cluster=cluster,
+        server=server,
+        namespace=namespace,
+        csr_pem=csr.read_bytes() if csr is not None else None,
+        key_path=key_path,
+        requester=_requester(state),
+    )
+    service = KubeconfigIssuer(state.home())
+    if merge_into is not None:
+        _merge(service, request, merge_into, force=force)
+    elif output == "-":
+        _print(service, request)
+    else:
+        _write(service, request, Path(output or f"{user}.kubeconfig"), force=force)
+
+
+def _requester(state: CliState) -> str:
+    return "cli:" + (state.environ.get("USER") or state.environ.get("LOGNAME") or "unknown")
+
+
+def _print(service: KubeconfigIssuer, request: IssueRequest) -> None:
+    from authsvc.kubeconfig import dump_kubeconfig
+
+    issued = service.issue(request)
+    click.echo(dump_kubeconfig(issued.config).decode(), nl=False)
+    _report(issued, "issued", err=True)
+
+
+def _write(service: KubeconfigIssuer, request: IssueRequest, path: Path, *, force: bool) -> None:
+    from authsvc.errors import UsageError
+    from authsvc.kubeconfig import write_kubeconfig
+
+    service.check(request)
+    if path.exists() and not force:
+        raise UsageError(f"{path} already exists: use --force to replace it")
+    issued = service.issue(request)
+    write_kubeconfig(path, issued.config)
+    _report(issued, f"wrote {path}:")
+
+
+def _merge(service: KubeconfigIssuer, request: IssueRequest, path: Path, *, force: bool) -> None:
+    from authsvc.kubeconfig import kubeconfig_lock, load_kubeconfig, merge_kubeconfig, write_kubeconfig
+    from pki.store import ensure_dir
+
+    # Follow a symlinked ~/.kube/config to the file itself, as kubectl does.
+    target = path.expanduser().resolve()
+    ensure_dir(target.parent)
+    with kubeconfig_lock(target):
+        existing = load_kubeconfig(target, missing_ok=True)
+        merge_kubeconfig(existing, service.preview(request), force=force)  # refuse before anything is issued
+        issued = service.issue(request)
+        merged = merge_kubeconfig(existing, issued.config, force=force)
+        write_kubeconfig(target, merged)
+    _report(issued, f"merged into {target}:")
+    if merged.get("current-context") != issued.context:
+        click.echo(
+            f"current context stays {merged.get('current-context')!r}; "
+            f"switch with: kubectl config use-context {issued.context}"
+        )
+
+
+def _report(issued: IssuedKubeconfig, what: str, *, err: bool = False) -> None:
+    credential = issued.credential
+    groups = ",".join(credential.groups) or "(none)"
+    expires = f"{credential.expires_at:%Y-%m-%dT%H:%M:%SZ}" if credential.expires_at else "at each login"
+    detail = f"serial {credential.serial}" if credential.serial else f"token id {credential.token_jti}"
+    if credential.mode.value == "exec":
+        detail = "authsvc login"
+    click.echo(
+        f"{what} context {issued.context} for {credential.username} (groups {groups}), "
+        f"{credential.mode.value} mode, {detail}, expires {expires}",
+        err=err,
+    )
+    for note in issued.notes:
+        click.echo(f"note: {note}", err=True)

@@ -1,0 +1,278 @@
+"""The directory as authsvc sees it: find a user, check a password, list the user's groups.
+
+Every call either answers or raises `BackendUnavailable` (no server reachable, timeouts,
+an unexpected result code): callers fail closed on it. A user that is not found, found
+twice, or a wrong password is an answer (None / False), never an error.
+
+Two small pools: searches run on connections bound as the service account; password checks
+rebind connections of their own, so the service connections never change identity.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import ldap3
+from ldap3.core.exceptions import LDAPCommunicationError, LDAPException
+
+from authsvc.errors import BackendUnavailable
+from authsvc.ldap.config import DirectoryConfig
+from authsvc.ldap.connections import ConnectionPool, make_server_pool, server_url
+from authsvc.ldap.filters import user_filter
+
+log = logging.getLogger(__name__)
+
+# Result codes that are answers, not failures: success, sizeLimitExceeded (handled by the
+# caller's size limit), noSuchObject (the base is empty or gone: nothing found).
+SEARCH_ANSWERS = frozenset({0, 4, 32})
+INVALID_CREDENTIALS = 49
+PAGED_RESULTS = "1.2.840.113556.1.4.319"
+
+ErrorHook = Callable[[str], None]
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class DirectoryUser:
+    """A user entry found by the service search."""
+
+    dn: str
+    username: str  # the directory's spelling (value of username_attribute)
+    uid: str
+    member_of: tuple[str, ...] = ()
+    server: str = ""  # URL of the server that answered
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    dn: str
+    attributes: dict[str, list[Any]]
+
+
+class Directory:
+    """Thread-safe client for one configured directory (one per server process)."""
+
+    def __init__(self, config: DirectoryConfig, *, on_error: ErrorHook = lambda _op: None) -> None:
+        self.config = config
+        self.settings = config.settings
+        self._on_error = on_error
+        self._server_pool = make_server_pool(config)
+        self._open_lock = threading.Lock()  # ldap3's ServerPool state is not thread-safe
+        wait = self.settings.receive_timeout.total_seconds()
+        size = self.settings.pool_size
+        self._search_pool = ConnectionPool(self._open_service, size, wait=wait, on_close=self._forget)
+        self._bind_pool = ConnectionPool(self._open_unbound, size, wait=wait, on_close=self._forget)
+
+    # -- public ---------------------------------------------------------------------------
+
+    def find_user(self, username: str) -> DirectoryUser | None:
+        """The one entry the user filter matches, or None (none, or more than one: ambiguous)."""
+        s = self.settings
+        attributes = [s.username_attribute, s.uid_attribute]
+        if s.group_membership == "memberOf":
+            attributes.append(s.member_of_attribute)
+        query = user_filter(s.user_filter, username)
+        entries, server = self._run("user search", lambda c: self.search(c, s.user_base, query, attributes, limit=2))
+        if len(entries) > 1:
+            log.warning("LDAP user filter matched more than one entry for one name: refused (%s)", entries[0].dn)
+        return self._user_from(entries[0], username, server) if len(entries) == 1 else None
+
+    def check_password(self, dn: str, password: str) -> bool:
+        """Bind as `dn` with `password`, passed as is (UTF-8 bytes: no escaping, no SASLprep).
+
+        An empty DN or password is refused here too: LDAP treats both as an anonymous bind
+        that "succeeds" (RFC 4513 section 5.1.2).
+        """
+        if not dn or not password:
+            return False
+        secret = password.encode("utf-8", "surrogatepass")
+
+        def bind(conn: ldap3.Connection) -> bool:
+            ok = bool(conn.rebind(user=dn, password=secret))
+            code = conn.result.get("result") if conn.result else None
+            if not ok and code != INVALID_CREDENTIALS:
+                raise BackendUnavailable(f"LDAP bind answered {conn.result.get('description')!r}")
+            return ok
+
+        ok, _ = self._run("user bind", bind, pool=self._bind_pool)
+        return ok
+
+    def search(
+        self,
+        conn: ldap3.Connection,
+        base: str,
+        query: str,
+        attributes: Sequence[str],
+        *,
+        scope: str = ldap3.SUBTREE,
+        limit: int = 0,
+    ) -> list[Entry]:
+        """Run a search (paged, so directories with a page cap answer in full) on `conn`."""
+        entries: list[Entry] = []
+        cookie: bytes | None = None
+        while True:
+            conn.search(
+                base,
+                query,
+                search_scope=scope,
+                attributes=list(attributes),
+                size_limit=limit,
+                time_limit=int(self.settings.receive_timeout.total_seconds()),
+                paged_size=None if limit else self.settings.page_size,
+                paged_cookie=cookie,
+            )
+            self._check_result(conn, "search")
+            entries.extend(
+                Entry(item["dn"], dict(item["attributes"]))
+                for item in conn.response or []
+                if item.get("type") == "searchResEntry"
+            )
+            cookie = _paged_cookie(conn)
+            if not cookie or limit:
+                return entries
+
+    def call(self, what: str, operation: Callable[[ldap3.Connection], T]) -> T:
+        """Run `operation` on a service connection (retry and error mapping as for every call)."""
+        result, _ = self._run(what, operation)
+        return result
+
+    def ready(self) -> bool:
+        """True when the directory answers a probe now (a base search of user_base: ~1 ms)."""
+        base = self.settings.user_base
+        try:
+            self._run("readiness probe", lambda c: self.search(c, base, "(objectClass=*)", ["1.1"], scope=ldap3.BASE))
+        except BackendUnavailable:
+            return False
+        return True
+
+    def close(self) -> None:
+        self._search_pool.clear()
+        self._bind_pool.clear()
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    def _run(
+        self, what: str, operation: Callable[[ldap3.Connection], T], *, pool: ConnectionPool | None = None
+    ) -> tuple[T, str]:
+        """Run `operation` on a pooled connection; one retry on a fresh connection when the
+        pooled one turns out to be broken (a restarted server closes idle connections)."""
+        pool = pool or self._search_pool
+        for attempt in (1, 2):
+            try:
+                with pool.connection() as conn:
+                    return operation(conn), server_url(conn)
+            except LDAPCommunicationError as e:
+                if attempt == 2:
+                    raise self._unavailable(what, e) from e
+            except BackendUnavailable as e:
+                self._on_error(what)
+                log.error("LDAP %s failed: %s", what, e)
+                raise
+            except (LDAPException, OSError) as e:
+                raise self._unavailable(what, e) from e
+        raise AssertionError("unreachable")
+
+    def _unavailable(self, what: str, error: Exception) -> BackendUnavailable:
+        self._on_error(what)
+        servers = ", ".join(self.settings.servers)
+        reason = " ".join(str(error).split())[:300] or type(error).__name__
+        log.error("LDAP %s failed (servers %s): %s: %s", what, servers, type(error).__name__, reason)
+        return BackendUnavailable(f"LDAP directory unavailable ({servers}): {reason}")
+
+    def _open(self) -> ldap3.Connection:
+        s = self.settings
+        with self._open_lock:
+            conn = ldap3.Connection(
+                self._server_pool,
+                auto_referrals=s.follow_referrals,
+                # whole seconds: ldap3 packs it into SO_RCVTIMEO as an integer on Linux
+                receive_timeout=math.ceil(s.receive_timeout.total_seconds()),
+                raise_exceptions=False,
+                read_only=True,
+                return_empty_attributes=False,
+            )
+            try:
+                conn.open()
+                if s.start_tls and not conn.server.ssl:
+                    conn.start_tls()
+            except BaseException:
+                self._forget(conn)
+                raise
+        return conn
+
+    def _open_unbound(self) -> ldap3.Connection:
+        return self._open()
+
+    def _open_service(self) -> ldap3.Connection:
+        conn = self._open()
+        dn, password = self.settings.bind_dn, self.config.bind_password
+        if dn and password and not conn.rebind(user=dn, password=password):
+            description = conn.result.get("description") if conn.result else "no answer"
+            conn.unbind()
+            self._forget(conn)
+            raise BackendUnavailable(
+                f"the LDAP service bind as {dn!r} was refused ({description}): check ldap.bind_dn and its password"
+            )
+        return conn
+
+    def _forget(self, conn: ldap3.Connection) -> None:
+        # ldap3's ServerPool keeps a state entry per connection forever; drop it with the connection.
+        self._server_pool.pool_states.pop(conn, None)
+
+    def _check_result(self, conn: ldap3.Connection, what: str) -> None:
+        code = conn.result.get("result") if conn.result else None
+        if code not in SEARCH_ANSWERS:
+            description = conn.result.get("description") if conn.result else "no result"
+            raise BackendUnavailable(f"LDAP {what} answered {description!r} (code {code})")
+
+    def _user_from(self, entry: Entry, typed: str, server: str) -> DirectoryUser | None:
+        s = self.settings
+        names = [str(v) for v in entry.attributes.get(s.username_attribute, [])]
+        if not names:
+            # The identity must be the directory's value, never the typed text: refuse.
+            log.warning(
+                "LDAP entry %s has no %s attribute (ldap.username_attribute): refused", entry.dn, s.username_attribute
+            )
+            return None
+        return DirectoryUser(
+            dn=entry.dn,
+            username=_canonical_name(names, typed),
+            uid=_uid_text(entry.attributes.get(s.uid_attribute, [])),
+            member_of=tuple(str(v) for v in entry.attributes.get(s.member_of_attribute, [])),
+            server=server,
+        )
+
+
+def _paged_cookie(conn: ldap3.Connection) -> bytes | None:
+    controls = (conn.result or {}).get("controls") or {}
+    cookie = controls.get(PAGED_RESULTS, {}).get("value", {}).get("cookie")
+    return cookie or None
+
+
+def _canonical_name(names: Sequence[str], typed: str) -> str:
+    """The directory's spelling of the name the user typed (uid may hold several values)."""
+    folded = " ".join(typed.split()).casefold()
+    for name in names:
+        if name.casefold() == folded:
+            return name
+    return names[0]
+
+
+def _uid_text(values: Sequence[Any]) -> str:
+    if not values:
+        return ""
+    value = values[0]
+    if isinstance(value, bytes):  # AD objectGUID: 16 little-endian bytes
+        return str(uuid.UUID(bytes_le=value)) if len(value) == 16 else value.hex()
+    return str(value)
+
+
+def chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

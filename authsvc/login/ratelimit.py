@@ -1,0 +1,131 @@
+"""Failed-login limits per user name and per client address, kept in the inventory database.
+
+Replicas share the database, so a guesser cannot multiply their budget by spreading
+attempts over replicas. One row per key and window: the key is a SHA-256 of "user:<name>"
+or "addr:<ip>" (names are not stored, and arbitrary input has a fixed size); `failures`
+counts the failed logins since `window_start`. A key with `limit` failures in the current
+window is refused (HTTP 429, Retry-After = the rest of the window) until the window ends;
+a correct password does not get through meanwhile.
+
+The counter moves with one atomic upsert (`INSERT .. ON CONFLICT DO UPDATE`, SQLite and
+PostgreSQL), so concurrent failures on two replicas are both counted.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import Engine, Integer, String, case, delete, literal, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Mapped, mapped_column
+
+from authsvc.errors import BackendUnavailable, RateLimited
+from pki.clock import Clock
+from pki.db import Base, UTCDateTime
+
+
+class LoginFailureRow(Base):
+    __tablename__ = "login_failures"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    window_start: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    """At most `max_failures` failed logins for one key within `window`."""
+
+    kind: str  # "user" or "addr": part of the key, and what the 429 message names
+    max_failures: int
+    window: dt.timedelta
+
+
+def limit_key(kind: str, value: str) -> str:
+    if kind == "user":
+        # Directories match names case-insensitively, ignoring extra spaces: so does the limit.
+        value = " ".join(value.split()).casefold()
+    return hashlib.sha256(f"{kind}:{value}".encode("utf-8", "surrogatepass")).hexdigest()
+
+
+class RateLimiter:
+    def __init__(self, engine: Engine, clock: Clock, *, user: Limit, address: Limit) -> None:
+        self.engine = engine
+        self.clock = clock
+        self.limits = {"user": user, "addr": address}
+
+    def check(self, username: str, address: str) -> None:
+        """Raise RateLimited when the user name or the client address is over its limit."""
+        now = self.clock()
+        keys = self._keys(username, address)
+        rows = self._rows([key for key, _ in keys])
+        for key, limit in keys:
+            window_start, failures = rows.get(key, (now, 0))
+            if failures < limit.max_failures:
+                continue
+            ends = window_start + limit.window
+            if ends > now:
+                retry = max(1, math.ceil((ends - now).total_seconds()))
+                raise RateLimited(f"too many failed logins for this {_what(limit.kind)}: retry later", retry)
+
+    def record_failure(self, username: str, address: str) -> None:
+        now = self.clock()
+        try:
+            with self.engine.begin() as conn:
+                for key, limit in self._keys(username, address):
+                    conn.execute(self._upsert(conn.dialect.name, key, now, now - limit.window))
+                oldest = now - max(limit.window for limit in self.limits.values())
+                conn.execute(delete(LoginFailureRow).where(LoginFailureRow.window_start < oldest))
+        except SQLAlchemyError as e:
+            raise BackendUnavailable(f"cannot record a failed login in the database: {type(e).__name__}") from e
+
+    def record_success(self, username: str) -> None:
+        """A correct password clears the user's count (not the address's: one good account
+        must not reset a guesser's budget)."""
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(delete(LoginFailureRow).where(LoginFailureRow.key == limit_key("user", username)))
+        except SQLAlchemyError as e:
+            raise BackendUnavailable(f"cannot update login limits in the database: {type(e).__name__}") from e
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    def _keys(self, username: str, address: str) -> list[tuple[str, Limit]]:
+        keys = [(limit_key("user", username), self.limits["user"])]
+        if address:
+            keys.append((limit_key("addr", address), self.limits["addr"]))
+        return keys
+
+    def _rows(self, keys: Sequence[str]) -> dict[str, tuple[dt.datetime, int]]:
+        """key -> (window_start, failures)."""
+        table = LoginFailureRow.__table__.c
+        try:
+            with self.engine.connect() as conn:
+                result = conn.execute(select(table.key, table.window_start, table.failures).where(table.key.in_(keys)))
+                return {key: (start, failures) for key, start, failures in result}
+        except SQLAlchemyError as e:
+            raise BackendUnavailable(f"cannot read login limits from the database: {type(e).__name__}") from e
+
+    @staticmethod
+    def _upsert(dialect: str, key: str, now: dt.datetime, expired_before: dt.datetime) -> object:
+        """failures += 1 in the current window, or a new window with failures = 1."""
+        module = postgresql if dialect == "postgresql" else sqlite
+        insert = module.insert(LoginFailureRow).values(key=key, window_start=now, failures=1)
+        table = LoginFailureRow.__table__.c
+        expired = table.window_start < expired_before
+        return insert.on_conflict_do_update(
+            index_elements=[table.key],
+            set_={
+                "failures": case((expired, 1), else_=table.failures + 1),
+                "window_start": case((expired, literal(now, UTCDateTime())), else_=table.window_start),
+            },
+        )
+
+
+def _what(kind: str) -> str:
+    return "user" if kind == "user" else "client address"

@@ -1,0 +1,188 @@
+"""The static users file: logins for small clusters without a directory.
+
+In the spirit of kube-apiserver's removed `--basic-auth-file` (password,user,uid,"groups"),
+but the first column is an argon2id hash (argon2-cffi), never a password:
+
+    # authsvc users file: argon2 hash,user,uid,"group1,group2"
+    $argon2id$v=19$m=65536,t=3,p=4$...,alice,2d1c...,"dev,ops"
+
+`authsvc users add|passwd|remove|list` manage it (written atomically, mode 0600). The server
+re-reads it when it changes (size, mtime or inode differ), so edits apply without a restart.
+A file that cannot be parsed makes the backend unavailable (fail closed), it is not skipped.
+"""
+
+from __future__ import annotations
+
+import csv
+import hmac
+import io
+import logging
+import os
+import secrets
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from authsvc.errors import BackendUnavailable, UsageError
+from pki.names import check_name
+from pki.store import atomic_write
+
+log = logging.getLogger(__name__)
+
+HEADER = '# authsvc users file: argon2 hash,user,uid,"group1,group2" (manage with `authsvc users`)\n'
+USERS_FILE_MODE = 0o600
+
+
+@dataclass(frozen=True, slots=True)
+class StaticUser:
+    username: str
+    uid: str
+    groups: tuple[str, ...]
+    password_hash: str
+
+    def public(self) -> dict[str, object]:
+        """What `authsvc users list` shows: everything but the hash."""
+        return {"user": self.username, "uid": self.uid, "groups": list(self.groups)}
+
+
+@cache
+def hasher() -> PasswordHasher:
+    # argon2-cffi's defaults are RFC 9106's second recommended profile (argon2id, 64 MiB, t=3).
+    return PasswordHasher()
+
+
+def hash_password(password: str) -> str:
+    if not password:
+        raise UsageError("the password must not be empty")
+    return hasher().hash(password)
+
+
+@cache
+def decoy_hash() -> str:
+    """A hash of a random password: verified for unknown users so they cost the same time."""
+    return hasher().hash(secrets.token_urlsafe(16))
+
+
+def verify_password(password_hash: str, password: str) -> bool:
+    try:
+        return bool(hasher().verify(password_hash, password))
+    except InvalidHashError:
+        log.error("users file: an entry has a malformed password hash; refusing it")
+        return False
+    except VerificationError:
+        return False
+
+
+# -- the file format ------------------------------------------------------------------------
+
+
+def parse_users(text: str, *, source: str = "users file") -> list[StaticUser]:
+    """Parse the CSV text; raises ValueError naming the line for anything malformed."""
+    users: list[StaticUser] = []
+    seen: set[str] = set()
+    for number, row in enumerate(csv.reader(io.StringIO(text)), start=1):
+        if not row or row[0].lstrip().startswith("#"):
+            continue
+        if len(row) not in (3, 4):
+            raise ValueError(f"{source} line {number}: expected hash,user,uid[,\"groups\"], got {len(row)} fields")
+        password_hash, username, uid = (field.strip() for field in row[:3])
+        groups = tuple(g.strip() for g in row[3].split(",") if g.strip()) if len(row) == 4 else ()
+        if not password_hash.startswith("$argon2"):
+            raise ValueError(f"{source} line {number}: the first field must be an argon2 hash, not a password")
+        try:
+            check_name(username, what="user name")
+            for group in groups:
+                check_name(group, what="group")
+        except ValueError as e:
+            raise ValueError(f"{source} line {number}: {e}") from None
+        if username in seen:
+            raise ValueError(f"{source} line {number}: user {username!r} is listed twice")
+        seen.add(username)
+        users.append(StaticUser(username, uid, groups, password_hash))
+    return users
+
+
+def render_users(users: Iterable[StaticUser]) -> str:
+    out = io.StringIO()
+    out.write(HEADER)
+    writer = csv.writer(out, lineterminator="\n")
+    for user in users:
+        writer.writerow([user.password_hash, user.username, user.uid, ",".join(user.groups)])
+    return out.getvalue()
+
+
+def read_users(path: Path) -> list[StaticUser]:
+    """The users in `path` ([] when it does not exist). Raises UsageError when it is malformed."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return []
+    try:
+        return parse_users(text, source=str(path))
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+
+
+def write_users(path: Path, users: Sequence[StaticUser]) -> Path:
+    return atomic_write(path, render_users(users).encode("utf-8"), USERS_FILE_MODE)
+
+
+# -- the server side ------------------------------------------------------------------------
+
+
+class UsersFile:
+    """The users in a file, re-read when it changes. Thread-safe."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._stamp: tuple[int, int, int] | None = None
+        self._users: dict[str, StaticUser] = {}
+
+    def lookup(self, username: str) -> StaticUser | None:
+        """Raises BackendUnavailable when the file exists but cannot be read or parsed."""
+        return self._current().get(username)
+
+    def verify(self, username: str, password: str) -> tuple[bool, StaticUser | None]:
+        """(user known, the user if the password is right). Unknown users cost one argon2 verify too."""
+        user = self.lookup(username)
+        if user is None:
+            verify_password(decoy_hash(), password)
+            return False, None
+        if not verify_password(user.password_hash, password):
+            return True, None
+        return True, user
+
+    def _current(self) -> dict[str, StaticUser]:
+        stamp = self._stat()
+        with self._lock:
+            if stamp != self._stamp:
+                self._users = self._load() if stamp is not None else {}
+                self._stamp = stamp
+            return self._users
+
+    def _stat(self) -> tuple[int, int, int] | None:
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return None
+        except OSError as e:
+            raise BackendUnavailable(f"cannot read the users file {self.path}: {e.strerror}") from None
+        return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+    def _load(self) -> dict[str, StaticUser]:
+        try:
+            users = parse_users(self.path.read_text(encoding="utf-8"), source=str(self.path))
+        except (OSError, ValueError, UnicodeDecodeError) as e:
+            log.error("users file %s is unusable, refusing its logins until it is fixed: %s", self.path, e)
+            raise BackendUnavailable(f"the users file {self.path} is unusable: {e}") from None
+        log.info("loaded %d users from %s", len(users), self.path)
+        return {u.username: u for u in users}
+
+    def same_uid(self, user: StaticUser, uid: str) -> bool:
+        return not uid or not user.uid or hmac.compare_digest(user.uid.encode(), uid.encode())

@@ -1,0 +1,101 @@
+"""Kubeconfigs issued per second in cert mode (`authsvc issue USER -g dev -o FILE`).
+
+Three figures, each on a fresh home with the default settings (EC P-256 keys, SQLite inventory):
+
+- service: KubeconfigIssuer.issue + write 0600 (key generation, policy, signing, two inventory
+  rows, YAML, atomic write with fsync): what one issuing process sustains;
+- cli in-process: the same through `authsvc issue` (click parsing, home opening, schema check);
+- cli process: `authsvc issue` as a new process each time, the way an operator or script runs it.
+
+    .venv/bin/python bench/kubeconfig.py [--count 500] [--process-count 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from authsvc.cli import main as cli_main
+from authsvc.home import Home
+from authsvc.issue import IssueRequest, KubeconfigIssuer
+from authsvc.kubeconfig import write_kubeconfig
+from authsvc.settings import Settings
+from authsvc.setup import initialize_home
+
+
+def fresh_home(root: Path) -> Home:
+    return initialize_home(root / "home", Settings(), environ={}).home
+
+
+def rate(count: int, one: Callable[[int], None]) -> float:
+    one(-1)  # warm-up: imports, engine, CA load
+    start = time.perf_counter()
+    for i in range(count):
+        one(i)
+    return count / (time.perf_counter() - start)
+
+
+def service_rate(root: Path, count: int) -> float:
+    home = fresh_home(root)
+    service = KubeconfigIssuer(home)
+    out = root / "out"
+
+    def one(i: int) -> None:
+        issued = service.issue(IssueRequest(user=f"user{i + 1}", groups=("dev",), requester="bench"))
+        write_kubeconfig(out / f"user{i + 1}.kubeconfig", issued.config)
+
+    return rate(count, one)
+
+
+def cli_rate(root: Path, count: int) -> float:
+    home = fresh_home(root)
+
+    def one(i: int) -> None:
+        args = [f"--home={home.root}", "issue", f"user{i + 1}", "-g", "dev", "-o", str(root / f"u{i + 1}.kubeconfig")]
+        try:
+            cli_main(args)
+        except SystemExit as e:
+            if e.code:
+                raise RuntimeError(f"authsvc issue failed with status {e.code}") from None
+
+    return rate(count, one)
+
+
+def process_rate(root: Path, count: int) -> float:
+    home = fresh_home(root)
+    authsvc = Path(sys.executable).parent / "authsvc"
+
+    def one(i: int) -> None:
+        out = root / f"p{i + 1}.kubeconfig"
+        subprocess.run(
+            [str(authsvc), f"--home={home.root}", "issue", f"user{i + 1}", "-g", "dev", "-o", str(out)],
+            check=True,
+            capture_output=True,
+        )
+
+    return rate(count, one)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=500)
+    parser.add_argument("--process-count", type=int, default=20)
+    args = parser.parse_args()
+    import contextlib
+    import io
+
+    with tempfile.TemporaryDirectory() as tmp:
+        print(f"service         {service_rate(Path(tmp) / 's', args.count):8.1f} kubeconfigs/s  (n={args.count})")
+        with contextlib.redirect_stdout(io.StringIO()):
+            in_process = cli_rate(Path(tmp) / "c", args.count)
+        print(f"cli in-process  {in_process:8.1f} kubeconfigs/s  (n={args.count})")
+        print(f"cli process     {process_rate(Path(tmp) / 'p', args.process_count):8.1f} kubeconfigs/s  (n={args.process_count})")
+
+
+if __name__ == "__main__":
+    main()

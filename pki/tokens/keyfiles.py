@@ -1,0 +1,67 @@
+"""The private halves of signing keys, in kubeadm's file names.
+
+`pki/sa.key` is the active key (what kube-apiserver's --service-account-signing-key-file
+reads), `pki/sa-next.key` the prepared one, and `pki/sa.pub` the PEM bundle of every
+published public key (--service-account-key-file). Writes are atomic and keys 0600.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from pki.errors import KeyUnavailable
+from pki.keys import PrivateKey
+from pki.store import CERT_MODE, atomic_write, backup_files, load_private_key, write_private_key
+from pki.tokens.kid import kid_for
+
+
+@dataclass(frozen=True, slots=True)
+class SigningKeyFiles:
+    active_key: Path
+    next_key: Path
+    public_bundle: Path
+    passphrase: bytes | None = None
+    # Replaced files are copied to <backups>/<time>/<path relative to home> first.
+    backups: Path | None = None
+    home: Path | None = None
+
+    @classmethod
+    def in_pki_dir(cls, pki_dir: Path, *, passphrase: bytes | None = None) -> SigningKeyFiles:
+        return cls(pki_dir / "sa.key", pki_dir / "sa-next.key", pki_dir / "sa.pub", passphrase)
+
+    def load(self, path: Path) -> PrivateKey:
+        return load_private_key(path, self.passphrase, what="signing key")
+
+    def load_active(self, expected_kid: str) -> PrivateKey:
+        """sa.key, checked to be the inventory's active key (finishing an interrupted activation)."""
+        if not self.active_key.exists():
+            raise KeyUnavailable(f"signing key {self.active_key} does not exist: run `authsvc init` to create it")
+        key = self.load(self.active_key)
+        if kid_for(key.public_key()) == expected_kid:
+            return key
+        if self.next_key.exists() and kid_for(self.load(self.next_key).public_key()) == expected_kid:
+            # The inventory switched to the prepared key but the rename did not happen: finish it.
+            self.promote_next(None)
+            return self.load(self.active_key)
+        raise KeyUnavailable(
+            f"{self.active_key} holds key {kid_for(key.public_key())}, but the active signing key is "
+            f"{expected_kid}: copy the matching sa.key from the home that rotated it"
+        )
+
+    def write_active(self, key: PrivateKey) -> Path:
+        return write_private_key(self.active_key, key, self.passphrase)
+
+    def write_next(self, key: PrivateKey) -> Path:
+        return write_private_key(self.next_key, key, self.passphrase)
+
+    def promote_next(self, now: dt.datetime | None) -> None:
+        """sa-next.key becomes sa.key in one rename (the old files are backed up first when `now` is given)."""
+        if now is not None and self.backups is not None and self.home is not None:
+            backup_files([self.active_key, self.public_bundle], self.backups, now, self.home)
+        os.replace(self.next_key, self.active_key)  # noqa: PTH105 - one atomic rename, as atomic_write does
+
+    def write_bundle(self, pem: bytes) -> Path:
+        return atomic_write(self.public_bundle, pem, CERT_MODE)

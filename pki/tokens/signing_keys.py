@@ -1,0 +1,264 @@
+"""The token tables of the inventory: signing keys with their rotation state, the tokens
+authsvc issued, and the denylist of revoked token ids. Thin: one transaction per method.
+
+Only public keys are stored here; private keys stay in files (`pki/sa.key`, 0600).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import Engine, Index, String, Text, delete, func, insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Mapped, mapped_column
+
+from pki.db import Base, UTCDateTime, make_sessionmaker
+from pki.errors import StoreError
+
+
+class KeyState(StrEnum):
+    NEXT = "next"  # published (JWKS, sa.pub), not signing yet
+    ACTIVE = "active"  # signs new tokens; exactly one
+    RETIRING = "retiring"  # published until the last token it signed expires
+    RETIRED = "retired"  # gone from JWKS and sa.pub; tokens it signed no longer verify
+
+
+PUBLISHED_STATES = (KeyState.NEXT, KeyState.ACTIVE, KeyState.RETIRING)
+# The column that records when a key entered a state.
+_STATE_TIMESTAMP = {KeyState.ACTIVE: "activated_at", KeyState.RETIRING: "retiring_at", KeyState.RETIRED: "retired_at"}
+
+
+class SigningKeyRow(Base):
+    __tablename__ = "token_signing_keys"
+
+    kid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    algorithm: Mapped[str] = mapped_column(String(8))
+    public_pem: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    # "generated" by authsvc, or "adopted" from an existing pki/sa.key (kubeadm import).
+    origin: Mapped[str] = mapped_column(String(16), default="generated")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    activated_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    retiring_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    retired_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class IssuedTokenRow(Base):
+    __tablename__ = "issued_tokens"
+
+    jti: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kid: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(32))
+    subject: Mapped[str] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(String(64), default="")
+    audiences_json: Mapped[str] = mapped_column(Text, default="[]")
+    issued_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+
+    # Retiring a key asks for the latest expiry among the tokens it signed.
+    __table_args__ = (Index("ix_issued_tokens_kid_expires", "kid", "expires_at"),)
+
+
+class RevokedTokenRow(Base):
+    __tablename__ = "revoked_tokens"
+
+    jti: Mapped[str] = mapped_column(String(255), primary_key=True)
+    revoked_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    # None when the token is not in issued_tokens (signed elsewhere): kept until pruned by hand.
+    expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True, index=True)
+
+
+@dataclass(frozen=True, slots=True)
+class SigningKeyRecord:
+    kid: str
+    algorithm: str
+    public_pem: bytes
+    state: KeyState
+    origin: str
+    created_at: dt.datetime
+    activated_at: dt.datetime | None = None
+    retiring_at: dt.datetime | None = None
+    retired_at: dt.datetime | None = None
+
+    @classmethod
+    def from_row(cls, row: SigningKeyRow) -> SigningKeyRecord:
+        return cls(
+            kid=row.kid,
+            algorithm=row.algorithm,
+            public_pem=row.public_pem.encode(),
+            state=KeyState(row.state),
+            origin=row.origin,
+            created_at=row.created_at,
+            activated_at=row.activated_at,
+            retiring_at=row.retiring_at,
+            retired_at=row.retired_at,
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        def when(value: dt.datetime | None) -> str | None:
+            return value.isoformat() if value else None
+
+        return {
+            "kid": self.kid,
+            "algorithm": self.algorithm,
+            "state": self.state.value,
+            "origin": self.origin,
+            "createdAt": when(self.created_at),
+            "activatedAt": when(self.activated_at),
+            "retiringAt": when(self.retiring_at),
+            "retiredAt": when(self.retired_at),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRecord:
+    jti: str
+    kid: str
+    kind: str
+    subject: str
+    source: str
+    audiences: tuple[str, ...]
+    issued_at: dt.datetime
+    expires_at: dt.datetime
+    revoked_at: dt.datetime | None = None
+
+    def as_row(self) -> dict[str, Any]:
+        return {
+            "jti": self.jti,
+            "kid": self.kid,
+            "kind": self.kind,
+            "subject": self.subject,
+            "source": self.source,
+            "audiences_json": json.dumps(list(self.audiences)),
+            "issued_at": self.issued_at,
+            "expires_at": self.expires_at,
+        }
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "jti": self.jti,
+            "kind": self.kind,
+            "subject": self.subject,
+            "source": self.source,
+            "audiences": list(self.audiences),
+            "kid": self.kid,
+            "issuedAt": self.issued_at.isoformat(),
+            "expiresAt": self.expires_at.isoformat(),
+            "revokedAt": self.revoked_at.isoformat() if self.revoked_at else None,
+        }
+
+
+class SigningKeyStore:
+    """Signing keys, issued tokens and revocations in any SQLAlchemy database."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._sessions = make_sessionmaker(engine)
+
+    def keys(self, states: Sequence[KeyState] | None = None) -> list[SigningKeyRecord]:
+        query = select(SigningKeyRow).order_by(SigningKeyRow.created_at, SigningKeyRow.kid)
+        if states is not None:
+            query = query.where(SigningKeyRow.state.in_([s.value for s in states]))
+        with self._sessions() as session:
+            return [SigningKeyRecord.from_row(r) for r in session.scalars(query)]
+
+    def add_key(self, record: SigningKeyRecord) -> None:
+        row = SigningKeyRow(
+            kid=record.kid,
+            algorithm=record.algorithm,
+            public_pem=record.public_pem.decode(),
+            state=record.state.value,
+            origin=record.origin,
+            created_at=record.created_at,
+            activated_at=record.activated_at,
+        )
+        try:
+            with self._sessions.begin() as session:
+                session.add(row)
+        except IntegrityError:
+            raise StoreError(f"signing key {record.kid} is already in the inventory") from None
+
+    def transition(self, changes: Sequence[tuple[str, KeyState, KeyState]], now: dt.datetime) -> None:
+        """Move keys (kid, from, to) in one transaction; StoreError if one moved meanwhile."""
+        with self._sessions.begin() as session:
+            for kid, before, after in changes:
+                row = session.get(SigningKeyRow, kid, with_for_update=True)
+                if row is None or row.state != before.value:
+                    found = "missing" if row is None else row.state
+                    raise StoreError(f"signing key {kid} is {found}, not {before.value}: another rotation ran; retry")
+                row.state = after.value
+                if after in _STATE_TIMESTAMP:
+                    setattr(row, _STATE_TIMESTAMP[after], now)
+
+    def record_tokens(self, records: Sequence[TokenRecord]) -> None:
+        """One transaction for a batch of issued tokens (an executemany)."""
+        if records:
+            with self.engine.begin() as conn:
+                conn.execute(insert(IssuedTokenRow), [r.as_row() for r in records])
+
+    def latest_expiry(self, kid: str) -> dt.datetime | None:
+        query = select(func.max(IssuedTokenRow.expires_at)).where(IssuedTokenRow.kid == kid)
+        with self._sessions() as session:
+            value: dt.datetime | None = session.scalar(query)
+        # func.max bypasses the column type on some dialects: put the zone back.
+        return value.replace(tzinfo=dt.UTC) if value is not None and value.tzinfo is None else value
+
+    def tokens(self, *, valid_at: dt.datetime | None = None, jti: str | None = None) -> list[TokenRecord]:
+        """Issued tokens with their revocation, oldest first; only unexpired ones when valid_at is given."""
+        query = (
+            select(IssuedTokenRow, RevokedTokenRow.revoked_at)
+            .outerjoin(RevokedTokenRow, RevokedTokenRow.jti == IssuedTokenRow.jti)
+            .order_by(IssuedTokenRow.issued_at, IssuedTokenRow.jti)
+        )
+        if valid_at is not None:
+            query = query.where(IssuedTokenRow.expires_at > valid_at)
+        if jti is not None:
+            query = query.where(IssuedTokenRow.jti == jti)
+        with self._sessions() as session:
+            return [_token_record(row, revoked_at) for row, revoked_at in session.execute(query)]
+
+    def revoke(self, jti: str, *, reason: str, now: dt.datetime, expires_at: dt.datetime | None) -> bool:
+        """Put `jti` on the denylist; False when it already was there (nothing changes)."""
+        try:
+            with self._sessions.begin() as session:
+                if session.get(RevokedTokenRow, jti) is not None:
+                    return False
+                session.add(RevokedTokenRow(jti=jti, revoked_at=now, reason=reason, expires_at=expires_at))
+        except IntegrityError:
+            return False  # revoked concurrently by another replica
+        return True
+
+    def revoked_jtis(self, now: dt.datetime) -> frozenset[str]:
+        """Revoked ids of tokens that could still verify (expired ones cannot)."""
+        query = select(RevokedTokenRow.jti).where(
+            (RevokedTokenRow.expires_at.is_(None)) | (RevokedTokenRow.expires_at > now)
+        )
+        with self._sessions() as session:
+            return frozenset(session.scalars(query))
+
+    def prune(self, before: dt.datetime) -> int:
+        """Forget tokens and revocations that expired before `before`; return how many rows went."""
+        with self.engine.begin() as conn:
+            tokens = conn.execute(delete(IssuedTokenRow).where(IssuedTokenRow.expires_at < before))
+            revoked = conn.execute(delete(RevokedTokenRow).where(RevokedTokenRow.expires_at < before))
+        return int(tokens.rowcount or 0) + int(revoked.rowcount or 0)
+
+
+def _token_record(row: IssuedTokenRow, revoked_at: dt.datetime | None) -> TokenRecord:
+    return TokenRecord(
+        jti=row.jti,
+        kid=row.kid,
+        kind=row.kind,
+        subject=row.subject,
+        source=row.source,
+        audiences=tuple(json.loads(row.audiences_json)),
+        issued_at=row.issued_at,
+        expires_at=row.expires_at,
+        revoked_at=revoked_at,
+    )

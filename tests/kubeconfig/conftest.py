@@ -1,0 +1,79 @@
+"""Fixtures for the kubeconfig tests: real kubectl, a loopback API-server stand-in, issuing helpers."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from authsvc.home import Home
+from pki.names import SubjectAltNames
+from pki.profiles import SERVER
+from pki.store import atomic_write
+from tests.components.support import require_binary
+from tests.kubeconfig.tls_server import VersionServer
+
+VENV_BIN = Path(sys.executable).parent
+
+
+@dataclass(frozen=True)
+class Kubectl:
+    binary: Path
+    home_dir: Path
+
+    def run(self, kubeconfig: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        """kubectl with only this kubeconfig, a private $HOME (its cache) and authsvc on PATH."""
+        environ = {
+            "HOME": str(self.home_dir),
+            "PATH": f"{VENV_BIN}{os.pathsep}/usr/bin{os.pathsep}/bin",
+            **(env or {}),
+        }
+        command = [str(self.binary), "--kubeconfig", str(kubeconfig), "--request-timeout=20s", *args]
+        return subprocess.run(command, capture_output=True, text=True, env=environ, timeout=60, check=False)
+
+    def view(self, kubeconfig: Path) -> dict[str, Any]:
+        """`kubectl config view --raw -o json`: kubectl's own reading of the file."""
+        result = self.run(kubeconfig, "config", "view", "--raw", "-o", "json")
+        assert result.returncode == 0, result.stderr
+        parsed: dict[str, Any] = json.loads(result.stdout)
+        return parsed
+
+
+@pytest.fixture
+def kubectl(tmp_path: Path) -> Kubectl:
+    home_dir = tmp_path / "kubectl-home"
+    home_dir.mkdir()
+    return Kubectl(require_binary("kubectl"), home_dir)
+
+
+@pytest.fixture
+def serving_files(home: Home, tmp_path: Path) -> tuple[Path, Path]:
+    """A serving certificate for 127.0.0.1 from the cluster CA, as kube-apiserver would have."""
+    issued = home.issuer().create(
+        "kube-apiserver", profile=SERVER, sans=SubjectAltNames.parse(["IP:127.0.0.1", "DNS:localhost"])
+    )
+    cert, key = tmp_path / "apiserver.crt", tmp_path / "apiserver.key"
+    atomic_write(cert, issued.cert_pem, 0o644)
+    atomic_write(key, issued.key_pem(), 0o600)
+    return cert, key
+
+
+@pytest.fixture
+def mtls_server(home: Home, serving_files: tuple[Path, Path]) -> Iterator[VersionServer]:
+    """Requires a client certificate from the cluster CA (ssl.CERT_REQUIRED)."""
+    with VersionServer(*serving_files, client_ca=home.cert_path("ca")) as server:
+        yield server
+
+
+@pytest.fixture
+def token_server(serving_files: tuple[Path, Path]) -> Iterator[VersionServer]:
+    """Asks for no client certificate: the credential is the Authorization header."""
+    with VersionServer(*serving_files, client_ca=None) as server:
+        yield server

@@ -1,0 +1,97 @@
+"""--mode exec: the kubeconfig runs `authsvc login` as a client-go exec credential plugin."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from authsvc.home import Home
+from authsvc.issue import CredentialInventory, IssueMode
+from authsvc.settings import Settings
+from authsvc.settings.server import ServerSettings
+from authsvc.setup import initialize_home
+from pki.ca import CertificateAuthority
+from pki.clock import FixedClock
+from pki.names import SubjectAltNames, common_name_subject
+from pki.profiles import SERVER
+from pki.store import write_certificates
+from tests.conftest import run_cli
+from tests.kubeconfig.conftest import Kubectl
+
+
+def exec_kubeconfig(home: Home, tmp_path: Path, kubectl: Kubectl, *args: str) -> tuple[dict[str, Any], str]:
+    out = tmp_path / "exec.kubeconfig"
+    result = run_cli(["issue", "carol", "--mode", "exec", "-o", str(out), *args], home=home.root)
+    assert result.exit_code == 0, result.stderr
+    return kubectl.view(out)["users"][0]["user"]["exec"], result.stderr
+
+
+def test_exec_user_runs_authsvc_login_with_the_login_ca(home: Home, tmp_path: Path, kubectl: Kubectl) -> None:
+    plugin, _ = exec_kubeconfig(home, tmp_path, kubectl)
+
+    assert plugin["apiVersion"] == "client.authentication.k8s.io/v1"
+    assert plugin["command"] == "authsvc"
+    assert plugin["interactiveMode"] == "IfAvailable"
+    assert plugin["provideClusterInfo"] is True
+    assert "install authsvc" in plugin["installHint"]
+    args = plugin["args"]
+    assert args[:3] == ["login", "--server", "https://127.0.0.1:8443/login"]
+    assert args[3] == "--ca-data" and base64.b64decode(args[4]) == home.cert_path("ca").read_bytes()
+    assert args[5:] == ["--username", "carol"]
+    [record] = CredentialInventory(home.engine).credentials()
+    assert (record.mode, record.serial, record.token_jti, record.expires_at) == (IssueMode.EXEC, None, None, None)
+
+
+def test_login_url_follows_public_url(tmp_path: Path, clock: FixedClock, kubectl: Kubectl) -> None:
+    settings = Settings(server=ServerSettings(public_url="https://auth.example.com/authsvc/"))
+    home = initialize_home(tmp_path / "h", settings, clock=clock, environ={}).home
+
+    plugin, _ = exec_kubeconfig(home, tmp_path, kubectl)
+
+    assert plugin["args"][2] == "https://auth.example.com/authsvc/login"
+
+
+def serving_cert(home: Home, ca: CertificateAuthority) -> None:
+    cert = ca.issue(
+        subject=common_name_subject("authsvc"),
+        public_key=ca.key.public_key(),
+        profile=SERVER,
+        now=home.clock(),
+        ttl=SERVER.default_ttl,
+        sans=SubjectAltNames.parse(["DNS:localhost"]),
+    )
+    write_certificates(home.path(home.settings.server.tls_cert), [cert])
+
+
+def test_serving_cert_from_the_cluster_ca_embeds_it(home: Home, tmp_path: Path, kubectl: Kubectl) -> None:
+    serving_cert(home, home.load_ca())
+
+    plugin, stderr = exec_kubeconfig(home, tmp_path, kubectl)
+
+    assert base64.b64decode(plugin["args"][4]) == home.cert_path("ca").read_bytes()
+    assert "note:" not in stderr
+
+
+def test_serving_cert_from_an_unknown_ca_leaves_ca_data_out_and_says_so(
+    home: Home, tmp_path: Path, kubectl: Kubectl
+) -> None:
+    serving_cert(home, CertificateAuthority.create_root("public CA", now=home.clock()))
+
+    plugin, stderr = exec_kubeconfig(home, tmp_path, kubectl)
+
+    assert "--ca-data" not in plugin["args"]
+    assert "note: the login endpoint's certificate" in stderr and "system trust store" in stderr
+
+
+@pytest.mark.parametrize("public_url", ["http://auth.example.com", "https://"])
+def test_a_bad_public_url_is_refused(tmp_path: Path, clock: FixedClock, public_url: str) -> None:
+    settings = Settings(server=ServerSettings(public_url=public_url))
+    home = initialize_home(tmp_path / "h", settings, clock=clock, environ={}).home
+
+    result = run_cli(["issue", "carol", "--mode", "exec", "-o", "-"], home=home.root)
+
+    assert result.exit_code == 2
+    assert "server.public_url in authsvc.yaml" in result.stderr and result.stdout == ""
