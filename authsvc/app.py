@@ -17,6 +17,8 @@ from authsvc.services import Services
 BLUEPRINTS: list[str] = [
     "authsvc.web.health:blueprint",
     "authsvc.web.webhook:blueprint",
+    "authsvc.web.oidc:blueprint",
+    "authsvc.web.login:blueprint",
 ]
 
 

@@ -324,9 +324,7 @@ class KubeconfigIssuer:
         return self._pending(request, user, expires_at=issued.record.not_after, serial=issued.record.serial)
 
     def _token(self, request: IssueRequest) -> PendingCredential:
-        token = self.home.token_service.issue_user_token(
-            request.user, list(request.groups), ttl=request.ttl, source="cli"
-        )
+        token = self.home.token_service.issue_user_token(request.user, request.groups, ttl=request.ttl, source="cli")
         user = UserEntry(request.user, token=token.token)
         return self._pending(request, user, expires_at=token.expires_at, token_jti=token.jti)
 

@@ -5,7 +5,8 @@ Add a line here when a module adds tables (the Alembic environment imports this 
 
 from __future__ import annotations
 
-import authsvc.authn.bootstrap  # noqa: F401
-import authsvc.issue  # noqa: F401
-import pki.inventory  # noqa: F401
+import authsvc.authn.bootstrap
+import authsvc.issue
+import authsvc.login.ratelimit  # noqa: F401
+import pki.inventory
 import pki.tokens.signing_keys  # noqa: F401

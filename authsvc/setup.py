@@ -16,6 +16,8 @@ from authsvc.errors import HomeError
 from authsvc.home import Home, pki_path
 from authsvc.kubeadm import ensure_kubeadm_ca, kubeadm_cas_step, kubeadm_certs_step, kubeadm_kubeconfigs_step
 from authsvc.settings import CONFIG_NAME, Settings, settings_to_yaml
+from authsvc.tokens import signing_key_step
+from authsvc.webhook_pki import webhook_pki_step
 from pki.ca import CertificateAuthority
 from pki.clock import Clock, system_clock
 from pki.keys import KeyType
@@ -93,6 +95,8 @@ INIT_STEPS: list[InitStep] = [
     kubeadm_cas_step,
     kubeadm_certs_step,
     kubeadm_kubeconfigs_step,
+    signing_key_step,
+    webhook_pki_step,
 ]
 
 

@@ -131,3 +131,11 @@ def decide(
     if error:
         return Decision.ERROR, tokenreview_reply(request.api_version, error=error)
     return Decision.DENY, tokenreview_reply(request.api_version)
+
+
+_ENCODER = json.JSONEncoder(separators=(",", ":"))
+
+
+def encode_reply(reply: dict[str, Any]) -> bytes:
+    """A reply as compact JSON (one encoder for every request: json.dumps with options builds a new one)."""
+    return _ENCODER.encode(reply).encode()

@@ -14,10 +14,8 @@ A file that cannot be parsed makes the backend unavailable (fail closed), it is 
 from __future__ import annotations
 
 import csv
-import hmac
 import io
 import logging
-import os
 import secrets
 import threading
 from collections.abc import Iterable, Sequence
@@ -89,7 +87,7 @@ def parse_users(text: str, *, source: str = "users file") -> list[StaticUser]:
         if not row or row[0].lstrip().startswith("#"):
             continue
         if len(row) not in (3, 4):
-            raise ValueError(f"{source} line {number}: expected hash,user,uid[,\"groups\"], got {len(row)} fields")
+            raise ValueError(f'{source} line {number}: expected hash,user,uid[,"groups"], got {len(row)} fields')
         password_hash, username, uid = (field.strip() for field in row[:3])
         groups = tuple(g.strip() for g in row[3].split(",") if g.strip()) if len(row) == 4 else ()
         if not password_hash.startswith("$argon2"):
@@ -168,7 +166,7 @@ class UsersFile:
 
     def _stat(self) -> tuple[int, int, int] | None:
         try:
-            st = os.stat(self.path)
+            st = self.path.stat()
         except FileNotFoundError:
             return None
         except OSError as e:
@@ -183,6 +181,3 @@ class UsersFile:
             raise BackendUnavailable(f"the users file {self.path} is unusable: {e}") from None
         log.info("loaded %d users from %s", len(users), self.path)
         return {u.username: u for u in users}
-
-    def same_uid(self, user: StaticUser, uid: str) -> bool:
-        return not uid or not user.uid or hmac.compare_digest(user.uid.encode(), uid.encode())

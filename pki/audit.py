@@ -18,12 +18,14 @@ from enum import StrEnum
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from pki.durations import format_duration
-from pki.errors import PKIError, PolicyError
+from pki.errors import KeyMaterialError, PKIError, PolicyError
 from pki.expiration import DEFAULT_WARN_WITHIN, is_ca_certificate
-from pki.keys import PrivateKey, PublicKey, check_key_strength, keys_match, load_private_key_pem, load_public_key_pem
+from pki.keys import PrivateKey, PublicKey, check_key_strength, keys_match, load_public_key_pem
 from pki.kubeadm import (
     CA_SPECS,
     CERT_SPECS,
@@ -67,18 +69,48 @@ class AuditOptions:
 def audit_pki_dir(root: Path, options: AuditOptions) -> list[Finding]:
     """Every finding for the files under `root`, in path order (an empty list: clean)."""
     findings: list[Finding] = []
+    keys = _KeyCache()
     for path in _pki_files(root):
         rel = path.relative_to(root).as_posix()
         findings += _mode_findings(path, rel)
         try:
             if path.suffix in KEY_SUFFIXES:
-                findings += _key_findings(path, rel)
+                findings += _key_findings(keys, path, rel)
             elif path.suffix == ".crt":
-                findings += _cert_findings(root, path, rel, options)
+                findings += _cert_findings(keys, root, path, rel, options)
         except (PKIError, ValueError, OSError) as e:
             findings.append(Finding("unreadable", rel, Severity.ERROR, f"cannot be read: {e}"))
-    findings += _service_account_findings(root)
+    findings += _service_account_findings(keys, root)
     return findings
+
+
+class _KeyCache:
+    """Each private key parsed once per audit, public half only.
+
+    The audit compares public keys and sizes and never signs, so RSA's private-key consistency
+    check (tens of milliseconds per key, most of an audit's time) is skipped.
+    """
+
+    def __init__(self) -> None:
+        self._keys: dict[Path, PrivateKey | None] = {}
+
+    def get(self, path: Path) -> PrivateKey | None:
+        """The key, or None when it is encrypted at rest (its certificate's key is checked instead)."""
+        if path not in self._keys:
+            data = path.read_bytes()
+            encrypted = b"ENCRYPTED" in data.split(b"\n", 1)[0]
+            self._keys[path] = None if encrypted else _parse_key(data, path.name)
+        return self._keys[path]
+
+
+def _parse_key(data: bytes, source: str) -> PrivateKey:
+    try:
+        key = serialization.load_pem_private_key(data, password=None, unsafe_skip_rsa_key_validation=True)
+    except (ValueError, TypeError, UnsupportedAlgorithm) as e:
+        raise KeyMaterialError(f"{source}: not a PEM private key") from e
+    if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey):
+        raise KeyMaterialError(f"{source}: unsupported key algorithm {type(key).__name__}")
+    return key
 
 
 def _pki_files(root: Path) -> Iterator[Path]:
@@ -98,16 +130,8 @@ def _mode_findings(path: Path, rel: str) -> list[Finding]:
     return []
 
 
-def _clear_key(path: Path, source: str) -> PrivateKey | None:
-    """The key, or None when it is encrypted at rest (its certificate's key is checked instead)."""
-    data = path.read_bytes()
-    if b"ENCRYPTED" in data.split(b"\n", 1)[0]:
-        return None
-    return load_private_key_pem(data, source=source)
-
-
-def _key_findings(path: Path, rel: str) -> list[Finding]:
-    key = _clear_key(path, rel)
+def _key_findings(keys: _KeyCache, path: Path, rel: str) -> list[Finding]:
+    key = keys.get(path)
     return [] if key is None else _strength_findings(key.public_key(), rel)
 
 
@@ -119,13 +143,13 @@ def _strength_findings(public_key: PublicKey, rel: str) -> list[Finding]:
     return []
 
 
-def _cert_findings(root: Path, path: Path, rel: str, options: AuditOptions) -> list[Finding]:
+def _cert_findings(keys: _KeyCache, root: Path, path: Path, rel: str, options: AuditOptions) -> list[Finding]:
     cert = x509.load_pem_x509_certificate(path.read_bytes())
     base = rel.removesuffix(".crt")
     findings = _strength_findings(cert.public_key(), rel)  # type: ignore[arg-type]
     findings += _constraint_findings(cert, base, rel)
     findings += _expiry_findings(cert, rel, options)
-    findings += _pair_findings(cert, path.with_suffix(".key"), rel)
+    findings += _pair_findings(keys, cert, path.with_suffix(".key"), rel)
     findings += _chain_findings(root, cert, base, rel)
     if base == "apiserver":
         findings += _apiserver_san_findings(cert, rel, options)
@@ -168,11 +192,11 @@ def _expiry_findings(cert: x509.Certificate, rel: str, options: AuditOptions) ->
     return []
 
 
-def _pair_findings(cert: x509.Certificate, key_path: Path, rel: str) -> list[Finding]:
+def _pair_findings(keys: _KeyCache, cert: x509.Certificate, key_path: Path, rel: str) -> list[Finding]:
     if not key_path.is_file():
         return []
     try:
-        key = _clear_key(key_path, key_path.name)
+        key = keys.get(key_path)
     except PKIError:
         return []  # reported as unreadable by the key's own checks
     if key is None or keys_match(key, cert.public_key()):  # type: ignore[arg-type]
@@ -201,12 +225,12 @@ def _apiserver_san_findings(cert: x509.Certificate, rel: str, options: AuditOpti
     return [Finding("apiserver-sans", rel, Severity.ERROR, message)]
 
 
-def _service_account_findings(root: Path) -> list[Finding]:
+def _service_account_findings(keys: _KeyCache, root: Path) -> list[Finding]:
     key_path, pub_path = root / "sa.key", root / "sa.pub"
     if not (key_path.is_file() and pub_path.is_file()):
         return []
     try:
-        key = _clear_key(key_path, "sa.key")
+        key = keys.get(key_path)
         public = load_public_key_pem(pub_path.read_bytes(), source="sa.pub")
     except PKIError as e:
         return [Finding("unreadable", "sa.pub", Severity.ERROR, f"cannot be read: {e}")]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cryptography import x509
 
@@ -21,6 +21,11 @@ class CertificateAuthority:
     certificate: x509.Certificate
     key: PrivateKey
     chain: tuple[x509.Certificate, ...] = ()
+    # RFC 4514 form of the subject, kept because every inventory record names its issuer.
+    subject_text: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "subject_text", self.certificate.subject.rfc4514_string())
 
     @classmethod
     def create_root(

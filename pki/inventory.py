@@ -53,6 +53,19 @@ class CertificateRow(Base):
 
 
 @dataclass(frozen=True, slots=True)
+class SignedNames:
+    """Subject, SANs and issuer (RFC 4514) of a certificate, as recorded in the inventory."""
+
+    subject: x509.Name
+    sans: SubjectAltNames
+    issuer: str
+
+    @classmethod
+    def of(cls, cert: x509.Certificate) -> SignedNames:
+        return cls(cert.subject, SubjectAltNames.from_certificate_like(cert.extensions), cert.issuer.rfc4514_string())
+
+
+@dataclass(frozen=True, slots=True)
 class CertRecord:
     serial: str
     fingerprint_sha256: str
@@ -84,18 +97,24 @@ class CertRecord:
         name: str | None = None,
         ca_name: str = "ca",
         auto_renew: bool = False,
+        signed: SignedNames | None = None,
     ) -> CertRecord:
-        """The record of a freshly issued certificate (pure: nothing is stored)."""
-        cn, groups = subject_user(cert.subject)
+        """The record of a freshly issued certificate (pure: nothing is stored).
+
+        `signed` carries the names the issuer has just put into `cert`, so that they are not
+        parsed back out of it (that parse costs more than the signature of an ECDSA leaf).
+        """
+        names = signed or SignedNames.of(cert)
+        cn, groups = subject_user(names.subject)
         return cls(
             serial=serial_hex(cert.serial_number),
             fingerprint_sha256=certificate_fingerprint(cert),
-            subject=cert.subject.rfc4514_string(),
+            subject=names.subject.rfc4514_string(),
             common_name=cn,
             groups=groups,
-            sans=tuple(SubjectAltNames.from_certificate_like(cert.extensions).as_strings()),
+            sans=tuple(names.sans.as_strings()),
             profile=profile,
-            issuer=cert.issuer.rfc4514_string(),
+            issuer=names.issuer,
             ca_name=ca_name,
             name=name,
             requester=requester,

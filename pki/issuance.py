@@ -18,7 +18,7 @@ from pki.ca import CertificateAuthority
 from pki.clock import Clock
 from pki.csr import csr_public_key, csr_sans, load_csr, refuse_ca_request
 from pki.errors import PolicyError
-from pki.inventory import CertRecord, Inventory
+from pki.inventory import CertRecord, Inventory, SignedNames
 from pki.keys import KeyType, PrivateKey, PublicKey, generate_private_key, private_key_to_pem
 from pki.names import (
     NODE_PREFIX,
@@ -99,7 +99,6 @@ class CertificateIssuer:
         self.policy = policy
         self.clock = clock
         self.ca_name = ca_name
-        self._node_policy = _kubelet_policy(policy)
 
     def check(self, request: SigningRequest, *, trusted_operator: bool) -> None:
         """Raise PolicyError unless `request` may be signed."""
@@ -118,7 +117,7 @@ class CertificateIssuer:
             if not trusted_operator:
                 raise PolicyError("kubelet-client certificates are issued by the operator, not through CSRs")
             _check_kubelet_shape(subject)
-            policy = self._node_policy
+            policy = _kubelet_policy(policy)
         evaluate_names(policy, profile=profile, subject=subject, sans=sans, ttl=ttl)
 
     def create(
@@ -167,13 +166,11 @@ class CertificateIssuer:
         return self._issue(request, key=None, requester=requester, name=name)
 
     def _subject(self, user: str, profile: Profile, groups: tuple[str, ...]) -> x509.Name:
-        if profile is not KUBELET_CLIENT:
-            return user_subject(user, groups)
-        if groups:
+        if profile is KUBELET_CLIENT and groups:
             raise PolicyError(f"a kubelet-client certificate carries the group {NODES_GROUP} only: drop the groups")
         try:
-            return kubelet_subject(user)
-        except ValueError as e:
+            return kubelet_subject(user) if profile is KUBELET_CLIENT else user_subject(user, groups)
+        except ValueError as e:  # a name that cannot be a CN / node name: refused like any policy breach
             raise PolicyError(str(e)) from None
 
     def _issue(
@@ -189,7 +186,13 @@ class CertificateIssuer:
             sans=request.sans,
         )
         record = CertRecord.for_certificate(
-            cert, profile=request.profile.name, now=now, requester=requester, name=name, ca_name=self.ca_name
+            cert,
+            profile=request.profile.name,
+            now=now,
+            requester=requester,
+            name=name,
+            ca_name=self.ca_name,
+            signed=SignedNames(request.subject, request.sans, self.ca.subject_text),
         )
         if self.inventory is not None:
             self.inventory.add([record])

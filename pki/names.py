@@ -125,7 +125,7 @@ class SubjectAltNames:
         for raw in values:
             kind, sep, value = raw.partition(":")
             if not sep or kind.upper() not in found:
-                kind, value = ("IP", raw) if _is_ip(raw) else ("DNS", raw)
+                kind, value = ("IP", raw) if is_ip_address(raw) else ("DNS", raw)
             found[kind.upper()].append(value)
         return cls(
             tuple(dict.fromkeys(check_dns_name(v) for v in found["DNS"])),
@@ -172,7 +172,8 @@ def _check_email(value: str) -> str:
     return value
 
 
-def _is_ip(value: str) -> bool:
+def is_ip_address(value: str) -> bool:
+    """True when `value` is an IPv4 or IPv6 address (how a bare SAN value is classified)."""
     try:
         ipaddress.ip_address(value)
     except ValueError:

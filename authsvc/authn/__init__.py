@@ -13,6 +13,7 @@ REGISTRY: dict[str, str] = {
     "tokenfile": "authsvc.authn.tokenfile:build",
     "bootstrap": "authsvc.authn.bootstrap:build",
     "issuers": "authsvc.authn.issuers:build",
+    "authsvc": "authsvc.authn.authsvc_tokens:build",
 }
 
 __all__ = ["REGISTRY", "Authenticator"]

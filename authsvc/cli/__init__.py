@@ -19,8 +19,18 @@ COMMANDS: dict[str, str] = {
     "init": "authsvc.cli.init:init",
     "certs": "authsvc.cli.certs:certs",
     "crl": "authsvc.cli.certs:crl",
+    "pki": "authsvc.cli.pki:pki",
     "db": "authsvc.cli.db:db",
     "issue": "authsvc.cli.issue:issue",
+    "serve": "authsvc.cli.serve:serve",
+    "webhook-config": "authsvc.cli.webhook_config:webhook_config",
+    "apiserver-config": "authsvc.cli.webhook_config:apiserver_config",
+    "token": "authsvc.cli.token:token",
+    "keys": "authsvc.cli.keys:keys",
+    "login": "authsvc.cli.login:login",
+    "logout": "authsvc.cli.login:logout",
+    "ldap": "authsvc.cli.ldap:ldap",
+    "users": "authsvc.cli.users:users",
 }
 
 

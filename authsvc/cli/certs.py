@@ -18,7 +18,10 @@ if TYPE_CHECKING:
     from authsvc.home import Home
 
 # Commands of this group that live in other modules (kubeadm parity: check-expiration, renew).
-CERTS_COMMANDS: dict[str, str] = {}
+CERTS_COMMANDS: dict[str, str] = {
+    "check-expiration": "authsvc.cli.certs_kubeadm:check_expiration",
+    "renew": "authsvc.cli.certs_kubeadm:renew",
+}
 
 LIST_COLUMNS = [
     ("SERIAL", "serial"),
@@ -114,7 +117,7 @@ def create(
     \b
     Examples:
       authsvc certs create alice --group dev --ttl 24h
-      authsvc certs create webhook --profile server --san DNS:authsvc.example --san IP:10.0.0.5
+      authsvc certs create webhook --profile server --san DNS:authsvc.authsvc.svc --san IP:127.0.0.1
       authsvc certs create worker-1 --profile kubelet-client --key-type ecdsa-p384
     """
     from authsvc.errors import UsageError

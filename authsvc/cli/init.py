@@ -1,31 +1,69 @@
-"""`authsvc init`: create a home with its configuration and the cluster PKI."""
+"""`authsvc init`: create a home with its configuration and kubeadm's cluster PKI.
+
+The kubeadm options are kubeadm's own flags; they are stored in the `cluster:` section of
+authsvc.yaml on the first run. Later runs complete a partial home and never overwrite a file.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 import click
 
 from authsvc.cli import CliState
 
+# option name -> cluster settings field
+KUBEADM_OPTIONS = {
+    "cluster_name": "name",
+    "server": "server",
+    "control_plane_endpoint": "control_plane_endpoint",
+    "apiserver_advertise_address": "advertise_address",
+    "apiserver_cert_extra_sans": "apiserver_cert_extra_sans",
+    "service_cidr": "service_cidr",
+    "dns_domain": "dns_domain",
+    "node_name": "node_name",
+}
+
 
 @click.command()
-@click.option("--cluster-name", default=None, help="Cluster name written into kubeconfigs. [default: kubernetes]")
-@click.option("--server", default=None, metavar="URL", help="API server URL for kubeconfigs.")
+@click.option("--cluster-name", default=None, help="Cluster name in the kubeconfigs. [default: kubernetes]")
+@click.option("--control-plane-endpoint", default=None, metavar="HOST[:PORT]", help="Stable IP or DNS name of the API.")
+@click.option(
+    "--apiserver-advertise-address",
+    default=None,
+    metavar="IP",
+    help="This node's API server address. [default: 127.0.0.1]",
+)
+@click.option(
+    "--apiserver-cert-extra-sans",
+    multiple=True,
+    metavar="SANS",
+    help="Extra SANs (IPs or DNS names, comma-separated) for the API server certificate; repeatable.",
+)
+@click.option("--service-cidr", default=None, metavar="CIDR", help="Service network. [default: 10.96.0.0/12]")
+@click.option("--dns-domain", default=None, help="Cluster DNS domain. [default: cluster.local]")
+@click.option("--node-name", default=None, help="This node's name (etcd CN, kubelet user). [default: control-plane]")
+@click.option("--server", default=None, metavar="URL", help="API URL for kubeconfigs. [default: from the endpoint]")
+@click.option("--phase", type=click.Choice(["certs", "kubeconfig"]), default=None, help="Run one phase only.")
 @click.option("--dry-run", is_flag=True, help="Print what would be created; write nothing.")
 @click.pass_obj
-def init(state: CliState, cluster_name: str | None, server: str | None, dry_run: bool) -> None:
-    """Create the home: authsvc.yaml, the cluster CA and the files in kubeadm's layout.
+def init(state: CliState, /, phase: str | None, dry_run: bool, **options: Any) -> None:
+    """Create the home: authsvc.yaml and kubeadm's PKI (pki/, *.conf), in kubeadm's layout.
 
+    \b
+    Examples:
+      authsvc init --control-plane-endpoint k8s.example.com --apiserver-advertise-address 10.0.0.10
+      authsvc init --phase certs --dry-run
     Running it again completes a partial home and never overwrites an existing file.
     """
-    from authsvc.settings import Settings, load_settings
-    from authsvc.setup import initialize_home
+    from authsvc.kubeadm import steps_for_phase
+    from authsvc.setup import INIT_STEPS, cluster_ca_step, initialize_home
 
-    config_path = state.home_path / "authsvc.yaml"
-    settings = load_settings(config_path) if config_path.exists() else Settings()
-    overrides = {k: v for k, v in {"name": cluster_name, "server": server}.items() if v}
-    if overrides:
-        settings = settings.model_copy(update={"cluster": settings.cluster.model_copy(update=overrides)})
-    ctx = initialize_home(state.home_path, settings, clock=state.clock(), environ=state.environ, dry_run=dry_run)
+    settings = _settings_for(state, {KUBEADM_OPTIONS[k]: v for k, v in options.items() if v not in (None, ())})
+    steps = steps_for_phase(phase, INIT_STEPS, first_pki_step=cluster_ca_step)
+    ctx = initialize_home(
+        state.home_path, settings, clock=state.clock(), environ=state.environ, dry_run=dry_run, steps=steps
+    )
     if dry_run:
         for line in ctx.planned:
             click.echo(f"would {line}")
@@ -34,3 +72,40 @@ def init(state: CliState, cluster_name: str | None, server: str | None, dry_run:
         click.echo(f"created {path}")
     if not ctx.written:
         click.echo(f"{state.home_path} is already initialised; nothing to do")
+
+
+def _settings_for(state: CliState, overrides: dict[str, Any]) -> Any:
+    """The stored settings (options must agree with them), or new ones with the options applied."""
+    from pydantic import ValidationError
+
+    from authsvc.errors import UsageError
+    from authsvc.settings import Settings, load_settings
+    from authsvc.settings.cluster import ClusterSettings
+    from pki.kubeadm import control_plane_url
+
+    config_path = state.home_path / "authsvc.yaml"
+    stored = load_settings(config_path) if config_path.exists() else None
+    base = stored or Settings()
+    try:
+        cluster = ClusterSettings.model_validate({**base.cluster.model_dump(), **overrides})
+    except ValidationError as e:
+        raise UsageError(_option_errors(e)) from None
+    if stored is not None:
+        changed = [f"cluster.{k}" for k in overrides if getattr(cluster, k) != getattr(stored.cluster, k)]
+        if changed:
+            raise UsageError(f"{config_path} already sets {', '.join(changed)} differently: edit the file to change it")
+        return stored
+    if "server" not in overrides and {"control_plane_endpoint", "advertise_address"} & overrides.keys():
+        # kubeadm's kubeconfigs reach the API at the control-plane endpoint; so do authsvc's.
+        cluster = cluster.model_copy(update={"server": control_plane_url(cluster.params())})
+    return base.model_copy(update={"cluster": cluster})
+
+
+def _option_errors(error: Any) -> str:
+    """pydantic's errors, named by the option that carried the value (`--node-name: ...`)."""
+    flags = {field: "--" + option.replace("_", "-") for option, field in KUBEADM_OPTIONS.items()}
+    problems = []
+    for item in error.errors():
+        field = str(item["loc"][0]) if item["loc"] else ""
+        problems.append(f"{flags.get(field, field)}: {str(item['msg']).removeprefix('Value error, ')}")
+    return "; ".join(problems)

@@ -8,8 +8,8 @@ Choices, each for a measured or documented reason:
   and `exhaust=N` (a server that failed is skipped for N seconds). ldap3 sleeps
   POOLING_LOOP_TIMEOUT (10 s by default) after a pass that found no server; a request
   thread must fail fast instead, so that sleep is set to 0.
-* TLS verifies the certificate (CERT_REQUIRED, ldap3 checks the host name after the
-  handshake) against `ca_file` or the system CAs.
+* TLS verifies the certificate and the host name in the handshake (`VerifiedTls`) against
+  `ca_file` or the system CAs.
 * `auto_referrals=False` unless configured: a referral could send the bind, and the
   password with it, to a server nobody configured.
 """
@@ -35,12 +35,25 @@ log = logging.getLogger(__name__)
 ldap3.set_config_parameter("POOLING_LOOP_TIMEOUT", 0)
 
 
+class VerifiedTls(ldap3.Tls):  # type: ignore[misc]
+    """ldap3's Tls, with the host name checked by the standard library during the handshake.
+
+    ldap3 2.9 switches the context's check_hostname off and calls `ssl.match_hostname`
+    afterwards: deprecated, and gone in Python 3.12 (its fallback refuses IP addresses).
+    """
+
+    def __init__(self, ca_file: str | None, host: str) -> None:
+        super().__init__(validate=ssl.CERT_REQUIRED, ca_certs_file=ca_file, sni=host)
+        self.context = ssl.create_default_context(cafile=ca_file)  # CERT_REQUIRED + check_hostname
+
+    def wrap_socket(self, connection: ldap3.Connection, do_handshake: bool = False) -> None:
+        connection.socket = self.context.wrap_socket(
+            connection.socket, server_hostname=self.sni, do_handshake_on_connect=do_handshake
+        )
+
+
 def make_tls(config: DirectoryConfig, host: str) -> ldap3.Tls:
-    return ldap3.Tls(
-        validate=ssl.CERT_REQUIRED,
-        ca_certs_file=str(config.ca_file) if config.ca_file else None,
-        sni=host,
-    )
+    return VerifiedTls(str(config.ca_file) if config.ca_file else None, host)
 
 
 def make_server_pool(config: DirectoryConfig) -> ldap3.ServerPool:

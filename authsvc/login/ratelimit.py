@@ -23,6 +23,7 @@ from sqlalchemy import Engine, Integer, String, case, delete, literal, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.sql.expression import Executable
 
 from authsvc.errors import BackendUnavailable, RateLimited
 from pki.clock import Clock
@@ -112,19 +113,20 @@ class RateLimiter:
             raise BackendUnavailable(f"cannot read login limits from the database: {type(e).__name__}") from e
 
     @staticmethod
-    def _upsert(dialect: str, key: str, now: dt.datetime, expired_before: dt.datetime) -> object:
+    def _upsert(dialect: str, key: str, now: dt.datetime, expired_before: dt.datetime) -> Executable:
         """failures += 1 in the current window, or a new window with failures = 1."""
         module = postgresql if dialect == "postgresql" else sqlite
         insert = module.insert(LoginFailureRow).values(key=key, window_start=now, failures=1)
         table = LoginFailureRow.__table__.c
         expired = table.window_start < expired_before
-        return insert.on_conflict_do_update(
+        statement: Executable = insert.on_conflict_do_update(
             index_elements=[table.key],
             set_={
                 "failures": case((expired, 1), else_=table.failures + 1),
                 "window_start": case((expired, literal(now, UTCDateTime())), else_=table.window_start),
             },
         )
+        return statement
 
 
 def _what(kind: str) -> str:

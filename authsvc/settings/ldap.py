@@ -8,14 +8,24 @@ from __future__ import annotations
 
 import datetime as dt
 import string
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from authsvc.settings.types import Duration, Section
 
 # Active Directory's LDAP_MATCHING_RULE_IN_CHAIN: the server walks nested groups itself.
 IN_CHAIN_RULE = "1.2.840.113556.1.4.1941"
+
+
+def _zero_allowed(value: Any) -> Any:
+    # Duration refuses "0s" (a zero lifetime is a mistake elsewhere); here 0 means "never skip".
+    if isinstance(value, str) and value.strip() in {"0", "0s"}:
+        return dt.timedelta(0)
+    return value
+
+
+ZeroOrDuration = Annotated[Duration, BeforeValidator(_zero_allowed)]
 
 
 def _placeholders(template: str) -> set[str]:
@@ -35,7 +45,7 @@ class LDAPSettings(Section):
     connect_timeout: Duration = dt.timedelta(seconds=5)
     receive_timeout: Duration = dt.timedelta(seconds=10)
     # A server that failed is skipped this long before it is tried again (ServerPool exhaust).
-    retry_failed_server_after: Duration = dt.timedelta(seconds=10)
+    retry_failed_server_after: ZeroOrDuration = dt.timedelta(seconds=10)
     follow_referrals: bool = False
     pool_size: int = Field(4, ge=1, le=64)
     page_size: int = Field(500, ge=1, le=10_000)

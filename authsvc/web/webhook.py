@@ -7,11 +7,10 @@ server retries those) and never a traceback.
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Flask, Response, current_app, request
 from flask.blueprints import BlueprintSetupState
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
@@ -20,8 +19,8 @@ from authsvc.audit import audit_of
 from authsvc.authn.chain import chain_of
 from authsvc.cache import ResultCache
 from authsvc.metrics import metrics_for
-from authsvc.reviewer import TokenReviewer
-from authsvc.tokenreview import V1, InvalidTokenReview, parse_tokenreview, tokenreview_reply
+from authsvc.reviewer import Answer, TokenReviewer
+from authsvc.tokenreview import V1, InvalidTokenReview, encode_reply, parse_tokenreview, tokenreview_reply
 
 log = logging.getLogger(__name__)
 
@@ -29,14 +28,18 @@ blueprint = Blueprint("webhook", __name__)
 REVIEWER = "authsvc.reviewer"
 # Every method reaches the view, so that a wrong one gets a TokenReview-shaped 405 too.
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+JSON = "application/json"
 
 
 @blueprint.record_once
 def _build_reviewer(state: BlueprintSetupState) -> None:
     app = state.app
+    assert isinstance(app, Flask)
     services = services_of(app)
     authn = services.settings.authn
-    cache = ResultCache(authn.cache_ttl.total_seconds(), authn.negative_cache_ttl.total_seconds(), authn.cache_size)
+    cache: ResultCache[Answer] = ResultCache(
+        authn.cache_ttl.total_seconds(), authn.negative_cache_ttl.total_seconds(), authn.cache_size
+    )
     app.extensions[REVIEWER] = TokenReviewer(
         chain_of(services), cache, metrics_for(app), audit_of(services), services.clock
     )
@@ -46,21 +49,20 @@ def _build_reviewer(state: BlueprintSetupState) -> None:
 def authenticate() -> Response:
     reviewer: TokenReviewer = current_app.extensions[REVIEWER]
     environ = request.environ
-    if request.method != "POST":
+    if environ["REQUEST_METHOD"] != "POST":
         return _refuse(reviewer, 405, "use POST", {"Allow": "POST"})
     if not _is_json(environ.get("CONTENT_TYPE", "")):
         return _refuse(reviewer, 415, "Content-Type must be application/json")
     try:
-        body = request.get_data(cache=False)
-        review = parse_tokenreview(body)
+        review = parse_tokenreview(_body(environ))
     except RequestEntityTooLarge:
         return _refuse(reviewer, 413, f"request body is larger than {current_app.config['MAX_CONTENT_LENGTH']} bytes")
     except HTTPException:
         return _refuse(reviewer, 400, "request body could not be read")
     except InvalidTokenReview as e:
         return _refuse(reviewer, 400, str(e), api_version=e.api_version)
-    _, reply = reviewer.review(review, environ.get("REMOTE_ADDR", ""))
-    return _json(200, reply)
+    _, body = reviewer.review(review, environ.get("REMOTE_ADDR", ""))
+    return Response(body, 200, content_type=JSON)
 
 
 @blueprint.errorhandler(Exception)
@@ -70,6 +72,19 @@ def _unexpected(error: Exception) -> Response | HTTPException:
     # Only the type: a message could quote the request, and the request holds a token.
     log.error("internal error answering a TokenReview: %s", type(error).__name__)
     return _json(500, tokenreview_reply(error="internal error"))
+
+
+def _body(environ: dict[str, Any]) -> bytes:
+    """The request body; RequestEntityTooLarge past MAX_CONTENT_LENGTH, chunked bodies included.
+
+    Werkzeug refuses a declared Content-Length over the limit but silently cuts a chunked body
+    at it: one more byte read past the limit tells the two apart.
+    """
+    body = request.get_data(cache=False)
+    at_limit = not environ.get("CONTENT_LENGTH") and len(body) >= current_app.config["MAX_CONTENT_LENGTH"]
+    if at_limit and environ["wsgi.input"].read(1):
+        raise RequestEntityTooLarge()
+    return body
 
 
 def _is_json(content_type: str) -> bool:
@@ -91,4 +106,4 @@ def _refuse(
 
 
 def _json(status: int, document: dict[str, Any]) -> Response:
-    return Response(json.dumps(document, separators=(",", ":")), status, content_type="application/json")
+    return Response(encode_reply(document), status, content_type=JSON)

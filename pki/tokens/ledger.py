@@ -29,7 +29,7 @@ MAX_PENDING = 50_000
 
 
 class TokenLedger:
-    def __init__(self, store: SigningKeyStore, *, batch: int = 256, delay: float = 0.2) -> None:
+    def __init__(self, store: SigningKeyStore, *, batch: int = 1024, delay: float = 0.2) -> None:
         self._store = store
         self._batch = batch
         self._delay = delay

@@ -19,7 +19,7 @@ Plain helpers, no pytest fixtures and no imports from the authsvc package:
 
 The kube-apiserver binary comes from ``scripts/kube-apiserver.sh`` (built once per
 machine and cached, see shared/testing/kube-apiserver.md), or from the environment
-variable ``AUTHSVC_KUBE_APISERVER`` when that names a binary. etcd is Debian's
+variable ``AUTHSVC_KUBE_APISERVER`` (or ``KUBE_APISERVER``) when that names a binary. etcd is Debian's
 ``etcd-server`` (``/usr/bin/etcd``, or ``AUTHSVC_ETCD``).
 
 Readiness: ``start()`` returns once ``GET /readyz`` answers HTTP 200. The probe verifies
@@ -54,7 +54,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = REPO_ROOT / "scripts" / "kube-apiserver.sh"
@@ -75,26 +75,25 @@ class ControlPlaneError(RuntimeError):
 def kube_apiserver_binary() -> Path:
     """Path of a kube-apiserver v1.20.2 binary.
 
-    ``$AUTHSVC_KUBE_APISERVER`` if set, else the output of scripts/kube-apiserver.sh
-    (instant when cached; builds it, ~6 minutes, otherwise).
+    ``$AUTHSVC_KUBE_APISERVER`` or ``$KUBE_APISERVER`` (exported by scripts/test.sh) if
+    set, else the output of scripts/kube-apiserver.sh (instant when cached; builds it,
+    ~5 minutes, otherwise).
     """
-    override = os.environ.get("AUTHSVC_KUBE_APISERVER")
-    if override:
-        path = Path(override)
-        if not (path.is_file() and os.access(path, os.X_OK)):
-            raise ControlPlaneError(f"AUTHSVC_KUBE_APISERVER={override} is not an executable file")
-        return path
+    for var in ("AUTHSVC_KUBE_APISERVER", "KUBE_APISERVER"):
+        override = os.environ.get(var)
+        if override:
+            path = Path(override)
+            if not (path.is_file() and os.access(path, os.X_OK)):
+                raise ControlPlaneError(f"{var}={override} is not an executable file")
+            return path
     proc = subprocess.run(
         ["bash", str(BUILD_SCRIPT)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        capture_output=True,
         text=True,
         check=False,
     )
     if proc.returncode != 0:
-        raise ControlPlaneError(
-            f"{BUILD_SCRIPT} failed (exit {proc.returncode}):\n{proc.stderr.strip()}"
-        )
+        raise ControlPlaneError(f"{BUILD_SCRIPT} failed (exit {proc.returncode}):\n{proc.stderr.strip()}")
     path = Path(proc.stdout.strip())
     if not path.is_file():
         raise ControlPlaneError(f"{BUILD_SCRIPT} printed {proc.stdout!r}, not a file")
@@ -204,6 +203,10 @@ def _die_with_parent() -> None:
         libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
 
 
+# Public name for other helpers that start long-running children (e.g. `authsvc serve`).
+die_with_parent = _die_with_parent
+
+
 def _stop_process(proc: subprocess.Popen[bytes] | None, timeout: float = STOP_TIMEOUT) -> None:
     if proc is None or proc.poll() is not None:
         return
@@ -265,7 +268,11 @@ class ControlPlane:
         etcd: Path | None = None,
         start_timeout: float = START_TIMEOUT,
         kill_on_parent_exit: bool = True,
+        secure_port: int | None = None,
     ) -> None:
+        # secure_port: listen there instead of a free port picked at start (e.g. the port
+        # already written into kubeconfigs such as kubeadm's admin.conf).
+        self._fixed_port = secure_port
         self._apiserver_binary = apiserver_binary
         self._etcd_binary = etcd
         self.start_timeout = start_timeout
@@ -453,13 +460,13 @@ class ControlPlane:
         assert self.workdir is not None
         last_error = ""
         for attempt in range(1, _PORT_RETRIES + 1):
-            if new_port or self.secure_port is None:
+            if self._fixed_port is not None:
+                self.secure_port = self._fixed_port
+            elif new_port or self.secure_port is None:
                 self.secure_port = free_port()
             self._apiserver_starts += 1
             n = self._apiserver_starts
-            self.apiserver_log = self.workdir / (
-                "kube-apiserver.log" if n == 1 else f"kube-apiserver.{n}.log"
-            )
+            self.apiserver_log = self.workdir / ("kube-apiserver.log" if n == 1 else f"kube-apiserver.{n}.log")
             self.apiserver_process = self._spawn(self.apiserver_args(), self.apiserver_log)
             try:
                 self._wait_apiserver()
@@ -471,8 +478,8 @@ class ControlPlane:
                 in_use = "address already in use" in log_tail(self.apiserver_log, 200)
                 if not in_use or attempt == _PORT_RETRIES:
                     raise
-                if not new_port:
-                    # The old process's port is still held by something; wait a bit.
+                if not new_port or self._fixed_port is not None:
+                    # The port is still held by something (e.g. the old process); wait a bit.
                     time.sleep(1.0)
         raise ControlPlaneError(last_error)
 
@@ -533,7 +540,6 @@ class ControlPlane:
     # ----------------------------------------------------------------- processes
 
     def _spawn(self, args: list[str], log_path: Path) -> subprocess.Popen[bytes]:
-        log: IO[bytes]
         with log_path.open("ab") as log:
             log.write(f"$ {' '.join(args)}\n".encode())
             log.flush()
@@ -544,5 +550,5 @@ class ControlPlane:
                 stderr=subprocess.STDOUT,
                 env=_child_env(),
                 cwd=self.workdir,
-                preexec_fn=self._preexec,  # noqa: PLW1509
+                preexec_fn=self._preexec,
             )

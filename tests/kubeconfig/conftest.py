@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -12,8 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from authsvc.home import Home
+from authsvc.settings import Settings
+from authsvc.setup import initialize_home
+from pki.clock import FixedClock
 from pki.names import SubjectAltNames
 from pki.profiles import SERVER
 from pki.store import atomic_write
@@ -28,13 +33,17 @@ class Kubectl:
     binary: Path
     home_dir: Path
 
-    def run(self, kubeconfig: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-        """kubectl with only this kubeconfig, a private $HOME (its cache) and authsvc on PATH."""
-        environ = {
-            "HOME": str(self.home_dir),
-            "PATH": f"{VENV_BIN}{os.pathsep}/usr/bin{os.pathsep}/bin",
-            **(env or {}),
-        }
+    def run(
+        self, kubeconfig: Path, *args: str, env: dict[str, str] | None = None, plugin: bool = False
+    ) -> subprocess.CompletedProcess[str]:
+        """kubectl with only this kubeconfig and a private $HOME (its cache).
+
+        `authsvc` is on PATH only with `plugin`: gcloud's kubectl is a dispatcher that asks the
+        server's version before every command, running a kubeconfig's exec plugin to do so
+        (even for `config view`), which would log in where a test does not mean to.
+        """
+        search = [str(VENV_BIN)] if plugin else []
+        environ = {"HOME": str(self.home_dir), "PATH": os.pathsep.join([*search, "/usr/bin", "/bin"]), **(env or {})}
         command = [str(self.binary), "--kubeconfig", str(kubeconfig), "--request-timeout=20s", *args]
         return subprocess.run(command, capture_output=True, text=True, env=environ, timeout=60, check=False)
 
@@ -44,6 +53,30 @@ class Kubectl:
         assert result.returncode == 0, result.stderr
         parsed: dict[str, Any] = json.loads(result.stdout)
         return parsed
+
+
+@pytest.fixture(scope="session")
+def template_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One `authsvc init` per session: a full kubeadm tree costs seconds of RSA key generation."""
+    home = initialize_home(tmp_path_factory.mktemp("template") / "home", Settings(), environ={}).home
+    home.engine.dispose()  # checkpoints SQLite's WAL into the database file before it is copied
+    return home.root
+
+
+@pytest.fixture
+def home(template_home: Path, tmp_path: Path, clock: FixedClock) -> Home:
+    """A private copy of the initialised template home (overrides the suite-wide fixture)."""
+    root = shutil.copytree(template_home, tmp_path / "home")
+    return Home.open(root, clock=clock, environ={})
+
+
+def reconfigure(home: Home, **sections: dict[str, Any]) -> Home:
+    """The same home with some settings changed in its authsvc.yaml (e.g. server={"public_url": ...})."""
+    data = home.settings.model_dump(mode="json")
+    for name, values in sections.items():
+        data[name].update(values)
+    home.config_path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return Home.open(home.root, clock=home.clock, environ={})
 
 
 @pytest.fixture

@@ -10,16 +10,12 @@ import pytest
 
 from authsvc.home import Home
 from authsvc.issue import CredentialInventory, IssueMode
-from authsvc.settings import Settings
-from authsvc.settings.server import ServerSettings
-from authsvc.setup import initialize_home
 from pki.ca import CertificateAuthority
-from pki.clock import FixedClock
 from pki.names import SubjectAltNames, common_name_subject
 from pki.profiles import SERVER
 from pki.store import write_certificates
 from tests.conftest import run_cli
-from tests.kubeconfig.conftest import Kubectl
+from tests.kubeconfig.conftest import Kubectl, reconfigure
 
 
 def exec_kubeconfig(home: Home, tmp_path: Path, kubectl: Kubectl, *args: str) -> tuple[dict[str, Any], str]:
@@ -45,9 +41,8 @@ def test_exec_user_runs_authsvc_login_with_the_login_ca(home: Home, tmp_path: Pa
     assert (record.mode, record.serial, record.token_jti, record.expires_at) == (IssueMode.EXEC, None, None, None)
 
 
-def test_login_url_follows_public_url(tmp_path: Path, clock: FixedClock, kubectl: Kubectl) -> None:
-    settings = Settings(server=ServerSettings(public_url="https://auth.example.com/authsvc/"))
-    home = initialize_home(tmp_path / "h", settings, clock=clock, environ={}).home
+def test_login_url_follows_public_url(home: Home, tmp_path: Path, kubectl: Kubectl) -> None:
+    home = reconfigure(home, server={"public_url": "https://auth.example.com/authsvc/"})
 
     plugin, _ = exec_kubeconfig(home, tmp_path, kubectl)
 
@@ -87,9 +82,8 @@ def test_serving_cert_from_an_unknown_ca_leaves_ca_data_out_and_says_so(
 
 
 @pytest.mark.parametrize("public_url", ["http://auth.example.com", "https://"])
-def test_a_bad_public_url_is_refused(tmp_path: Path, clock: FixedClock, public_url: str) -> None:
-    settings = Settings(server=ServerSettings(public_url=public_url))
-    home = initialize_home(tmp_path / "h", settings, clock=clock, environ={}).home
+def test_a_bad_public_url_is_refused(home: Home, public_url: str) -> None:
+    home = reconfigure(home, server={"public_url": public_url})
 
     result = run_cli(["issue", "carol", "--mode", "exec", "-o", "-"], home=home.root)
 

@@ -139,6 +139,8 @@ HOSTILE = [
 def test_hostile_input_is_refused_in_one_line_and_nothing_written(
     home: Home, workdir: Path, args: list[str], message: str
 ) -> None:
+    certificates_at_start = len(home.inventory.certificates())
+
     result = issue(home, *args)
 
     assert result.exit_code in (1, 2)
@@ -148,7 +150,7 @@ def test_hostile_input_is_refused_in_one_line_and_nothing_written(
     assert result.stdout == ""
     assert list(workdir.iterdir()) == []
     assert credentials(home) == []
-    assert [r.profile for r in home.inventory.certificates()] == ["root-ca"]
+    assert len(home.inventory.certificates()) == certificates_at_start
 
 
 def test_mode_option_mismatches_are_usage_errors(home: Home, workdir: Path) -> None:
@@ -181,13 +183,14 @@ def test_csr_identity_must_match_the_command_line(
     home: Home, workdir: Path, cn: str, groups: tuple[str, ...], args: list[str], message: str
 ) -> None:
     csr = atomic_write(workdir / "u.csr", csr_pem(build_csr(generate_private_key(), user_subject(cn, groups))))
+    certificates_at_start = len(home.inventory.certificates())
 
     result = issue(home, *args, "--csr", str(csr), "--key-path", "/home/u/.kube/u.key")
 
     assert result.exit_code in (1, 2)
     assert message in result.stderr and result.stderr.count("\n") == 1
     assert sorted(p.name for p in workdir.iterdir()) == ["u.csr"]
-    assert [r.profile for r in home.inventory.certificates()] == ["root-ca"]
+    assert len(home.inventory.certificates()) == certificates_at_start
 
 
 def test_own_csr_with_groups_in_other_order_is_signed(home: Home, workdir: Path, kubectl: Kubectl) -> None:

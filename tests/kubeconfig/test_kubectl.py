@@ -15,10 +15,12 @@ from kubernetes import client, config
 
 from authsvc.home import Home
 from authsvc.kubeconfig import ClusterEntry, UserEntry, build_kubeconfig, load_kubeconfig, write_kubeconfig
-from authsvc.settings import Settings
-from authsvc.setup import initialize_home
+from pki.ca import CertificateAuthority
 from pki.clock import FixedClock
+from pki.keys import generate_private_key, private_key_to_pem
+from pki.names import user_subject
 from pki.profiles import CLIENT
+from pki.store import certs_to_pem
 from tests.components.support import require_binary
 from tests.conftest import run_cli
 from tests.kubeconfig.conftest import Kubectl
@@ -44,9 +46,12 @@ def python_client_version(kubeconfig: Path) -> str:
 
 def foreign_kubeconfig(tmp_path: Path, clock: FixedClock, cluster_ca: bytes, server: str) -> Path:
     """Same user and groups, same trusted server CA, but a client certificate from another CA."""
-    other = initialize_home(tmp_path / "other-home", Settings(), clock=clock, environ={}).home
-    issued = other.issuer().create("alice", profile=CLIENT, groups=("dev", "qa"))
-    user = UserEntry("alice", client_cert_pem=issued.cert_pem, client_key_pem=issued.key_pem())
+    other_ca = CertificateAuthority.create_root("kubernetes", now=clock())
+    key = generate_private_key()
+    cert = other_ca.issue(
+        subject=user_subject("alice", ("dev", "qa")), public_key=key.public_key(), profile=CLIENT, now=clock()
+    )
+    user = UserEntry("alice", client_cert_pem=certs_to_pem([cert]), client_key_pem=private_key_to_pem(key))
     path = tmp_path / "foreign.kubeconfig"
     write_kubeconfig(path, build_kubeconfig(ClusterEntry("kubernetes", server, cluster_ca), user))
     return path

@@ -1,0 +1,54 @@
+# syntax=docker/dockerfile:1
+# The authsvc container image.
+#
+#   docker build -t registry.example.com/authsvc:0.1.0 .
+#   docker run --rm registry.example.com/authsvc:0.1.0 --help
+#
+# No secret is baked in: the home (/var/lib/authsvc) holds only what is mounted at run time
+# (config, the serving certificate and keys from Kubernetes Secrets; the database URL from an
+# environment variable). The base is pinned to an exact release; pin the digest as well
+# (python:3.11.11-slim-bookworm@sha256:...) where your registry policy asks for it.
+# tests/deploy/test_dockerfile.py lints this file (no Docker engine runs in CI).
+
+# --- build: a virtualenv with authsvc and its dependencies (pip and its caches stay here) ---
+FROM python:3.11.11-slim-bookworm AS build
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PYTHONDONTWRITEBYTECODE=1
+RUN python -m venv /opt/authsvc
+WORKDIR /src
+# Dependencies first, so that a source change does not reinstall them.
+# README.m[d]: the package's long description, copied when present (a glob may match nothing).
+COPY pyproject.toml README.m[d] ./
+RUN mkdir -p pki authsvc && touch pki/__init__.py authsvc/__init__.py \
+    && /opt/authsvc/bin/pip install . \
+    && /opt/authsvc/bin/pip uninstall -y authsvc
+COPY pki/ pki/
+COPY authsvc/ authsvc/
+RUN /opt/authsvc/bin/pip install --no-deps . \
+    && /opt/authsvc/bin/python -m compileall -q /opt/authsvc/lib
+
+# --- runtime: the virtualenv, an unprivileged user, nothing else --------------------------
+FROM python:3.11.11-slim-bookworm AS runtime
+LABEL org.opencontainers.image.title="authsvc" \
+      org.opencontainers.image.description="PKI and TokenReview webhook for Kubernetes clusters" \
+      org.opencontainers.image.licenses="Apache-2.0"
+RUN groupadd --system --gid 10001 authsvc \
+    && useradd --system --uid 10001 --gid authsvc --home-dir /var/lib/authsvc --shell /usr/sbin/nologin authsvc \
+    && install -d -o authsvc -g authsvc -m 0700 /var/lib/authsvc
+COPY --from=build /opt/authsvc /opt/authsvc
+ENV PATH=/opt/authsvc/bin:$PATH \
+    AUTHSVC_HOME=/var/lib/authsvc \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1
+# Numeric, so that Kubernetes' runAsNonRoot can verify it without reading /etc/passwd.
+USER 10001:10001
+WORKDIR /var/lib/authsvc
+EXPOSE 8443
+# The webhook port verifies client certificates (mTLS), so an HTTPS GET /healthz without one
+# is refused during the handshake: the check is that the listener accepts connections.
+# Kubernetes probes (config/kubernetes/deployment.yaml) check /healthz and /readyz themselves.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
+    CMD ["python", "-c", "import socket; socket.create_connection(('127.0.0.1', 8443), timeout=3).close()"]
+ENTRYPOINT ["authsvc"]
+CMD ["serve", "--bind", "0.0.0.0:8443"]

@@ -1,0 +1,80 @@
+"""Backend "authsvc": the tokens authsvc signs itself (service-account and user JWTs).
+
+Service-account tokens map to `system:serviceaccount:<ns>:<name>` in
+`system:serviceaccounts` and `system:serviceaccounts:<ns>`, with the pod name and UID as
+extra when the token is bound to a pod: what kube-apiserver reports for the same token.
+A user token names the login backend that vouched for it (`authsvc.io/source`); when a
+callable is registered for that source in `services.components["identity_refreshers"]`,
+it re-checks the user (still in the directory? same groups?) and its answer is final:
+None is "not authenticated", BackendUnavailable is "cannot decide" (fail closed).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from authsvc.authn.chain import TokenKind
+from authsvc.errors import BackendUnavailable
+from authsvc.identity import UserInfo
+from authsvc.redact import token_fingerprint
+from pki.errors import KeyUnavailable, TokenRejected
+from pki.tokens import TokenService
+from pki.tokens.claims import KIND_USER, LEGACY_ISSUER, TokenIdentity
+
+if TYPE_CHECKING:
+    from authsvc.services import Services
+
+log = logging.getLogger(__name__)
+
+NAME = "authsvc"
+REFRESHERS_COMPONENT = "identity_refreshers"
+
+IdentityRefresher = Callable[[UserInfo], "UserInfo | None"]
+
+
+class AuthsvcTokenAuthenticator:
+    """Verifies JWTs signed with authsvc's keys (pki/sa.key and the keys being rotated)."""
+
+    name = NAME
+    token_kinds = frozenset({TokenKind.JWT})
+
+    def __init__(self, service: TokenService, components: Mapping[str, Any]) -> None:
+        self.service = service
+        # Looked up per token: a login backend may register its refresher after this is built.
+        self._components = components
+        self.issuers = frozenset({service.config.issuer, LEGACY_ISSUER})
+
+    def authenticate(self, token: str) -> UserInfo | None:
+        try:
+            verified = self.service.verify(token)
+        except TokenRejected as e:
+            log.debug("token %s rejected: %s", token_fingerprint(token), e)
+            return None
+        except KeyUnavailable as e:
+            raise BackendUnavailable(f"token signing keys unavailable: {e}") from e
+        identity = verified.identity()
+        user = user_info(identity, verified.audiences)
+        if identity.kind != KIND_USER:
+            return user
+        refresher = self._components.get(REFRESHERS_COMPONENT, {}).get(identity.source)
+        return refresher(user) if callable(refresher) else user
+
+    def ready(self) -> bool:
+        return self.service.ready()
+
+
+def user_info(identity: TokenIdentity, audiences: tuple[str, ...]) -> UserInfo:
+    return UserInfo(
+        username=identity.username,
+        uid=identity.uid,
+        groups=identity.groups,
+        extra=dict(identity.extra),
+        audiences=audiences,
+        backend=NAME,
+    )
+
+
+def build(services: Services) -> AuthsvcTokenAuthenticator:
+    return AuthsvcTokenAuthenticator(services.home.token_service, services.components)

@@ -1,0 +1,56 @@
+"""`authsvc ldap test USER`: what the directory says about a user, to check the `ldap:` config.
+
+Shows the DN the user search found, the user name and uid authsvc would put in tokens, the
+groups (prefix applied, nesting followed) and which server answered. No password is asked:
+this runs the service-account search and group search that /login runs.
+"""
+
+from __future__ import annotations
+
+import click
+
+from authsvc.cli import CliState
+from authsvc.cli.output import emit, output_option
+from authsvc.errors import UsageError
+
+
+@click.group()
+def ldap() -> None:
+    """Check the directory configuration (the `ldap:` section)."""
+
+
+@ldap.command("test")
+@click.argument("username")
+@output_option()
+@click.pass_obj
+def test(state: CliState, username: str, output_format: str) -> None:
+    """Look USERNAME up as /login would (no password): DN, uid, groups, server."""
+    from authsvc.ldap.service import LDAPService
+
+    home = state.home()
+    settings = home.settings.ldap
+    if not settings.enabled:
+        raise UsageError(f"ldap.enabled is false in {home.config_path}: configure the ldap section first")
+    service = LDAPService.from_settings(settings, home_root=home.root, environ=home.environ, clock=home.clock)
+    try:
+        user = service.find_user(username)
+        if user is None:
+            raise UsageError(
+                f"no single entry under {settings.user_base} matches {settings.user_filter} for {username!r}"
+            )
+        identity = service.identity_of(user)
+    finally:
+        service.close()
+    report = {
+        "dn": user.dn,
+        "user": identity.username,
+        "uid": identity.uid,
+        "groups": list(identity.groups),
+        "server": user.server,
+    }
+    if output_format == "table":
+        for key, value in report.items():
+            shown = ", ".join(value) if isinstance(value, list) else value
+            click.echo(f"{key + ':':8} {shown or '<none>'}")
+        return
+    emit(report, output_format)

@@ -1,0 +1,61 @@
+"""`authsvc login` and `authsvc logout`: the kubectl exec credential plugin (see authsvc.login.client).
+
+kubectl runs `authsvc login` before every command, so `main()` in authsvc/cli/__init__.py
+hands it to `authsvc.login.client.run` before click is even imported; these click commands
+serve `--help`, global options (`authsvc --now ... login`) and whatever the fast path declines.
+"""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from authsvc.cli import CliState
+from authsvc.errors import AuthsvcError
+from authsvc.login.client import LoginError, LoginOptions
+from authsvc.login.client import login as exec_login
+from authsvc.login.client import logout as forget_tokens
+
+
+@click.command()
+@click.option("--server", required=True, metavar="URL", help="authsvc's login URL, e.g. https://authsvc:8443/login.")
+@click.option("--username", default=None, help="Directory user name. [default: $AUTHSVC_USERNAME, or asked]")
+@click.option("--ca-file", default=None, metavar="FILE", help="CA bundle that verifies the login URL.")
+@click.option("--ca-data", default=None, metavar="B64", help="The same as base64 PEM (what kubeconfigs carry).")
+@click.pass_obj
+def login(state: CliState, server: str, username: str | None, ca_file: str | None, ca_data: str | None) -> None:
+    """Print an ExecCredential with a token for the login URL: cached, or from a new login.
+
+    \b
+    kubectl runs this as a client-go exec plugin (kubeconfigs made by
+    `authsvc issue --mode exec`). The password is asked on the terminal, or
+    taken from AUTHSVC_PASSWORD for automation. The CA comes from --ca-file,
+    --ca-data, or the cluster information kubectl passes (provideClusterInfo).
+    """
+    clock = state.clock()
+    try:
+        options = LoginOptions(
+            server,
+            username=username,
+            ca_file=ca_file,
+            ca_data=ca_data,
+            environ=state.environ,
+            now=lambda: clock().timestamp(),
+        )
+        credential = exec_login(options)
+    except LoginError as e:
+        raise AuthsvcError(str(e)) from None
+    click.echo(json.dumps(credential))
+
+
+@click.command()
+@click.option("--server", default=None, metavar="URL", help="Forget only this login URL's tokens. [default: all]")
+@click.pass_obj
+def logout(state: CliState, server: str | None) -> None:
+    """Forget the tokens `authsvc login` cached (the next kubectl command logs in again)."""
+    try:
+        dropped = forget_tokens(state.environ, server)
+    except LoginError as e:
+        raise AuthsvcError(str(e)) from None
+    click.echo(f"removed {dropped} cached token{'' if dropped == 1 else 's'}", err=True)

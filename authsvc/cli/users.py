@@ -1,0 +1,127 @@
+"""`authsvc users add|passwd|remove|list`: the static users file (login backend "users").
+
+The file (login.users_file, default <home>/users.csv) holds argon2 hashes only; passwords
+are asked twice on the terminal or read from standard input (--password-stdin).
+Concurrent runs take turns on a lock file beside it; the server picks up changes by itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import click
+
+from authsvc.cli import CliState
+from authsvc.cli.options import NameType
+from authsvc.cli.output import emit, output_option
+from authsvc.errors import UsageError
+
+
+@click.group()
+def users() -> None:
+    """Manage the static users file (logins without a directory)."""
+
+
+def _users_path(state: CliState) -> Path:
+    home = state.home()
+    return Path(home.path(home.settings.login.users_file))
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """Serialises read-modify-write runs of this command on the same file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    if not password:
+        raise UsageError("the password must not be empty")
+    return password
+
+
+PASSWORD_STDIN = click.option("--password-stdin", is_flag=True, help="Read the password from the first stdin line.")
+
+
+@users.command("add")
+@click.argument("username", type=NameType("user name"))
+@click.option("-g", "--group", "groups", multiple=True, type=NameType("group"), help="Group; repeatable.")
+@click.option("--uid", default=None, help="Stable user id for TokenReview. [default: a new UUID]")
+@PASSWORD_STDIN
+@click.pass_obj
+def add(state: CliState, username: str, groups: tuple[str, ...], uid: str | None, password_stdin: bool) -> None:
+    """Add USERNAME with a password (asked twice unless --password-stdin)."""
+    from authsvc.users_file import StaticUser, hash_password, read_users, write_users
+
+    path = _users_path(state)
+    with _locked(path):
+        current = read_users(path)
+        if any(u.username == username for u in current):
+            raise UsageError(f"user {username!r} already exists in {path}: use `authsvc users passwd`")
+        user = StaticUser(username, uid or str(uuid.uuid4()), groups, hash_password(_read_password(password_stdin)))
+        write_users(path, [*current, user])
+    click.echo(f"added {username} to {path}", err=True)
+
+
+@users.command("passwd")
+@click.argument("username")
+@PASSWORD_STDIN
+@click.pass_obj
+def passwd(state: CliState, username: str, password_stdin: bool) -> None:
+    """Set a new password for USERNAME."""
+    from dataclasses import replace
+
+    from authsvc.users_file import hash_password, read_users, write_users
+
+    path = _users_path(state)
+    with _locked(path):
+        current = read_users(path)
+        if not any(u.username == username for u in current):
+            raise UsageError(f"no user {username!r} in {path}")
+        password_hash = hash_password(_read_password(password_stdin))
+        updated = [replace(u, password_hash=password_hash) if u.username == username else u for u in current]
+        write_users(path, updated)
+    click.echo(f"password of {username} changed", err=True)
+
+
+@users.command("remove")
+@click.argument("username")
+@click.pass_obj
+def remove(state: CliState, username: str) -> None:
+    """Remove USERNAME (its tokens stop working at the next review)."""
+    from authsvc.users_file import read_users, write_users
+
+    path = _users_path(state)
+    with _locked(path):
+        current = read_users(path)
+        remaining = [u for u in current if u.username != username]
+        if len(remaining) == len(current):
+            raise UsageError(f"no user {username!r} in {path}")
+        write_users(path, remaining)
+    click.echo(f"removed {username} from {path}", err=True)
+
+
+@users.command("list")
+@output_option()
+@click.pass_obj
+def list_users(state: CliState, output_format: str) -> None:
+    """List the users (never the hashes)."""
+    from authsvc.users_file import read_users
+
+    rows = [u.public() for u in read_users(_users_path(state))]
+    emit(rows, output_format, columns=[("USER", "user"), ("UID", "uid"), ("GROUPS", "groups")])

@@ -1,0 +1,206 @@
+"""`authsvc webhook-config` and `authsvc apiserver-config`: the API server's side of authsvc.
+
+- webhook-config: the kubeconfig-format file for `--authentication-token-webhook-config-file`
+  (the webhook's URL, the CA that signed its serving certificate, and the API server's client
+  certificate and key for it), plus the flags to add;
+- apiserver-config: an AuthenticationConfiguration (structured authentication,
+  apiserver.config.k8s.io) with a JWT authenticator for the user tokens authsvc signs, so an
+  API server that supports it verifies them itself; the webhook stays for the rest.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import click
+
+from authsvc.cli import CliState
+from authsvc.cli.options import DURATION
+
+WEBHOOK_CLUSTER = "authsvc"
+WEBHOOK_USER = "kube-apiserver"
+WEBHOOK_CONTEXT = "webhook"
+DEFAULT_WEBHOOK_CACHE_TTL = dt.timedelta(minutes=2)  # kube-apiserver's default
+
+
+def webhook_url(url: str) -> str:
+    """An https URL; `/authenticate` when no path is given. ValueError otherwise."""
+    parts = urlsplit(url)
+    if parts.scheme != "https" or not parts.hostname:
+        raise ValueError(f"--url {url!r} must be an https:// URL (the webhook serves TLS only)")
+    path = parts.path if parts.path not in ("", "/") else "/authenticate"
+    return urlunsplit((parts.scheme, parts.netloc, path, parts.query, ""))
+
+
+def webhook_kubeconfig(url: str, ca_pem: bytes, client_cert_pem: bytes, client_key_pem: bytes) -> dict[str, Any]:
+    from authsvc.kubeconfig import ClusterEntry, UserEntry, build_kubeconfig
+
+    return build_kubeconfig(
+        ClusterEntry(WEBHOOK_CLUSTER, webhook_url(url), ca_pem),
+        UserEntry(WEBHOOK_USER, client_cert_pem=client_cert_pem, client_key_pem=client_key_pem),
+        context_name=WEBHOOK_CONTEXT,
+    )
+
+
+def webhook_flags(config_file: str, cache_ttl: dt.timedelta) -> list[str]:
+    return [
+        f"--authentication-token-webhook-config-file={config_file}",
+        "--authentication-token-webhook-version=v1",
+        f"--authentication-token-webhook-cache-ttl={int(cache_ttl.total_seconds())}s",
+    ]
+
+
+def authentication_configuration(
+    *,
+    api_version: str,
+    issuer: str,
+    audiences: Sequence[str],
+    ca_pem: bytes | None,
+    discovery_url: str | None,
+    username_claim: str = "sub",
+    username_prefix: str = "",
+    groups_claim: str | None = "groups",
+    groups_prefix: str = "",
+    uid_claim: str | None = "uid",
+) -> dict[str, Any]:
+    """AuthenticationConfiguration with one JWT authenticator (field names as in apiserver.config.k8s.io)."""
+    issuer_entry: dict[str, Any] = {"url": issuer, "audiences": list(audiences)}
+    if len(audiences) > 1:
+        issuer_entry["audienceMatchPolicy"] = "MatchAny"
+    if discovery_url:
+        issuer_entry["discoveryURL"] = discovery_url
+    if ca_pem:
+        issuer_entry["certificateAuthority"] = ca_pem.decode()
+    mappings: dict[str, Any] = {"username": {"claim": username_claim, "prefix": username_prefix}}
+    if groups_claim:
+        mappings["groups"] = {"claim": groups_claim, "prefix": groups_prefix}
+    if uid_claim:
+        mappings["uid"] = {"claim": uid_claim}
+    return {
+        "apiVersion": f"apiserver.config.k8s.io/{api_version}",
+        "kind": "AuthenticationConfiguration",
+        "jwt": [{"issuer": issuer_entry, "claimMappings": mappings}],
+    }
+
+
+def dump_yaml(document: dict[str, Any]) -> str:
+    """YAML with multi-line strings (the CA's PEM) as literal blocks, as people write them."""
+    import yaml
+
+    class Dumper(yaml.SafeDumper):
+        pass
+
+    def text(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|" if "\n" in value else None)
+
+    Dumper.add_representer(str, text)
+    return yaml.dump(document, Dumper=Dumper, sort_keys=False)
+
+
+def _client_key_pem(home: Any, key_file: Path) -> bytes:
+    """The client key in clear PKCS#8: the API server cannot decrypt a key in a kubeconfig."""
+    from pki.keys import private_key_to_pem
+    from pki.store import load_private_key
+
+    return private_key_to_pem(load_private_key(key_file, home.key_passphrase, what="webhook client key"))
+
+
+@click.command("webhook-config")
+@click.option("--url", default=None, help="The webhook URL the API server calls. [default: server.public_url]")
+@click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), help="File to write (0600).")
+@click.option("--cache-ttl", type=DURATION, default=DEFAULT_WEBHOOK_CACHE_TTL, show_default="2m")
+@click.pass_obj
+def webhook_config(state: CliState, url: str | None, out: Path | None, cache_ttl: dt.timedelta) -> None:
+    """Write the API server's webhook kubeconfig and print the flags to add.
+
+    The file holds the API server's client key: it is written 0600, or printed to stdout
+    (the flags then go to stderr).
+
+    \b
+    Example:
+      authsvc webhook-config --url https://10.0.0.5:8443/authenticate -o /etc/kubernetes/authsvc-webhook.conf
+    """
+    from authsvc.errors import UsageError
+    from authsvc.kubeconfig import dump_kubeconfig, write_kubeconfig
+    from authsvc.webhook_pki import APISERVER_WEBHOOK_CLIENT
+    from pki.store import read_bytes
+
+    home = state.home()
+    try:
+        config = webhook_kubeconfig(
+            url or home.settings.server.public_url,
+            read_bytes(home.cert_path("ca"), what="cluster CA certificate"),
+            read_bytes(home.cert_path(APISERVER_WEBHOOK_CLIENT), what="webhook client certificate"),
+            _client_key_pem(home, home.key_path(APISERVER_WEBHOOK_CLIENT)),
+        )
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    if out is None:
+        click.echo(dump_kubeconfig(config).decode(), nl=False)
+    else:
+        write_kubeconfig(out, config)
+    target = str(out.resolve()) if out else "<this file>"
+    click.echo("\n".join(["# add to kube-apiserver:", *webhook_flags(target, cache_ttl)]), err=out is None)
+
+
+@click.command("apiserver-config")
+@click.option("--api-version", type=click.Choice(["v1beta1", "v1"]), default="v1beta1", show_default=True)
+@click.option("--issuer", default=None, help="Issuer (iss) of the user tokens. [default: tokens.issuer]")
+@click.option(
+    "--audience", "audiences", multiple=True, help="Accepted aud; repeatable. [default: tokens.user_audience]"
+)
+@click.option(
+    "--discovery-url",
+    default=None,
+    help="Where the API server fetches discovery. [default: <server.public_url>/.well-known/openid-configuration]",
+)
+@click.option("--username-prefix", default="", help="Prefix of user names from these tokens.")
+@click.option("--groups-prefix", default="", help="Prefix of group names from these tokens.")
+@click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), help="File to write.")
+@click.pass_obj
+def apiserver_config(
+    state: CliState,
+    api_version: str,
+    issuer: str | None,
+    audiences: tuple[str, ...],
+    discovery_url: str | None,
+    username_prefix: str,
+    groups_prefix: str,
+    out: Path | None,
+) -> None:
+    """Write an AuthenticationConfiguration that verifies authsvc's user tokens natively.
+
+    For kube-apiserver 1.30+ (v1beta1) or 1.34+ (v1), flag --authentication-config (it
+    cannot be combined with --oidc-* flags). Claims: sub → user name, groups, uid.
+    """
+    from pki.store import atomic_write, read_bytes
+
+    home = state.home()
+    tokens = home.settings.tokens
+    chosen_issuer = issuer or tokens.issuer
+    default_discovery = home.settings.server.public_url.rstrip("/") + "/.well-known/openid-configuration"
+    document = authentication_configuration(
+        api_version=api_version,
+        issuer=chosen_issuer,
+        audiences=audiences or (tokens.user_audience,),
+        ca_pem=read_bytes(home.cert_path("ca"), what="cluster CA certificate"),
+        discovery_url=discovery_url or default_discovery,
+        username_prefix=username_prefix,
+        groups_prefix=groups_prefix,
+    )
+    text = dump_yaml(document)
+    if out is None:
+        click.echo(text, nl=False)
+    else:
+        atomic_write(out, text.encode(), 0o600)
+        click.echo(f"# add to kube-apiserver:\n--authentication-config={out.resolve()}")
+    if chosen_issuer == tokens.issuer:
+        click.echo(
+            f"warning: {chosen_issuer} is also the service-account issuer; kube-apiserver refuses a jwt "
+            "authenticator for its own --service-account-issuer: give user tokens an issuer of their own",
+            err=True,
+        )

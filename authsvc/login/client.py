@@ -1,0 +1,295 @@
+"""`authsvc login` and `authsvc logout`: the kubectl exec credential plugin.
+
+kubectl runs `authsvc login --server URL [--ca-data B64] [--username NAME]` before each
+command (client-go credential plugins). With a cached token that is still valid this
+prints it at once; otherwise it asks for the user name and password on the terminal (or
+reads AUTHSVC_USERNAME / AUTHSVC_PASSWORD), POSTs them to URL over TLS (HTTP Basic),
+caches the token and prints an ExecCredential (client.authentication.k8s.io/v1) with its
+expirationTimestamp.
+
+Cache: one JSON file, mode 0600, in $XDG_CACHE_HOME/authsvc (default ~/.cache/authsvc),
+keyed by login URL and user name. An exclusive flock on a lock file beside it is held from
+the cache read to the cache write, so ten kubectl commands started together with an empty
+cache make one login: the other nine wait for the lock and find the fresh token.
+
+Standard library only, and only what the cached path needs is imported up front (json,
+fcntl): kubectl pays this start-up before every command. TLS, HTTP and the password prompt
+are imported when a login is actually needed.
+"""
+
+# os.path rather than pathlib: pathlib (with re, fnmatch) costs ~10 ms to import, more than
+# everything else on the cached path.
+# ruff: noqa: PTH103, PTH105, PTH108, PTH110, PTH111, PTH112, PTH118
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import sys
+import time
+
+from authsvc.login.execcredential import exec_credential
+
+TYPE_CHECKING = False  # typing costs ~4 ms to import; mypy treats this name as True
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+    from typing import Any, TextIO
+
+CACHE_NAME = "tokens.json"
+LOCK_NAME = "tokens.lock"
+CACHE_VERSION = 1
+# A token this close to its expiry is replaced: a command started now must not fail halfway.
+EXPIRY_MARGIN_SECONDS = 60
+HTTP_TIMEOUT_SECONDS = 30
+USER_ENV, PASSWORD_ENV, EXEC_INFO_ENV = "AUTHSVC_USERNAME", "AUTHSVC_PASSWORD", "KUBERNETES_EXEC_INFO"
+
+
+class LoginError(Exception):
+    """Shown as one line `error: ...` on stderr, exit status 1."""
+
+
+class LoginOptions:
+    """What `authsvc login` was asked to do (options, environment, clock, terminal)."""
+
+    __slots__ = ("ca_data", "ca_file", "environ", "now", "server", "stderr", "stdin", "username")
+
+    def __init__(
+        self,
+        server: str,
+        *,
+        username: str | None = None,
+        ca_file: str | None = None,
+        ca_data: str | None = None,
+        environ: Mapping[str, str] | None = None,
+        now: Callable[[], float] = time.time,
+        stdin: TextIO | None = None,
+        stderr: TextIO | None = None,
+    ) -> None:
+        self.server = login_url(server)
+        self.username = username
+        self.ca_file = ca_file
+        self.ca_data = ca_data
+        self.environ = os.environ if environ is None else environ
+        self.now = now
+        self.stdin = stdin or sys.stdin
+        self.stderr = stderr or sys.stderr
+
+
+def login_url(server: str) -> str:
+    """The URL to POST to: `--server` as given, with /login added to a bare https://host:port."""
+    if not server.lower().startswith("https://"):
+        raise LoginError(f"--server {server!r} must be an https:// URL: a password is never sent in clear")
+    rest = server[len("https://") :]
+    if "/" not in rest.rstrip("/"):
+        return server.rstrip("/") + "/login"
+    return server
+
+
+def cache_dir(environ: Mapping[str, str]) -> str:
+    base = environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "authsvc")
+
+
+# -- the commands ---------------------------------------------------------------------------
+
+
+def login(options: LoginOptions) -> dict[str, object]:
+    """The ExecCredential for `options.server`: cached if valid, else from a new login."""
+    directory = cache_dir(options.environ)
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    with CacheLock(directory):
+        cache = read_cache(directory)
+        server = cache["servers"].setdefault(options.server, {"last_user": "", "tokens": {}})
+        username = options.username or options.environ.get(USER_ENV) or server["last_user"]
+        cached = server["tokens"].get(username) if username else None
+        if cached and cached["expires"] - EXPIRY_MARGIN_SECONDS > options.now():
+            return exec_credential(cached["token"], cached["expirationTimestamp"])
+        username, password = credentials(options, username)
+        answer = post_login(options, username, password)
+        server["last_user"] = username
+        server["tokens"][username] = answer
+        write_cache(directory, cache)
+    return exec_credential(answer["token"], answer["expirationTimestamp"])
+
+
+def logout(environ: Mapping[str, str], server: str | None = None) -> int:
+    """Forget cached tokens (of one login URL, or all); returns how many were dropped."""
+    directory = cache_dir(environ)
+    if not os.path.isdir(directory):
+        return 0
+    with CacheLock(directory):
+        cache = read_cache(directory)
+        servers = cache["servers"]
+        names = [login_url(server)] if server else list(servers)
+        dropped = sum(len(servers.pop(name, {}).get("tokens", {})) for name in names)
+        write_cache(directory, cache)
+    return dropped
+
+
+# -- the cache ------------------------------------------------------------------------------
+
+
+class CacheLock:
+    """An exclusive flock on <dir>/tokens.lock (released when the file is closed, even on a crash)."""
+
+    def __init__(self, directory: str) -> None:
+        self.path = os.path.join(directory, LOCK_NAME)
+        self.fd = -1
+
+    def __enter__(self) -> CacheLock:
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        os.close(self.fd)  # closing releases the lock
+
+
+def read_cache(directory: str) -> dict[str, Any]:
+    """The cache document; an absent, unreadable or foreign file counts as empty."""
+    try:
+        with open(os.path.join(directory, CACHE_NAME), encoding="utf-8") as handle:
+            document = json.load(handle)
+    except (OSError, ValueError):
+        return {"version": CACHE_VERSION, "servers": {}}
+    if not isinstance(document, dict) or document.get("version") != CACHE_VERSION:
+        return {"version": CACHE_VERSION, "servers": {}}
+    if not isinstance(document.get("servers"), dict):
+        document["servers"] = {}
+    return document
+
+
+def write_cache(directory: str, document: dict[str, Any]) -> None:
+    """Write 0600 (set before the first byte) and rename over the old file; the lock is held."""
+    final = os.path.join(directory, CACHE_NAME)
+    temporary = final + ".tmp"
+    if os.path.exists(temporary):
+        os.unlink(temporary)
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(document, handle, separators=(",", ":"))
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, final)
+
+
+# -- a new login (the slow path: imports happen here) ----------------------------------------
+
+
+def credentials(options: LoginOptions, username: str) -> tuple[str, str]:
+    """User name and password from the environment, else asked on the terminal (on stderr:
+    kubectl reads the plugin's stdout)."""
+    password = options.environ.get(PASSWORD_ENV, "")
+    if username and password:
+        return username, password
+    if not interactive(options):
+        raise LoginError(
+            f"no valid cached token and no terminal to ask for a password: set {USER_ENV} and {PASSWORD_ENV}, "
+            "or run a kubectl command in a terminal"
+        )
+    if not username:
+        options.stderr.write("Username: ")
+        options.stderr.flush()
+        username = options.stdin.readline().strip()
+    if not password:
+        import getpass
+
+        password = getpass.getpass(f"Password for {username}: ", stream=options.stderr)
+    if not username or not password:
+        raise LoginError("a user name and a password are needed")
+    return username, password
+
+
+def interactive(options: LoginOptions) -> bool:
+    info = exec_info(options.environ)
+    spec = info.get("spec") if isinstance(info.get("spec"), dict) else {}
+    if isinstance(spec, dict) and spec.get("interactive") is False:
+        return False
+    return options.stdin.isatty()
+
+
+def exec_info(environ: Mapping[str, str]) -> dict[str, Any]:
+    try:
+        info = json.loads(environ.get(EXEC_INFO_ENV) or "{}")
+    except ValueError:
+        return {}
+    return info if isinstance(info, dict) else {}
+
+
+def post_login(options: LoginOptions, username: str, password: str) -> dict[str, Any]:
+    """POST /login with HTTP Basic over verified TLS; the cache entry for the token it returns."""
+    import base64
+    import http.client
+    import urllib.parse
+
+    url = urllib.parse.urlsplit(options.server)
+    basic = base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
+    connection = http.client.HTTPSConnection(
+        url.hostname or "", url.port or 443, context=tls_context(options), timeout=HTTP_TIMEOUT_SECONDS
+    )
+    path = (url.path or "/login") + ("?" + url.query if url.query else "")
+    try:
+        connection.request("POST", path, headers={"Authorization": f"Basic {basic}", "Content-Length": "0"})
+        response = connection.getresponse()
+        body = response.read(1 << 20)
+    except OSError as e:
+        raise LoginError(f"cannot reach {options.server}: {e}") from None
+    finally:
+        connection.close()
+    return parse_answer(options.server, response.status, response.getheader("Retry-After"), body)
+
+
+def parse_answer(server: str, status: int, retry_after: str | None, body: bytes) -> dict[str, Any]:
+    if status == 401:
+        raise LoginError("login failed: invalid user name or password")
+    if status == 429:
+        raise LoginError(f"login refused: too many failed attempts, retry in {retry_after or 'a few'} seconds")
+    try:
+        document = json.loads(body)
+    except ValueError:
+        document = {}
+    if status != 200:
+        detail = document.get("error") if isinstance(document, dict) else None
+        raise LoginError(f"login failed: {server} answered HTTP {status}" + (f": {detail}" if detail else ""))
+    try:
+        token, stamp = str(document["token"]), str(document["expirationTimestamp"])
+    except (KeyError, TypeError):
+        raise LoginError(f"{server} answered without a token: is it an authsvc /login endpoint?") from None
+    return {"token": token, "expirationTimestamp": stamp, "expires": rfc3339_seconds(stamp)}
+
+
+def rfc3339_seconds(stamp: str) -> float:
+    import datetime as dt
+
+    try:
+        return dt.datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        raise LoginError(f"the login answer's expirationTimestamp {stamp!r} is not RFC 3339") from None
+
+
+def tls_context(options: LoginOptions) -> Any:
+    """Verifies the server against --ca-file, --ca-data, the cluster CA kubectl passes in
+    KUBERNETES_EXEC_INFO (provideClusterInfo), or else the system trust store."""
+    import base64
+    import binascii
+    import ssl
+
+    cadata = None
+    encoded = options.ca_data or cluster_ca_data(options.environ)
+    if encoded and not options.ca_file:
+        try:
+            cadata = base64.b64decode(encoded, validate=True).decode("ascii")
+        except (binascii.Error, UnicodeDecodeError):
+            raise LoginError("--ca-data (or the cluster's certificate-authority-data) is not base64 PEM") from None
+    try:
+        return ssl.create_default_context(cafile=options.ca_file, cadata=cadata)
+    except (OSError, ssl.SSLError) as e:
+        raise LoginError(f"cannot load the CA certificates: {e}") from None
+
+
+def cluster_ca_data(environ: Mapping[str, str]) -> str | None:
+    spec = exec_info(environ).get("spec")
+    cluster = spec.get("cluster") if isinstance(spec, dict) else None
+    value = cluster.get("certificate-authority-data") if isinstance(cluster, dict) else None
+    return value if isinstance(value, str) and value else None

@@ -1,0 +1,147 @@
+"""Builds the login service, the LDAP service and the users file once per server process,
+and registers what other parts call:
+
+    services.components["login"]                       LoginComponents (POST /login)
+    services.components["identity_refreshers"]["ldap"]  re-checks /login tokens at review time
+    services.components["identity_refreshers"]["users"]
+    services.components["readiness"]["ldap"|"users"]   () -> bool, false while a backend is down
+
+`install` is idempotent; the /login blueprint calls it when an app is created, so every app
+built by `create_app` has the refreshers, whether or not anyone has logged in yet.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, Counter
+
+from authsvc.authn.ldap_groups import LDAPIdentityRefresher, UsersFileIdentityRefresher
+from authsvc.errors import ConfigError
+from authsvc.ldap.service import LDAPService
+from authsvc.login.backends import LDAPLoginBackend, LoginBackend, LoginIdentity, UsersFileLoginBackend
+from authsvc.login.ratelimit import Limit, RateLimiter
+from authsvc.login.service import LoginService, TokenIssuer
+from authsvc.users_file import UsersFile
+
+if TYPE_CHECKING:
+    import datetime as dt
+
+    from authsvc.home import Home
+    from authsvc.services import Services
+
+LOGIN_COMPONENT = "login"
+REFRESHERS_COMPONENT = "identity_refreshers"
+READINESS_COMPONENT = "readiness"
+
+_install_lock = threading.Lock()
+
+
+@dataclass(frozen=True, slots=True)
+class LoginComponents:
+    service: LoginService | None  # None: login.backends is empty, /login answers 404
+    ldap: LDAPService | None
+    users: UsersFile | None
+
+
+class LoginMetrics:
+    """Counters on the app's registry (authsvc.metrics): login answers and LDAP failures."""
+
+    def __init__(self, registry: CollectorRegistry | None, backend_error: Callable[[str], None]) -> None:
+        self.attempts = Counter(
+            "authsvc_login_attempts",
+            "POST /login answers, by result (ok, refused, rate_limited, unavailable).",
+            ["result"],
+            registry=registry,
+        )
+        self.ldap_errors = Counter(
+            "authsvc_ldap_errors",
+            "LDAP operations that failed (directory unreachable, timeout, unexpected answer), by operation.",
+            ["operation"],
+            registry=registry,
+        )
+        self._backend_error = backend_error
+
+    def login_result(self, result: str) -> None:
+        self.attempts.labels(result).inc()
+
+    def ldap_error(self, operation: str) -> None:
+        self.ldap_errors.labels(operation).inc()
+        self._backend_error("ldap")
+
+
+def install(services: Services, metrics: LoginMetrics | None = None) -> LoginComponents:
+    """Build and register the login components once per Services (later calls return them)."""
+    with _install_lock:
+        existing = services.components.get(LOGIN_COMPONENT)
+        if isinstance(existing, LoginComponents):
+            return existing
+        components = build(services.home, metrics)
+        refreshers = services.components.setdefault(REFRESHERS_COMPONENT, {})
+        readiness = services.components.setdefault(READINESS_COMPONENT, {})
+        if components.ldap is not None:
+            refreshers["ldap"] = LDAPIdentityRefresher(components.ldap)
+            readiness["ldap"] = components.ldap.ready
+        if components.users is not None:
+            refreshers["users"] = UsersFileIdentityRefresher(components.users)
+            readiness["users"] = UsersFileLoginBackend(components.users).ready
+        services.components[LOGIN_COMPONENT] = components
+        return components
+
+
+def build(home: Home, metrics: LoginMetrics | None = None) -> LoginComponents:
+    """Raises ConfigError when login.backends names a backend that is not configured."""
+    settings = home.settings
+    ldap = users = None
+    if settings.ldap.enabled:
+        ldap = LDAPService.from_settings(
+            settings.ldap,
+            home_root=home.root,
+            environ=home.environ,
+            clock=home.clock,
+            on_error=metrics.ldap_error if metrics else lambda _op: None,
+        )
+    if "users" in settings.login.backends:
+        users = UsersFile(home.path(settings.login.users_file))
+    backends: list[LoginBackend] = []
+    for name in settings.login.backends:
+        if name == "ldap":
+            if ldap is None:
+                raise ConfigError("login.backends lists ldap but ldap.enabled is false: configure the ldap section")
+            backends.append(LDAPLoginBackend(ldap))
+        elif users is not None:
+            backends.append(UsersFileLoginBackend(users))
+    service = None
+    if backends:
+        service = LoginService(
+            backends,
+            rate_limiter(home),
+            token_issuer(home),
+            token_ttl=settings.login.token_ttl,
+            max_username_length=settings.login.max_username_length,
+            on_result=metrics.login_result if metrics else lambda _r: None,
+        )
+    return LoginComponents(service, ldap, users)
+
+
+def rate_limiter(home: Home) -> RateLimiter:
+    login = home.settings.login
+    return RateLimiter(
+        home.engine,
+        home.clock,
+        user=Limit("user", login.max_failures_per_user, login.failure_window),
+        address=Limit("addr", login.max_failures_per_address, login.failure_window),
+    )
+
+
+def token_issuer(home: Home) -> TokenIssuer:
+    def issue(identity: LoginIdentity, ttl: dt.timedelta | None) -> tuple[str, dt.datetime]:
+        issued = home.token_service.issue_user_token(
+            identity.username, identity.groups, ttl=ttl, uid=identity.uid, source=identity.source
+        )
+        return issued.token, issued.expires_at
+
+    return issue

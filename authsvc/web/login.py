@@ -1,0 +1,96 @@
+"""`POST /login`: HTTP Basic credentials in, a short-lived authsvc token out.
+
+200  {"token", "expirationTimestamp", "user", "groups"}, or with ?format=execcredential an
+     ExecCredential (client.authentication.k8s.io/v1) that kubectl can use as is
+401  invalid user name or password (never which of the two), with WWW-Authenticate
+403  the credentials are right but the signing policy refuses the name or a group
+429  too many failed logins for the user name or the client address, with Retry-After
+503  a login backend (the directory, the users file, the database) cannot answer: fail closed
+404  login is switched off (login.backends is empty)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+
+from flask import Blueprint, Flask, Response, current_app, request
+from flask.blueprints import BlueprintSetupState
+
+from authsvc.app import services_of
+from authsvc.errors import AuthenticationFailed, BackendUnavailable, RateLimited
+from authsvc.login.execcredential import exec_credential
+from authsvc.login.service import INVALID_CREDENTIALS, IssuedLogin, LoginService
+from authsvc.login.wiring import LoginMetrics, install
+from authsvc.metrics import metrics_for
+from pki.errors import PolicyError
+
+log = logging.getLogger(__name__)
+
+blueprint = Blueprint("login", __name__)
+CHALLENGE = 'Basic realm="authsvc", charset="UTF-8"'
+FORMATS = ("json", "execcredential")
+
+
+@blueprint.record_once
+def _install(state: BlueprintSetupState) -> None:
+    app = state.app
+    assert isinstance(app, Flask)  # flask types the setup state's app as its sans-IO base
+    metrics = metrics_for(app)
+    install(services_of(app), LoginMetrics(metrics.registry, metrics.backend_error))
+
+
+@blueprint.post("/login")
+def login() -> Response:
+    service = install(services_of(current_app)).service
+    if service is None:
+        return _json(404, {"error": "login is not enabled on this server (login.backends)"})
+    fmt = request.args.get("format", "json")
+    if fmt not in FORMATS:
+        return _json(400, {"error": f"format must be one of {', '.join(FORMATS)}"})
+    auth = request.authorization
+    if auth is None or auth.type != "basic":
+        return _json(401, {"error": "send the user name and password with HTTP Basic"}, {"WWW-Authenticate": CHALLENGE})
+    return _login(service, auth.username or "", auth.password or "", fmt)
+
+
+def _login(service: LoginService, username: str, password: str, fmt: str) -> Response:
+    try:
+        issued = service.login(username, password, request.remote_addr or "")
+    except AuthenticationFailed:
+        return _json(401, {"error": INVALID_CREDENTIALS}, {"WWW-Authenticate": CHALLENGE})
+    except RateLimited as e:
+        return _json(429, {"error": str(e)}, {"Retry-After": str(e.retry_after)})
+    except BackendUnavailable as e:
+        log.error("login failed closed: %s", e)
+        return _json(503, {"error": "the login service cannot check credentials now: try again later"})
+    except PolicyError as e:
+        log.warning("login of %r refused by the signing policy: %s", username[:64], e)
+        return _json(403, {"error": f"this account may not log in here: {e}"})
+    return _json(200, _document(issued, fmt))
+
+
+def _document(issued: IssuedLogin, fmt: str) -> dict[str, object]:
+    expiration = rfc3339(issued.expires_at)
+    if fmt == "execcredential":
+        return exec_credential(issued.token, expiration)
+    return {
+        "token": issued.token,
+        "expirationTimestamp": expiration,
+        "user": issued.username,
+        "groups": list(issued.groups),
+    }
+
+
+def rfc3339(when: dt.datetime) -> str:
+    return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _json(status: int, document: dict[str, object], headers: dict[str, str] | None = None) -> Response:
+    response = Response(json.dumps(document, separators=(",", ":")), status, content_type="application/json")
+    # A token must not land in a shared cache.
+    response.headers["Cache-Control"] = "no-store"
+    if headers:
+        response.headers.update(headers)
+    return response

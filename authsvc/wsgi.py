@@ -1,0 +1,55 @@
+"""The WSGI entry point: granian calls `authsvc.wsgi:create_wsgi_app` once in each worker process.
+
+`authsvc serve` hands the home over through the environment (AUTHSVC_HOME, AUTHSVC_CONFIG);
+it is read here, once per process, and nowhere deeper. `authsvc.wsgi:app` is the same app
+for other WSGI servers (built on first access).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Mapping
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from authsvc.app import create_app
+from authsvc.home import Home, resolve_home
+from authsvc.services import Services
+
+CONFIG_ENV = "AUTHSVC_CONFIG"
+LOG_FORMAT = "%(asctime)s [%(levelname)s] %(name)s: %(message)s"
+
+
+def create_wsgi_app(environ: Mapping[str, str] | None = None) -> Flask:
+    env = dict(os.environ if environ is None else environ)
+    config = env.get(CONFIG_ENV)
+    home = Home.open(resolve_home(None, env), Path(config) if config else None, environ=env)
+    configure_logging()
+    return create_app(Services(home))
+
+
+def configure_logging() -> None:
+    """authsvc's loggers to stderr (granian configures only its own); never a token in a message."""
+    logger = logging.getLogger("authsvc")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter(LOG_FORMAT))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+
+
+@cache
+def _default_app() -> Flask:
+    return create_wsgi_app()
+
+
+def __getattr__(name: str) -> Any:
+    if name == "app":
+        return _default_app()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,269 @@
+"""Leaf certificate issuances per second, P-256 and RSA-2048 leaf keys, all signed by one P-256 CA.
+
+(a) bare: cryptography alone in this process: generate key, build (the client profile's
+    extensions), sign, PEM-encode certificate and key. The yardstick.
+(b) library: CertificateIssuer.create (policy, subject, key, build, sign, record built) + PEM,
+    without an inventory.
+(c) library + inventory + files, three ways, to show where the time goes:
+    c0 inventory only: one SQLite transaction per certificate (WAL, synchronous=NORMAL: no fsync);
+    c1 per certificate: c0 + key and certificate written atomically (temp file, fsync each,
+       rename both, one directory fsync): what `certs create` does;
+    c2 batched: BATCH certificates issued, their records added in one transaction, their files
+       written by one atomic_write_many (an fsync per file, one directory fsync per batch).
+(d) openssl: one `openssl req -x509 -newkey ... -CA ca.crt -CAkey ca.key` process per certificate.
+(e) `authsvc certs create` as a whole new process, against (d) for P-256.
+
+    .venv/bin/python bench/issue.py [--seconds 1.5] [--openssl-count 50] [--process-count 10]
+
+Bounded: about 40 s on 2 cores. Figures depend on the disk (fsync) and on what else runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
+from authsvc.settings import Settings
+from authsvc.setup import cluster_ca_step, initialize_home, write_config_step
+from pki.builder import CLOCK_SKEW, authority_key_identifier
+from pki.ca import CertificateAuthority
+from pki.clock import system_clock
+from pki.db import create_schema, make_engine
+from pki.inventory import Inventory
+from pki.issuance import CertificateIssuer, IssuedCert
+from pki.keys import KeyType, PrivateKey
+from pki.names import user_subject
+from pki.policy import SigningPolicy
+from pki.profiles import CLIENT
+from pki.store import CERT_MODE, KEY_MODE, PendingFile, atomic_write_many
+
+KEY_TYPES = (KeyType.EC_P256, KeyType.RSA_2048)
+BATCH = 50
+SUBJECT = user_subject("alice", ("dev",))
+
+
+def per_second(issue: Callable[[], int], seconds: float) -> float:
+    """Run `issue` (returns how many it issued) until `seconds` have passed; certificates per second."""
+    issue()  # warm-up
+    count, start = 0, time.perf_counter()
+    while (elapsed := time.perf_counter() - start) < seconds or count < 3:
+        count += issue()
+    return count / elapsed
+
+
+def new_key(key_type: KeyType) -> PrivateKey:
+    if key_type is KeyType.RSA_2048:
+        return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def bare(ca: CertificateAuthority, key_type: KeyType) -> Callable[[], int]:
+    aki = authority_key_identifier(ca.certificate)
+    ca_key = ca.key
+
+    def issue() -> int:
+        key = new_key(key_type)
+        now = dt.datetime.now(dt.UTC)
+        is_rsa = key_type is KeyType.RSA_2048
+        usage = x509.KeyUsage(True, False, is_rsa, False, False, False, False, False, False)
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(SUBJECT)
+            .issuer_name(ca.certificate.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - CLOCK_SKEW)
+            .not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(usage, critical=True)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+            .add_extension(aki, critical=False)
+            .sign(ca_key, hashes.SHA256())  # type: ignore[arg-type]
+        )
+        cert.public_bytes(serialization.Encoding.PEM)
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        return 1
+
+    return issue
+
+
+def create(issuer: CertificateIssuer, key_type: KeyType) -> IssuedCert:
+    ttl = dt.timedelta(days=1)
+    return issuer.create("alice", profile=CLIENT, groups=("dev",), ttl=ttl, key_type=key_type, requester="bench")
+
+
+def library(ca: CertificateAuthority, key_type: KeyType) -> Callable[[], int]:
+    issuer = CertificateIssuer(ca, None, SigningPolicy(), system_clock)
+
+    def issue() -> int:
+        issued = create(issuer, key_type)
+        issued.cert_pem, issued.key_pem()  # noqa: B018 - the PEM encoding is part of the work
+        return 1
+
+    return issue
+
+
+def new_inventory(folder: Path) -> Inventory:
+    engine = make_engine(f"sqlite:///{folder / 'inventory.db'}")
+    create_schema(engine)
+    return Inventory(engine)
+
+
+def inventory_only(ca: CertificateAuthority, key_type: KeyType, folder: Path) -> Callable[[], int]:
+    issuer = CertificateIssuer(ca, new_inventory(folder), SigningPolicy(), system_clock)
+
+    def issue() -> int:
+        issued = create(issuer, key_type)
+        issued.cert_pem, issued.key_pem()  # noqa: B018
+        return 1
+
+    return issue
+
+
+def files_of(issued: IssuedCert, folder: Path) -> list[PendingFile]:
+    name = issued.record.serial
+    return [
+        PendingFile(folder / f"{name}.key", issued.key_pem(), KEY_MODE),
+        PendingFile(folder / f"{name}.crt", issued.chain_pem, CERT_MODE),
+    ]
+
+
+def per_certificate(ca: CertificateAuthority, key_type: KeyType, folder: Path) -> Callable[[], int]:
+    issuer = CertificateIssuer(ca, new_inventory(folder), SigningPolicy(), system_clock)
+
+    def issue() -> int:
+        atomic_write_many(files_of(create(issuer, key_type), folder / "issued"))
+        return 1
+
+    return issue
+
+
+def batched(ca: CertificateAuthority, key_type: KeyType, folder: Path) -> Callable[[], int]:
+    inventory = new_inventory(folder)
+    issuer = CertificateIssuer(ca, None, SigningPolicy(), system_clock)
+
+    def issue() -> int:
+        issued = [create(issuer, key_type) for _ in range(BATCH)]
+        inventory.add([i.record for i in issued])
+        atomic_write_many([f for i in issued for f in files_of(i, folder / "issued")])
+        return BATCH
+
+    return issue
+
+
+def openssl_seconds(home: Path, key_type: KeyType, count: int, out: Path) -> float:
+    """Mean wall time of one `openssl req -x509 -CA` process issuing a client certificate."""
+    newkey = ["-newkey", "rsa:2048"] if key_type is KeyType.RSA_2048 else ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"]
+    command = [
+        "openssl", "req", "-x509", *newkey, "-noenc", "-CA", str(home / "pki" / "ca.crt"),
+        "-CAkey", str(home / "pki" / "ca.key"), "-subj", "/O=dev/CN=alice", "-days", "1",
+        "-addext", "basicConstraints=critical,CA:FALSE", "-addext", "keyUsage=critical,digitalSignature",
+        "-addext", "extendedKeyUsage=clientAuth", "-keyout", str(out / "o.key"), "-out", str(out / "o.crt"),
+    ]  # fmt: skip
+    return mean_seconds(command, count, env=None)
+
+
+def mean_seconds(command: list[str], count: int, env: dict[str, str] | None) -> float:
+    subprocess.run(command, check=True, capture_output=True, env=env)  # warm-up (page cache, pyc)
+    start = time.perf_counter()
+    for _ in range(count):
+        subprocess.run(command, check=True, capture_output=True, env=env)
+    return (time.perf_counter() - start) / count
+
+
+def python_env(pycache: Path) -> dict[str, str]:
+    """As installed: bytecode cached (this sandbox sets PYTHONDONTWRITEBYTECODE, which would
+    recompile every project module at each start)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPYCACHEPREFIX"] = str(pycache)
+    return env
+
+
+def cli_seconds(home: Path, count: int, env: dict[str, str]) -> float:
+    authsvc = str(Path(sys.executable).with_name("authsvc"))
+    command = [authsvc, f"--home={home}", "certs", "create", "bench", "-g", "dev", "--force"]
+    return mean_seconds(command, count, env)
+
+
+def import_costs(env: dict[str, str], top: int = 8) -> list[tuple[str, float]]:
+    """The packages `authsvc certs create` imports, by their own cumulative import time (ms)."""
+    code = "from authsvc.cli import certs; from authsvc.home import Home; import authsvc.models"
+    done = subprocess.run([sys.executable, "-X", "importtime", "-c", code], capture_output=True, text=True, env=env)
+    costs: dict[str, float] = {}
+    for line in done.stderr.splitlines():
+        parts = [p.strip() for p in line.removeprefix("import time:").split("|")]
+        if len(parts) == 3 and parts[1].isdigit() and "." not in parts[2].strip():
+            costs[parts[2].strip()] = int(parts[1]) / 1000
+    return sorted(costs.items(), key=lambda kv: -kv[1])[:top]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=1.5, help="time per in-process figure")
+    parser.add_argument("--openssl-count", type=int, default=50)
+    parser.add_argument("--process-count", type=int, default=10)
+    args = parser.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="authsvc-bench-", dir=Path.cwd()))
+    try:
+        run(root, args.seconds, args.openssl_count, args.process_count)
+    finally:
+        shutil.rmtree(root)
+
+
+def run(root: Path, seconds: float, openssl_count: int, process_count: int) -> None:
+    home = initialize_home(root / "home", Settings(), environ={}, steps=[write_config_step, cluster_ca_step]).home
+    ca = home.load_ca("ca")
+    print(f"leaf issuances per second, CA {ca.certificate.subject.rfc4514_string()} (ECDSA P-256), {os.cpu_count()} CPUs")
+    print(f"{'':34}{'P-256':>10}{'RSA-2048':>10}   ratio to (a), P-256 / RSA-2048")
+    rates: dict[str, dict[KeyType, float]] = {}
+    cases: list[tuple[str, Callable[[KeyType, Path], Callable[[], int]]]] = [
+        ("(a) bare cryptography loop", lambda k, _f: bare(ca, k)),
+        ("(b) library, no inventory", lambda k, _f: library(ca, k)),
+        ("(c0) + inventory (SQLite WAL)", lambda k, f: inventory_only(ca, k, f)),
+        ("(c1) + inventory + 2 files/cert", lambda k, f: per_certificate(ca, k, f)),
+        (f"(c2) batched by {BATCH}", lambda k, f: batched(ca, k, f)),
+    ]
+    for label, make in cases:
+        rates[label] = {}
+        for key_type in KEY_TYPES:
+            folder = root / f"{label[:4].strip('()')}-{key_type.value}"
+            folder.mkdir()
+            rates[label][key_type] = per_second(make(key_type, folder), seconds)
+        print_row(label, rates[label], rates["(a) bare cryptography loop"])
+    openssl = {k: 1 / openssl_seconds(home.root, k, openssl_count, root) for k in KEY_TYPES}
+    print_row(f"(d) openssl req -x509 -CA, N={openssl_count}", openssl, rates["(a) bare cryptography loop"])
+    env = python_env(root / "pycache")
+    cli = cli_seconds(home.root, process_count, env)
+    one_openssl = 1 / openssl[KeyType.EC_P256]
+    python = mean_seconds([sys.executable, "-c", "pass"], process_count, env)
+    print()
+    print(f"(e) `authsvc certs create` process, P-256: {cli * 1000:6.1f} ms (N={process_count})")
+    print(f"    one `openssl req -x509 -CA` process:  {one_openssl * 1000:6.1f} ms")
+    print(f"    ratio {cli / one_openssl:.1f}x (target <= 3x); `python -c pass` alone: {python * 1000:.1f} ms")
+    print("    import cost of the command's path (ms, cumulative, top-level packages):")
+    print("      " + ", ".join(f"{name} {ms:.0f}" for name, ms in import_costs(env)))
+
+
+def print_row(label: str, rates: dict[KeyType, float], bare_rates: dict[KeyType, float]) -> None:
+    ratios = " / ".join(f"{rates[k] / bare_rates[k]:.2f}" for k in KEY_TYPES)
+    print(f"{label:34}{rates[KeyType.EC_P256]:>10.0f}{rates[KeyType.RSA_2048]:>10.1f}   {ratios}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,254 @@
+"""One real control plane wired to authsvc exactly as an operator would do it.
+
+    authsvc init  →  kubeadm tree (cluster CA, apiserver serving cert, sa.key, admin.conf, ...)
+    authsvc serve →  the TokenReview webhook (granian, TLS, mTLS with the webhook client CA)
+    authsvc webhook-config / keys export-public → the apiserver's webhook kubeconfig and SA keys
+    etcd + kube-apiserver v1.20.2 started with those files; RBAC on.
+
+`start_cluster` builds it (the session fixture in conftest.py calls it once); `E2ECluster` is
+what the tests get: the CLI, kubectl, the admin kubeconfig and small RBAC helpers.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from authsvc.redact import token_fingerprint
+from tests.components.kube_apiserver import ControlPlane, ControlPlaneFiles, free_ports, write_kubeconfig
+from tests.components.support import log_tail
+from tests.e2e.harness import AuthsvcCli, AuthsvcServer, Kubectl, Result, child_env, eventually
+
+# A ClusterRole the tests bind people to: enough to list namespaces, nothing else. (On 1.20
+# without a controller-manager the aggregated view/edit/admin roles are empty.)
+NAMESPACE_READER = "e2e:namespace-reader"
+# kube-apiserver's service range in ControlPlane; init gets the same, so the serving cert's
+# first service IP matches the `kubernetes` Service the apiserver creates.
+SERVICE_CIDR = "10.0.0.0/24"
+# tokens.issuer: kube-apiserver's --service-account-issuer and --api-audiences (kubeadm's value).
+ISSUER = "https://kubernetes.default.svc.cluster.local"
+STATIC_TOKEN = "e2e-static-token-5c1b7f0e9a2d4c38b6e1"
+STATIC_USER = "static-sam"
+STATIC_GROUP = "static-team"
+
+
+def home_settings(apiserver_port: int, webhook_port: int) -> dict[str, Any]:
+    """authsvc.yaml written before `authsvc init` (init completes it and keeps these)."""
+    webhook = f"127.0.0.1:{webhook_port}"
+    return {
+        # What `init --control-plane-endpoint 127.0.0.1:PORT --service-cidr ...` would record: in
+        # the file, because init refuses flags that differ from an existing authsvc.yaml. The
+        # endpoint is the server of kubeadm's kubeconfigs (admin.conf); cluster.server, of
+        # `authsvc issue`'s.
+        "cluster": {
+            "control_plane_endpoint": f"127.0.0.1:{apiserver_port}",
+            "server": f"https://127.0.0.1:{apiserver_port}",
+            "service_cidr": SERVICE_CIDR,
+        },
+        "server": {"bind": webhook, "public_url": f"https://{webhook}", "workers": 1},
+        # Revocations reach the webhook's key cache within a second (the default is 5 s).
+        "tokens": {"issuer": ISSUER, "cache_refresh": "1s"},
+        "authn": {
+            "chain": ["tokenfile", "bootstrap", "authsvc"],
+            # No result cache in the webhook either: with the apiserver's cache TTL at 0s,
+            # `authsvc token revoke` must be visible on the next request.
+            "cache_size": 0,
+            "tokenfile": {"path": "tokens.csv"},
+        },
+        # The decisions the webhook made, one JSON line each: how a test proves whether a token
+        # went through the webhook at all.
+        "audit": {"path": "audit.log"},
+    }
+
+
+@dataclass
+class E2ECluster:
+    """The running control plane and authsvc, and what tests need to drive them."""
+
+    home: Path
+    workdir: Path
+    authsvc: AuthsvcCli
+    kubectl: Kubectl
+    control_plane: ControlPlane
+    webhook: AuthsvcServer
+    issuer: str
+    sa_key_bundle: Path
+    webhook_context: ssl.SSLContext
+
+    # ----------------------------------------------------------------- files
+
+    @property
+    def server(self) -> str:
+        return self.control_plane.url
+
+    @property
+    def ca_file(self) -> Path:
+        return self.home / "pki" / "ca.crt"
+
+    @property
+    def admin_kubeconfig(self) -> Path:
+        return self.home / "admin.conf"
+
+    @property
+    def super_admin_kubeconfig(self) -> Path:
+        return self.home / "super-admin.conf"
+
+    @property
+    def audit_log(self) -> Path:
+        return self.home / "audit.log"
+
+    def path(self, name: str) -> Path:
+        """A fresh file name in the session's work folder."""
+        return self.workdir / name
+
+    def token_kubeconfig(self, name: str, token: str) -> Path:
+        return write_kubeconfig(self.path(f"{name}.kubeconfig"), self.server, self.ca_file, token=token)
+
+    # ----------------------------------------------------------------- kubectl
+
+    def admin(self, *args: str) -> str:
+        """kubectl as the cluster admin (init's admin.conf); the test fails unless it succeeds."""
+        result = self.kubectl(self.admin_kubeconfig, *args)
+        assert result.ok, result.describe()
+        return result.stdout
+
+    def bind(self, name: str, role: str = NAMESPACE_READER, **subject: str) -> None:
+        """ClusterRoleBinding `name` of `role` to user=/group=/serviceaccount= (as kubectl's flags)."""
+        flags = [f"--{kind}={value}" for kind, value in subject.items()]
+        self.admin("create", "clusterrolebinding", name, f"--clusterrole={role}", *flags)
+
+    def can_list_namespaces(self, kubeconfig: Path) -> Result:
+        """`kubectl get namespaces`, retried while a fresh binding reaches the authorizer."""
+        return eventually(lambda: self.kubectl(kubeconfig, "get", "namespaces", "-o", "name"), lambda r: r.ok)
+
+    # ----------------------------------------------------------------- diagnostics
+
+    def audit_records(self) -> list[dict[str, Any]]:
+        if not self.audit_log.exists():
+            return []
+        return [json.loads(line) for line in self.audit_log.read_text().splitlines() if line.strip()]
+
+    def webhook_decisions(self, token: str) -> list[dict[str, Any]]:
+        """The audit records of every TokenReview authsvc answered for `token` (found by its fingerprint)."""
+        fingerprint = token_fingerprint(token)
+        return [record for record in self.audit_records() if record.get("token") == fingerprint]
+
+    def log_summary(self) -> str:
+        """Where every log is, with the tails of the two servers' logs (shown when a test fails)."""
+        cp = self.control_plane
+        logs = {
+            "kube-apiserver": cp.apiserver_log,
+            "etcd": cp.etcd_log,
+            "authsvc serve": self.webhook.log_path,
+            "authsvc audit": self.audit_log,
+        }
+        lines = [f"{what}: {path}" for what, path in logs.items()]
+        for what in ("kube-apiserver", "authsvc serve"):
+            path = logs[what]
+            if path is not None:
+                lines += [f"--- last lines of {what} log", log_tail(path, 25)]
+        return "\n".join(lines)
+
+    def stop(self) -> None:
+        try:
+            self.control_plane.stop()
+        finally:
+            self.webhook.stop()
+
+
+def _write_client_cert_of(kubeconfig: Path, out_dir: Path) -> tuple[Path, Path]:
+    """The embedded client cert and key of a kubeconfig, as files (for the readiness probe)."""
+    user = yaml.safe_load(kubeconfig.read_text())["users"][0]["user"]
+    cert, key = out_dir / "probe.crt", out_dir / "probe.key"
+    for path, data_field in ((cert, "client-certificate-data"), (key, "client-key-data")):
+        path.touch(mode=0o600)
+        path.write_bytes(base64.b64decode(user[data_field]))
+    return cert, key
+
+
+def webhook_client_context(home: Path) -> ssl.SSLContext:
+    """TLS as kube-apiserver talks to the webhook: verify authsvc's serving cert, present its client cert."""
+    context = ssl.create_default_context(cafile=str(home / "pki" / "ca.crt"))
+    pki = home / "pki" / "authsvc"
+    context.load_cert_chain(str(pki / "apiserver-webhook-client.crt"), str(pki / "apiserver-webhook-client.key"))
+    return context
+
+
+def start_cluster(workdir: Path, kubectl_binary: Path, apiserver_binary: Path, etcd_binary: Path) -> E2ECluster:
+    """Init a home, start authsvc serve, then etcd + kube-apiserver wired to it."""
+    home = workdir / "home"
+    home.mkdir(mode=0o700)
+    apiserver_port, webhook_port = free_ports(2)
+    (home / "authsvc.yaml").write_text(yaml.safe_dump(home_settings(apiserver_port, webhook_port)))
+    env = child_env(home_dir=workdir)
+    cli = AuthsvcCli(home, env)
+    cli.ok("init", "--apiserver-advertise-address", "127.0.0.1")
+
+    token_file = home / "tokens.csv"
+    token_file.touch(mode=0o600)
+    token_file.write_text(f'{STATIC_TOKEN},{STATIC_USER},static-uid-1,"{STATIC_GROUP}"\n')
+    webhook_config = workdir / "webhook.kubeconfig"
+    cli.ok("webhook-config", "--url", f"https://127.0.0.1:{webhook_port}/authenticate", "-o", str(webhook_config))
+    sa_key_bundle = workdir / "sa-public-keys.pem"
+    cli.ok("keys", "export-public", "-o", str(sa_key_bundle))
+
+    context = webhook_client_context(home)
+    webhook = AuthsvcServer(cli, f"127.0.0.1:{webhook_port}", workdir / "authsvc-serve.log")
+    webhook.start(context)
+    probe_cert, probe_key = _write_client_cert_of(home / "super-admin.conf", workdir)
+    files = ControlPlaneFiles(
+        client_ca_file=home / "pki" / "ca.crt",
+        tls_cert_file=home / "pki" / "apiserver.crt",
+        tls_private_key_file=home / "pki" / "apiserver.key",
+        service_account_key_file=sa_key_bundle,
+        service_account_signing_key_file=home / "pki" / "sa.key",
+        service_account_issuer=ISSUER,
+        api_audiences=[ISSUER],
+        webhook_config_file=webhook_config,
+        webhook_cache_ttl="0s",
+        probe_client_cert_file=probe_cert,
+        probe_client_key_file=probe_key,
+    )
+    control_plane = ControlPlane(apiserver_binary, etcd_binary, secure_port=apiserver_port)
+    cluster = E2ECluster(
+        home, workdir, cli, Kubectl(kubectl_binary, env), control_plane, webhook, ISSUER, sa_key_bundle, context
+    )
+    try:
+        control_plane.start(files, workdir / "control-plane")
+        _bootstrap_rbac(cluster)
+    except BaseException:
+        cluster.stop()
+        raise
+    return cluster
+
+
+def _bootstrap_rbac(cluster: E2ECluster) -> None:
+    """What kubeadm does at init, and the role the tests bind to.
+
+    kubeadm ≥ 1.29 puts admin.conf's user in the group kubeadm:cluster-admins and creates, at
+    init time and with super-admin.conf (system:masters), the ClusterRoleBinding that makes that
+    group cluster-admin. kube-apiserver v1.20 has no such built-in binding, so the fixture
+    creates it the same way: without it admin.conf is authenticated but Forbidden everywhere.
+    """
+    as_super_admin = cluster.kubectl(
+        cluster.super_admin_kubeconfig,
+        "create",
+        "clusterrolebinding",
+        "kubeadm:cluster-admins",
+        "--clusterrole=cluster-admin",
+        "--group=kubeadm:cluster-admins",
+    )
+    assert as_super_admin.ok, as_super_admin.describe()
+    reader = eventually(
+        lambda: cluster.kubectl(
+            cluster.admin_kubeconfig, "create", "clusterrole", NAMESPACE_READER, "--verb=get,list", "--resource=namespaces"
+        ),
+        lambda r: r.ok,
+    )
+    assert reader.ok, reader.describe()

@@ -1,0 +1,179 @@
+"""Processes the end-to-end suite drives: the `authsvc` console script, `authsvc serve`, kubectl.
+
+Everything runs as a real child process, the way an operator runs it: the installed `authsvc`
+entry point (the same one kubectl starts as an exec credential plugin), granian serving the
+webhook over TLS with mTLS, and /usr/bin/kubectl talking to the real kube-apiserver.
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+from tests.components.kube_apiserver import die_with_parent
+from tests.components.support import log_tail
+
+# The venv's bin folder: `authsvc` lives there, and kubectl must find it on PATH for exec plugins.
+VENV_BIN = Path(sys.executable).parent
+AUTHSVC = VENV_BIN / "authsvc"
+SERVE_START_TIMEOUT = 30.0
+STOP_TIMEOUT = 10.0
+# Propagation (an RBAC binding reaching the authorizer's cache, a revocation reaching the
+# webhook's key cache) is polled for, never slept through; this bounds the wait.
+PROPAGATION_TIMEOUT = 15.0
+
+T = TypeVar("T")
+
+
+def child_env(extra: Mapping[str, str] | None = None, *, home_dir: Path | None = None) -> dict[str, str]:
+    """The environment of a child: no proxies for loopback, `authsvc` on PATH, no stray KUBECONFIG."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k.lower() not in ("http_proxy", "https_proxy", "all_proxy", "kubeconfig")
+        and not k.startswith("AUTHSVC_")
+    }
+    env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
+    env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '/usr/bin:/bin')}"
+    if home_dir is not None:
+        # kubectl keeps its discovery cache and exec-plugin state under $HOME/.kube.
+        env["HOME"] = str(home_dir)
+    env.update(extra or {})
+    return env
+
+
+@dataclass(frozen=True)
+class Result:
+    """What a finished command did."""
+
+    args: tuple[str, ...]
+    code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        return self.code == 0
+
+    def describe(self) -> str:
+        return f"$ {' '.join(self.args)}\nexit {self.code}\nstdout: {self.stdout.strip()}\nstderr: {self.stderr.strip()}"
+
+
+def run(args: Sequence[str], *, env: Mapping[str, str], timeout: float = 60.0, input: str | None = None) -> Result:
+    proc = subprocess.run(
+        list(args), capture_output=True, text=True, env=dict(env), timeout=timeout, input=input, check=False
+    )
+    return Result(tuple(args), proc.returncode, proc.stdout, proc.stderr)
+
+
+def eventually(attempt: Callable[[], T], done: Callable[[T], bool], timeout: float = PROPAGATION_TIMEOUT) -> T:
+    """Call `attempt` until `done(result)` or `timeout`; return the last result either way."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = attempt()
+        if done(result) or time.monotonic() >= deadline:
+            return result
+        time.sleep(0.2)
+
+
+@dataclass(frozen=True)
+class AuthsvcCli:
+    """`authsvc --home HOME ...` as a child process."""
+
+    home: Path
+    env: Mapping[str, str]
+
+    def __call__(self, *args: str, input: str | None = None, now: str | None = None) -> Result:
+        clock = [f"--now={now}"] if now is not None else []
+        return run([str(AUTHSVC), f"--home={self.home}", *clock, *args], env=self.env, input=input)
+
+    def ok(self, *args: str, input: str | None = None, now: str | None = None) -> str:
+        """Run it, fail the test with its output unless it exits 0; return stdout."""
+        result = self(*args, input=input, now=now)
+        assert result.ok, result.describe()
+        return result.stdout
+
+
+@dataclass(frozen=True)
+class Kubectl:
+    """The real kubectl, one kubeconfig per call, with its cache in a private HOME."""
+
+    binary: Path
+    env: Mapping[str, str]
+
+    def __call__(self, kubeconfig: Path, *args: str) -> Result:
+        return run([str(self.binary), f"--kubeconfig={kubeconfig}", "--request-timeout=30s", *args], env=self.env)
+
+
+class AuthsvcServer:
+    """`authsvc serve` (granian, TLS + mTLS) as a child process, stopped by its PID."""
+
+    def __init__(self, cli: AuthsvcCli, bind: str, log_path: Path) -> None:
+        self.cli = cli
+        self.bind = bind
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"https://{self.bind}"
+
+    def start(self, context: ssl.SSLContext) -> None:
+        """Start it and wait until GET /healthz answers 200 over mTLS with `context`."""
+        args = [str(AUTHSVC), f"--home={self.cli.home}", "serve", f"--bind={self.bind}", "--workers=1"]
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                args,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=dict(self.cli.env),
+                preexec_fn=die_with_parent,
+            )
+        self._wait_healthy(context)
+
+    def _wait_healthy(self, context: ssl.SSLContext) -> None:
+        assert self.process is not None
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=context))
+        deadline = time.monotonic() + SERVE_START_TIMEOUT
+        last = "no answer yet"
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"authsvc serve exited with code {self.process.returncode}; "
+                    f"log {self.log_path}:\n{log_tail(self.log_path)}"
+                )
+            try:
+                with opener.open(f"{self.url}/healthz", timeout=2) as response:
+                    if response.status == 200:
+                        return
+                    last = f"HTTP {response.status}"
+            except (OSError, urllib.error.URLError) as exc:
+                last = str(exc)
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(
+            f"authsvc serve not healthy after {SERVE_START_TIMEOUT:.0f}s ({last}); "
+            f"log {self.log_path}:\n{log_tail(self.log_path)}"
+        )
+
+    def stop(self) -> None:
+        """SIGTERM by PID, then SIGKILL if it does not stop (granian stops its workers itself)."""
+        proc, self.process = self.process, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=STOP_TIMEOUT)

@@ -1,0 +1,79 @@
+"""`authsvc init` with kubeadm's options: stored on the first run, phases, dry run, refusals."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from tests.conftest import run_cli
+from tests.kubeadm.conftest import checksums, kubeconfig_cert
+
+OPTIONS = [
+    "--cluster-name=prod",
+    "--control-plane-endpoint=10.0.0.100",
+    "--apiserver-advertise-address=10.0.0.11",
+    "--apiserver-cert-extra-sans=api.prod.example,10.0.0.101",
+    "--service-cidr=10.112.0.0/12",
+    "--dns-domain=prod.local",
+    "--node-name=cp-a",
+]
+
+
+def test_phases_store_options_and_build_the_tree(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    certs = run_cli(["init", *OPTIONS, "--phase", "certs"], home=home)
+    assert certs.exit_code == 0, certs.stderr
+    assert (home / "pki" / "apiserver.crt").exists() and not list(home.glob("*.conf"))
+    cluster = yaml.safe_load((home / "authsvc.yaml").read_text())["cluster"]
+    assert cluster["name"] == "prod" and cluster["node_name"] == "cp-a"
+    assert cluster["apiserver_cert_extra_sans"] == ["api.prod.example", "10.0.0.101"]
+    assert cluster["server"] == "https://10.0.0.100:6443"  # derived from the endpoint, as kubeadm does
+
+    kubeconfig = run_cli(["init", "--phase", "kubeconfig"], home=home)
+    assert kubeconfig.exit_code == 0, kubeconfig.stderr
+    assert sorted(p.name for p in home.glob("*.conf")) == [
+        "admin.conf",
+        "controller-manager.conf",
+        "kubelet.conf",
+        "scheduler.conf",
+        "super-admin.conf",
+    ]
+    admin = yaml.safe_load((home / "admin.conf").read_text())
+    assert admin["clusters"][0]["name"] == "prod" and admin["current-context"] == "kubernetes-admin@prod"
+    assert admin["clusters"][0]["cluster"]["server"] == "https://10.0.0.100:6443"
+    assert kubeconfig_cert(home / "kubelet.conf").subject.rfc4514_string() == "CN=system:node:cp-a,O=system:nodes"
+
+    before = checksums(home / "pki")
+    again = run_cli(["init", *OPTIONS], home=home)
+    assert again.exit_code == 0 and checksums(home / "pki") == before  # never overwrites
+
+
+def test_dry_run_writes_nothing_and_says_what_it_would_make(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    result = run_cli(["init", "--dry-run", "--node-name=cp-a", "--apiserver-advertise-address=10.0.0.11"], home=home)
+    assert result.exit_code == 0, result.stderr
+    assert not home.exists()
+    lines = result.stdout.splitlines()
+    assert any(line.startswith("would create CA ca (kubernetes)") for line in lines)
+    apiserver = next(line for line in lines if line.startswith("would create apiserver "))
+    assert "CN=kube-apiserver" in apiserver and "IP:10.96.0.1" in apiserver and "DNS:cp-a" in apiserver
+    assert "would write kubeconfig admin.conf (server https://10.0.0.11:6443)" in lines
+
+
+def test_option_conflicting_with_the_stored_config_is_refused(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    assert run_cli(["init", "--phase", "certs", "--node-name=cp-a"], home=home).exit_code == 0
+    result = run_cli(["init", "--node-name=cp-b"], home=home)
+    assert result.exit_code == 2
+    assert "already sets cluster.node_name differently" in result.stderr
+    assert run_cli(["init", "--node-name=cp-a", "--phase", "certs"], home=home).exit_code == 0  # agreeing is fine
+
+
+def test_invalid_options_are_usage_errors(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    result = run_cli(["init", "--apiserver-advertise-address=k8s.example", "--service-cidr=10.0.0.0/30"], home=home)
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1
+    assert "--apiserver-advertise-address: advertise address 'k8s.example' is not an IP address" in result.stderr
+    assert "--service-cidr" in result.stderr
+    assert not home.exists()

@@ -1,0 +1,89 @@
+"""Fixtures of the login tests: a home wired to a real slapd and a users file, and its app."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from authsvc.app import create_app
+from authsvc.home import Home
+from authsvc.services import Services
+from authsvc.settings import Settings
+from authsvc.setup import initialize_home
+from authsvc.users_file import StaticUser, hash_password, write_users
+from pki.clock import FixedClock
+from tests.components.slapd import Slapd
+from tests.ldap.fixtures import ENVIRON, directory_server, ldap_settings, private_slapd
+
+__all__ = ["directory_server", "private_slapd"]
+
+ADMIN = StaticUser("admin", "admin-uid", ("platform-admins",), "")
+ADMIN_PASSWORD = "static-admin-pw"
+
+MakeHome = Callable[..., Home]
+
+
+@pytest.fixture
+def make_home(tmp_path: Path, clock: FixedClock) -> MakeHome:
+    """`make_home(slapd, **login_settings)`: an initialised home whose /login asks the users
+    file first, then the directory; tight rate limits (3 per user, 10 per address, 15 min)."""
+    count = iter(range(100))
+
+    def make(server: Slapd, *, ldap: dict[str, Any] | None = None, **login: Any) -> Home:
+        login_values: dict[str, Any] = {
+            "backends": ("users", "ldap"),
+            "max_failures_per_user": 3,
+            "max_failures_per_address": 10,
+            "failure_window": dt.timedelta(minutes=15),
+            "token_ttl": dt.timedelta(hours=1),
+        }
+        login_values.update(login)
+        settings = Settings.model_validate(
+            {
+                "ldap": ldap_settings(server, **(ldap or {})).model_dump(),
+                "login": login_values,
+                # The webhook's result cache must not hide what the refresher decides.
+                "authn": {"cache_ttl": 1, "negative_cache_ttl": 1},
+            }
+        )
+        root = tmp_path / f"home{next(count)}"
+        home = initialize_home(root, settings, clock=clock, environ=ENVIRON).home
+        admin = StaticUser(ADMIN.username, ADMIN.uid, ADMIN.groups, hash_password(ADMIN_PASSWORD))
+        write_users(home.path(settings.login.users_file), [admin])
+        return home
+
+    return make
+
+
+@pytest.fixture
+def app_for() -> Iterator[Callable[[Home], Flask]]:
+    apps: list[Services] = []
+
+    def build(home: Home) -> Flask:
+        services = Services(home)
+        apps.append(services)
+        return create_app(services)
+
+    yield build
+    for services in apps:
+        login = services.components.get("login")
+        if login is not None and login.ldap is not None:
+            login.ldap.close()
+
+
+@pytest.fixture
+def client(make_home: MakeHome, app_for: Callable[[Home], Flask], directory_server: Slapd) -> FlaskClient:
+    return app_for(make_home(directory_server)).test_client()
+
+
+def basic(username: str, password: str) -> dict[str, str]:
+    """An Authorization header for any bytes (the test client's auth= would refuse some)."""
+    raw = f"{username}:{password}".encode("utf-8", "surrogatepass")
+    return {"Authorization": "Basic " + base64.b64encode(raw).decode()}

@@ -1,0 +1,89 @@
+"""Fixtures for the token tests: a home with only what tokens need (config, schema, sa.key)."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+
+from authsvc.db import migrate_database_step
+from authsvc.home import Home
+from authsvc.settings import Settings, settings_from_mapping
+from authsvc.setup import initialize_home, write_config_step
+from authsvc.tokens import signing_key_files, signing_key_step
+from pki.clock import FixedClock
+from pki.tokens import SigningKeyStore, TokenService
+
+TOKEN_STEPS = [write_config_step, migrate_database_step, signing_key_step]
+
+
+def make_home(root: Path, clock: FixedClock, settings: Settings | None = None) -> Home:
+    return initialize_home(root, settings or Settings(), clock=clock, environ={}, steps=TOKEN_STEPS).home
+
+
+@pytest.fixture(scope="session")
+def token_home_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Made once per session (schema migration and an RSA key take ~0.6 s); copied per test."""
+    root = tmp_path_factory.mktemp("template") / "home"
+    home = make_home(root, FixedClock(dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(minutes=5)))
+    home.engine.dispose()  # the last connection checkpoints the WAL: the copies are self-contained
+    return root
+
+
+@pytest.fixture
+def token_home(tmp_path: Path, clock: FixedClock, token_home_template: Path) -> Home:
+    """An initialised home holding pki/sa.key (RS256) and the token tables, on the injected clock."""
+    root = tmp_path / "home"
+    shutil.copytree(token_home_template, root)
+    return Home.open(root, clock=clock, environ={})
+
+
+@pytest.fixture
+def home_factory(tmp_path: Path, clock: FixedClock) -> Callable[..., Home]:
+    """`home_factory(name, tokens={...})`: another home with overridden `tokens:` settings."""
+
+    def build(name: str = "other", **sections: Any) -> Home:
+        return make_home(tmp_path / name, clock, settings_from_mapping(sections))
+
+    return build
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def independent_kid(public_key: Any) -> str:
+    """kube-apiserver's keyIDFromPublicKey, computed here without pki.tokens.kid."""
+    der = public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return b64url(hashlib.sha256(der).digest())
+
+
+def compact(header: dict[str, Any], payload: dict[str, Any], signature: bytes = b"") -> str:
+    """A JWS compact serialization assembled by hand (for tokens PyJWT refuses to make)."""
+    encode = lambda part: b64url(json.dumps(part, separators=(",", ":")).encode())  # noqa: E731
+    return f"{encode(header)}.{encode(payload)}.{b64url(signature)}"
+
+
+class Monotonic:
+    """A hand-moved monotonic clock: what the key and denylist caches expire by."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def replica(home: Home, clock: FixedClock, monotonic: Monotonic) -> TokenService:
+    """Another server process on the same home and database, with its own caches."""
+    return TokenService(
+        SigningKeyStore(home.engine), signing_key_files(home), home.token_service.config, clock, monotonic=monotonic
+    )
