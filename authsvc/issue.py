@@ -17,6 +17,7 @@ import re
 import urllib.parse
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
@@ -28,6 +29,7 @@ from authsvc.errors import UsageError
 from authsvc.kubeconfig import ClusterEntry, UserEntry, build_kubeconfig, exec_user_config
 from pki.csr import load_csr
 from pki.db import Base, UTCDateTime, make_sessionmaker
+from pki.issuance import CertificateIssuer
 from pki.names import check_name, subject_user
 from pki.policy import check_groups, check_user
 from pki.profiles import CLIENT
@@ -261,9 +263,18 @@ class KubeconfigIssuer:
     def cluster_name(self, request: IssueRequest) -> str:
         return request.cluster or self.settings.cluster.name
 
+    @cached_property
+    def cluster_ca_pem(self) -> bytes:
+        return certs_to_pem(load_certificates(self.home.cert_path("ca"), what="cluster CA certificate"))
+
+    @cached_property
+    def cert_issuer(self) -> CertificateIssuer:
+        # Loaded once per service: parsing the CA key (RSA in a kubeadm tree) costs more than signing.
+        return self.home.issuer()
+
     def cluster_entry(self, request: IssueRequest) -> ClusterEntry:
-        ca_bundle = certs_to_pem(load_certificates(self.home.cert_path("ca"), what="cluster CA certificate"))
-        return ClusterEntry(self.cluster_name(request), request.server or self.settings.cluster.server, ca_bundle)
+        server = request.server or self.settings.cluster.server
+        return ClusterEntry(self.cluster_name(request), server, self.cluster_ca_pem)
 
     def preview(self, request: IssueRequest) -> dict[str, Any]:
         """The kubeconfig's shape before issuing: the user entry carries no credential yet.
@@ -292,19 +303,29 @@ class KubeconfigIssuer:
         credential = self.credentials.record(pending, now=self.home.clock())
         return IssuedKubeconfig(config, config["current-context"], credential, notes)
 
-    def _pending(self, request: IssueRequest, user_entry: UserEntry, **issued: Any) -> PendingCredential:
+    def _pending(
+        self,
+        request: IssueRequest,
+        user_entry: UserEntry,
+        *,
+        expires_at: dt.datetime | None = None,
+        serial: str | None = None,
+        token_jti: str | None = None,
+    ) -> PendingCredential:
         return PendingCredential(
             request.user,
             request.groups,
             request.mode,
             self.cluster_name(request),
             user_entry,
+            expires_at=expires_at,
+            serial=serial,
+            token_jti=token_jti,
             requester=request.requester,
-            **issued,
         )
 
     def _certificate(self, request: IssueRequest) -> PendingCredential:
-        issued = self.home.issuer().create(
+        issued = self.cert_issuer.create(
             request.user,
             profile=CLIENT,
             groups=request.groups,
@@ -317,7 +338,7 @@ class KubeconfigIssuer:
         return self._pending(request, user, expires_at=issued.record.not_after, serial=issued.record.serial)
 
     def _signed_csr(self, request: IssueRequest, csr_pem: bytes) -> PendingCredential:
-        issued = self.home.issuer().sign_csr(
+        issued = self.cert_issuer.sign_csr(
             csr_pem, profile=CLIENT, ttl=request.ttl or self.settings.pki.client_ttl, requester=request.requester
         )
         user = UserEntry(request.user, client_cert_pem=issued.cert_pem, client_key_path=request.key_path)
@@ -349,14 +370,14 @@ class KubeconfigIssuer:
 
     def login_ca_pem(self) -> bytes | None:
         """The cluster CA bundle when it issued authsvc's serving certificate (or that is not made yet)."""
-        cluster_ca = load_certificates(self.home.cert_path("ca"), what="cluster CA certificate")
+        cluster_ca = x509.load_pem_x509_certificates(self.cluster_ca_pem)
         serving_file = self.home.path(self.settings.server.tls_cert)
         if not serving_file.exists():
             # `authsvc init` signs the serving certificate with the cluster CA.
-            return certs_to_pem(cluster_ca)
+            return self.cluster_ca_pem
         for cert in load_certificates(serving_file, what="serving certificate"):
             if any(_issued_by(cert, ca) for ca in cluster_ca):
-                return certs_to_pem(cluster_ca)
+                return self.cluster_ca_pem
         return None
 
     def _server_source(self, request: IssueRequest) -> str:

@@ -13,6 +13,7 @@ A file that cannot be parsed makes the backend unavailable (fail closed), it is 
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import logging
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from argon2 import PasswordHasher
+from argon2 import PasswordHasher, extract_parameters
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from authsvc.errors import BackendUnavailable, UsageError
@@ -54,16 +55,20 @@ def hasher() -> PasswordHasher:
     return PasswordHasher()
 
 
-def hash_password(password: str) -> str:
+def hash_password(password: str, password_hasher: PasswordHasher | None = None) -> str:
     if not password:
         raise UsageError("the password must not be empty")
-    return hasher().hash(password)
+    return (password_hasher or hasher()).hash(password)
 
 
-@cache
-def decoy_hash() -> str:
-    """A hash of a random password: verified for unknown users so they cost the same time."""
-    return hasher().hash(secrets.token_urlsafe(16))
+def decoy_hash(like: str | None = None) -> str:
+    """A hash of a random password, with the parameters of `like` (a hash from the file):
+    verified for unknown users, so that they cost what a known user costs."""
+    password_hasher = hasher()
+    if like is not None:
+        with contextlib.suppress(InvalidHashError):
+            password_hasher = PasswordHasher.from_parameters(extract_parameters(like))
+    return password_hasher.hash(secrets.token_urlsafe(16))
 
 
 def verify_password(password_hash: str, password: str) -> bool:
@@ -141,6 +146,7 @@ class UsersFile:
         self._lock = threading.Lock()
         self._stamp: tuple[int, int, int] | None = None
         self._users: dict[str, StaticUser] = {}
+        self._decoy_hash: str | None = None
 
     def lookup(self, username: str) -> StaticUser | None:
         """Raises BackendUnavailable when the file exists but cannot be read or parsed."""
@@ -150,7 +156,7 @@ class UsersFile:
         """(user known, the user if the password is right). Unknown users cost one argon2 verify too."""
         user = self.lookup(username)
         if user is None:
-            verify_password(decoy_hash(), password)
+            verify_password(self._decoy(), password)
             return False, None
         if not verify_password(user.password_hash, password):
             return True, None
@@ -162,7 +168,15 @@ class UsersFile:
             if stamp != self._stamp:
                 self._users = self._load() if stamp is not None else {}
                 self._stamp = stamp
+                self._decoy_hash = None
             return self._users
+
+    def _decoy(self) -> str:
+        decoy = self._decoy_hash
+        if decoy is None:
+            sample = next(iter(self._users.values()), None)
+            decoy = self._decoy_hash = decoy_hash(sample.password_hash if sample else None)
+        return decoy
 
     def _stat(self) -> tuple[int, int, int] | None:
         try:

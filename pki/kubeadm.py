@@ -237,7 +237,7 @@ def split_host_port(endpoint: str, default_port: int = API_SERVER_PORT) -> tuple
         if not port_text.isdigit() or not 0 < int(port_text) < 65536:
             raise ValueError(f"control-plane endpoint {endpoint!r} has an invalid port")
         port = int(port_text)
-    if _is_ip(host):
+    if _ip_or_none(host) is not None:
         return host, port
     try:
         return check_node_name(host), port  # a host name: a DNS-1123 subdomain, no wildcard
@@ -264,14 +264,10 @@ def local_api_url(params: ClusterParams) -> str:
 
 def classify_sans(values: Iterable[str]) -> SubjectAltNames:
     """appendSANsToAltNames: an IP if it parses as one, else an RFC 1123 (wildcard) DNS name."""
-    dns: list[str] = []
-    ips: list[IPAddress] = []
-    for value in values:
-        if _is_ip(value):
-            ips.append(ipaddress.ip_address(value))
-        else:
-            dns.append(check_dns_name(value))
-    return SubjectAltNames(tuple(dns), tuple(ips))
+    sans = SubjectAltNames.parse(values)  # a bare value is exactly that: IP if it parses, else checked DNS
+    if sans.uris or sans.emails:
+        raise ValueError("extra SANs are IP addresses or DNS names (no URI: or email: entries)")
+    return sans
 
 
 def kubeadm_alt_names(dns: Iterable[str], ips: Iterable[IPAddress]) -> SubjectAltNames:
@@ -290,8 +286,9 @@ def apiserver_alt_names(params: ClusterParams) -> SubjectAltNames:
     ips = [first_service_ip(params.service_cidr), parse_advertise_address(params.advertise_address)]
     if params.control_plane_endpoint:
         host, _ = split_host_port(params.control_plane_endpoint)
-        if _is_ip(host):
-            ips.append(ipaddress.ip_address(host))
+        ip = _ip_or_none(host)
+        if ip is not None:
+            ips.append(ip)
         else:
             dns.append(host)
     extra = classify_sans(params.apiserver_extra_sans)
@@ -416,9 +413,8 @@ def build_tree(
     return tuple(issued)
 
 
-def _is_ip(value: str) -> bool:
+def _ip_or_none(value: str) -> IPAddress | None:
     try:
-        ipaddress.ip_address(value)
+        return ipaddress.ip_address(value)
     except ValueError:
-        return False
-    return True
+        return None

@@ -2,7 +2,9 @@
 
 Service-account tokens map to `system:serviceaccount:<ns>:<name>` in
 `system:serviceaccounts` and `system:serviceaccounts:<ns>`, with the pod name and UID as
-extra when the token is bound to a pod: what kube-apiserver reports for the same token.
+extra when the token is bound to a pod: what kube-apiserver reports for the same token
+(unless `tokens.webhook_service_accounts` is off: then they are left to kube-apiserver,
+which also checks that the service account and pod still exist).
 A user token names the login backend that vouched for it (`authsvc.io/source`); when a
 callable is registered for that source in `services.components["identity_refreshers"]`,
 it re-checks the user (still in the directory? same groups?) and its answer is final:
@@ -40,8 +42,9 @@ class AuthsvcTokenAuthenticator:
     name = NAME
     token_kinds = frozenset({TokenKind.JWT})
 
-    def __init__(self, service: TokenService, components: Mapping[str, Any]) -> None:
+    def __init__(self, service: TokenService, components: Mapping[str, Any], *, service_accounts: bool = True) -> None:
         self.service = service
+        self.service_accounts = service_accounts
         # Looked up per token: a login backend may register its refresher after this is built.
         self._components = components
         self.issuers = frozenset({service.config.issuer, LEGACY_ISSUER})
@@ -57,7 +60,7 @@ class AuthsvcTokenAuthenticator:
         identity = verified.identity()
         user = user_info(identity, verified.audiences)
         if identity.kind != KIND_USER:
-            return user
+            return user if self.service_accounts else None
         refresher = self._components.get(REFRESHERS_COMPONENT, {}).get(identity.source)
         return refresher(user) if callable(refresher) else user
 
@@ -77,4 +80,7 @@ def user_info(identity: TokenIdentity, audiences: tuple[str, ...]) -> UserInfo:
 
 
 def build(services: Services) -> AuthsvcTokenAuthenticator:
-    return AuthsvcTokenAuthenticator(services.home.token_service, services.components)
+    settings = services.settings.tokens
+    return AuthsvcTokenAuthenticator(
+        services.home.token_service, services.components, service_accounts=settings.webhook_service_accounts
+    )

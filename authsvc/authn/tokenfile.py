@@ -83,9 +83,10 @@ class TokenFileAuthenticator:
         self._table: TokenTable = {}
         self._signature: Signature = _NEVER_LOADED
         self._failure: tuple[Signature, str] | None = None
-        self._reload_if_changed()
-        if self._failure is not None:
-            raise ConfigError(self._failure[1])
+        try:
+            self._reload_if_changed()
+        except BackendUnavailable as e:
+            raise ConfigError(str(e)) from None
 
     def authenticate(self, token: str) -> UserInfo | None:
         digest = token_digest(token)

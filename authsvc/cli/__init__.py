@@ -2,17 +2,17 @@
 
 Commands live one group per module and are imported only when called: kubectl runs
 `authsvc login` before every command, so the start-up path must stay light.
-Errors are turned into one line on stderr here, and only here.
+Errors are turned into one line on stderr in authsvc/cli/root.py, and only there.
 """
 
 from __future__ import annotations
 
-import importlib
 import os
 import sys
-from typing import Any
 
-import click
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs the fast path ~4 ms
+if TYPE_CHECKING:
+    from authsvc.cli.root import CliState, LazyGroup, cli
 
 # name -> "module:attribute". Order is the order `--help` lists them in.
 COMMANDS: dict[str, str] = {
@@ -33,137 +33,39 @@ COMMANDS: dict[str, str] = {
     "users": "authsvc.cli.users:users",
 }
 
-
-class LazyGroup(click.Group):
-    """A group whose subcommands are imported on first use (click's documented lazy pattern)."""
-
-    def __init__(self, *args: Any, lazy: dict[str, str], **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.lazy = lazy
-
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return [*self.lazy, *sorted(super().list_commands(ctx))]
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        target = self.lazy.get(cmd_name)
-        if target is None:
-            return super().get_command(ctx, cmd_name)
-        module_name, attribute = target.split(":")
-        command = getattr(importlib.import_module(module_name), attribute)
-        if not isinstance(command, click.Command):
-            raise TypeError(f"{target} is not a click command")
-        return command
-
-
-class CliState:
-    """What the global options resolved to; the home is opened on first use."""
-
-    def __init__(self, home: str | None, config: str | None, debug: bool, now: str | None = None) -> None:
-        from authsvc.home import resolve_home
-
-        self.environ: dict[str, str] = dict(os.environ)
-        self.home_path = resolve_home(home, self.environ)
-        self.config_path = config
-        self.debug = debug
-        self.now = now
-        self._home: Any = None
-
-    def clock(self) -> Any:
-        """The system clock, or a fixed one when `--now` was given (simulations and tests)."""
-        from pki.clock import FixedClock, system_clock
-
-        if self.now is None:
-            return system_clock
-        import datetime as dt
-
-        try:
-            when = dt.datetime.fromisoformat(self.now.replace("Z", "+00:00"))
-        except ValueError:
-            raise click.BadParameter(f"--now {self.now!r} is not an ISO 8601 time") from None
-        return FixedClock(when if when.tzinfo else when.replace(tzinfo=dt.UTC))
-
-    def home(self) -> Any:
-        """The opened `authsvc.home.Home` (imported lazily: heavy)."""
-        if self._home is None:
-            from pathlib import Path
-
-            from authsvc.home import Home
-
-            config = Path(self.config_path) if self.config_path else None
-            self._home = Home.open(self.home_path, config, clock=self.clock(), environ=self.environ)
-        return self._home
-
-
-@click.group(
-    cls=LazyGroup,
-    lazy=COMMANDS,
-    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
-)
-@click.option(
-    "--home",
-    metavar="DIR",
-    help="State directory (config, PKI, inventory). Default: $AUTHSVC_HOME or ./authsvc-data.",
-)
-@click.option("--config", metavar="FILE", help="Configuration file. Default: <home>/authsvc.yaml.")
-@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
-@click.option("--now", hidden=True, metavar="TIME", help="Pretend the time is TIME (ISO 8601): simulations and tests.")
-@click.version_option(package_name="authsvc")
-@click.pass_context
-def cli(ctx: click.Context, home: str | None, config: str | None, debug: bool, now: str | None) -> None:
-    """authsvc: the PKI and authentication service for Kubernetes clusters.
-
-    \b
-    Typical first steps:
-      authsvc init                          create a home with the cluster PKI
-      authsvc issue alice -g dev -o a.conf  hand a person a kubeconfig
-      authsvc serve                         run the TokenReview webhook
-    """
-    ctx.obj = CliState(home, config, debug, now)
-
-
-def _one_line(error: BaseException) -> str:
-    text = " ".join(str(error).split()) or type(error).__name__
-    return text
+# The exec-plugin fast path. kubectl runs `authsvc login` before every command, and
+# importing click (~30 ms) plus the root group's stack (settings, pydantic, SQLAlchemy, ...)
+# would multiply the plugin's start-up time. So `login`/`logout` given as the first argument
+# go to authsvc.login.client (standard library only) before click is imported; anything it
+# does not handle (--help, global options, usage errors) falls through to click as usual.
+# The click code lives in authsvc/cli/root.py; `from authsvc.cli import CliState` still works.
+FAST_COMMANDS = frozenset({"login", "logout"})
 
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: 0 success, 1 explained failure, 2 bad usage."""
-    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     # Everything authsvc creates is private unless a write sets a wider mode on purpose
     # (certificates 0644); SQLite's journal files and library temp files included.
     os.umask(0o077)
-    try:
-        cli.main(args=argv, prog_name="authsvc", standalone_mode=False)
-    except click.exceptions.Exit as e:
-        sys.exit(e.exit_code)
-    except click.Abort:
-        click.echo("error: aborted", err=True)
-        sys.exit(1)
-    except click.ClickException as e:
-        e.show()
-        sys.exit(e.exit_code)
-    except KeyboardInterrupt:
-        click.echo("error: interrupted", err=True)
-        sys.exit(130)
-    except Exception as e:
-        if debug:
-            raise
-        sys.exit(_report(e))
-    sys.exit(0)
+    args = sys.argv[1:] if argv is None else argv
+    if args and args[0] in FAST_COMMANDS:
+        from authsvc.login.client import run
+
+        status = run(list(args))
+        if status is not None:
+            sys.exit(status)
+    from authsvc.cli.root import run_cli
+
+    run_cli(argv)
 
 
-def _report(error: Exception) -> int:
-    from authsvc.errors import AuthsvcError, UsageError
-    from pki.errors import PKIError
+def __getattr__(name: str) -> object:
+    """CliState, LazyGroup and cli, imported from authsvc.cli.root on first use (click)."""
+    if name in {"CliState", "LazyGroup", "cli"}:
+        from authsvc.cli import root
 
-    if isinstance(error, UsageError):
-        click.echo(f"error: {_one_line(error)}", err=True)
-        return 2
-    if isinstance(error, AuthsvcError | PKIError | ValueError):
-        click.echo(f"error: {_one_line(error)}", err=True)
-        return 1
-    if isinstance(error, OSError):
-        click.echo(f"error: {error.strerror or error}: {error.filename or ''}".rstrip(": "), err=True)
-        return 1
-    click.echo(f"internal error: {type(error).__name__}: {_one_line(error)} (rerun with --debug)", err=True)
-    return 1
+        return getattr(root, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["COMMANDS", "CliState", "LazyGroup", "cli", "main"]

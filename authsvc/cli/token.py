@@ -129,6 +129,8 @@ def create_user(
 
 
 def verification_report(verified: VerifiedToken, now: dt.datetime) -> dict[str, Any]:
+    from pki.durations import format_duration
+
     identity = verified.identity()
     claims = verified.claims
 
@@ -150,7 +152,7 @@ def verification_report(verified: VerifiedToken, now: dt.datetime) -> dict[str, 
         "issuedAt": when("iat"),
         "notBefore": when("nbf"),
         "expiresAt": verified.expires_at.isoformat(),
-        "expiresIn": str(verified.expires_at - now),
+        "expiresIn": format_duration(verified.expires_at - now),
         "claims": claims,
     }
 

@@ -293,3 +293,61 @@ def cluster_ca_data(environ: Mapping[str, str]) -> str | None:
     cluster = spec.get("cluster") if isinstance(spec, dict) else None
     value = cluster.get("certificate-authority-data") if isinstance(cluster, dict) else None
     return value if isinstance(value, str) and value else None
+
+
+# -- the fast path: `authsvc login|logout` without click ------------------------------------
+
+FAST_OPTIONS = {"login": ("--server", "--username", "--ca-file", "--ca-data"), "logout": ("--server",)}
+
+
+def run(argv: list[str]) -> int | None:
+    """Run `login`/`logout` from argv (the part after `authsvc`) with the standard library only.
+
+    Returns the exit status, or None when the arguments need the full command line (--help,
+    a global option, a missing or unknown option): the caller then hands them to click,
+    which prints the usual usage error or help.
+    """
+    command = argv[0] if argv else ""
+    options = parse_options(argv[1:], FAST_OPTIONS.get(command, ()))
+    if options is None or (command == "login" and "--server" not in options):
+        return None
+    try:
+        if command == "logout":
+            dropped = logout(os.environ, options.get("--server"))
+            sys.stderr.write(f"removed {dropped} cached token{'' if dropped == 1 else 's'}\n")
+            return 0
+        credential = login(
+            LoginOptions(
+                options["--server"],
+                username=options.get("--username"),
+                ca_file=options.get("--ca-file"),
+                ca_data=options.get("--ca-data"),
+            )
+        )
+    except (LoginError, OSError) as e:
+        sys.stderr.write(f"error: {' '.join(str(e).split())}\n")
+        return 1
+    except KeyboardInterrupt:
+        sys.stderr.write("error: interrupted\n")
+        return 130
+    sys.stdout.write(json.dumps(credential) + "\n")
+    return 0
+
+
+def parse_options(args: list[str], allowed: tuple[str, ...]) -> dict[str, str] | None:
+    """`--name value` and `--name=value` pairs of the allowed names; None for anything else."""
+    if not allowed:
+        return None
+    options: dict[str, str] = {}
+    rest = iter(args)
+    for arg in rest:
+        name, sep, value = arg.partition("=")
+        if name not in allowed:
+            return None
+        if not sep:
+            following = next(rest, None)
+            if following is None:
+                return None
+            value = following
+        options[name] = value
+    return options

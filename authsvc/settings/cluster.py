@@ -8,9 +8,10 @@ kubeadm checks it, so a bad value in authsvc.yaml is reported with its dotted pa
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
-from pydantic import field_validator
+from pydantic import ValidationInfo, field_validator
 
 from authsvc.settings.types import Duration, Section
 from pki.kubeadm import (
@@ -26,6 +27,37 @@ from pki.kubeadm import (
     split_host_port,
 )
 from pki.names import check_dns_name, check_name, check_node_name
+
+
+def _min_validity(value: dt.timedelta) -> dt.timedelta:
+    if value < dt.timedelta(hours=1):
+        raise ValueError("certificate_validity_period must be at least 1h")
+    return value
+
+
+def _checked(check: Callable[[Any], object]) -> Callable[[Any], Any]:
+    """A check that raises ValueError, as a validator that keeps the value."""
+
+    def validate(value: Any) -> Any:
+        check(value)
+        return value
+
+    return validate
+
+
+# field -> the check kubeadm makes on that value (each raises ValueError naming it); the value
+# returned is the one stored (node names and DNS names lower-cased, IPs in canonical form).
+_KUBEADM_CHECKS: dict[str, Callable[[Any], Any]] = {
+    "name": lambda v: check_name(v, what="cluster name"),
+    "node_name": check_node_name,
+    "advertise_address": lambda v: str(parse_advertise_address(v)),
+    "control_plane_endpoint": lambda v: _checked(split_host_port)(v) if v else None,
+    "apiserver_cert_extra_sans": _checked(classify_sans),
+    "service_cidr": _checked(first_service_ip),
+    "dns_domain": check_dns_name,
+    "encryption_algorithm": _checked(key_type_for),
+    "certificate_validity_period": _min_validity,
+}
 
 
 class ClusterSettings(Section):
@@ -45,60 +77,17 @@ class ClusterSettings(Section):
     # ClusterConfiguration.certificateValidityPeriod: lifetime of leaves and kubeconfig certificates.
     certificate_validity_period: Duration = CERTIFICATE_VALIDITY
 
-    @field_validator("name")
-    @classmethod
-    def _cluster_name(cls, value: str) -> str:
-        return check_name(value, what="cluster name")
-
-    @field_validator("node_name")
-    @classmethod
-    def _node_name(cls, value: str) -> str:
-        return check_node_name(value)
-
-    @field_validator("advertise_address")
-    @classmethod
-    def _advertise_address(cls, value: str) -> str:
-        return str(parse_advertise_address(value))
-
-    @field_validator("control_plane_endpoint")
-    @classmethod
-    def _endpoint(cls, value: str | None) -> str | None:
-        if value:
-            split_host_port(value)
-        return value or None
-
     @field_validator("apiserver_cert_extra_sans", mode="before")
     @classmethod
-    def _extra_sans(cls, value: Any) -> Any:
+    def _split_sans(cls, value: Any) -> Any:
+        # kubeadm's flag takes a comma-separated list; the file may use one too.
         values = [value] if isinstance(value, str) else list(value or ())
-        # kubeadm's flag takes a comma-separated list; accept it in the file too.
-        items = tuple(s.strip() for v in values for s in str(v).split(",") if s.strip())
-        classify_sans(items)
-        return items
+        return tuple(s.strip() for v in values for s in str(v).split(",") if s.strip())
 
-    @field_validator("service_cidr")
+    @field_validator(*_KUBEADM_CHECKS)
     @classmethod
-    def _service_cidr(cls, value: str) -> str:
-        first_service_ip(value)
-        return value
-
-    @field_validator("dns_domain")
-    @classmethod
-    def _dns_domain(cls, value: str) -> str:
-        return check_dns_name(value)
-
-    @field_validator("encryption_algorithm")
-    @classmethod
-    def _encryption_algorithm(cls, value: str) -> str:
-        key_type_for(value)
-        return value
-
-    @field_validator("certificate_validity_period")
-    @classmethod
-    def _validity(cls, value: dt.timedelta) -> dt.timedelta:
-        if value < dt.timedelta(hours=1):
-            raise ValueError("certificate_validity_period must be at least 1h")
-        return value
+    def _check_like_kubeadm(cls, value: Any, info: ValidationInfo) -> Any:
+        return _KUBEADM_CHECKS[str(info.field_name)](value)
 
     def params(self) -> ClusterParams:
         return ClusterParams(

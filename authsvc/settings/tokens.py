@@ -33,6 +33,11 @@ class TokenSettings(Section):
     retire_min_wait: Duration = dt.timedelta(hours=1)
     # How often a server re-reads signing keys and revocations from the (shared) inventory.
     cache_refresh: Duration = dt.timedelta(seconds=5)
+    # Whether the webhook's "authsvc" backend vouches for service-account tokens. Turn it off when
+    # kube-apiserver validates them natively (sa.pub in --service-account-key-file): it also checks
+    # that the service account (UID) and bound pod still exist, which the webhook cannot, so a token
+    # it refuses for a deleted pod would otherwise still be accepted through the webhook.
+    webhook_service_accounts: bool = True
 
     def to_config(self, policy: SigningPolicy | None = None) -> TokenConfig:
         return TokenConfig(

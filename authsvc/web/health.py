@@ -19,7 +19,11 @@ def healthz() -> Response:
 @blueprint.get("/readyz")
 def readyz() -> Response:
     """503 while a configured backend cannot answer (directory down, JWKS unreachable, bad token file)."""
-    not_ready = chain_of(services_of(current_app)).not_ready()
+    services = services_of(current_app)
+    not_ready = chain_of(services).not_ready()
+    # Backends outside the chain that it depends on, e.g. the directory behind /login tokens
+    # (registered by authsvc.login.wiring as services.components["readiness"][name] = ready).
+    not_ready += [name for name, ready in services.components.get("readiness", {}).items() if not ready()]
     if not_ready:
         return Response(f"not ready: {', '.join(not_ready)}\n", 503, mimetype="text/plain")
     return Response("ok\n", mimetype="text/plain")

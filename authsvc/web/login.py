@@ -24,7 +24,7 @@ from authsvc.login.execcredential import exec_credential
 from authsvc.login.service import INVALID_CREDENTIALS, IssuedLogin, LoginService
 from authsvc.login.wiring import LoginMetrics, install
 from authsvc.metrics import metrics_for
-from pki.errors import PolicyError
+from pki.errors import KeyUnavailable, PolicyError
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ def _login(service: LoginService, username: str, password: str, fmt: str) -> Res
         return _json(401, {"error": INVALID_CREDENTIALS}, {"WWW-Authenticate": CHALLENGE})
     except RateLimited as e:
         return _json(429, {"error": str(e)}, {"Retry-After": str(e.retry_after)})
-    except BackendUnavailable as e:
+    except (BackendUnavailable, KeyUnavailable) as e:
         log.error("login failed closed: %s", e)
         return _json(503, {"error": "the login service cannot check credentials now: try again later"})
     except PolicyError as e:

@@ -12,7 +12,7 @@ from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, request
 from flask.blueprints import BlueprintSetupState
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.exceptions import BadRequest, HTTPException, RequestEntityTooLarge
 
 from authsvc.app import services_of
 from authsvc.audit import audit_of
@@ -75,14 +75,25 @@ def _unexpected(error: Exception) -> Response | HTTPException:
 
 
 def _body(environ: dict[str, Any]) -> bytes:
-    """The request body; RequestEntityTooLarge past MAX_CONTENT_LENGTH, chunked bodies included.
+    """The request body, RequestEntityTooLarge past MAX_CONTENT_LENGTH, BadRequest if unreadable.
 
-    Werkzeug refuses a declared Content-Length over the limit but silently cuts a chunked body
-    at it: one more byte read past the limit tells the two apart.
+    Read here, not by werkzeug: werkzeug does not bound a chunked body once the server says the
+    input is terminated (granian does), so at most one byte past the limit is read instead.
     """
-    body = request.get_data(cache=False)
-    at_limit = not environ.get("CONTENT_LENGTH") and len(body) >= current_app.config["MAX_CONTENT_LENGTH"]
-    if at_limit and environ["wsgi.input"].read(1):
+    limit: int = current_app.config["MAX_CONTENT_LENGTH"]
+    stream = environ["wsgi.input"]
+    declared = environ.get("CONTENT_LENGTH")
+    if declared and environ.get("HTTP_TRANSFER_ENCODING", "").lower() != "chunked":
+        if not declared.isdigit():
+            raise BadRequest()
+        if int(declared) > limit:
+            raise RequestEntityTooLarge()
+        body: bytes = stream.read(int(declared))
+        return body
+    if not environ.get("wsgi.input_terminated"):
+        return b""  # no length and no end marker: nothing can be read safely (WSGI)
+    body = stream.read(limit + 1)
+    if len(body) > limit:
         raise RequestEntityTooLarge()
     return body
 

@@ -121,9 +121,9 @@ def api_clients(kubeconfig: str | None) -> tuple[Any, Any]:
     from kubernetes import client, config
 
     if kubeconfig:
-        config.load_kube_config(kubeconfig)
+        config.load_kube_config(kubeconfig)  # type: ignore[no-untyped-call]
     else:
-        config.load_incluster_config()
+        config.load_incluster_config()  # type: ignore[no-untyped-call]
     return client.CoreV1Api(), client.AppsV1Api()
 
 

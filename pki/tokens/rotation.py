@@ -83,23 +83,25 @@ def check_activate(
 
 def retire_after(
     retiring: SigningKeyRecord, latest_expiry: dt.datetime | None, min_wait: dt.timedelta, leeway: dt.timedelta
-) -> dt.datetime:
-    """When `retiring` may go: after its minimum wait and after the last token it signed expired."""
+) -> tuple[dt.datetime, str]:
+    """When `retiring` may go, and why then: the last token it signed must have expired
+    (plus leeway), and it must have been retiring for at least `min_wait`."""
     since = retiring.retiring_at or retiring.created_at
-    earliest = since + min_wait
-    if latest_expiry is not None:
-        earliest = max(earliest, latest_expiry + leeway)
-    return earliest
+    earliest, why = since + min_wait, f"tokens.retire_min_wait after it stopped signing at {_iso(since)}"
+    if latest_expiry is not None and latest_expiry + leeway > earliest:
+        earliest, why = latest_expiry + leeway, f"the last token it signed expires at {_iso(latest_expiry)}"
+    return earliest, why
 
 
-def check_retire(keys: Sequence[SigningKeyRecord], now: dt.datetime, earliest: dt.datetime | None) -> SigningKeyRecord:
+def check_retire(
+    keys: Sequence[SigningKeyRecord], now: dt.datetime, earliest: tuple[dt.datetime, str] | None
+) -> SigningKeyRecord:
     retiring = _one(keys, KeyState.RETIRING)
     if retiring is None:
         raise RotationError("nothing to retire: no key is retiring (prepare and activate a new key first)")
-    if earliest is not None and now < earliest:
+    if earliest is not None and now < earliest[0]:
         raise RotationError(
-            f"key {retiring.kid} may still verify tokens until {_iso(earliest)} (the last token it signed, "
-            f"plus leeway, or tokens.retire_min_wait): retire after that"
+            f"key {retiring.kid} may still verify tokens until {_iso(earliest[0])} ({earliest[1]}): retire after that"
         )
     return retiring
 
@@ -186,6 +188,6 @@ def key_schedule(service: TokenService) -> list[dict[str, object]]:
             row["nextPhaseAfter"] = _iso(activate_after(record, config.publish_before_activate))
         elif record.state is KeyState.RETIRING:
             latest = service.store.latest_expiry(record.kid)
-            row["nextPhaseAfter"] = _iso(retire_after(record, latest, config.retire_min_wait, config.leeway))
+            row["nextPhaseAfter"] = _iso(retire_after(record, latest, config.retire_min_wait, config.leeway)[0])
         rows.append(row)
     return rows

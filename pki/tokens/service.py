@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import hashlib
 import json
 import secrets
 import threading
@@ -86,17 +85,21 @@ class VerifiedToken:
 
 
 @dataclass(frozen=True, slots=True)
+class _Signer:
+    """The active private key, loaded once from pki/sa.key."""
+
+    kid: str
+    algorithm: str
+    key: PrivateKey
+
+
+@dataclass(frozen=True, slots=True)
 class _Snapshot:
     keys: dict[str, VerificationKey]
     active_kid: str | None
     revoked: frozenset[str]
     loaded_at: float
     jwks_json: bytes = field(default=b"")
-
-
-def token_digest(token: str) -> str:
-    """What logs show instead of a token: a SHA-256 prefix."""
-    return hashlib.sha256(token.encode()).hexdigest()[:12]
 
 
 def new_jti() -> str:
@@ -122,7 +125,7 @@ class TokenService:
         self._lock = threading.Lock()
         self._snapshot: _Snapshot | None = None
         self._parsed: dict[str, VerificationKey] = {}
-        self._signer: tuple[str, str, PrivateKey] | None = None
+        self._signer: _Signer | None = None
         self._expect = self._expectations((*config.service_account_audiences, config.user_audience))
 
     # ---- issuing -------------------------------------------------------------------------
@@ -201,12 +204,12 @@ class TokenService:
         return lifetime
 
     def _sign(self, claims: dict[str, Any], kind: str, source: str) -> IssuedToken:
-        kid, algorithm, key = self._current_signer()
-        token = jwt.encode(claims, key, algorithm=algorithm, headers={"kid": kid})
+        signer = self._current_signer()
+        token = jwt.encode(claims, signer.key, algorithm=signer.algorithm, headers={"kid": signer.kid})
         expires = dt.datetime.fromtimestamp(claims["exp"], dt.UTC)
         record = TokenRecord(
             jti=claims["jti"],
-            kid=kid,
+            kid=signer.kid,
             kind=kind,
             subject=claims["sub"],
             source=source,
@@ -217,16 +220,15 @@ class TokenService:
         self._ledger.add(record)
         return IssuedToken(token, record.jti, expires, record.subject, claims)
 
-    def _current_signer(self) -> tuple[str, str, PrivateKey]:
+    def _current_signer(self) -> _Signer:
         snapshot = self._fresh_snapshot()
         if snapshot.active_kid is None:
             raise KeyUnavailable("there is no active signing key: run `authsvc init` (creates pki/sa.key)")
         signer = self._signer
-        if signer is None or signer[0] != snapshot.active_kid:
+        if signer is None or signer.kid != snapshot.active_kid:
             with self._lock:
                 key = self.files.load_active(snapshot.active_kid)
-                signer = (snapshot.active_kid, algorithm_for(key.public_key()), key)
-                self._signer = signer
+                signer = self._signer = _Signer(snapshot.active_kid, algorithm_for(key.public_key()), key)
         return signer
 
     def flush(self) -> None:

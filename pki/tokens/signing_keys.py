@@ -104,7 +104,7 @@ class SigningKeyRecord:
 
     def as_dict(self) -> dict[str, Any]:
         def when(value: dt.datetime | None) -> str | None:
-            return value.isoformat() if value else None
+            return value.isoformat(timespec="seconds") if value else None
 
         return {
             "kid": self.kid,

@@ -32,7 +32,7 @@ class ManifestError(AssertionError):
 def model_class(document: dict[str, Any]) -> str:
     """`apps/v1` + `Deployment` -> `V1Deployment`: the client's naming of its models."""
     version = str(document["apiVersion"]).rsplit("/", 1)[-1]
-    return version[0].upper() + version[1:] + document["kind"]
+    return f"{version[0].upper()}{version[1:]}{document['kind']}"
 
 
 def differences(original: Any, loaded: Any, path: str = "") -> Iterator[str]:
@@ -65,7 +65,7 @@ def to_model(document: dict[str, Any]) -> Any:
         model = API._ApiClient__deserialize(document, name)  # type: ignore[attr-defined]
     except (ValueError, TypeError) as e:
         raise ManifestError(f"{name} {document.get('metadata', {}).get('name')}: {e}") from e
-    found = list(differences(document, API.sanitize_for_serialization(model)))
+    found = list(differences(document, API.sanitize_for_serialization(model)))  # type: ignore[no-untyped-call]
     if found:
         raise ManifestError(f"{name}: " + "; ".join(found))
     return model

@@ -52,8 +52,15 @@ def home_settings(apiserver_port: int, webhook_port: int) -> dict[str, Any]:
             "service_cidr": SERVICE_CIDR,
         },
         "server": {"bind": webhook, "public_url": f"https://{webhook}", "workers": 1},
-        # Revocations reach the webhook's key cache within a second (the default is 5 s).
-        "tokens": {"issuer": ISSUER, "cache_refresh": "1s"},
+        "tokens": {
+            "issuer": ISSUER,
+            # Revocations reach the webhook's key cache within a second (the default is 5 s).
+            "cache_refresh": "1s",
+            # kube-apiserver verifies service-account tokens itself (sa.pub is in its
+            # --service-account-key-file) and also checks that the account and pod still exist;
+            # the webhook must not accept the ones it refused.
+            "webhook_service_accounts": False,
+        },
         "authn": {
             "chain": ["tokenfile", "bootstrap", "authsvc"],
             # No result cache in the webhook either: with the apiserver's cache TTL at 0s,
@@ -109,6 +116,23 @@ class E2ECluster:
 
     def token_kubeconfig(self, name: str, token: str) -> Path:
         return write_kubeconfig(self.path(f"{name}.kubeconfig"), self.server, self.ca_file, token=token)
+
+    @property
+    def config_file(self) -> Path:
+        return self.home / "authsvc.yaml"
+
+    def reconfigure(self, sections: dict[str, dict[str, Any]]) -> None:
+        """Merge `sections` into authsvc.yaml (one level deep) and restart `authsvc serve` on it."""
+        settings = yaml.safe_load(self.config_file.read_text())
+        for name, values in sections.items():
+            settings[name] = {**settings.get(name, {}), **values}
+        self.write_config(yaml.safe_dump(settings))
+
+    def write_config(self, text: str) -> None:
+        """Replace authsvc.yaml and restart the webhook server so that it reads it."""
+        self.config_file.write_text(text)
+        self.webhook.stop()
+        self.webhook.start(self.webhook_context)
 
     # ----------------------------------------------------------------- kubectl
 

@@ -110,17 +110,20 @@ class Kubectl:
     binary: Path
     env: Mapping[str, str]
 
-    def __call__(self, kubeconfig: Path, *args: str) -> Result:
-        return run([str(self.binary), f"--kubeconfig={kubeconfig}", "--request-timeout=30s", *args], env=self.env)
+    def __call__(self, kubeconfig: Path, *args: str, env: Mapping[str, str] | None = None) -> Result:
+        """kubectl ARGS; `env` adds to its environment (exec plugins such as `authsvc login` inherit it)."""
+        command = [str(self.binary), f"--kubeconfig={kubeconfig}", "--request-timeout=30s", *args]
+        return run(command, env={**self.env, **(env or {})})
 
 
 class AuthsvcServer:
     """`authsvc serve` (granian, TLS + mTLS) as a child process, stopped by its PID."""
 
-    def __init__(self, cli: AuthsvcCli, bind: str, log_path: Path) -> None:
+    def __init__(self, cli: AuthsvcCli, bind: str, log_path: Path, extra_args: Sequence[str] = ()) -> None:
         self.cli = cli
         self.bind = bind
         self.log_path = log_path
+        self.extra_args = tuple(extra_args)
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -129,7 +132,7 @@ class AuthsvcServer:
 
     def start(self, context: ssl.SSLContext) -> None:
         """Start it and wait until GET /healthz answers 200 over mTLS with `context`."""
-        args = [str(AUTHSVC), f"--home={self.cli.home}", "serve", f"--bind={self.bind}", "--workers=1"]
+        args = [str(AUTHSVC), f"--home={self.cli.home}", "serve", f"--bind={self.bind}", "--workers=1", *self.extra_args]
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 args,

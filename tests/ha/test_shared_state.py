@@ -5,8 +5,11 @@ both recover when it returns, without a restart."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,12 +20,23 @@ from tests.ha.conftest import CACHE_TTL_SECONDS, Replica
 
 pytestmark = pytest.mark.postgres
 
+# The Deployment's exec probe (config/kubernetes/probe.py), run as kubelet would run it.
+PROBE = Path(__file__).resolve().parents[2] / "config" / "kubernetes" / "probe.py"
 # Webhook cache TTL + the token service's refresh interval, plus slack for a loaded machine.
 PROPAGATION_BOUND = 2 * CACHE_TTL_SECONDS + 8.0
 
 
 def authenticated(replica: Replica, token: str) -> Callable[[], dict[str, Any]]:
     return lambda: replica.review(token)
+
+
+def probe(replica: Replica, path: str, client: str = "authsvc/apiserver-webhook-client") -> int:
+    """Exit status of probe.py against the replica, with the client certificate `client` from its home."""
+    pki = replica.cli.home / "pki"
+    port = replica.server.bind.rsplit(":", 1)[1]
+    args = [f"--url=https://localhost:{port}", f"--ca={pki / 'ca.crt'}"]
+    args += [f"--cert={pki / client}.crt", f"--key={pki / client}.key"]
+    return subprocess.run([sys.executable, str(PROBE), path, *args], capture_output=True, timeout=30).returncode
 
 
 def wait_for(replica: Replica, token: str, expected: bool) -> tuple[dict[str, Any], float]:
@@ -36,6 +50,7 @@ def test_token_revoked_with_the_cli_is_refused_by_both_replicas(replicas: tuple[
     a, b = replicas
     created = json.loads(a.cli.ok("token", "create", "-n", "ci", "--serviceaccount", "deployer", "-o", "json"))
     token, jti = created["token"], created["jti"]
+    other = json.loads(a.cli.ok("token", "create", "-n", "ci", "--serviceaccount", "builder", "-o", "json"))["token"]
     for replica in (a, b):
         status = replica.review(token)
         assert status["authenticated"] is True, (replica.name, status)
@@ -47,6 +62,7 @@ def test_token_revoked_with_the_cli_is_refused_by_both_replicas(replicas: tuple[
         assert status["authenticated"] is False, (replica.name, status)
         assert "error" not in status  # a definite "no", which the API server may cache
         assert took <= PROPAGATION_BOUND
+        assert replica.review(other)["authenticated"] is True  # only the revoked one
 
 
 def test_bootstrap_token_created_on_one_is_accepted_by_the_other(replicas: tuple[Replica, Replica]) -> None:
@@ -81,6 +97,7 @@ def test_postgres_down_fails_closed_and_both_recover_without_restart(
             assert status["authenticated"] is False, (replica.name, status)
             assert status.get("error"), status  # "cannot decide": the API server does not cache it
             assert eventually(replica.ready, lambda code: code == 503, PROPAGATION_BOUND) == 503
+        assert (probe(a, "/readyz"), probe(a, "/healthz")) == (1, 0)  # out of the Service, not restarted
     finally:
         postgres_server.start()
 
@@ -88,4 +105,12 @@ def test_postgres_down_fails_closed_and_both_recover_without_restart(
         status = eventually(authenticated(replica, token), lambda s: s["authenticated"] is True, PROPAGATION_BOUND)
         assert status["authenticated"] is True, (replica.name, status)
         assert eventually(replica.ready, lambda code: code == 200, PROPAGATION_BOUND) == 200
+        assert probe(replica, "/readyz") == 0
     assert (a.pid, b.pid) == pids and all(r.server.process and r.server.process.poll() is None for r in (a, b))
+
+
+def test_kubernetes_probe_needs_a_certificate_from_the_webhook_client_ca(replicas: tuple[Replica, Replica]) -> None:
+    a, _ = replicas
+    assert probe(a, "/healthz") == 0 and probe(a, "/readyz") == 0
+    # A certificate from the cluster CA (any person's) is refused in the TLS handshake.
+    assert probe(a, "/healthz", client="apiserver-kubelet-client") == 1

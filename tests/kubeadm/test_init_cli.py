@@ -6,6 +6,8 @@ from pathlib import Path
 
 import yaml
 
+from authsvc.settings import Settings, settings_to_yaml
+from authsvc.settings.cluster import ClusterSettings
 from tests.conftest import run_cli
 from tests.kubeadm.conftest import checksums, kubeconfig_cert
 
@@ -63,11 +65,15 @@ def test_dry_run_writes_nothing_and_says_what_it_would_make(tmp_path: Path) -> N
 
 def test_option_conflicting_with_the_stored_config_is_refused(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    assert run_cli(["init", "--phase", "certs", "--node-name=cp-a"], home=home).exit_code == 0
+    home.mkdir()
+    stored = Settings(cluster=ClusterSettings(node_name="cp-a"))
+    (home / "authsvc.yaml").write_text(settings_to_yaml(stored))
     result = run_cli(["init", "--node-name=cp-b"], home=home)
     assert result.exit_code == 2
     assert "already sets cluster.node_name differently" in result.stderr
-    assert run_cli(["init", "--node-name=cp-a", "--phase", "certs"], home=home).exit_code == 0  # agreeing is fine
+    assert not (home / "pki").exists()
+    agreeing = run_cli(["init", "--dry-run", "--node-name=CP-A"], home=home)  # same name once normalised
+    assert agreeing.exit_code == 0, agreeing.stderr
 
 
 def test_invalid_options_are_usage_errors(tmp_path: Path) -> None:

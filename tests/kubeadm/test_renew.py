@@ -12,7 +12,10 @@ import yaml
 from cryptography import x509
 
 from pki.builder import CLOCK_SKEW
-from pki.keys import public_key_fingerprint
+from pki.keys import KeyType, generate_private_key, public_key_fingerprint
+from pki.names import SubjectAltNames, user_subject
+from pki.profiles import SERVER
+from pki.store import write_certificates
 from tests.conftest import run_cli
 from tests.kubeadm.conftest import Tree, iso, kubeconfig_cert
 
@@ -102,3 +105,23 @@ def test_renew_refused_when_the_ca_would_expire_first(tree_copy: Tree) -> None:
 def test_renew_bad_names(tree_copy: Tree, names: list[str], code: int) -> None:
     result = run_cli(["certs", "renew", *names], home=tree_copy.root)
     assert result.exit_code == code and result.stderr.startswith("error: ")
+
+
+def test_other_auto_renew_certificates_are_renewed_with_their_own_lifetime(tree_copy: Tree) -> None:
+    """A certificate another component recorded with auto_renew (e.g. authsvc's serving cert)."""
+    home = tree_copy.open()
+    ca, key = home.load_ca("ca"), generate_private_key(KeyType.EC_P256)
+    sans = SubjectAltNames.parse(["DNS:authsvc.example"])
+    cert = ca.issue(subject=user_subject("authsvc"), public_key=key.public_key(), profile=SERVER, now=tree_copy.now,
+                    ttl=dt.timedelta(days=90), sans=sans)  # fmt: skip
+    write_certificates(home.cert_path("extra/serving"), [cert])
+    home.inventory.record(cert, profile="server", now=tree_copy.now, name="extra/serving", auto_renew=True)
+    home.engine.dispose()
+    when = tree_copy.now + dt.timedelta(days=80)
+    listed = run_cli(["--now", iso(when), "certs", "check-expiration"], home=tree_copy.root)
+    assert "warning: extra/serving expires in 10d" in listed.stderr
+    result = run_cli(["--now", iso(when), "certs", "renew", "extra/serving"], home=tree_copy.root)
+    assert result.exit_code == 0, result.stderr
+    new = tree_copy.cert("pki/extra/serving.crt")
+    assert new.not_valid_after_utc == when + dt.timedelta(days=90)  # its own lifetime, not kubeadm's year
+    assert extensions_without_aki(new) == extensions_without_aki(cert)

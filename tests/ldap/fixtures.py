@@ -36,6 +36,29 @@ EXTRA_USERS = (
     User("special", SPECIAL_PASSWORD),
 )
 
+# typed name -> the only uid it may find (None: must find nothing)
+HOSTILE_NAMES: list[tuple[str, str | None]] = [
+    ("*", None),
+    ("al*", None),
+    ("s*", None),
+    ("*)(uid=*", None),
+    ("alice)(uid=*", None),
+    ("alice)", None),
+    ("(", None),
+    (")", None),
+    ("\\", None),
+    ("\\2a", None),
+    ("alice\x00", None),
+    ("\x00", None),
+    ("alice,ou=people,dc=example,dc=org", None),
+    ("uid=alice,ou=people,dc=example,dc=org", None),
+    ("x" * 10_000, None),
+    ("weird,name", "weird,name"),
+    ("paren(x)", "paren(x)"),
+    ("back\\slash", "back\\slash"),
+    ("star*", "star*"),
+]
+
 
 def require_slapd() -> None:
     for name in ("slapd", "slapadd"):

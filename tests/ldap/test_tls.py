@@ -74,7 +74,11 @@ def tls_slapd(tls_files: TLSFiles) -> Iterator[Slapd]:
 
 
 def _service(server_urls: list[str], ca_file: Path | None, **overrides: object) -> LDAPService:
-    values: dict[str, object] = {"start_tls": True, "allow_plaintext": False, "ca_file": str(ca_file) if ca_file else None}
+    values: dict[str, object] = {
+        "start_tls": True,
+        "allow_plaintext": False,
+        "ca_file": str(ca_file) if ca_file else None,
+    }
     settings = ldap_settings(server_urls, **{**values, **overrides})
     return ldap_service(settings, home_root=Path("/"))
 

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from argon2 import PasswordHasher
 from flask import Flask
 from flask.testing import FlaskClient
 
 from authsvc.app import create_app
 from authsvc.home import Home
 from authsvc.services import Services
-from authsvc.settings import Settings
+from authsvc.settings import CONFIG_NAME, Settings
 from authsvc.setup import initialize_home
 from authsvc.users_file import StaticUser, hash_password, write_users
 from pki.clock import FixedClock
@@ -30,10 +32,26 @@ ADMIN_PASSWORD = "static-admin-pw"
 MakeHome = Callable[..., Home]
 
 
+# Cheap argon2 parameters: the default profile (64 MiB, t=3) takes seconds on a busy CI box.
+# Unknown users get a decoy verify with the file's own parameters, so these apply to it too.
+CHEAP_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+
+
+@pytest.fixture(scope="module")
+def home_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One initialised home (CAs, signing key, database) per module, copied for each test."""
+    root = tmp_path_factory.mktemp("login") / "template"
+    home = initialize_home(root, Settings(), clock=FixedClock(dt.datetime.now(dt.UTC)), environ=ENVIRON).home
+    admin = StaticUser(ADMIN.username, ADMIN.uid, ADMIN.groups, hash_password(ADMIN_PASSWORD, CHEAP_HASHER))
+    write_users(home.path(home.settings.login.users_file), [admin])
+    home.engine.dispose()
+    return root
+
+
 @pytest.fixture
-def make_home(tmp_path: Path, clock: FixedClock) -> MakeHome:
-    """`make_home(slapd, **login_settings)`: an initialised home whose /login asks the users
-    file first, then the directory; tight rate limits (3 per user, 10 per address, 15 min)."""
+def make_home(tmp_path: Path, clock: FixedClock, home_template: Path) -> MakeHome:
+    """`make_home(slapd, **login_settings)`: a home whose /login asks the users file first,
+    then the directory; tight rate limits (3 per user, 10 per address, 15 min)."""
     count = iter(range(100))
 
     def make(server: Slapd, *, ldap: dict[str, Any] | None = None, **login: Any) -> Home:
@@ -54,10 +72,8 @@ def make_home(tmp_path: Path, clock: FixedClock) -> MakeHome:
             }
         )
         root = tmp_path / f"home{next(count)}"
-        home = initialize_home(root, settings, clock=clock, environ=ENVIRON).home
-        admin = StaticUser(ADMIN.username, ADMIN.uid, ADMIN.groups, hash_password(ADMIN_PASSWORD))
-        write_users(home.path(settings.login.users_file), [admin])
-        return home
+        shutil.copytree(home_template, root)
+        return Home(root, settings, root / CONFIG_NAME, clock, ENVIRON)
 
     return make
 

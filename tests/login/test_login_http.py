@@ -12,8 +12,7 @@ from flask.testing import FlaskClient
 from authsvc.home import Home
 from pki.clock import FixedClock
 from tests.components.slapd import Slapd
-from tests.ldap.fixtures import SPECIAL_PASSWORD
-from tests.ldap.test_directory import HOSTILE_NAMES
+from tests.ldap.fixtures import HOSTILE_NAMES, SPECIAL_PASSWORD
 from tests.login.conftest import ADMIN, ADMIN_PASSWORD, MakeHome, basic
 
 pytestmark = pytest.mark.slapd
@@ -160,3 +159,37 @@ def _review(client: FlaskClient, token: str) -> dict[str, Any]:
     assert response.status_code == 200, response.data
     status: dict[str, Any] = response.json["status"]
     return status
+
+
+def test_directory_outage_fails_closed_and_recovers(
+    make_home: MakeHome, app_for: Any, private_slapd: Slapd, clock: FixedClock
+) -> None:
+    client = app_for(make_home(private_slapd)).test_client()
+    token = login(client, "alice", "alice-pw").json["token"]
+    assert client.get("/readyz").status_code == 200
+    errors_before = _metric(client, 'authsvc_authn_backend_errors_total{backend="ldap"}')
+
+    private_slapd.stop()
+    response = login(client, "alice", "alice-pw")
+    assert response.status_code == 503 and "try again later" in response.json["error"]
+    assert login(client, "alice", "wrong").status_code == 503  # an outage is not a failed login
+    ready = client.get("/readyz")
+    assert ready.status_code == 503 and "ldap" in ready.get_data(as_text=True)
+    clock.advance(dt.timedelta(minutes=7))  # past group_cache_ttl + stale_if_error
+    review = _review(client, token)
+    assert review["authenticated"] is False and "unavailable" in review["error"]
+    assert _metric(client, 'authsvc_authn_backend_errors_total{backend="ldap"}') >= errors_before + 3
+    assert _metric(client, 'authsvc_login_attempts_total{result="unavailable"}') == 2
+
+    private_slapd.start()  # the same app, not restarted
+    assert client.get("/readyz").status_code == 200
+    assert _review(client, token)["authenticated"] is True
+    assert login(client, "alice", "alice-pw").status_code == 200
+    assert login(client, "alice", "wrong").status_code == 401  # counts again, and only once
+
+
+def _metric(client: FlaskClient, sample: str) -> float:
+    for line in client.get("/metrics").get_data(as_text=True).splitlines():
+        if line.startswith(sample + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0

@@ -51,6 +51,16 @@ def test_service_account_identity(token_home: Home) -> None:
     assert backend.authenticate(token.token[:-4] + "AAAA") is None  # bad signature: a definite no
 
 
+def test_service_accounts_can_be_left_to_kube_apiserver(token_home: Home, home_factory: Any) -> None:
+    native = home_factory("native", tokens={"webhook_service_accounts": False})
+    backend = build(Services(native))
+    service = native.token_service
+    assert backend.authenticate(service.issue_service_account_token("ci", "deployer", uid="u-1").token) is None
+    assert backend.authenticate(service.issue_service_account_token("ci", "d", uid="u", legacy=True).token) is None
+    user = backend.authenticate(service.issue_user_token("alice").token)
+    assert user is not None and user.username == "alice"
+
+
 def test_legacy_identity(token_home: Home) -> None:
     backend = build(Services(token_home))
     token = token_home.token_service.issue_service_account_token("ci", "deployer", uid="u-1", legacy=True)

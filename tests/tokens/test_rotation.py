@@ -56,7 +56,10 @@ def test_phase_story(token_home: Home, clock: FixedClock) -> None:
     assert service.verify(first_new.token).kid == new
     assert any((token_home.backups_dir).rglob("sa.key")), "the replaced sa.key is backed up"
 
-    with pytest.raises(RotationError, match=f"key {old} may still verify tokens until"):
+    last_exp = last_old.expires_at.strftime("%Y-%m-%dT%H:%M:%SZ")
+    with pytest.raises(
+        RotationError, match=f"key {old} may still verify .*the last token it signed expires at {last_exp}"
+    ):
         service.rotate("retire")
     clock.advance(2 * HOUR - dt.timedelta(seconds=1))
     assert service.verify(last_old.token).kid == old  # keeps verifying to its own exp

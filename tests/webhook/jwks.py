@@ -82,7 +82,8 @@ class JWKSServer(Issuer):
         context.load_cert_chain(str(cert), str(key))
         self._httpd.socket = context.wrap_socket(self._httpd.socket, server_side=True)
         self.url = f"https://127.0.0.1:{self._httpd.server_address[1]}"
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        # A short poll: shutdown() waits for it, once per test.
+        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.02,), daemon=True)
 
     def __enter__(self) -> JWKSServer:
         self._thread.start()

@@ -1,0 +1,104 @@
+"""Directory login: an exec-mode kubeconfig, kubectl runs `authsvc login` against /login (LDAP).
+
+The directory is a real slapd (tests/components/slapd.py, default dataset: carol, password
+carol-pw, in group ops). kubectl starts `authsvc login` as its exec credential plugin with the
+credentials in AUTHSVC_USERNAME / AUTHSVC_PASSWORD (automation's way); the token /login hands
+out is then checked by kube-apiserver through the webhook, which re-checks carol in LDAP, and
+RBAC grants by her directory group.
+
+/login is served by a second `authsvc serve` on the same home without client certificates
+(people have none); the webhook's own server keeps requiring the API server's certificate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.components.slapd import CAROL, GROUPS_DN, PEOPLE_DN, SERVICE_DN, SERVICE_PASSWORD, Slapd
+from tests.components.support import free_port, require_binary
+from tests.e2e.cluster import E2ECluster
+from tests.e2e.harness import AuthsvcServer, eventually
+
+LDAP_GROUP = "ops"  # carol's directory group (direct member)
+
+
+@pytest.fixture(scope="module")
+def login_url(cluster: E2ECluster) -> Iterator[str]:
+    """slapd, authsvc configured for LDAP login, and the /login server; everything undone after."""
+    for binary in ("slapd", "slapadd"):
+        require_binary(binary)
+    original = cluster.config_file.read_text()
+    password_file = cluster.home / "ldap-bind-password"
+    password_file.touch(mode=0o600)
+    password_file.write_text(SERVICE_PASSWORD)
+    port = free_port()
+    login_server = AuthsvcServer(
+        cluster.authsvc, f"127.0.0.1:{port}", cluster.path("authsvc-login.log"), ["--insecure-no-client-cert"]
+    )
+    with Slapd() as slapd:
+        cluster.reconfigure(
+            {
+                "ldap": {
+                    "enabled": True,
+                    "servers": [slapd.url],
+                    # Plain LDAP on loopback to a test directory; production uses ldaps or StartTLS.
+                    "start_tls": False,
+                    "allow_plaintext": True,
+                    "bind_dn": SERVICE_DN,
+                    "bind_password_file": str(password_file),
+                    "user_base": PEOPLE_DN,
+                    "group_base": GROUPS_DN,
+                },
+                "login": {"backends": ["ldap"]},
+                # Exec-mode kubeconfigs send people to <public_url>/login.
+                "server": {"public_url": login_server.url},
+            }
+        )
+        try:
+            login_server.start(cluster.webhook_context)
+            yield f"{login_server.url}/login"
+        finally:
+            login_server.stop()
+            cluster.write_config(original)
+
+
+def exec_kubeconfig(cluster: E2ECluster, user: str, name: str) -> Path:
+    out = cluster.path(f"{name}.kubeconfig")
+    cluster.authsvc.ok("issue", user, "--mode", "exec", "-o", str(out))
+    return out
+
+
+def login_env(cluster: E2ECluster, name: str, user: str, password: str) -> dict[str, str]:
+    """Credentials for `authsvc login`, and a token cache of this case's own."""
+    cache = cluster.path(f"login-cache-{name}")
+    cache.mkdir(mode=0o700)
+    return {"AUTHSVC_USERNAME": user, "AUTHSVC_PASSWORD": password, "XDG_CACHE_HOME": str(cache)}
+
+
+def test_exec_kubeconfig_logs_in_through_ldap_and_is_group_bound(cluster: E2ECluster, login_url: str) -> None:
+    kubeconfig = exec_kubeconfig(cluster, CAROL.uid, "carol-exec")
+    plugin_args = cluster.kubectl(kubeconfig, "config", "view", "-o", "jsonpath={.users[0].user.exec.args}").stdout
+    assert login_url in plugin_args
+    env = login_env(cluster, "carol", CAROL.uid, CAROL.password)
+    cluster.bind("e2e:ldap-ops-reads-namespaces", group=LDAP_GROUP)
+
+    listed = eventually(lambda: cluster.kubectl(kubeconfig, "get", "namespaces", "-o", "name", env=env), lambda r: r.ok)
+
+    assert listed.ok, listed.describe()
+    denied = cluster.kubectl(kubeconfig, "get", "secrets", "-A", env=env)
+    assert not denied.ok and f'User "{CAROL.uid}" cannot list resource "secrets"' in denied.stderr, denied.describe()
+    assert any(d["user"] == CAROL.uid and d["decision"] == "allow" for d in cluster.audit_records())
+
+
+def test_exec_kubeconfig_with_wrong_password_gets_no_credential(cluster: E2ECluster, login_url: str) -> None:
+    kubeconfig = exec_kubeconfig(cluster, CAROL.uid, "carol-exec-wrong-password")
+    env = login_env(cluster, "carol-wrong", CAROL.uid, "not-" + CAROL.password)
+
+    result = cluster.kubectl(kubeconfig, "get", "namespaces", env=env)
+
+    assert not result.ok, result.describe()
+    # The plugin failed: kubectl never had a token to send.
+    assert "getting credentials" in result.stderr and "authsvc" in result.stderr, result.describe()

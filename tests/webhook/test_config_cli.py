@@ -1,0 +1,178 @@
+"""What `authsvc init` creates for the webhook, `webhook-config`, `apiserver-config`, and `serve`'s refusals."""
+
+from __future__ import annotations
+
+import base64
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+from cryptography import x509
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
+from authsvc.cli.webhook_config import authentication_configuration, webhook_url
+from authsvc.errors import HomeError
+from authsvc.setup import initialize_home
+from authsvc.webhook_pki import webhook_pki_step
+from pki.clock import FixedClock
+from tests.components.support import require_binary
+from tests.conftest import run_cli
+
+from .support import small_home
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("config") / "home"
+    result = run_cli(["init"], home=root)
+    assert result.exit_code == 0, result.stderr
+    return root
+
+
+def _cert(path: Path) -> x509.Certificate:
+    return x509.load_pem_x509_certificate(path.read_bytes())
+
+
+def _openssl_verify(ca: Path, cert: Path, purpose: str) -> subprocess.CompletedProcess[str]:
+    openssl = require_binary("openssl")
+    command = [str(openssl), "verify", "-CAfile", str(ca), "-purpose", purpose, str(cert)]
+    return subprocess.run(command, capture_output=True, text=True, check=False)
+
+
+def test_init_creates_the_serving_cert_and_a_client_ca_of_its_own(home: Path) -> None:
+    pki = home / "pki"
+    serving = _cert(pki / "authsvc/serving.crt")
+    sans = serving.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert sans.get_values_for_type(x509.DNSName) == ["localhost"]
+    assert [str(ip) for ip in sans.get_values_for_type(x509.IPAddress)] == ["127.0.0.1"]
+    usages = serving.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert list(usages) == [ExtendedKeyUsageOID.SERVER_AUTH]
+    assert _openssl_verify(pki / "ca.crt", pki / "authsvc/serving.crt", "sslserver").returncode == 0
+    client = pki / "authsvc/apiserver-webhook-client.crt"
+    assert _openssl_verify(pki / "authsvc/webhook-client-ca.crt", client, "sslclient").returncode == 0
+    # Its twin: the cluster CA did not sign it, and the webhook's client CA is not the cluster CA.
+    assert _openssl_verify(pki / "ca.crt", client, "sslclient").returncode != 0
+    assert _cert(pki / "authsvc/webhook-client-ca.crt").subject != _cert(pki / "ca.crt").subject
+    for key in ("serving.key", "webhook-client-ca.key", "apiserver-webhook-client.key"):
+        assert (pki / "authsvc" / key).stat().st_mode & 0o777 == 0o600
+
+
+def test_init_twice_changes_nothing(home: Path) -> None:
+    files = sorted((home / "pki/authsvc").iterdir())
+    before = {f: f.read_bytes() for f in files}
+    result = run_cli(["init"], home=home)
+    assert result.exit_code == 0 and "already initialised" in result.stdout
+    assert {f: f.read_bytes() for f in files} == before
+
+
+def test_half_a_pair_is_an_error_naming_the_fix(tmp_path: Path, clock: FixedClock) -> None:
+    home = small_home(tmp_path / "home", clock, with_ca=True)
+    initialize_home(home.root, home.settings, clock=clock, environ={}, steps=[webhook_pki_step])
+    (home.root / "pki/authsvc/serving.key").unlink()
+    with pytest.raises(HomeError, match=r"serving\.crt.*remove both"):
+        initialize_home(home.root, home.settings, clock=clock, environ={}, steps=[webhook_pki_step])
+
+
+def test_webhook_config_is_what_the_api_server_needs(home: Path, tmp_path: Path) -> None:
+    out = tmp_path / "webhook.kubeconfig"
+    result = run_cli(["webhook-config", "--url", "https://10.0.0.5:8443", "-o", str(out)], home=home)
+    assert result.exit_code == 0, result.stderr
+    assert f"--authentication-token-webhook-config-file={out}" in result.stdout
+    assert "--authentication-token-webhook-version=v1" in result.stdout
+    assert "--authentication-token-webhook-cache-ttl=120s" in result.stdout
+    assert out.stat().st_mode & 0o777 == 0o600
+    config = yaml.safe_load(out.read_text())
+    cluster, user = config["clusters"][0]["cluster"], config["users"][0]["user"]
+    assert cluster["server"] == "https://10.0.0.5:8443/authenticate"
+    assert base64.b64decode(cluster["certificate-authority-data"]) == (home / "pki/ca.crt").read_bytes()
+    client_pem = (home / "pki/authsvc/apiserver-webhook-client.crt").read_bytes()
+    assert base64.b64decode(user["client-certificate-data"]) == client_pem
+    assert b"PRIVATE KEY" in base64.b64decode(user["client-key-data"])
+    kubectl = require_binary("kubectl")
+    view = subprocess.run(
+        [str(kubectl), "config", "view", "--kubeconfig", str(out), "-o", "jsonpath={.clusters[0].cluster.server}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert view.stdout == "https://10.0.0.5:8443/authenticate"
+
+
+def test_webhook_config_to_stdout_keeps_flags_on_stderr(home: Path) -> None:
+    result = run_cli(
+        ["webhook-config", "--url", "https://127.0.0.1:8443/authenticate", "--cache-ttl", "30s"], home=home
+    )
+    assert yaml.safe_load(result.stdout)["kind"] == "Config"
+    assert "--authentication-token-webhook-cache-ttl=30s" in result.stderr
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8443/authenticate", "127.0.0.1:8443", "https://"])
+def test_webhook_config_refuses_urls_that_are_not_https(home: Path, url: str) -> None:
+    result = run_cli(["webhook-config", "--url", url], home=home)
+    assert result.exit_code == 2 and "https://" in result.stderr
+    with pytest.raises(ValueError):
+        webhook_url(url)
+
+
+def test_apiserver_config(home: Path, tmp_path: Path) -> None:
+    out = tmp_path / "authn.yaml"
+    result = run_cli(
+        ["apiserver-config", "--issuer", "https://authsvc.example/users", "--audience", "a", "--audience", "b",
+         "--username-prefix", "authsvc:", "-o", str(out)],
+        home=home,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert f"--authentication-config={out}" in result.stdout and "warning" not in result.stderr
+    document = yaml.safe_load(out.read_text())
+    assert document["apiVersion"] == "apiserver.config.k8s.io/v1beta1"
+    assert document["kind"] == "AuthenticationConfiguration"
+    (jwt_authenticator,) = document["jwt"]
+    issuer = jwt_authenticator["issuer"]
+    assert issuer["url"] == "https://authsvc.example/users"
+    assert (issuer["audiences"], issuer["audienceMatchPolicy"]) == (["a", "b"], "MatchAny")
+    assert issuer["discoveryURL"] == "https://127.0.0.1:8443/.well-known/openid-configuration"
+    assert x509.load_pem_x509_certificate(issuer["certificateAuthority"].encode())
+    assert jwt_authenticator["claimMappings"] == {
+        "username": {"claim": "sub", "prefix": "authsvc:"},
+        "groups": {"claim": "groups", "prefix": ""},
+        "uid": {"claim": "uid"},
+    }
+
+
+def test_apiserver_config_warns_when_the_issuer_is_the_service_account_one(home: Path) -> None:
+    result = run_cli(["apiserver-config", "--api-version", "v1"], home=home)
+    assert result.exit_code == 0
+    assert yaml.safe_load(result.stdout)["apiVersion"] == "apiserver.config.k8s.io/v1"
+    assert "service-account issuer" in result.stderr
+
+
+def test_one_audience_needs_no_match_policy() -> None:
+    document = authentication_configuration(
+        api_version="v1beta1", issuer="https://x.example", audiences=["a"], ca_pem=None, discovery_url=None
+    )
+    assert document["jwt"][0]["issuer"] == {"url": "https://x.example", "audiences": ["a"]}
+
+
+def test_serve_refuses_a_home_without_its_certificates(tmp_path: Path, clock: FixedClock) -> None:
+    bare = small_home(tmp_path / "bare", clock)
+    result = run_cli(["serve"], home=bare.root)
+    assert result.exit_code == 1 and "serving.crt does not exist: run `authsvc init" in result.stderr
+    assert result.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("bind", ["8443", "127.0.0.1", "127.0.0.1:99999", ":8443", "[::1]"])
+def test_serve_refuses_a_bad_bind(home: Path, bind: str) -> None:
+    result = run_cli(["serve", "--bind", bind], home=home)
+    assert result.exit_code == 2 and "HOST:PORT" in result.stderr
+
+
+def test_serve_refuses_a_broken_token_file_in_one_line(home: Path, tmp_path: Path) -> None:
+    config = yaml.safe_load((home / "authsvc.yaml").read_text())
+    config["authn"]["tokenfile"] = {"path": "broken-tokens.csv"}
+    config_file = tmp_path / "authsvc.yaml"
+    config_file.write_text(yaml.safe_dump(config))
+    (home / "broken-tokens.csv").write_text("only-a-token\n")
+    result = run_cli(["--config", str(config_file), "serve", "--bind", "127.0.0.1:1"], home=home)
+    assert result.exit_code == 1 and "needs at least 3 columns" in result.stderr
+    assert result.stderr.count("\n") == 1
