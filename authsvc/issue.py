@@ -220,8 +220,18 @@ def check_mode_options(request: IssueRequest) -> None:
         raise UsageError("--csr and --key-path go together: --key-path is where the user keeps the CSR's key")
     if request.mode is IssueMode.EXEC and (request.groups or request.ttl is not None):
         raise UsageError("--mode exec issues no credential now: groups and lifetime come from the directory at login")
-    if request.key_path is not None and (not request.key_path.strip() or _CONTROL.search(request.key_path)):
-        raise UsageError(f"--key-path {request.key_path!r} is empty or contains a control character")
+    if request.key_path is not None:
+        check_key_path(request.key_path)
+
+
+def check_key_path(key_path: str) -> None:
+    """The path is written as given; kubectl resolves it relative to the kubeconfig's folder."""
+    if not key_path.strip() or _CONTROL.search(key_path):
+        raise UsageError(f"--key-path {key_path!r} is empty or contains a control character")
+    if key_path.startswith("~"):
+        raise UsageError(
+            f"--key-path {key_path!r}: kubectl does not expand ~; give the key's absolute path on the user's machine"
+        )
 
 
 def check_csr_subject(csr_pem: bytes, user: str, groups: tuple[str, ...]) -> None:

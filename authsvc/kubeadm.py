@@ -130,8 +130,7 @@ def _issue_missing(ctx: InitContext, specs: Sequence[CertSpec | KubeconfigSpec])
     cas: dict[str, CertificateAuthority] = {}
     for spec in specs:
         path = _target_path(home, spec)
-        if path.exists():
-            _check_pair_complete(path, spec)
+        if _already_there(path, spec):
             continue
         if not ctx.plan(_describe(spec, params)):
             continue
@@ -153,9 +152,14 @@ def _issue_missing(ctx: InitContext, specs: Sequence[CertSpec | KubeconfigSpec])
         )
 
 
-def _check_pair_complete(path: Path, spec: CertSpec | KubeconfigSpec) -> None:
-    if isinstance(spec, CertSpec) and not path.with_suffix(".key").exists():
-        raise HomeError(f"{path} exists without {path.with_suffix('.key').name}: restore the key or remove both")
+def _already_there(path: Path, spec: CertSpec | KubeconfigSpec) -> bool:
+    """True when the files exist; HomeError when only half of a pair does (never overwrite either)."""
+    if not isinstance(spec, CertSpec):
+        return path.exists()
+    key = path.with_suffix(".key")
+    if path.exists() != key.exists():
+        raise HomeError(f"{path} or {key} exists without the other: restore it or remove both")
+    return path.exists()
 
 
 def _write_pair(
@@ -245,7 +249,10 @@ def expiration_report(home: Home) -> ExpirationReport:
     present_cas = {s.base_name: s for s in CA_SPECS if home.cert_path(s.base_name).is_file()}
     entries = []
     for target in renew_targets(home):
-        cert = read_target_certificate(target)
+        try:
+            cert = read_target_certificate(target)
+        except HomeError:
+            continue  # a kubeconfig pointing at certificate files (a kubelet rotating its own): not ours
         if cert is None and target.ca not in present_cas:
             continue  # e.g. external etcd: neither the leaf nor its CA is here
         ca = present_cas.get(target.ca)
@@ -368,8 +375,8 @@ def import_tree(home: Home, tree: KubeadmTree, *, force: bool = False) -> list[P
 def _import_data(home: Home, tree: KubeadmTree, relative: str, data: bytes) -> bytes:
     """CA keys are encrypted when a key passphrase is configured (only authsvc reads them)."""
     passphrase = home.key_passphrase
-    ca = next((c for c in tree.cas if f"{c.name}.key" == relative), None)
-    return private_key_to_pem(ca.key, passphrase) if ca is not None and passphrase else data
+    key = next((c.key for c in tree.cas if f"{c.name}.key" == relative), None)
+    return private_key_to_pem(key, passphrase) if key is not None and passphrase else data
 
 
 def _record_import(home: Home, tree: KubeadmTree, now: dt.datetime) -> None:

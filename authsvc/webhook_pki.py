@@ -8,8 +8,9 @@
   webhook, signed by that CA (`authsvc webhook-config` embeds it).
 
 Each step is idempotent: an existing pair is kept, half a pair is an error naming the fix.
-Keys follow `pki.key_passphrase_*` (granian decrypts the serving key with it; webhook-config
-embeds a clear copy of the client key, which is what the API server can read).
+As for kubeadm's leaves, the two leaf keys are written in clear even when
+`pki.key_passphrase_*` is set: granian cannot read an encrypted PKCS#8 key (it panics), and
+the API server cannot decrypt one either. The client CA's key follows the passphrase setting.
 """
 
 from __future__ import annotations
@@ -104,7 +105,7 @@ def _ensure_leaf(
     )
     ctx.written += atomic_write_many(
         [
-            PendingFile(key_file, private_key_to_pem(key, home.key_passphrase), KEY_MODE),
+            PendingFile(key_file, private_key_to_pem(key), KEY_MODE),  # clear: see the module docstring
             PendingFile(cert_file, certs_to_pem([cert]), CERT_MODE),
         ]
     )

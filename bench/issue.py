@@ -232,7 +232,8 @@ def run(root: Path, seconds: float, openssl_count: int, process_count: int) -> N
     ca = CertificateAuthority.create_root("kubernetes", now=system_clock(), key_type=KeyType.EC_P256)
     write_private_key(home.key_path("ca"), ca.key)
     write_certificates(home.cert_path("ca"), [ca.certificate])
-    print(f"leaf issuances per second; CA CN=kubernetes (ECDSA P-256); {os.cpu_count()} CPUs")
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"leaf issuances per second; CA CN=kubernetes (ECDSA P-256); {os.cpu_count()} CPUs, load average {load}")
     print(f"{'':34}{'P-256':>10}{'RSA-2048':>10}   ratio to (a), P-256 / RSA-2048")
     rates: dict[str, dict[KeyType, float]] = {}
     cases: list[tuple[str, Callable[[KeyType, Path], Callable[[], int]]]] = [

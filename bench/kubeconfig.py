@@ -13,6 +13,9 @@ Three figures, each on a fresh home with the default settings (EC P-256 keys, SQ
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
+import os
 import subprocess
 import sys
 import tempfile
@@ -86,15 +89,15 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=500)
     parser.add_argument("--process-count", type=int, default=20)
     args = parser.parse_args()
-    import contextlib
-    import io
 
+    print(f"load average before: {os.getloadavg()[0]:.1f} ({os.cpu_count()} CPUs)")
     with tempfile.TemporaryDirectory() as tmp:
         print(f"service         {service_rate(Path(tmp) / 's', args.count):8.1f} kubeconfigs/s  (n={args.count})")
         with contextlib.redirect_stdout(io.StringIO()):
             in_process = cli_rate(Path(tmp) / "c", args.count)
         print(f"cli in-process  {in_process:8.1f} kubeconfigs/s  (n={args.count})")
-        print(f"cli process     {process_rate(Path(tmp) / 'p', args.process_count):8.1f} kubeconfigs/s  (n={args.process_count})")
+        processes = process_rate(Path(tmp) / "p", args.process_count)
+        print(f"cli process     {processes:8.1f} kubeconfigs/s  (n={args.process_count})")
 
 
 if __name__ == "__main__":

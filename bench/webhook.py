@@ -13,7 +13,7 @@ callers without one), so N processes each keep one TLS connection (client certif
 keep-alive) and send pre-built requests back to back. It shares the 2 cores with the server, so
 absolute figures are lower than wrk's; every variant pays the same client cost.
 
-    .venv/bin/python bench/webhook.py [--duration 5] [--concurrency 8] [--workers 2] [--threads 1]
+    .venv/bin/python bench/webhook.py [--duration 5] [--rounds 3] [--concurrency 8] [--workers 2] [--threads 1]
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -191,7 +191,7 @@ def read_response(sock: ssl.SSLSocket, buffer: bytearray) -> int:
 
 def load_worker(job: tuple[Files, int, str, float, float, float]) -> tuple[list[float], int]:
     files, port, kind, start_at, warmup, duration = job
-    tokens = fresh_jwts(files, 6000) if kind == "jwt" else [STATIC_TOKEN]
+    tokens = fresh_jwts(files, 4000) if kind == "jwt" else [STATIC_TOKEN]
     requests = [tokenreview_request(t) for t in tokens]
     raw = socket.create_connection(("127.0.0.1", port))
     raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -217,7 +217,7 @@ def load_worker(job: tuple[Files, int, str, float, float, float]) -> tuple[list[
 
 
 def measure(name: str, files: Files, port: int, kind: str, concurrency: int, duration: float) -> Result:
-    start_at = time.time() + (3.0 if kind == "jwt" else 1.0)  # time to sign the JWTs first
+    start_at = time.time() + (4.0 if kind == "jwt" else 1.0)  # time to sign the JWTs first
     jobs = [(files, port, kind, start_at, 1.0, duration)] * concurrency
     with multiprocessing.get_context("fork").Pool(concurrency) as pool:
         outcomes = pool.map(load_worker, jobs)
@@ -255,29 +255,52 @@ def gunicorn_command(port: int, files: Files, workers: int) -> list[str | Path]:
 
 
 def run(args: argparse.Namespace) -> list[Result]:
-    results: list[Result] = []
-    with tempfile.TemporaryDirectory(prefix="authsvc-bench-") as tmp:
+    """All servers up at once; every figure measured in `--rounds` interleaved rounds (median kept),
+    so that load from elsewhere on the machine hits every variant alike."""
+    with tempfile.TemporaryDirectory(prefix="authsvc-bench-") as tmp, ExitStack() as servers:
         files = make_home(Path(tmp))
         w, t = args.workers, args.threads
-        variants: list[tuple[str, Callable[[int], list[str | Path]], list[str]]] = [
-            ("authsvc", lambda port: authsvc_command(port, files, w, t), ["static", "jwt"]),
-            (FLASK, lambda port: granian_command("webhook_apps:flask_app", port, files, w, t), ["static"]),
-            (BARE, lambda port: granian_command("webhook_apps:bare_app", port, files, w, t), ["static"]),
-            (GUNICORN, lambda port: gunicorn_command(port, files, w), ["static"]),
+        commands: dict[str, Callable[[int], list[str | Path]]] = {
+            "authsvc": lambda port: authsvc_command(port, files, w, t),
+            FLASK: lambda port: granian_command("webhook_apps:flask_app", port, files, w, t),
+            BARE: lambda port: granian_command("webhook_apps:bare_app", port, files, w, t),
+            GUNICORN: lambda port: gunicorn_command(port, files, w),
+        }
+        ports = {name: free_port() for name in commands}
+        for name, command in commands.items():
+            servers.enter_context(running(command(ports[name]), ports[name], files, Path(tmp) / f"{ports[name]}.log"))
+        figures: list[tuple[str, str, str]] = [
+            (f"authsvc {KINDS['static']}", "authsvc", "static"),
+            (f"authsvc {KINDS['jwt']}", "authsvc", "jwt"),
+            (FLASK, FLASK, "static"),
+            (BARE, BARE, "static"),
+            (GUNICORN, GUNICORN, "static"),
         ]
-        for name, command, kinds in variants:
-            port = free_port()
-            with running(command(port), port, files, Path(tmp) / f"{len(results)}.log"):
-                for kind in kinds:
-                    label = name if name != "authsvc" else f"authsvc {KINDS[kind]}"
-                    results.append(measure(label, files, port, kind, args.concurrency, args.duration))
-                    results.append(measure(label, files, port, kind, 1, args.duration / 2))
-    return results
+        rounds: dict[tuple[str, int], list[Result]] = {}
+        for concurrency, duration in ((args.concurrency, args.duration), (1, args.duration / 2)):
+            for _ in range(args.rounds):
+                for label, server, kind in figures:
+                    result = measure(label, files, ports[server], kind, concurrency, duration)
+                    rounds.setdefault((label, concurrency), []).append(result)
+    return [median_of(results) for results in rounds.values()]
+
+
+def median_of(results: list[Result]) -> Result:
+    first = results[0]
+    return Result(
+        first.name,
+        first.concurrency,
+        statistics.median(r.rate for r in results),
+        statistics.median(r.p50_ms for r in results),
+        statistics.median(r.p99_ms for r in results),
+        sum(r.errors for r in results),
+    )
 
 
 def report(results: list[Result], args: argparse.Namespace) -> None:
-    print(f"TokenReview over HTTPS + mTLS, keep-alive; {args.duration:g}s per figure; "
-          f"granian workers={args.workers} threads={args.threads}; {os.cpu_count()} CPUs")  # fmt: skip
+    print(f"TokenReview over HTTPS + mTLS, keep-alive; median of {args.rounds} rounds of {args.duration:g}s "
+          f"({args.duration / 2:g}s on 1 connection); workers={args.workers} threads={args.threads}; "
+          f"{os.cpu_count()} CPUs")  # fmt: skip
     print(f"{'variant':52} {'conns':>5} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6}")
     for r in results:
         print(f"{r.name:52} {r.concurrency:5} {r.rate:8.0f} {r.p50_ms:7.2f} {r.p99_ms:7.2f} {r.errors:6}")
@@ -297,6 +320,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8, help="connections (one client process each)")
     parser.add_argument("--workers", type=int, default=2, help="server worker processes")
     parser.add_argument("--threads", type=int, default=1, help="granian blocking threads per worker")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per figure (the median is shown)")
     args = parser.parse_args()
     report(run(args), args)
 

@@ -41,7 +41,7 @@ class TreeCert:
     ca: str  # "etcd/ca"; a CA's own name for a CA
     profile: str
     certificate: x509.Certificate
-    key: PrivateKey
+    key: PrivateKey | None  # None: an externally managed CA (its key kept elsewhere)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,12 +61,12 @@ def read_kubeadm_tree(source: Path) -> KubeadmTree:
         raise StoreError(f"{source} is not a kubeadm PKI directory: {source / 'ca.crt'} does not exist")
     files: list[TreeFile] = []
     certs: list[TreeCert] = []
-    cas: dict[str, CertificateAuthority] = {}
+    cas: dict[str, x509.Certificate] = {}
     for spec in CA_SPECS:
         loaded = _read_ca(source, spec, files)
         if loaded is not None:
-            cas[spec.base_name] = loaded
-            certs.append(TreeCert(spec.base_name, spec.base_name, KUBEADM_CA.name, loaded.certificate, loaded.key))
+            cas[spec.base_name] = loaded.certificate
+            certs.append(loaded)
     for leaf in CERT_SPECS:
         cert = _read_leaf(source, leaf, cas, files)
         if cert is not None:
@@ -76,34 +76,47 @@ def read_kubeadm_tree(source: Path) -> KubeadmTree:
 
 
 def _read_pair(source: Path, base: str, files: list[TreeFile]) -> tuple[x509.Certificate, PrivateKey]:
-    cert_rel, key_rel = f"{base}.crt", f"{base}.key"
+    key_rel = f"{base}.key"
     if not (source / key_rel).is_file():
-        raise KeyMaterialError(f"{source / key_rel} is missing: {cert_rel} has no private key beside it")
-    cert_data = read_bytes(source / cert_rel, what="certificate")
+        raise KeyMaterialError(f"{source / key_rel} is missing: {base}.crt has no private key beside it")
+    cert = _read_cert(source, base, files)
     key_data = read_bytes(source / key_rel, what="private key")
-    try:
-        cert = x509.load_pem_x509_certificate(cert_data)
-    except ValueError:
-        raise StoreError(f"{source / cert_rel} is not a PEM certificate") from None
     key = load_private_key_pem(key_data, source=str(source / key_rel))
     if not keys_match(key, cert.public_key()):  # type: ignore[arg-type]
-        raise KeyMaterialError(f"{source / key_rel} does not match {cert_rel}: the key belongs to another certificate")
-    files += [TreeFile(cert_rel, cert_data, CERT_MODE), TreeFile(key_rel, key_data, KEY_MODE)]
+        raise KeyMaterialError(f"{source / key_rel} does not match {base}.crt: the key belongs to another certificate")
+    files.append(TreeFile(key_rel, key_data, KEY_MODE))
     return cert, key
 
 
-def _read_ca(source: Path, spec: CASpec, files: list[TreeFile]) -> CertificateAuthority | None:
+def _read_cert(source: Path, base: str, files: list[TreeFile]) -> x509.Certificate:
+    data = read_bytes(source / f"{base}.crt", what="certificate")
+    try:
+        cert = x509.load_pem_x509_certificate(data)
+    except ValueError:
+        raise StoreError(f"{source / base}.crt is not a PEM certificate") from None
+    files.append(TreeFile(f"{base}.crt", data, CERT_MODE))
+    return cert
+
+
+def _read_ca(source: Path, spec: CASpec, files: list[TreeFile]) -> TreeCert | None:
+    """A CA with its key; front-proxy-ca or etcd/ca may come without (kubeadm's external CA mode)."""
     if not (source / f"{spec.base_name}.crt").is_file():
-        return None  # e.g. external etcd: no etcd/ CA here; its leaves are then refused below
+        return None  # e.g. external etcd without its CA here: the etcd leaves are then refused
+    if spec.base_name != "ca" and not (source / f"{spec.base_name}.key").is_file():
+        cert = _read_cert(source, spec.base_name, files)
+        if not is_ca_certificate(cert):
+            raise CAError(f"{source / spec.base_name}.crt is not a CA certificate (basicConstraints)")
+        return TreeCert(spec.base_name, spec.base_name, KUBEADM_CA.name, cert, None)
     cert, key = _read_pair(source, spec.base_name, files)
     try:
-        return CertificateAuthority.load(cert, key)
+        CertificateAuthority.load(cert, key)
     except CAError as e:
         raise CAError(f"{source / spec.base_name}.crt: {e}") from None
+    return TreeCert(spec.base_name, spec.base_name, KUBEADM_CA.name, cert, key)
 
 
 def _read_leaf(
-    source: Path, spec: CertSpec, cas: dict[str, CertificateAuthority], files: list[TreeFile]
+    source: Path, spec: CertSpec, cas: dict[str, x509.Certificate], files: list[TreeFile]
 ) -> TreeCert | None:
     if not (source / f"{spec.base_name}.crt").is_file():
         if (source / f"{spec.base_name}.key").is_file():
@@ -117,11 +130,11 @@ def _read_leaf(
     return TreeCert(spec.base_name, spec.ca, spec.profile.name, cert, key)
 
 
-def _check_signed_by(cert: x509.Certificate, ca: CertificateAuthority, where: str, ca_name: str) -> None:
+def _check_signed_by(cert: x509.Certificate, ca: x509.Certificate, where: str, ca_name: str) -> None:
     try:
-        cert.verify_directly_issued_by(ca.certificate)
+        cert.verify_directly_issued_by(ca)
     except (ValueError, TypeError, InvalidSignature):
-        subject = ca.certificate.subject.rfc4514_string()
+        subject = ca.subject.rfc4514_string()
         raise CAError(f"{where} is not signed by {ca_name}.crt ({subject}): it belongs to another CA") from None
     if is_ca_certificate(cert):
         raise CAError(f"{where} is a CA certificate (CA:TRUE) where kubeadm has a leaf")

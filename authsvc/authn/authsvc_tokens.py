@@ -5,6 +5,8 @@ Service-account tokens map to `system:serviceaccount:<ns>:<name>` in
 extra when the token is bound to a pod: what kube-apiserver reports for the same token
 (unless `tokens.webhook_service_accounts` is off: then they are left to kube-apiserver,
 which also checks that the service account and pod still exist).
+A user token's audience is authsvc (`tokens.user_audience`, checked here), so the answer for
+it carries no audiences: kube-apiserver applies its own, as for a static token.
 A user token names the login backend that vouched for it (`authsvc.io/source`); when a
 callable is registered for that source in `services.components["identity_refreshers"]`,
 it re-checks the user (still in the directory? same groups?) and its answer is final:
@@ -58,9 +60,11 @@ class AuthsvcTokenAuthenticator:
         except KeyUnavailable as e:
             raise BackendUnavailable(f"token signing keys unavailable: {e}") from e
         identity = verified.identity()
-        user = user_info(identity, verified.audiences)
         if identity.kind != KIND_USER:
-            return user if self.service_accounts else None
+            return user_info(identity, verified.audiences) if self.service_accounts else None
+        # A user token's audience is authsvc itself (tokens.user_audience), checked above; to the
+        # API server the answer is audience-agnostic, like a static token: it applies its own.
+        user = user_info(identity, ())
         refresher = self._components.get(REFRESHERS_COMPONENT, {}).get(identity.source)
         return refresher(user) if callable(refresher) else user
 

@@ -76,8 +76,8 @@ class BootstrapToken:
             "user": USER_PREFIX + self.token_id,
             "groups": [BOOTSTRAPPERS, *self.groups],
             "description": self.description,
-            "created": self.created_at.isoformat(),
-            "expires": self.expires_at.isoformat() if self.expires_at else None,
+            "created": self.created_at.isoformat(timespec="seconds"),
+            "expires": self.expires_at.isoformat(timespec="seconds") if self.expires_at else None,
             "status": "expired" if self.expired(now) else "valid",
         }
 

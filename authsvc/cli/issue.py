@@ -35,7 +35,9 @@ MODES = ("cert", "token", "exec")
     default=None,
     help="Sign the user's own CSR (CN=USER, O=groups); the key never leaves the user.",
 )
-@click.option("--key-path", metavar="PATH", default=None, help="With --csr: where the user keeps the key (client-key).")
+@click.option(
+    "--key-path", metavar="PATH", default=None, help="With --csr: the key file on the user's machine (client-key)."
+)
 @click.option(
     "-o", "--output", metavar="FILE|-", default=None, help="Write here; '-' for stdout. [default: ./USER.kubeconfig]"
 )
@@ -80,7 +82,7 @@ def issue(
     \b
     Examples:
       authsvc issue alice -g dev -o alice.kubeconfig
-      authsvc issue bob -g ops --csr bob.csr --key-path ~/.kube/bob.key -o bob.kubeconfig
+      authsvc issue bob -g ops --csr bob.csr --key-path /home/bob/.kube/bob.key -o bob.kubeconfig
       authsvc issue carol --mode exec --merge-into ~/.kube/config
     """
     from authsvc.errors import UsageError

@@ -30,7 +30,6 @@ class ServePlan:
     client_ca: Path | None  # None: client certificates are not required (development only)
     client_crl: Path | None
     tls_min_version: str
-    key_password: str | None
 
     @property
     def url(self) -> str:
@@ -62,7 +61,8 @@ def serve_plan(home: Any, *, bind: str | None, workers: int | None, threads: int
     for path in (cert, key, client_ca, client_crl):
         if path is not None and not path.is_file():
             raise HomeError(f"{path} does not exist: run `authsvc init --home {home.root}` (or fix server.* paths)")
-    passphrase = home.key_passphrase
+    if b"ENCRYPTED" in key.read_bytes()[:64]:
+        raise HomeError(f"{key} is encrypted: granian needs the serving key in clear PKCS#8 (mode 0600)")
     return ServePlan(
         host,
         port,
@@ -73,7 +73,6 @@ def serve_plan(home: Any, *, bind: str | None, workers: int | None, threads: int
         client_ca,
         client_crl,
         server.tls_min_version,
-        passphrase.decode() if passphrase else None,
     )
 
 
@@ -102,7 +101,6 @@ def granian_server(plan: ServePlan) -> Any:
         websockets=False,
         ssl_cert=plan.cert,
         ssl_key=plan.key,
-        ssl_key_password=plan.key_password,
         ssl_protocol_min=SSLProtocols(plan.tls_min_version),
         ssl_ca=plan.client_ca,
         ssl_crl=[plan.client_crl] if plan.client_crl else None,

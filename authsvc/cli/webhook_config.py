@@ -102,7 +102,7 @@ def dump_yaml(document: dict[str, Any]) -> str:
 
 
 def _client_key_pem(home: Any, key_file: Path) -> bytes:
-    """The client key in clear PKCS#8: the API server cannot decrypt a key in a kubeconfig."""
+    """The client key in clear PKCS#8 (the API server cannot decrypt one), whatever the file holds."""
     from pki.keys import private_key_to_pem
     from pki.store import load_private_key
 

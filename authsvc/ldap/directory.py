@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import ldap3
-from ldap3.core.exceptions import LDAPCommunicationError, LDAPException
+from ldap3.core.exceptions import LDAPBindError, LDAPCommunicationError, LDAPException
 
 from authsvc.errors import BackendUnavailable
 from authsvc.ldap.config import DirectoryConfig
@@ -31,7 +31,13 @@ log = logging.getLogger(__name__)
 # Result codes that are answers, not failures: success, sizeLimitExceeded (handled by the
 # caller's size limit), noSuchObject (the base is empty or gone: nothing found).
 SEARCH_ANSWERS = frozenset({0, 4, 32})
-INVALID_CREDENTIALS = 49
+# Bind results that mean "these credentials do not log in": invalidCredentials (also AD's
+# disabled, expired and locked accounts), inappropriateAuthentication, insufficientAccessRights,
+# unwillingToPerform (e.g. a locked account behind some password policies).
+BIND_REFUSED = frozenset({49, 48, 50, 53})
+# A pooled connection the server has closed surfaces as a communication error, or from
+# rebind() as LDAPBindError ("the server abruptly closed the connection"): retry on a fresh one.
+RETRYABLE = (LDAPCommunicationError, LDAPBindError)
 PAGED_RESULTS = "1.2.840.113556.1.4.319"
 
 ErrorHook = Callable[[str], None]
@@ -96,7 +102,7 @@ class Directory:
         def bind(conn: ldap3.Connection) -> bool:
             ok = bool(conn.rebind(user=dn, password=secret))
             code = conn.result.get("result") if conn.result else None
-            if not ok and code != INVALID_CREDENTIALS:
+            if not ok and code not in BIND_REFUSED:
                 raise BackendUnavailable(f"LDAP bind answered {conn.result.get('description')!r}")
             return ok
 
@@ -167,7 +173,7 @@ class Directory:
             try:
                 with pool.connection() as conn:
                     return operation(conn), server_url(conn)
-            except LDAPCommunicationError as e:
+            except RETRYABLE as e:
                 if attempt == 2:
                     raise self._unavailable(what, e) from e
             except BackendUnavailable as e:

@@ -52,7 +52,7 @@ class LoginError(Exception):
 class LoginOptions:
     """What `authsvc login` was asked to do (options, environment, clock, terminal)."""
 
-    __slots__ = ("ca_data", "ca_file", "environ", "now", "server", "stderr", "stdin", "username")
+    __slots__ = ("ask_password", "ca_data", "ca_file", "environ", "now", "server", "stderr", "stdin", "username")
 
     def __init__(
         self,
@@ -65,6 +65,7 @@ class LoginOptions:
         now: Callable[[], float] = time.time,
         stdin: TextIO | None = None,
         stderr: TextIO | None = None,
+        ask_password: Callable[[str], str] | None = None,
     ) -> None:
         self.server = login_url(server)
         self.username = username
@@ -74,6 +75,12 @@ class LoginOptions:
         self.now = now
         self.stdin = stdin or sys.stdin
         self.stderr = stderr or sys.stderr
+        self.ask_password = ask_password or self._getpass
+
+    def _getpass(self, prompt: str) -> str:
+        import getpass  # reads the terminal (/dev/tty) with echo off
+
+        return getpass.getpass(prompt, stream=self.stderr)
 
 
 def login_url(server: str) -> str:
@@ -193,9 +200,7 @@ def credentials(options: LoginOptions, username: str) -> tuple[str, str]:
         options.stderr.flush()
         username = options.stdin.readline().strip()
     if not password:
-        import getpass
-
-        password = getpass.getpass(f"Password for {username}: ", stream=options.stderr)
+        password = options.ask_password(f"Password for {username}: ")
     if not username or not password:
         raise LoginError("a user name and a password are needed")
     return username, password

@@ -5,6 +5,8 @@ and registers what other parts call:
     services.components["identity_refreshers"]["ldap"]  re-checks /login tokens at review time
     services.components["identity_refreshers"]["users"]
     services.components["readiness"]["ldap"|"users"]   () -> bool, false while a backend is down
+    services.components["ldap_group_lookup"]           username -> groups | None (e.g. for users of
+                                                       external OIDC issuers; same cache and rules)
 
 `install` is idempotent; the /login blueprint calls it when an app is created, so every app
 built by `create_app` has the refreshers, whether or not anyone has logged in yet.
@@ -36,6 +38,7 @@ if TYPE_CHECKING:
 LOGIN_COMPONENT = "login"
 REFRESHERS_COMPONENT = "identity_refreshers"
 READINESS_COMPONENT = "readiness"
+GROUP_LOOKUP_COMPONENT = "ldap_group_lookup"
 
 _install_lock = threading.Lock()
 
@@ -83,8 +86,10 @@ def install(services: Services, metrics: LoginMetrics | None = None) -> LoginCom
         refreshers = services.components.setdefault(REFRESHERS_COMPONENT, {})
         readiness = services.components.setdefault(READINESS_COMPONENT, {})
         if components.ldap is not None:
-            refreshers["ldap"] = LDAPIdentityRefresher(components.ldap)
+            refresher = LDAPIdentityRefresher(components.ldap)
+            refreshers["ldap"] = refresher
             readiness["ldap"] = components.ldap.ready
+            services.components[GROUP_LOOKUP_COMPONENT] = refresher.groups_for
         if components.users is not None:
             refreshers["users"] = UsersFileIdentityRefresher(components.users)
             readiness["users"] = UsersFileLoginBackend(components.users).ready

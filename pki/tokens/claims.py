@@ -16,6 +16,7 @@ Shapes follow kube-apiserver so that it accepts authsvc's service-account tokens
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -47,16 +48,27 @@ _LABEL_RE = re.compile(_DNS_LABEL)
 _SUBDOMAIN_RE = re.compile(rf"{_DNS_LABEL}(\.{_DNS_LABEL})*")
 
 
+# Tokens are issued for few distinct names, many times each: remember the answers.
+@functools.lru_cache(maxsize=4096)
+def _is_label(value: str) -> bool:
+    return len(value) <= 63 and _LABEL_RE.fullmatch(value) is not None
+
+
+@functools.lru_cache(maxsize=4096)
+def _is_subdomain(value: str) -> bool:
+    return len(value) <= 253 and _SUBDOMAIN_RE.fullmatch(value) is not None
+
+
 def check_dns_label(value: str, *, what: str) -> str:
     """A namespace name (RFC 1123 label, as kube-apiserver's ValidateNamespaceName)."""
-    if len(value) > 63 or not _LABEL_RE.fullmatch(value):
+    if not _is_label(value):
         raise PolicyError(f"{what} {value!r} is not a valid name: lower-case letters, digits and '-', at most 63")
     return value
 
 
 def check_dns_subdomain(value: str, *, what: str) -> str:
     """A service account, pod or secret name (RFC 1123 subdomain)."""
-    if len(value) > 253 or not _SUBDOMAIN_RE.fullmatch(value):
+    if not _is_subdomain(value):
         raise PolicyError(f"{what} {value!r} is not a valid name: lower-case letters, digits, '-' and '.'")
     return value
 
@@ -79,7 +91,7 @@ def time_claims(now: dt.datetime, ttl: dt.timedelta) -> dict[str, int]:
 
 def _ref(name: str, uid: str) -> dict[str, str]:
     """A `{name, uid}` reference with empty fields left out (Go's omitempty)."""
-    return {k: v for k, v in (("name", name), ("uid", uid)) if v}
+    return {"name": name, "uid": uid} if uid else {"name": name}
 
 
 @dataclass(frozen=True, slots=True)

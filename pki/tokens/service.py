@@ -206,19 +206,12 @@ class TokenService:
     def _sign(self, claims: dict[str, Any], kind: str, source: str) -> IssuedToken:
         signer = self._current_signer()
         token = jwt.encode(claims, signer.key, algorithm=signer.algorithm, headers={"kid": signer.kid})
-        expires = dt.datetime.fromtimestamp(claims["exp"], dt.UTC)
+        audiences = claims.get("aud", ())
         record = TokenRecord(
-            jti=claims["jti"],
-            kid=signer.kid,
-            kind=kind,
-            subject=claims["sub"],
-            source=source,
-            audiences=tuple(claims.get("aud", ())),
-            issued_at=dt.datetime.fromtimestamp(claims["iat"], dt.UTC),
-            expires_at=expires,
+            claims["jti"], signer.kid, kind, claims["sub"], source, tuple(audiences), claims["iat"], claims["exp"]
         )
         self._ledger.add(record)
-        return IssuedToken(token, record.jti, expires, record.subject, claims)
+        return IssuedToken(token, record.jti, record.expires_at, record.subject, claims)
 
     def _current_signer(self) -> _Signer:
         snapshot = self._fresh_snapshot()

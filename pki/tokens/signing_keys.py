@@ -7,6 +7,7 @@ Only public keys are stored here; private keys stay in files (`pki/sa.key`, 0600
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -126,9 +127,18 @@ class TokenRecord:
     subject: str
     source: str
     audiences: tuple[str, ...]
-    issued_at: dt.datetime
-    expires_at: dt.datetime
+    # The token's `iat` and `exp` claims (seconds since the epoch), as signed.
+    iat: int
+    exp: int
     revoked_at: dt.datetime | None = None
+
+    @property
+    def issued_at(self) -> dt.datetime:
+        return _utc(self.iat)
+
+    @property
+    def expires_at(self) -> dt.datetime:
+        return _utc(self.exp)
 
     def as_row(self) -> dict[str, Any]:
         return {
@@ -137,9 +147,9 @@ class TokenRecord:
             "kind": self.kind,
             "subject": self.subject,
             "source": self.source,
-            "audiences_json": json.dumps(list(self.audiences)),
-            "iat": int(self.issued_at.timestamp()),
-            "exp": int(self.expires_at.timestamp()),
+            "audiences_json": _audiences_json(self.audiences),
+            "iat": self.iat,
+            "exp": self.exp,
         }
 
     def as_dict(self) -> dict[str, Any]:
@@ -152,7 +162,7 @@ class TokenRecord:
             "kid": self.kid,
             "issuedAt": self.issued_at.isoformat(),
             "expiresAt": self.expires_at.isoformat(),
-            "revokedAt": self.revoked_at.isoformat() if self.revoked_at else None,
+            "revokedAt": self.revoked_at.isoformat(timespec="seconds") if self.revoked_at else None,
         }
 
 
@@ -261,11 +271,17 @@ def _token_record(row: IssuedTokenRow, revoked_at: dt.datetime | None) -> TokenR
         subject=row.subject,
         source=row.source,
         audiences=tuple(json.loads(row.audiences_json)),
-        issued_at=_utc(row.iat),
-        expires_at=_utc(row.exp),
+        iat=row.iat,
+        exp=row.exp,
         revoked_at=revoked_at,
     )
 
 
 def _utc(seconds: int) -> dt.datetime:
     return dt.datetime.fromtimestamp(seconds, dt.UTC)
+
+
+@functools.lru_cache(maxsize=256)
+def _audiences_json(audiences: tuple[str, ...]) -> str:
+    """Most tokens name the same few audience lists: encode each once."""
+    return json.dumps(list(audiences))

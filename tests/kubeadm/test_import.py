@@ -173,3 +173,23 @@ def test_import_does_not_overwrite_another_tree_without_force(source: Path, tree
     assert (tree_copy.pki / "ca.crt").read_bytes() == (source / "ca.crt").read_bytes()
     (backup,) = (tree_copy.root / "backups").iterdir()
     assert (backup / "pki" / "ca.crt").read_bytes() == old_ca
+
+
+def test_ca_without_its_key_imports_as_externally_managed(source: Path, tmp_path: Path) -> None:
+    """kubeadm's external CA mode: etcd/ca.key kept elsewhere; its leaves still verify against etcd/ca.crt."""
+    (source / "etcd" / "ca.key").unlink()
+    home = tmp_path / "home"
+    result = run_cli(["pki", "import", str(source)], home=home)
+    assert result.exit_code == 0, result.stderr
+    assert not (home / "pki" / "etcd" / "ca.key").exists()
+    table = run_cli(["certs", "check-expiration"], home=home).stdout
+    etcd_ca = next(line for line in table.splitlines() if line.startswith("etcd-ca "))
+    assert etcd_ca.split()[-1] == "yes"
+    refused = run_cli(["certs", "renew", "etcd-server"], home=home)
+    assert refused.exit_code == 1 and "etcd/ca.key" in refused.stderr
+
+
+def test_cluster_ca_key_is_required(source: Path, tmp_path: Path) -> None:
+    (source / "ca.key").unlink()
+    result = run_cli(["pki", "import", str(source)], home=tmp_path / "home")
+    assert result.exit_code == 1 and "ca.key is missing" in result.stderr

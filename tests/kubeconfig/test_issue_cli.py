@@ -160,6 +160,8 @@ def test_mode_option_mismatches_are_usage_errors(home: Home, workdir: Path) -> N
         ("alice", "--mode", "token", "--csr", str(csr), "--key-path", "k"): "cannot be used with --mode token",
         ("alice", "--csr", str(csr)): "--csr and --key-path go together",
         ("alice", "--key-path", "k"): "--csr and --key-path go together",
+        ("alice", "--csr", str(csr), "--key-path", "~/.kube/a.key"): "kubectl does not expand ~",
+        ("alice", "--csr", str(csr), "--key-path", "a\nb.key"): "contains a control character",
         ("alice", "-o", "a", "--merge-into", "b"): "-o and --merge-into cannot be used together",
     }
     for args, message in cases.items():

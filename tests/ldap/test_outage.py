@@ -48,6 +48,19 @@ def test_stopped_directory_fails_closed_then_recovers_without_restart(private_sl
     service.close()
 
 
+def test_a_restart_between_two_calls_goes_unnoticed(private_slapd: Slapd) -> None:
+    errors: list[str] = []
+    service = ldap_service(ldap_settings(private_slapd), on_error=errors.append)
+    user = service.find_user("alice")
+    assert user is not None and service.check_password(user.dn, "alice-pw")
+    private_slapd.stop()
+    private_slapd.start()  # both pooled connections (search, bind) are now dead sockets
+    assert service.check_password(user.dn, "alice-pw")
+    assert service.find_user("alice") is not None
+    assert errors == []
+    service.close()
+
+
 def test_outage_answers_come_fast(private_slapd: Slapd) -> None:
     service = ldap_service(ldap_settings(private_slapd))
     private_slapd.stop()
@@ -92,10 +105,21 @@ def test_a_failed_server_is_skipped_for_a_while(pair: tuple[Slapd, Slapd]) -> No
     service.close()
 
 
-def test_group_changes_take_effect_within_the_ttl(private_slapd: Slapd) -> None:
+Cached = tuple[FixedClock, LDAPService, LDAPIdentityRefresher]
+
+
+@pytest.fixture
+def cached(private_slapd: Slapd) -> Iterator[Cached]:
+    """A service with group_cache_ttl 60 s and stale_if_error 5 min on a FixedClock."""
     clock = FixedClock(dt.datetime(2030, 1, 1, tzinfo=dt.UTC))
-    service = _cached_service(private_slapd, clock)
-    refresher = LDAPIdentityRefresher(service)
+    ttl, stale = dt.timedelta(seconds=60), dt.timedelta(minutes=5)
+    service = ldap_service(ldap_settings(private_slapd, group_cache_ttl=ttl, stale_if_error=stale), clock=clock)
+    yield clock, service, LDAPIdentityRefresher(service)
+    service.close()
+
+
+def test_group_changes_take_effect_within_the_ttl(private_slapd: Slapd, cached: Cached) -> None:
+    clock, service, refresher = cached
     token_user = _token_user(service, "carol")
     assert _groups_now(refresher, token_user) == ("ops",)
 
@@ -112,26 +136,20 @@ def test_group_changes_take_effect_within_the_ttl(private_slapd: Slapd) -> None:
     private_slapd.delete(user_dn("carol"))  # the account is gone: its tokens stop working
     clock.advance(dt.timedelta(seconds=61))
     assert refresher(token_user) is None
-    service.close()
 
 
-def test_a_recreated_account_with_another_uid_is_someone_else(private_slapd: Slapd) -> None:
-    clock = FixedClock(dt.datetime(2030, 1, 1, tzinfo=dt.UTC))
-    service = _cached_service(private_slapd, clock)
-    refresher = LDAPIdentityRefresher(service)
+def test_a_recreated_account_with_another_uid_is_someone_else(private_slapd: Slapd, cached: Cached) -> None:
+    clock, service, refresher = cached
     token_user = _token_user(service, "bob")
     private_slapd.delete(user_dn("bob"))
     private_slapd.add_users(User("bob", "new-bob-pw"))
     clock.advance(dt.timedelta(seconds=61))
     assert refresher(token_user) is None
     assert refresher(UserInfo("bob")) is not None  # a token without uid matches on the name
-    service.close()
 
 
-def test_stale_answers_serve_for_the_stale_window_only(private_slapd: Slapd) -> None:
-    clock = FixedClock(dt.datetime(2030, 1, 1, tzinfo=dt.UTC))
-    service = _cached_service(private_slapd, clock)
-    refresher = LDAPIdentityRefresher(service)
+def test_stale_answers_serve_for_the_stale_window_only(private_slapd: Slapd, cached: Cached) -> None:
+    clock, service, refresher = cached
     token_user = _token_user(service, "alice")
     assert refresher(token_user) is not None
 
@@ -147,12 +165,6 @@ def test_stale_answers_serve_for_the_stale_window_only(private_slapd: Slapd) -> 
 
     private_slapd.start()
     assert _groups_now(refresher, token_user) == ("dev",)
-    service.close()
-
-
-def _cached_service(server: Slapd, clock: FixedClock) -> LDAPService:
-    settings = ldap_settings(server, group_cache_ttl=dt.timedelta(seconds=60), stale_if_error=dt.timedelta(minutes=5))
-    return ldap_service(settings, clock=clock)
 
 
 def _token_user(service: LDAPService, name: str) -> UserInfo:

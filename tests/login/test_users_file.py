@@ -37,7 +37,7 @@ def test_render_and_parse_round_trip() -> None:
         ("secret,alice,uid", "argon2 hash, not a password"),
         ("$argon2id$x,alice", "expected hash,user,uid"),
         ("$argon2id$x,ali/ce,uid", "path separator"),
-        ("$argon2id$x,alice,uid,\"dev,\x01bad\"", "control character"),
+        ('$argon2id$x,alice,uid,"dev,\x01bad"', "control character"),
         ("$argon2id$x,alice,uid\n$argon2id$y,alice,uid2", "listed twice"),
     ],
 )
@@ -87,8 +87,11 @@ def test_users_commands(tmp_path: Path) -> None:
     home = tmp_path / "home"
     home.mkdir()
     (home / CONFIG_NAME).write_text("login:\n  backends: [users]\n")
-    add = run_cli(["users", "add", "alice", "-g", "dev", "-g", "ops", "--uid", "u-1", "--password-stdin"],
-                  home=home, input="alice-pw\n")
+    add = run_cli(
+        ["users", "add", "alice", "-g", "dev", "-g", "ops", "--uid", "u-1", "--password-stdin"],
+        home=home,
+        input="alice-pw\n",
+    )
     assert add.exit_code == 0, add.stderr
     assert run_cli(["users", "add", "alice", "--password-stdin"], home=home, input="x\n").exit_code == 2
     assert run_cli(["users", "add", "bad/name", "--password-stdin"], home=home, input="x\n").exit_code == 2

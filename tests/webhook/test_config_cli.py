@@ -176,3 +176,29 @@ def test_serve_refuses_a_broken_token_file_in_one_line(home: Path, tmp_path: Pat
     result = run_cli(["--config", str(config_file), "serve", "--bind", "127.0.0.1:1"], home=home)
     assert result.exit_code == 1 and "needs at least 3 columns" in result.stderr
     assert result.stderr.count("\n") == 1
+
+
+def test_serve_plan_requires_client_certificates_unless_told_otherwise(home: Path) -> None:
+    from authsvc.cli.serve import granian_server, serve_plan
+    from authsvc.home import Home
+
+    opened = Home.open(home, environ={})
+    plan = serve_plan(opened, bind="127.0.0.1:8443", workers=None, threads=3, insecure=False)
+    assert plan.client_ca == home / "pki/authsvc/webhook-client-ca.crt"
+    assert (plan.workers, plan.threads, plan.tls_min_version) == (2, 3, "tls1.3")
+    assert granian_server(plan).ssl_ctx[-1] is True  # granian verifies client certificates itself
+    insecure = serve_plan(opened, bind=None, workers=1, threads=None, insecure=True)
+    assert insecure.client_ca is None and granian_server(insecure).ssl_ctx[-1] is False
+
+
+def test_serve_refuses_an_encrypted_serving_key(home: Path, tmp_path: Path) -> None:
+    from pki.keys import generate_private_key, private_key_to_pem
+
+    encrypted = tmp_path / "encrypted.key"
+    encrypted.write_bytes(private_key_to_pem(generate_private_key(), b"passphrase"))
+    config = yaml.safe_load((home / "authsvc.yaml").read_text())
+    config["server"]["tls_key"] = str(encrypted)
+    config_file = tmp_path / "authsvc.yaml"
+    config_file.write_text(yaml.safe_dump(config))
+    result = run_cli(["--config", str(config_file), "serve"], home=home)
+    assert result.exit_code == 1 and "is encrypted" in result.stderr

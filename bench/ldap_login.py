@@ -1,0 +1,150 @@
+"""LDAP logins per second and p99, authsvc against a bare ldap3 loop, on the same real slapd.
+
+(a) bare ldap3: one service connection and one bind connection (get_info=NONE), per login:
+    search the user by uid, rebind the bind connection as the DN found, search the groups
+    `(member=<dn>)`. The yardstick (~1,000-1,300/s measured on a quiet machine of this kind).
+(b) authsvc: LDAPLoginBackend.authenticate (authsvc.ldap: escaped filter, pooled service and
+    bind connections, result checks, failover plumbing, group resolution), every login a
+    different user so that the group cache misses.
+(c) authsvc with group cache hits: the same users again within ldap.group_cache_ttl: user
+    search + bind, groups from the cache.
+(d) full POST /login (Flask test client): (c) + rate-limit rows in SQLite + an RS256 token.
+
+    .venv/bin/python bench/ldap_login.py [--users 1000] [--rounds 3]
+
+The ratio line is (b)/(a), the target is >= 0.7.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import ldap3
+
+from authsvc.app import create_app
+from authsvc.home import Home
+from authsvc.login.backends import LDAPLoginBackend
+from authsvc.services import Services
+from authsvc.settings import Settings
+from authsvc.setup import initialize_home
+from pki.clock import system_clock
+from tests.components.slapd import GROUPS_DN, PEOPLE_DN, SERVICE_DN, SERVICE_PASSWORD, Slapd
+from tests.ldap.fixtures import ENVIRON, ldap_service, ldap_settings
+
+
+def measure(login: Callable[[int], object], count: int) -> tuple[float, float]:
+    """(logins per second, p99 latency in ms) over `count` logins."""
+    latencies = []
+    started = time.perf_counter()
+    for i in range(count):
+        t0 = time.perf_counter()
+        login(i)
+        latencies.append(time.perf_counter() - t0)
+    elapsed = time.perf_counter() - started
+    return count / elapsed, statistics.quantiles(latencies, n=100)[98] * 1000
+
+
+def bare_loop(server: Slapd) -> Callable[[int], object]:
+    search = ldap3.Connection(
+        ldap3.Server(server.url, get_info=ldap3.NONE), SERVICE_DN, SERVICE_PASSWORD, auto_bind=True
+    )
+    binder = ldap3.Connection(ldap3.Server(server.url, get_info=ldap3.NONE))
+    binder.open()
+
+    def login(i: int) -> object:
+        uid = f"user{i % 1000:04d}"
+        search.search(PEOPLE_DN, f"(&(objectClass=inetOrgPerson)(uid={uid}))", attributes=["uid", "entryUUID"])
+        dn = search.response[0]["dn"]
+        assert binder.rebind(dn, f"{uid}-pw")
+        search.search(GROUPS_DN, f"(&(objectClass=groupOfNames)(member={dn}))", attributes=["cn"])
+        return [e["attributes"]["cn"] for e in search.response]
+
+    return login
+
+
+def authsvc_backend(server: Slapd, users: int) -> tuple[Callable[[int], object], Callable[[], None]]:
+    service = ldap_service(ldap_settings(server, pool_size=1), clock=system_clock)
+    backend = LDAPLoginBackend(service)
+
+    def login(i: int) -> object:
+        uid = f"user{i % users:04d}"
+        verdict = backend.authenticate(uid, f"{uid}-pw")
+        assert verdict.identity is not None
+        return verdict
+
+    return login, service.cache.clear
+
+
+def http_login(server: Slapd, root: Path) -> Callable[[int], object]:
+    settings = Settings.model_validate(
+        {
+            "ldap": ldap_settings(server, pool_size=1).model_dump(),
+            "login": {"backends": ["ldap"], "max_failures_per_address": 10**9},
+        }
+    )
+    initialize_home(root, Settings(), environ=ENVIRON)
+    home = Home(root, settings, root / "authsvc.yaml", system_clock, ENVIRON)
+    client = create_app(Services(home)).test_client()
+
+    def login(i: int) -> object:
+        uid = f"user{i % 1000:04d}"
+        auth = base64.b64encode(f"{uid}:{uid}-pw".encode()).decode()
+        response = client.post("/login", headers={"Authorization": f"Basic {auth}"})
+        assert response.status_code == 200, response.data
+        return response
+
+    return login
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, default=1000, help="bulk users (logins per round)")
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="bench-ldap-"))
+    with Slapd(bulk_users=args.users) as server:
+        bare = bare_loop(server)
+        ours, clear_cache = authsvc_backend(server, args.users)
+        bare(0), ours(0)  # connections open
+        rows: dict[str, list[tuple[float, float]]] = {"bare": [], "miss": [], "hit": []}
+        for _ in range(args.rounds):  # interleaved, so that load changes hit every row alike
+            rows["bare"].append(measure(bare, args.users))
+            clear_cache()
+            rows["miss"].append(measure(ours, args.users))
+            rows["hit"].append(measure(ours, args.users))
+        full = http_login(server, workdir / "home")
+        full(0)
+        rows["http"] = [measure(full, min(args.users, 300))]
+    shutil.rmtree(workdir, ignore_errors=True)
+
+    def best(name: str) -> tuple[float, float]:
+        rate = statistics.median(r for r, _ in rows[name])
+        p99 = statistics.median(p for _, p in rows[name])
+        return rate, p99
+
+    labels = {
+        "bare": "(a) bare ldap3 search + bind + group search",
+        "miss": "(b) authsvc LDAP login, group cache miss",
+        "hit": "(c) authsvc LDAP login, group cache hit",
+        "http": "(d) POST /login (rate limits + RS256 token)",
+    }
+    print(f"{'':48} {'logins/s':>10} {'p99 ms':>8}")
+    for name, label in labels.items():
+        rate, p99 = best(name)
+        print(f"{label:48} {rate:10.0f} {p99:8.2f}")
+    ratio = best("miss")[0] / best("bare")[0]
+    print(f"ratio (b)/(a): {ratio:.2f} (target >= 0.7); (c)/(a): {best('hit')[0] / best('bare')[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,85 @@
+"""Wall time of `authsvc login` answering from its cache, as a whole process, next to the bare
+interpreter and kubectl's own start, measured in the same run (interleaved rounds).
+
+kubectl runs the exec plugin before every command, so this is added to each `kubectl get`.
+Targets: <= 3x `python -c pass` and <= 1.5x `kubectl version --client`.
+
+    .venv/bin/python bench/login_startup.py [--rounds 40]
+
+The cache holds a valid token for the login URL, so no network is involved: this is the
+path `authsvc/cli/__init__.py` hands to authsvc.login.client before click is imported.
+For comparison it also times the same command through click (`authsvc --debug login ...`,
+which the fast path leaves to click).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+VENV_BIN = Path(sys.executable).parent
+LOGIN_URL = "https://authsvc.example.org:8443/login"
+
+
+def write_cache(cache_home: Path) -> None:
+    folder = cache_home / "authsvc"
+    folder.mkdir(parents=True, mode=0o700)
+    entry = {"token": "x" * 900, "expirationTimestamp": "2099-01-01T00:00:00Z", "expires": 4070908800.0}
+    document = {"version": 1, "servers": {LOGIN_URL: {"last_user": "alice", "tokens": {"alice": entry}}}}
+    (folder / "tokens.json").write_text(json.dumps(document))
+    (folder / "tokens.json").chmod(0o600)
+
+
+def wall_ms(command: list[str], env: dict[str, str]) -> float:
+    started = time.perf_counter()
+    result = subprocess.run(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False)
+    elapsed = (time.perf_counter() - started) * 1000
+    if result.returncode != 0:
+        raise SystemExit(f"{command[0]} failed: {result.stderr.decode()}")
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=40)
+    args = parser.parse_args()
+    kubectl = shutil.which("kubectl") or "/usr/bin/kubectl"
+    cache_home = Path(tempfile.mkdtemp(prefix="bench-login-"))
+    write_cache(cache_home)
+    env = {**os.environ, "XDG_CACHE_HOME": str(cache_home), "HOME": str(cache_home)}
+    login = [str(VENV_BIN / "authsvc"), "login", "--server", LOGIN_URL, "--username", "alice"]
+    commands = {
+        "python -c pass": [sys.executable, "-c", "pass"],
+        "kubectl version --client": [kubectl, "version", "--client"],
+        "authsvc login (cached)": login,
+        "authsvc --debug login (through click)": [login[0], "--debug", *login[1:]],
+    }
+    timings: dict[str, list[float]] = {name: [] for name in commands}
+    for command in commands.values():  # warm the page cache and .pyc files
+        wall_ms(command, env)
+    for _ in range(args.rounds):
+        for name, command in commands.items():
+            timings[name].append(wall_ms(command, env))
+    shutil.rmtree(cache_home, ignore_errors=True)
+
+    median = {name: statistics.median(values) for name, values in timings.items()}
+    print(f"{'':40} {'median ms':>10} {'p90 ms':>8}")
+    for name, values in timings.items():
+        print(f"{name:40} {median[name]:10.1f} {statistics.quantiles(values, n=10)[8]:8.1f}")
+    cached = median["authsvc login (cached)"]
+    print(
+        f"authsvc login / python -c pass: {cached / median['python -c pass']:.2f} (target <= 3); "
+        f"/ kubectl version --client: {cached / median['kubectl version --client']:.2f} (target <= 1.5)"
+    )
+
+
+if __name__ == "__main__":
+    main()
