@@ -28,7 +28,10 @@ def parse_duration(text: str) -> dt.timedelta:
 
 
 def format_duration(delta: dt.timedelta) -> str:
-    """Format like kubeadm's RESIDUAL TIME column: `364d`, `23h`, `59m`, `0s`; negative as `<invalid>`."""
+    """Compact form for messages: `400d`, `2y`, `23h`; negative as `<invalid>`.
+
+    kubeadm's RESIDUAL TIME column has its own rules: see pki.expiration.residual_time.
+    """
     seconds = int(delta.total_seconds())
     if seconds < 0:
         return "<invalid>"

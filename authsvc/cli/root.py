@@ -111,7 +111,10 @@ def run_cli(argv: list[str] | None = None) -> None:
     """The click command line (authsvc.cli.main calls it): 0 success, 1 explained failure, 2 bad usage."""
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:
-        cli.main(args=argv, prog_name="authsvc", standalone_mode=False)
+        # Without standalone mode click returns ctx.exit(n)'s code instead of raising.
+        code = cli.main(args=argv, prog_name="authsvc", standalone_mode=False)
+        if isinstance(code, int) and code != 0:
+            sys.exit(code)
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)
     except click.Abort:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from authsvc.settings.types import Duration, Section
-from pki.policy import SigningPolicy
-from pki.tokens.config import TokenConfig
+
+if TYPE_CHECKING:
+    from pki.policy import SigningPolicy
+    from pki.tokens.config import TokenConfig
 
 
 class TokenSettings(Section):
@@ -40,6 +42,9 @@ class TokenSettings(Section):
     webhook_service_accounts: bool = True
 
     def to_config(self, policy: SigningPolicy | None = None) -> TokenConfig:
+        # Imported here: loading the settings (e.g. for `authsvc login`) must not load the token stack.
+        from pki.tokens.config import TokenConfig
+
         return TokenConfig(
             issuer=self.issuer,
             algorithm=self.algorithm,

@@ -41,6 +41,11 @@ def _install(state: BlueprintSetupState) -> None:
     install(services_of(app), LoginMetrics(metrics.registry, metrics.backend_error))
 
 
+@blueprint.route("/login", methods=["GET", "PUT", "PATCH", "DELETE"])
+def wrong_method() -> Response:
+    return _json(405, {"error": "use POST with HTTP Basic credentials"}, {"Allow": "POST"})
+
+
 @blueprint.post("/login")
 def login() -> Response:
     service = install(services_of(current_app)).service

@@ -271,7 +271,12 @@ def _bootstrap_rbac(cluster: E2ECluster) -> None:
     assert as_super_admin.ok, as_super_admin.describe()
     reader = eventually(
         lambda: cluster.kubectl(
-            cluster.admin_kubeconfig, "create", "clusterrole", NAMESPACE_READER, "--verb=get,list", "--resource=namespaces"
+            cluster.admin_kubeconfig,
+            "create",
+            "clusterrole",
+            NAMESPACE_READER,
+            "--verb=get,list",
+            "--resource=namespaces",
         ),
         lambda r: r.ok,
     )

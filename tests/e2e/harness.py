@@ -39,8 +39,7 @@ def child_env(extra: Mapping[str, str] | None = None, *, home_dir: Path | None =
     env = {
         k: v
         for k, v in os.environ.items()
-        if k.lower() not in ("http_proxy", "https_proxy", "all_proxy", "kubeconfig")
-        and not k.startswith("AUTHSVC_")
+        if k.lower() not in ("http_proxy", "https_proxy", "all_proxy", "kubeconfig") and not k.startswith("AUTHSVC_")
     }
     env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
     env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '/usr/bin:/bin')}"
@@ -65,7 +64,9 @@ class Result:
         return self.code == 0
 
     def describe(self) -> str:
-        return f"$ {' '.join(self.args)}\nexit {self.code}\nstdout: {self.stdout.strip()}\nstderr: {self.stderr.strip()}"
+        return (
+            f"$ {' '.join(self.args)}\nexit {self.code}\nstdout: {self.stdout.strip()}\nstderr: {self.stderr.strip()}"
+        )
 
 
 def run(args: Sequence[str], *, env: Mapping[str, str], timeout: float = 60.0, input: str | None = None) -> Result:
@@ -132,7 +133,14 @@ class AuthsvcServer:
 
     def start(self, context: ssl.SSLContext) -> None:
         """Start it and wait until GET /healthz answers 200 over mTLS with `context`."""
-        args = [str(AUTHSVC), f"--home={self.cli.home}", "serve", f"--bind={self.bind}", "--workers=1", *self.extra_args]
+        args = [
+            str(AUTHSVC),
+            f"--home={self.cli.home}",
+            "serve",
+            f"--bind={self.bind}",
+            "--workers=1",
+            *self.extra_args,
+        ]
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 args,
@@ -146,7 +154,9 @@ class AuthsvcServer:
 
     def _wait_healthy(self, context: ssl.SSLContext) -> None:
         assert self.process is not None
-        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=context))
+        opener = urllib.request.build_opener(
+            urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=context)
+        )
         deadline = time.monotonic() + SERVE_START_TIMEOUT
         last = "no answer yet"
         while time.monotonic() < deadline:

@@ -32,7 +32,7 @@ def issue_cert_kubeconfig(cluster: E2ECluster, user: str, *groups: str) -> Path:
 def test_issued_cert_lists_namespaces_once_its_group_is_bound(cluster: E2ECluster) -> None:
     alice = issue_cert_kubeconfig(cluster, "alice", "dev")
     unbound = cluster.kubectl(alice, "get", "namespaces")
-    assert not unbound.ok and f'User "alice" cannot list resource "namespaces"' in unbound.stderr, unbound.describe()
+    assert not unbound.ok and 'User "alice" cannot list resource "namespaces"' in unbound.stderr, unbound.describe()
 
     cluster.bind("e2e:dev-reads-namespaces", group="dev")
 
@@ -61,7 +61,9 @@ def test_cert_from_another_ca_is_unauthorized(cluster: E2ECluster) -> None:
     cert = other_ca.issue(subject=user_subject("alice", ["dev"]), public_key=key.public_key(), profile=CLIENT, now=now)
     cert_file = write_certificates(cluster.path("forged-alice.crt"), [cert])
     key_file = write_private_key(cluster.path("forged-alice.key"), key)
-    forged = write_kubeconfig(cluster.path("forged-alice.kubeconfig"), cluster.server, cluster.ca_file, cert_file, key_file)
+    forged = write_kubeconfig(
+        cluster.path("forged-alice.kubeconfig"), cluster.server, cluster.ca_file, cert_file, key_file
+    )
     cluster.bind("e2e:forged-alice-check", user="alice")
 
     result = cluster.kubectl(forged, "get", "namespaces")

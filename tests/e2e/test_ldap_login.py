@@ -21,7 +21,6 @@ from tests.components.slapd import CAROL, GROUPS_DN, PEOPLE_DN, SERVICE_DN, SERV
 from tests.components.support import free_port, require_binary
 from tests.e2e.cluster import E2ECluster
 from tests.e2e.harness import AuthsvcServer, eventually
-from tests.e2e.known_bugs import USER_TOKEN_AUDIENCE
 
 LDAP_GROUP = "ops"  # carol's directory group (direct member)
 
@@ -79,7 +78,6 @@ def login_env(cluster: E2ECluster, name: str, user: str, password: str) -> dict[
     return {"AUTHSVC_USERNAME": user, "AUTHSVC_PASSWORD": password, "XDG_CACHE_HOME": str(cache)}
 
 
-@USER_TOKEN_AUDIENCE
 def test_exec_kubeconfig_logs_in_through_ldap_and_is_group_bound(cluster: E2ECluster, login_url: str) -> None:
     kubeconfig = exec_kubeconfig(cluster, CAROL.uid, "carol-exec")
     plugin_args = cluster.kubectl(kubeconfig, "config", "view", "-o", "jsonpath={.users[0].user.exec.args}").stdout

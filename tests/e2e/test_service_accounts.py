@@ -37,7 +37,9 @@ def service_account(cluster: E2ECluster) -> tuple[str, str]:
 
 
 def authsvc_sa_token(cluster: E2ECluster, name: str, uid: str, *extra: str, now: str | None = None) -> str:
-    out = cluster.authsvc.ok("token", "create", "-n", NAMESPACE, "--serviceaccount", name, "--uid", uid, *extra, now=now)
+    out = cluster.authsvc.ok(
+        "token", "create", "-n", NAMESPACE, "--serviceaccount", name, "--uid", uid, *extra, now=now
+    )
     return out.strip()
 
 

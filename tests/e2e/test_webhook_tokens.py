@@ -17,7 +17,6 @@ from pathlib import Path
 
 from tests.e2e.cluster import STATIC_GROUP, STATIC_TOKEN, STATIC_USER, E2ECluster
 from tests.e2e.harness import Result, eventually
-from tests.e2e.known_bugs import USER_TOKEN_AUDIENCE
 
 UNAUTHORIZED = "(Unauthorized)"
 # kube-apiserver's success cache (10 s) + tokens.cache_refresh (1 s) + margin.
@@ -91,7 +90,6 @@ def test_bootstrap_token_with_wrong_secret_or_deleted_is_unauthorized(cluster: E
     assert cluster.webhook_decisions(token)[-1]["decision"] == "deny"
 
 
-@USER_TOKEN_AUDIENCE
 def test_user_token_kubeconfig_works_until_revoked(cluster: E2ECluster) -> None:
     kubeconfig = cluster.path("dave.kubeconfig")
     cluster.authsvc.ok("issue", "dave", "-g", "token-team", "--mode", "token", "-o", str(kubeconfig))

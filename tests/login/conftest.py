@@ -37,9 +37,9 @@ MakeHome = Callable[..., Home]
 CHEAP_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def home_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One initialised home (CAs, signing key, database) per module, copied for each test."""
+    """One initialised home (CAs, signing key, database) per session, copied for each test."""
     root = tmp_path_factory.mktemp("login") / "template"
     home = initialize_home(root, Settings(), clock=FixedClock(dt.datetime.now(dt.UTC)), environ=ENVIRON).home
     admin = StaticUser(ADMIN.username, ADMIN.uid, ADMIN.groups, hash_password(ADMIN_PASSWORD, CHEAP_HASHER))

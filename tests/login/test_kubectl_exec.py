@@ -69,7 +69,7 @@ def _wait_healthy(url: str, context: ssl.SSLContext, process: subprocess.Popen[b
         if process.poll() is not None:
             raise RuntimeError(f"authsvc serve exited: {log.read_text()}")
         try:
-            with urllib.request.urlopen(f"{url}/healthz", context=context, timeout=2):  # noqa: S310
+            with urllib.request.urlopen(f"{url}/healthz", context=context, timeout=2):
                 return
         except OSError:
             time.sleep(0.1)
@@ -111,10 +111,10 @@ def test_kubectl_exec_plugin_token_authenticates_as_the_ldap_user(
 
 def _tokenreview(url: str, home: Home, token: str) -> dict[str, object]:
     review = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": {"token": token}}
-    request = urllib.request.Request(  # noqa: S310
+    request = urllib.request.Request(
         f"{url}/authenticate", data=json.dumps(review).encode(), headers={"Content-Type": "application/json"}
     )
     context = ssl.create_default_context(cafile=home.cert_path("ca"))
-    with urllib.request.urlopen(request, context=context, timeout=20) as response:  # noqa: S310
+    with urllib.request.urlopen(request, context=context, timeout=20) as response:
         status: dict[str, object] = json.loads(response.read())["status"]
     return status

@@ -80,6 +80,8 @@ def test_missing_or_malformed_authorization(client: FlaskClient) -> None:
     for headers in ({}, {"Authorization": "Bearer x"}, {"Authorization": "Basic !!!"}, {"Authorization": "Basic"}):
         response = client.post("/login", headers=headers)
         assert response.status_code == 401 and "WWW-Authenticate" in response.headers
+    wrong = client.get("/login", headers=basic("alice", "alice-pw"))
+    assert wrong.status_code == 405 and wrong.headers["Allow"] == "POST" and wrong.json["error"]
 
 
 def test_static_users_file_backend(client: FlaskClient) -> None:
