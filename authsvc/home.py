@@ -128,7 +128,9 @@ class Home:
         certs = load_certificates(cert_file, what=f"{name} certificate")
         key = load_private_key(key_file, self.key_passphrase, what=f"{name} key")
         chain_file = pki_path(self.root, name, "chain.crt")
-        chain = tuple(load_certificates(chain_file)) if chain_file.exists() else tuple(certs[1:])
+        # After a root, the file holds other roots (a CA rollover's trust bundle), not its chain.
+        rest = tuple(certs[1:]) if certs[0].issuer != certs[0].subject else ()
+        chain = tuple(load_certificates(chain_file)) if chain_file.exists() else rest
         return CertificateAuthority.load(certs[0], key, chain)
 
     def issuer(self, ca_name: str = "ca") -> CertificateIssuer:

@@ -40,7 +40,7 @@ def write_cache(cache_home: Path) -> None:
 
 def wall_ms(command: list[str], env: dict[str, str]) -> float:
     started = time.perf_counter()
-    result = subprocess.run(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False)
+    result = subprocess.run(command, env=env, capture_output=True, check=False)
     elapsed = (time.perf_counter() - started) * 1000
     if result.returncode != 0:
         raise SystemExit(f"{command[0]} failed: {result.stderr.decode()}")

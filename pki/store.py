@@ -62,8 +62,9 @@ def atomic_write(path: Path, data: bytes, mode: int = KEY_MODE) -> Path:
 
 
 def atomic_write_many(files: Sequence[PendingFile]) -> list[Path]:
-    """Write each file atomically: all temp files are written and fsynced, then renamed, then each
-    directory is fsynced once (a key and its certificate cost one directory fsync, not two).
+    """Write each file atomically: all temp files are written, then fsynced, then renamed, then each
+    directory is fsynced once (a key and its certificate cost one directory fsync, not two; fsyncs
+    issued after all the writes let the file system commit them together).
 
     A failure before the renames leaves every old file intact and no temp file behind. Each file is
     replaced atomically; the set is not a transaction (a crash between two renames keeps the second
@@ -72,7 +73,9 @@ def atomic_write_many(files: Sequence[PendingFile]) -> list[Path]:
     staged: list[tuple[Path, Path]] = []
     try:
         for item in files:
-            staged.append((_stage(item), item.path))
+            staged.append((_write_temp(item), item.path))
+        for tmp, _ in staged:
+            _fsync_file(tmp)
         for tmp, path in staged:
             os.replace(tmp, path)  # noqa: PTH105 - tests inject a crash here
     except BaseException:
@@ -84,8 +87,8 @@ def atomic_write_many(files: Sequence[PendingFile]) -> list[Path]:
     return [path for _, path in staged]
 
 
-def _stage(item: PendingFile) -> Path:
-    """Write `item` to a fresh temp file beside its target and fsync it; return the temp path."""
+def _write_temp(item: PendingFile) -> Path:
+    """Write `item` to a fresh temp file beside its target, mode set before any byte; return its path."""
     ensure_dir(item.path.parent)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{item.path.name}.", suffix=".tmp", dir=item.path.parent)
     tmp = Path(tmp_name)
@@ -93,12 +96,18 @@ def _stage(item: PendingFile) -> Path:
         os.fchmod(fd, item.mode)
         with os.fdopen(fd, "wb") as handle:
             handle.write(item.data)
-            handle.flush()
-            os.fsync(handle.fileno())
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     return tmp
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def read_bytes(path: Path, *, what: str = "file") -> bytes:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,11 +23,20 @@ def clock() -> FixedClock:
     return FixedClock(dt.datetime.now(dt.UTC).replace(microsecond=0))
 
 
+@pytest.fixture(scope="session")
+def home_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One fully initialised home per session: `init` makes ~20 keys (RSA for kubeadm parity)."""
+    root = tmp_path_factory.mktemp("template") / "home"
+    initialize_home(root, Settings(), environ={})
+    return root
+
+
 @pytest.fixture
-def home(tmp_path: Path, clock: FixedClock) -> Home:
-    """A freshly initialised home (default settings) using the injected clock."""
-    ctx = initialize_home(tmp_path / "home", Settings(), clock=clock, environ={})
-    return ctx.home
+def home(tmp_path: Path, clock: FixedClock, home_template: Path) -> Home:
+    """A private copy of the initialised template home, using the injected clock."""
+    root = tmp_path / "home"
+    shutil.copytree(home_template, root)
+    return Home.open(root, clock=clock, environ={})
 
 
 @dataclass

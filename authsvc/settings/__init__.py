@@ -17,6 +17,7 @@ from authsvc.settings.database import DatabaseSettings
 from authsvc.settings.ldap import LDAPSettings
 from authsvc.settings.login import LoginSettings
 from authsvc.settings.pki import PKISettings
+from authsvc.settings.rotation import RotationSettings
 from authsvc.settings.server import ServerSettings
 from authsvc.settings.tokens import TokenSettings
 from authsvc.settings.types import Section
@@ -34,6 +35,7 @@ class Settings(Section):
     ldap: LDAPSettings = LDAPSettings()
     login: LoginSettings = LoginSettings()
     audit: AuditSettings = AuditSettings()
+    rotation: RotationSettings = RotationSettings()
 
 
 def format_validation_error(error: ValidationError, source: str) -> str:

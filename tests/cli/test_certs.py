@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from authsvc.cli.certs import REVOCATION_REASON_NAMES
 from authsvc.home import Home
 from authsvc.settings import Settings
-from authsvc.setup import cluster_ca_step, initialize_home, write_config_step
+from authsvc.setup import InitStep, cluster_ca_step, initialize_home, write_config_step
 from pki.ca import CertificateAuthority
 from pki.clock import FixedClock
 from pki.revocation import REVOCATION_REASONS
@@ -35,7 +35,7 @@ def openssl() -> Path:
 def home(tmp_path: Path, clock: FixedClock) -> Home:
     """A home with its config, inventory and cluster CA only: what `certs` and `crl` use. (The full
     `authsvc init` also builds kubeadm's tree, kubeconfigs and signing keys: seconds per test.)"""
-    steps = [write_config_step, cluster_ca_step]
+    steps: list[InitStep] = [write_config_step, cluster_ca_step]
     return initialize_home(tmp_path / "home", Settings(), clock=clock, environ={}, steps=steps).home
 
 
@@ -317,7 +317,8 @@ def test_passphrase_file_encrypts_keys_at_rest(tmp_path: Path, openssl: Path) ->
 def init_light(home: Path, pki: dict[str, object], environ: dict[str, str]) -> None:
     """Config + cluster CA only, through the init steps (the full tree is tested above)."""
     settings = Settings.model_validate({"pki": pki})
-    initialize_home(home, settings, environ=environ, steps=[write_config_step, cluster_ca_step])
+    steps: list[InitStep] = [write_config_step, cluster_ca_step]
+    initialize_home(home, settings, environ=environ, steps=steps)
 
 
 def test_passphrase_from_environment(tmp_path: Path) -> None:

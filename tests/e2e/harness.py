@@ -88,14 +88,29 @@ def eventually(attempt: Callable[[], T], done: Callable[[T], bool], timeout: flo
 
 @dataclass(frozen=True)
 class AuthsvcCli:
-    """`authsvc --home HOME ...` as a child process."""
+    """`authsvc --home HOME ...`: the real entry point (`authsvc.cli.main`), run in-process.
+
+    In-process, as tests/conftest.py's run_cli: each command still parses its arguments, opens
+    the home from disk and maps errors to exit codes exactly as the console script does, but
+    the imports are paid once (a cold `authsvc` process takes 0.5-4 s, mostly imports, on a
+    busy 2-core machine; the suite runs ~40 commands). `subprocess=True` runs the installed
+    console script instead. Processes that must be real are: `authsvc serve` (AuthsvcServer)
+    and `authsvc login`, which kubectl starts itself.
+    """
 
     home: Path
     env: Mapping[str, str]
+    subprocess: bool = False
 
     def __call__(self, *args: str, input: str | None = None, now: str | None = None) -> Result:
         clock = [f"--now={now}"] if now is not None else []
-        return run([str(AUTHSVC), f"--home={self.home}", *clock, *args], env=self.env, input=input)
+        argv = [f"--home={self.home}", *clock, *args]
+        if self.subprocess:
+            return run([str(AUTHSVC), *argv], env=self.env, input=input)
+        from tests.conftest import run_cli
+
+        result = run_cli(argv, input=input)
+        return Result(("authsvc", *argv), result.exit_code, result.stdout, result.stderr)
 
     def ok(self, *args: str, input: str | None = None, now: str | None = None) -> str:
         """Run it, fail the test with its output unless it exits 0; return stdout."""

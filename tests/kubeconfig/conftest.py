@@ -19,11 +19,9 @@ from authsvc.home import Home
 from authsvc.settings import Settings
 from authsvc.setup import initialize_home
 from pki.clock import FixedClock
-from pki.names import SubjectAltNames
-from pki.profiles import SERVER
-from pki.store import atomic_write
 from tests.components.support import require_binary
 from tests.kubeconfig.tls_server import VersionServer
+from tests.login.login_server import serving_files as make_serving_files
 
 VENV_BIN = Path(sys.executable).parent
 
@@ -89,13 +87,7 @@ def kubectl(tmp_path: Path) -> Kubectl:
 @pytest.fixture
 def serving_files(home: Home, tmp_path: Path) -> tuple[Path, Path]:
     """A serving certificate for 127.0.0.1 from the cluster CA, as kube-apiserver would have."""
-    issued = home.issuer().create(
-        "kube-apiserver", profile=SERVER, sans=SubjectAltNames.parse(["IP:127.0.0.1", "DNS:localhost"])
-    )
-    cert, key = tmp_path / "apiserver.crt", tmp_path / "apiserver.key"
-    atomic_write(cert, issued.cert_pem, 0o644)
-    atomic_write(key, issued.key_pem(), 0o600)
-    return cert, key
+    return make_serving_files(home, tmp_path)
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -109,12 +110,12 @@ def test_kubectl_exec_plugin_token_authenticates_as_the_ldap_user(
     assert _tokenreview(authsvc_serve, served_home, token[:-2] + "xx")["authenticated"] is False
 
 
-def _tokenreview(url: str, home: Home, token: str) -> dict[str, object]:
+def _tokenreview(url: str, home: Home, token: str) -> dict[str, Any]:
     review = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": {"token": token}}
     request = urllib.request.Request(
         f"{url}/authenticate", data=json.dumps(review).encode(), headers={"Content-Type": "application/json"}
     )
     context = ssl.create_default_context(cafile=home.cert_path("ca"))
     with urllib.request.urlopen(request, context=context, timeout=20) as response:
-        status: dict[str, object] = json.loads(response.read())["status"]
+        status: dict[str, Any] = json.loads(response.read())["status"]
     return status

@@ -68,8 +68,7 @@ def test_the_window_ends_and_a_success_clears_the_user_only(engines: tuple[Engin
 def test_concurrent_failures_are_all_counted(engines: tuple[Engine, Engine], clock: FixedClock) -> None:
     limiters = [_limiter(engine, clock, per_user=1000) for engine in engines]
     threads = [
-        threading.Thread(target=lambda lim=lim: [lim.record_failure("eve", "") for _ in range(20)])  # type: ignore[misc]
-        for lim in limiters
+        threading.Thread(target=lambda lim=lim: [lim.record_failure("eve", "") for _ in range(20)]) for lim in limiters
     ]
     for thread in threads:
         thread.start()

@@ -118,7 +118,7 @@ def test_csr_extensions_are_not_copied(
         .subject_name(user_subject("carol", ("dev",)))
         .add_extension(x509.KeyUsage(True, True, True, True, True, True, True, False, False), critical=True)
         .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.CODE_SIGNING]), critical=False)
-        .sign(key, hashes.SHA256())  # type: ignore[arg-type]
+        .sign(key, hashes.SHA256())
     )
     cert = issuer.sign_csr(csr.public_bytes(Encoding.PEM), profile=CLIENT).certificate
     usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-import pki.store
 from pki.keys import generate_private_key, load_private_key_pem
 from pki.store import (
     CERT_MODE,
@@ -41,7 +40,7 @@ def mode_of(path: Path) -> int:
 
 def test_crash_between_write_and_rename_keeps_the_old_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     target = atomic_write(tmp_path / "ca.key", b"old key", KEY_MODE)
-    monkeypatch.setattr(pki.store.os, "replace", _crash)
+    monkeypatch.setattr("pki.store.os.replace", _crash)
     with pytest.raises(InjectedCrash):
         atomic_write(target, b"new key", KEY_MODE)
     assert target.read_bytes() == b"old key"
@@ -50,7 +49,7 @@ def test_crash_between_write_and_rename_keeps_the_old_file(tmp_path: Path, monke
 
 def test_crash_in_a_batch_keeps_every_old_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     key, cert = atomic_write(tmp_path / "a.key", b"k1"), atomic_write(tmp_path / "a.crt", b"c1", CERT_MODE)
-    monkeypatch.setattr(pki.store.os, "replace", _crash)
+    monkeypatch.setattr("pki.store.os.replace", _crash)
     with pytest.raises(InjectedCrash):
         atomic_write_many([PendingFile(key, b"k2", KEY_MODE), PendingFile(cert, b"c2", CERT_MODE)])
     assert (key.read_bytes(), cert.read_bytes()) == (b"k1", b"c1")
@@ -58,7 +57,7 @@ def test_crash_in_a_batch_keeps_every_old_file(tmp_path: Path, monkeypatch: pyte
 
 
 def test_crash_while_writing_leaves_no_temp_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(pki.store.os, "fsync", _crash)
+    monkeypatch.setattr("pki.store.os.fsync", _crash)
     with pytest.raises(InjectedCrash):
         atomic_write(tmp_path / "new.key", b"secret")
     assert list(tmp_path.iterdir()) == []

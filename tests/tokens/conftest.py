@@ -1,12 +1,10 @@
-"""Fixtures for the token tests: a home with only what tokens need (config, schema, sa.key)."""
+"""Fixtures for the token tests: the shared initialised home, smaller homes with other `tokens:` settings."""
 
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import hashlib
 import json
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -29,21 +27,10 @@ def make_home(root: Path, clock: FixedClock, settings: Settings | None = None) -
     return initialize_home(root, settings or Settings(), clock=clock, environ={}, steps=TOKEN_STEPS).home
 
 
-@pytest.fixture(scope="session")
-def token_home_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Made once per session (schema migration and an RSA key take ~0.6 s); copied per test."""
-    root = tmp_path_factory.mktemp("template") / "home"
-    home = make_home(root, FixedClock(dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(minutes=5)))
-    home.engine.dispose()  # the last connection checkpoints the WAL: the copies are self-contained
-    return root
-
-
 @pytest.fixture
-def token_home(tmp_path: Path, clock: FixedClock, token_home_template: Path) -> Home:
-    """An initialised home holding pki/sa.key (RS256) and the token tables, on the injected clock."""
-    root = tmp_path / "home"
-    shutil.copytree(token_home_template, root)
-    return Home.open(root, clock=clock, environ={})
+def token_home(home: Home) -> Home:
+    """A copy of the session's initialised home: pki/sa.key (RS256) active, on the injected clock."""
+    return home
 
 
 @pytest.fixture

@@ -15,11 +15,12 @@ from authsvc.errors import HomeError
 from authsvc.home import Home
 from authsvc.settings import Settings
 from authsvc.setup import InitContext, initialize_home
-from authsvc.tokens import signing_key_step
+from authsvc.tokens import signing_key_files, signing_key_step
 from pki.clock import FixedClock
 from pki.errors import KeyUnavailable, PolicyError, TokenRejected
 from pki.keys import load_private_key_pem
-from pki.tokens import KeyState
+from pki.tokens import KeyState, SigningKeyStore, TokenService
+from pki.tokens.ledger import TokenLedger
 from tests.components.support import require_binary
 from tests.tokens.conftest import TOKEN_STEPS, Monotonic, independent_kid, make_home, replica
 
@@ -157,8 +158,11 @@ def test_token_without_kid_verifies_like_older_apiservers(token_home: Home, cloc
     assert token_home.token_service.verify(jwt.encode(claims, key, algorithm="RS256")).subject.endswith(":ci:x")
 
 
-def test_issued_tokens_are_recorded(token_home: Home) -> None:
-    service = token_home.token_service
-    issued = {service.issue_user_token(f"user{i}").jti for i in range(300)}  # more than one batch
-    listed = {t.jti for t in service.tokens()}
-    assert issued <= listed
+def test_issued_tokens_are_recorded_in_batches(token_home: Home, clock: FixedClock) -> None:
+    store = SigningKeyStore(token_home.engine)
+    service = TokenService(
+        store, signing_key_files(token_home), token_home.token_service.config, clock, ledger=TokenLedger(store, batch=8)
+    )
+    issued = [service.issue_user_token(f"user{i}").jti for i in range(20)]  # 1 at once, then batches of 8
+    assert {t.jti for t in store.tokens()} >= set(issued[:17])  # written without a flush
+    assert {t.jti for t in service.tokens()} == set(issued)  # tokens() flushes the rest

@@ -1,0 +1,407 @@
+"""`authsvc rotate`: run the plan of pki/rotation_plan.py on a home, under a lock, crash-safely.
+
+Every change is written beside the file it replaces and renamed over it (pki.store), after a
+copy of the old file went to backups/<time>/. The inventory is written after the files, so a
+run that dies anywhere leaves files that are newer than the inventory at worst; the next run
+sees a file whose serial is not the row's, records what the file holds, and carries on from
+there. Renewals are done in chunks (one directory sync and one transaction per chunk) and the
+rows to renew are streamed, so 10,000 renewals take about the memory of one chunk.
+
+Each action is independent: one that fails is reported (exit 1) and the others still run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import stat
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.serialization import Encoding
+from sqlalchemy import delete
+
+from authsvc.home import Home
+from authsvc.kubeconfig import b64, dump_kubeconfig, load_kubeconfig, write_kubeconfig
+from authsvc.rotate_facts import (
+    CA_PROFILES,
+    CertTarget,
+    cert_target,
+    current_entries,
+    decoded,
+    gather_facts,
+    kubeconfig_targets,
+    rotation_policy,
+)
+from authsvc.rotate_lock import rotation_lock
+from authsvc.rotate_report import RotationAudit, RunRecord, next_expiry, record_run, write_textfile
+from pki.ca import CertificateAuthority
+from pki.errors import NotFoundError, StoreError
+from pki.expiration import renew_certificate
+from pki.inventory import CertificateRow, CertRecord, serial_hex
+from pki.keys import private_key_to_pem
+from pki.rotation_plan import (
+    Action,
+    AdvanceSigningKey,
+    CertFact,
+    NeedsHuman,
+    PruneInventory,
+    RefreshCRL,
+    RenewCertificate,
+    RepairSigningKeys,
+    RotationPolicy,
+    SyncKubeconfig,
+    is_due,
+    plan_rotation,
+)
+from pki.store import CERT_MODE, PendingFile, atomic_write_many, load_certificates, load_private_key
+from pki.tokens.signing_keys import KeyState, SigningKeyStore
+
+CHUNK = 256  # renewals written per directory sync and per transaction
+MAX_LISTED = 1000  # results kept for the report; beyond that only counted (memory stays flat)
+Hook = Callable[[Action], None]
+
+
+@dataclass(frozen=True, slots=True)
+class ActionResult:
+    action: Action
+    status: str  # planned | done | failed | needs-human
+    detail: str = ""
+
+    def as_dict(self) -> dict[str, str]:
+        return {
+            "kind": self.action.kind,
+            "target": self.action.target,
+            "status": self.status,
+            "reason": self.action.reason,
+            "detail": self.detail,
+        }
+
+
+@dataclass
+class RotationReport:
+    started_at: dt.datetime
+    dry_run: bool = False
+    counts: Counter[str] = field(default_factory=Counter)
+    results: list[ActionResult] = field(default_factory=list)
+    finished_at: dt.datetime | None = None
+    next_expiry: dt.datetime | None = None
+
+    def add(self, result: ActionResult) -> None:
+        if result.status != "needs-human":
+            self.counts["planned"] += 1
+        self.counts[result.status.replace("-", "_")] += 1
+        if len(self.results) < MAX_LISTED:
+            self.results.append(result)
+
+    @property
+    def exit_code(self) -> int:
+        """0 all well, 1 something failed, 3 a human must act."""
+        return 1 if self.counts["failed"] else 3 if self.counts["needs_human"] else 0
+
+    def summary(self) -> dict[str, int]:
+        return {name: self.counts[name] for name in ("planned", "done", "failed", "needs_human")}
+
+    def as_dict(self) -> dict[str, Any]:
+        listed = len(self.results)
+        total = self.counts["planned"] + self.counts["needs_human"]
+        return {
+            "dryRun": self.dry_run,
+            "startedAt": self.started_at.isoformat(),
+            "summary": self.summary(),
+            "exitCode": self.exit_code,
+            "nextExpiry": self.next_expiry.isoformat() if self.next_expiry else None,
+            "actions": [r.as_dict() for r in self.results],
+            "actionsNotListed": total - listed,
+        }
+
+
+def rotate(
+    home: Home,
+    *,
+    dry_run: bool = False,
+    renew_before: dt.timedelta | None = None,
+    hook: Hook | None = None,
+    chunk: int = CHUNK,
+) -> RotationReport:
+    """One run: plan, then (unless `dry_run`) do it under the lock. `hook` runs after each action
+    (tests inject crashes there). Raises LockBusy when another run holds the lock too long."""
+    policy = rotation_policy(home.settings, renew_before)
+    if dry_run:
+        now = home.clock()
+        report = RotationReport(now, dry_run=True)
+        for action in plan_rotation(gather_facts(home, now, policy), policy):
+            report.add(ActionResult(action, "needs-human" if isinstance(action, NeedsHuman) else "planned"))
+        return report
+    settings = home.settings.rotation
+    with rotation_lock(home.root, home.engine, home.database_url, settings.lock_timeout):
+        now = home.clock()
+        report = RotationReport(now)
+        executor = Executor(home, now, policy, report, hook=hook, chunk=chunk)
+        try:
+            for action in plan_rotation(gather_facts(home, now, policy), policy):
+                executor.submit(action)
+            executor.flush()
+        finally:
+            executor.audit.close()
+        report.finished_at, report.next_expiry = home.clock(), next_expiry(home.engine)
+        run = RunRecord(now, report.finished_at, report.exit_code, report.summary(), report.next_expiry)
+        record_run(home.engine, run, keep=settings.history)
+        if settings.textfile:
+            write_textfile(home.root / settings.textfile, home.engine)
+    return report
+
+
+class Backups:
+    """Copies of what a run replaces, under backups/<time>/ (a file's first copy in a run wins)."""
+
+    def __init__(self, home: Home, now: dt.datetime) -> None:
+        self.home_root = home.root
+        self.root = home.backups_dir / now.strftime("%Y%m%dT%H%M%SZ")
+
+    def keep(self, paths: Iterable[Path]) -> None:
+        copies = []
+        for path in paths:
+            inside = path.is_relative_to(self.home_root)
+            relative = path.relative_to(self.home_root) if inside else Path("external", *path.parts[1:])
+            target = self.root / relative
+            if path.is_file() and not target.exists():
+                copies.append(PendingFile(target, path.read_bytes(), stat.S_IMODE(path.stat().st_mode)))
+        atomic_write_many(copies)
+
+
+@dataclass(frozen=True, slots=True)
+class _Renewal:
+    action: RenewCertificate
+    target: CertTarget
+    new: x509.Certificate
+    replaces: tuple[str, ...]  # serials this renewal supersedes
+
+
+class Executor:
+    """Runs actions one by one (renewals a chunk at a time), recording a result for each."""
+
+    def __init__(
+        self, home: Home, now: dt.datetime, policy: RotationPolicy, report: RotationReport, *,
+        hook: Hook | None = None, chunk: int = CHUNK,
+    ) -> None:  # fmt: skip
+        self.home, self.now, self.policy, self.report = home, now, policy, report
+        self.hook, self.chunk = hook, chunk
+        self.audit = RotationAudit(home.settings.audit, home.root)
+        self.backups = Backups(home, now)
+        self._pending: list[RenewCertificate] = []
+        self._cas: dict[str, CertificateAuthority] = {}
+
+    def submit(self, action: Action) -> None:
+        if isinstance(action, RenewCertificate):
+            self._pending.append(action)
+            if len(self._pending) >= self.chunk:
+                self.flush()
+            return
+        self.flush()
+        if isinstance(action, NeedsHuman):
+            self._result(action, "needs-human")
+            return
+        try:
+            detail = self._run(action)
+        except Exception as e:  # one failed action must not stop the others
+            self._result(action, "failed", _one_line(e))
+        else:
+            self._result(action, "done", detail)
+
+    def _run(self, action: Action) -> str:
+        if isinstance(action, AdvanceSigningKey | RepairSigningKeys):
+            return self._signing_key(action)
+        if isinstance(action, SyncKubeconfig):
+            return sync_kubeconfig(self.home, Path(action.path), self.backups)
+        if isinstance(action, RefreshCRL):
+            return self._crl(action)
+        if isinstance(action, PruneInventory):
+            return self._prune(action)
+        raise TypeError(f"no executor for {type(action).__name__}")
+
+    def _result(self, action: Action, status: str, detail: str = "", **extra: Any) -> None:
+        self.report.add(ActionResult(action, status, detail))
+        if status in ("done", "failed"):
+            fields = {"action": action.kind, "target": action.target, "result": status, "detail": detail, **extra}
+            self.audit.event(self.now, fields)
+        if self.hook is not None:
+            self.hook(action)
+
+    # --- renewals ----------------------------------------------------------------------------
+
+    def ca(self, name: str) -> CertificateAuthority:
+        if name not in self._cas:
+            self._cas[name] = self.home.load_ca(name)
+        return self._cas[name]
+
+    def flush(self) -> None:
+        """Renew the pending chunk: backups, then every file, then one inventory transaction."""
+        chunk, self._pending = self._pending, []
+        ready: list[_Renewal] = []
+        for action in chunk:
+            try:
+                renewal = self._prepare(action)
+            except Exception as e:
+                self._result(action, "failed", _one_line(e))
+                continue
+            if renewal is not None:
+                ready.append(renewal)
+        if not ready:
+            return
+        try:
+            self.backups.keep(r.target.path for r in ready)
+            self._write(ready)
+            self.home.inventory.add([self._record(r.new, r.action) for r in ready])
+            self.home.inventory.mark_superseded([s for r in ready for s in r.replaces])
+        except Exception as e:
+            for renewal in ready:
+                self._result(renewal.action, "failed", _one_line(e))
+            return
+        for r in ready:
+            expires = f"{r.new.not_valid_after_utc:%Y-%m-%dT%H:%M:%SZ}"
+            self._result(
+                r.action, "done", f"serial {r.new.serial_number:x}, expires {expires}",
+                serial=format(r.new.serial_number, "x"), replaces=list(r.replaces),
+            )  # fmt: skip
+
+    def _prepare(self, action: RenewCertificate) -> _Renewal | None:
+        """The renewal of what the file holds now (which a crashed run may have renewed already)."""
+        target = cert_target(self.home, action.name)
+        current = read_certificate(target)
+        serial = serial_hex(current.serial_number)
+        replaces = (serial,) if serial == action.serial else (action.serial, serial)
+        ca = self.ca(action.ca)
+        if serial != action.serial:
+            self._adopt(action, current)
+            if not self._needs_renewal(action, current, ca):
+                self.home.inventory.mark_superseded([action.serial])
+                self._result(action, "done", f"the inventory caught up with {target.path.name} (serial {serial})")
+                return None
+        new = renew_certificate(current, ca, now=self.now, lifetime=target.lifetime)
+        return _Renewal(action, target, new, replaces)
+
+    def _needs_renewal(self, action: RenewCertificate, cert: x509.Certificate, ca: CertificateAuthority) -> bool:
+        if action.reissue:
+            return not issued_by(cert, ca.certificate)
+        fact = CertFact(action.name, action.ca, "", cert.not_valid_before_utc, cert.not_valid_after_utc)
+        return is_due(fact, self.now, self.policy.renew_before)
+
+    def _adopt(self, action: RenewCertificate, cert: x509.Certificate) -> None:
+        """Record a certificate a crashed run wrote to the file but not to the inventory."""
+        try:
+            self.home.inventory.get(serial_hex(cert.serial_number))
+        except NotFoundError:
+            self.home.inventory.add([self._record(cert, action)])
+
+    def _record(self, cert: x509.Certificate, action: RenewCertificate) -> CertRecord:
+        return CertRecord.for_certificate(
+            cert, profile=action.profile, now=self.now, requester="rotate", name=action.name, ca_name=action.ca,
+            auto_renew=True,
+        )  # fmt: skip
+
+    def _write(self, renewals: list[_Renewal]) -> None:
+        files = []
+        for r in renewals:
+            pem = r.new.public_bytes(Encoding.PEM)
+            if r.target.in_kubeconfig:
+                write_embedded(self.home, r.target.path, r.action.ca, pem)
+            else:
+                rest = load_certificates(r.target.path)[1:]  # a chain after the leaf stays as it was
+                files.append(PendingFile(r.target.path, pem + b"".join(c.public_bytes(Encoding.PEM) for c in rest)))
+        atomic_write_many([PendingFile(f.path, f.data, CERT_MODE) for f in files])
+
+    # --- the other actions ---------------------------------------------------------------------
+
+    def _signing_key(self, action: AdvanceSigningKey | RepairSigningKeys) -> str:
+        service = self.home.token_service
+        files = service.files
+        self.backups.keep([files.active_key, files.next_key, files.public_bundle])
+        if isinstance(action, AdvanceSigningKey):
+            return service.rotate(action.phase).message
+        if action.what == "promote":
+            (active,) = SigningKeyStore(self.home.engine).keys([KeyState.ACTIVE])
+            files.load_active(active.kid)
+            return f"pki/sa.key now holds the active key {active.kid}"
+        service.invalidate()
+        files.write_bundle(service.public_keys_pem())
+        return f"rewrote {files.public_bundle.name} with {len(service.published_keys())} published keys"
+
+    def _crl(self, action: RefreshCRL) -> str:
+        from authsvc.revocation import current_crl, write_crl
+
+        self.backups.keep([self.home.root / "pki" / f"{action.ca}.crl"])
+        write_crl(self.home, action.ca)
+        next_update = current_crl(self.home, action.ca).next_update_utc
+        return f"pki/{action.ca}.crl re-signed, next update {next_update:%Y-%m-%dT%H:%M:%SZ}"
+
+    def _prune(self, action: PruneInventory) -> str:
+        query = delete(CertificateRow).where(
+            CertificateRow.not_after < action.before, CertificateRow.profile.not_in(CA_PROFILES)
+        )
+        with self.home.engine.begin() as connection:
+            certificates = connection.execute(query).rowcount
+        tokens = SigningKeyStore(self.home.engine).prune(action.before)
+        return f"forgot {certificates} certificate and {tokens} token records"
+
+
+# --- files ------------------------------------------------------------------------------------
+
+
+def read_certificate(target: CertTarget) -> x509.Certificate:
+    """The certificate in the target's file or embedded in its kubeconfig (StoreError when missing)."""
+    if not target.path.is_file():
+        raise StoreError(f"{target.path} does not exist: restore it from backups/ (or run `authsvc init`)")
+    if not target.in_kubeconfig:
+        return load_certificates(target.path)[0]
+    _, user = current_entries(load_kubeconfig(target.path), target.path)
+    data = decoded(user, "client-certificate-data")
+    if data is None:
+        raise StoreError(f"{target.path}: the current user has no embedded client certificate")
+    return x509.load_pem_x509_certificate(data)
+
+
+def write_embedded(home: Home, path: Path, ca: str, cert_pem: bytes) -> None:
+    """A kubeconfig's embedded client certificate replaced, and its CA data set to pki/<ca>.crt."""
+    config = load_kubeconfig(path)
+    cluster, user = current_entries(config, path)
+    user["client-certificate-data"] = b64(cert_pem)
+    cluster["certificate-authority-data"] = b64(home.cert_path(ca).read_bytes())
+    write_kubeconfig(path, config)
+
+
+def sync_kubeconfig(home: Home, path: Path, backups: Backups) -> str:
+    """Set a kubeconfig's CA data to pki/<ca>.crt (and, for the webhook's, its client certificate
+    and key to the files'); written only when something differs."""
+    target = next((t for t in kubeconfig_targets(home) if t.path == path or t.path == home.root / path), None)
+    if target is None:
+        raise StoreError(f"{path} is not a kubeconfig rotate keeps current")
+    config = load_kubeconfig(target.path)
+    before = dump_kubeconfig(config)
+    cluster, user = current_entries(config, target.path)
+    cluster["certificate-authority-data"] = b64(home.cert_path(target.ca).read_bytes())
+    if target.client_file and target.client_name:
+        user["client-certificate-data"] = b64(home.cert_path(target.client_name).read_bytes())
+        key = load_private_key(home.key_path(target.client_name), home.key_passphrase)
+        user["client-key-data"] = b64(private_key_to_pem(key))  # in clear: the API server cannot decrypt
+    if dump_kubeconfig(config) == before:
+        return "already current"
+    backups.keep([target.path])
+    write_kubeconfig(target.path, config)
+    return f"rewrote {target.path.name}"
+
+
+def issued_by(cert: x509.Certificate, ca: x509.Certificate) -> bool:
+    try:
+        cert.verify_directly_issued_by(ca)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split()) or type(error).__name__
