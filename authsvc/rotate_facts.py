@@ -155,8 +155,8 @@ def gather_facts(home: Home, now: dt.datetime, policy: RotationPolicy) -> Rotati
     return RotationFacts(
         now=now,
         cas=cas,
-        renewals=_stream(home.engine, _renewals_query(now + policy.renew_before)),
-        people=_stream(home.engine, _people_query(now, now + policy.renew_before)),
+        renewals=stream_facts(home.engine, _renewals_query(now + policy.renew_before)),
+        people=stream_facts(home.engine, _people_query(now, now + policy.renew_before)),
         keys=key_facts(home),
         crls=tuple(c for c in (crl_fact(home, ca.name) for ca in cas) if c is not None),
         kubeconfigs=tuple(kubeconfig_fact(home, t) for t in kubeconfig_targets(home)),
@@ -177,7 +177,7 @@ def ca_fact(home: Home, name: str) -> CAFact:
 
 
 # The columns a CertFact needs (whole rows would cost a JSON decode of groups and SANs each).
-_FACT_COLUMNS = (
+FACT_COLUMNS = (
     CertificateRow.name,
     CertificateRow.common_name,
     CertificateRow.auto_renew,
@@ -191,7 +191,7 @@ _FACT_COLUMNS = (
 
 def _renewals_query(until: dt.datetime) -> Any:
     return (
-        select(*_FACT_COLUMNS)
+        select(*FACT_COLUMNS)
         .where(CertificateRow.status == CertStatus.VALID.value, CertificateRow.auto_renew.is_(True))
         .where(CertificateRow.not_after <= until, CertificateRow.profile.not_in(CA_PROFILES))
         .order_by(CertificateRow.not_after, CertificateRow.serial)
@@ -200,7 +200,7 @@ def _renewals_query(until: dt.datetime) -> Any:
 
 def _people_query(now: dt.datetime, until: dt.datetime) -> Any:
     return (
-        select(*_FACT_COLUMNS)
+        select(*FACT_COLUMNS)
         .where(CertificateRow.status == CertStatus.VALID.value, CertificateRow.auto_renew.is_(False))
         .where(CertificateRow.not_after > now, CertificateRow.not_after <= until)
         .where(CertificateRow.profile.not_in(CA_PROFILES))
@@ -208,7 +208,7 @@ def _people_query(now: dt.datetime, until: dt.datetime) -> Any:
     )
 
 
-def _stream(engine: Engine, query: Any) -> Iterator[CertFact]:
+def stream_facts(engine: Engine, query: Any) -> Iterator[CertFact]:
     """Rows as CertFacts, STREAM_BATCH at a time; the query runs when the plan reaches it."""
     with engine.connect() as connection:
         for row in connection.execution_options(yield_per=STREAM_BATCH).execute(query):

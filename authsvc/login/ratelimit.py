@@ -60,8 +60,9 @@ class RateLimiter:
         self.clock = clock
         self.limits = {"user": user, "addr": address}
 
-    def check(self, username: str, address: str) -> None:
-        """Raise RateLimited when the user name or the client address is over its limit."""
+    def check(self, username: str, address: str) -> bool:
+        """Raise RateLimited when the user name or the client address is over its limit.
+        Returns whether the user name has failures on record (a success must clear them)."""
         now = self.clock()
         keys = self._keys(username, address)
         rows = self._rows([key for key, _ in keys])
@@ -73,6 +74,7 @@ class RateLimiter:
             if ends > now:
                 retry = max(1, math.ceil((ends - now).total_seconds()))
                 raise RateLimited(f"too many failed logins for this {_what(limit.kind)}: retry later", retry)
+        return keys[0][0] in rows
 
     def record_failure(self, username: str, address: str) -> None:
         now = self.clock()

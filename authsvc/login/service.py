@@ -67,7 +67,7 @@ class LoginService:
             self.on_result("refused")
             raise AuthenticationFailed(INVALID_CREDENTIALS)
         try:
-            self.limiter.check(username, address)
+            failures_on_record = self.limiter.check(username, address)
         except RateLimited:
             self.on_result("rate_limited")
             raise
@@ -77,7 +77,8 @@ class LoginService:
             self.on_result("refused")
             log.info("login refused: user %s from %s", _shown(username), address or "-")
             raise AuthenticationFailed(INVALID_CREDENTIALS)
-        self.limiter.record_success(username)
+        if failures_on_record:  # most logins have none: no write then
+            self.limiter.record_success(username)
         token, expires_at = self.issue(identity, self.token_ttl)
         self.on_result("ok")
         log.info(

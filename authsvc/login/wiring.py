@@ -78,6 +78,9 @@ class LoginMetrics:
 
 def install(services: Services, metrics: LoginMetrics | None = None) -> LoginComponents:
     """Build and register the login components once per Services (later calls return them)."""
+    existing = services.components.get(LOGIN_COMPONENT)
+    if isinstance(existing, LoginComponents):  # every /login request: no lock
+        return existing
     with _install_lock:
         existing = services.components.get(LOGIN_COMPONENT)
         if isinstance(existing, LoginComponents):

@@ -38,6 +38,9 @@ class RotationSettings(Section):
     # A CA that expires sooner than this needs a rollover (`authsvc ca rotate`): exit status 3.
     ca_warn_within: Duration = dt.timedelta(days=365)
     keys: KeyScheduleSettings = KeyScheduleSettings()
+    # `ca rotate --phase switch` refuses to run sooner than this after prepare (without --force):
+    # every API server, etcd member and kubeconfig must trust the new bundle before it signs.
+    ca_publish_before_switch: Duration = dt.timedelta(days=1)
     # Re-sign a CA's CRL (pki/<ca>.crl, when there is one) this long before its nextUpdate.
     crl_refresh_before: Duration = dt.timedelta(days=2)
     # Forget certificates and token records that expired longer ago than this.

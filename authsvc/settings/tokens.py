@@ -35,11 +35,12 @@ class TokenSettings(Section):
     retire_min_wait: Duration = dt.timedelta(hours=1)
     # How often a server re-reads signing keys and revocations from the (shared) inventory.
     cache_refresh: Duration = dt.timedelta(seconds=5)
-    # Whether the webhook's "authsvc" backend vouches for service-account tokens. Turn it off when
-    # kube-apiserver validates them natively (sa.pub in --service-account-key-file): it also checks
-    # that the service account (UID) and bound pod still exist, which the webhook cannot, so a token
-    # it refuses for a deleted pod would otherwise still be accepted through the webhook.
-    webhook_service_accounts: bool = True
+    # Whether the webhook's "authsvc" backend vouches for service-account tokens. Off by default:
+    # kube-apiserver validates them natively (sa.pub in --service-account-key-file) and also checks
+    # that the service account (UID) and bound pod still exist, which the webhook cannot; it then
+    # asks the webhook about the tokens it refused, so vouching here would let a token bound to a
+    # deleted pod back in. Turn on only for API servers that cannot be given sa.pub.
+    webhook_service_accounts: bool = False
 
     def to_config(self, policy: SigningPolicy | None = None) -> TokenConfig:
         # Imported here: loading the settings (e.g. for `authsvc login`) must not load the token stack.

@@ -22,6 +22,7 @@ import pytest
 from tests.components.postgres import Postgres
 from tests.components.support import free_port
 from tests.db.conftest import postgres_server  # noqa: F401  (the session's PostgreSQL)
+from tests.conftest import run_cli
 from tests.e2e.harness import AuthsvcCli, AuthsvcServer, child_env
 
 DATABASE_ENV = "AUTHSVC_DATABASE_URL"
@@ -37,12 +38,24 @@ tokens:
 """
 
 
+def authsvc(home: Path, database_url: str, *args: str) -> str:
+    """`authsvc --home HOME ARGS` in-process (the real entry point); fails the test unless it exits 0."""
+    result = run_cli(args, home=home, env={DATABASE_ENV: database_url})
+    assert result.exit_code == 0, f"authsvc {' '.join(args)}: exit {result.exit_code}\n{result.stderr}"
+    return result.stdout
+
+
 @dataclass
 class Replica:
     name: str
-    cli: AuthsvcCli
+    home: Path
+    database_url: str
     server: AuthsvcServer
     context: ssl.SSLContext
+
+    def cli(self, *args: str) -> str:
+        """The CLI on this replica's machine (its home, the shared database)."""
+        return authsvc(self.home, self.database_url, *args)
 
     def _open(self, request: urllib.request.Request | str) -> tuple[int, bytes]:
         opener = urllib.request.build_opener(
@@ -97,16 +110,17 @@ def replicas(
     home_a, home_b = root / "home-a", root / "home-b"
     home_a.mkdir()
     (home_a / "authsvc.yaml").write_text(CONFIG)
-    AuthsvcCli(home_a, env).ok("init")
+    authsvc(home_a, postgres_server.url, "init")
     shutil.copytree(home_a, home_b)  # the second machine: same PKI and config, same database
     started: list[Replica] = []
     try:
         for name, home in (("a", home_a), ("b", home_b)):
-            cli = AuthsvcCli(home, env)
+            # A real process (granian over TLS + mTLS); AuthsvcServer takes the home and env from this.
+            cli = AuthsvcCli(home, env, subprocess=True)
             server = AuthsvcServer(cli, f"127.0.0.1:{free_port()}", root / f"serve-{name}.log")
             context = client_context(home)
             server.start(context)
-            started.append(Replica(name, cli, server, context))
+            started.append(Replica(name, home, postgres_server.url, server, context))
         yield started[0], started[1]
     finally:
         for replica in started:

@@ -32,7 +32,7 @@ def authenticated(replica: Replica, token: str) -> Callable[[], dict[str, Any]]:
 
 def probe(replica: Replica, path: str, client: str = "authsvc/apiserver-webhook-client") -> int:
     """Exit status of probe.py against the replica, with the client certificate `client` from its home."""
-    pki = replica.cli.home / "pki"
+    pki = replica.home / "pki"
     port = replica.server.bind.rsplit(":", 1)[1]
     args = [f"--url=https://localhost:{port}", f"--ca={pki / 'ca.crt'}"]
     args += [f"--cert={pki / client}.crt", f"--key={pki / client}.key"]
@@ -48,15 +48,15 @@ def wait_for(replica: Replica, token: str, expected: bool) -> tuple[dict[str, An
 
 def test_token_revoked_with_the_cli_is_refused_by_both_replicas(replicas: tuple[Replica, Replica]) -> None:
     a, b = replicas
-    created = json.loads(a.cli.ok("token", "create", "-n", "ci", "--serviceaccount", "deployer", "-o", "json"))
+    created = json.loads(a.cli("token", "create", "-n", "ci", "--serviceaccount", "deployer", "-o", "json"))
     token, jti = created["token"], created["jti"]
-    other = json.loads(a.cli.ok("token", "create", "-n", "ci", "--serviceaccount", "builder", "-o", "json"))["token"]
+    other = json.loads(a.cli("token", "create", "-n", "ci", "--serviceaccount", "builder", "-o", "json"))["token"]
     for replica in (a, b):
         status = replica.review(token)
         assert status["authenticated"] is True, (replica.name, status)
         assert status["user"]["username"] == "system:serviceaccount:ci:deployer"
 
-    b.cli.ok("token", "revoke", jti, "--reason", "test")  # through the other machine's home
+    b.cli("token", "revoke", jti, "--reason", "test")  # through the other machine's home
     for replica in (a, b):
         status, took = wait_for(replica, token, False)
         assert status["authenticated"] is False, (replica.name, status)
@@ -67,7 +67,7 @@ def test_token_revoked_with_the_cli_is_refused_by_both_replicas(replicas: tuple[
 
 def test_bootstrap_token_created_on_one_is_accepted_by_the_other(replicas: tuple[Replica, Replica]) -> None:
     a, b = replicas
-    token = a.cli.ok("token", "bootstrap", "create", "--ttl", "1h").strip()
+    token = a.cli("token", "bootstrap", "create", "--ttl", "1h").strip()
     token_id = token.split(".")[0]
     status = b.review(token)
     assert status["authenticated"] is True, status
@@ -77,7 +77,7 @@ def test_bootstrap_token_created_on_one_is_accepted_by_the_other(replicas: tuple
     assert a.review(forged)["authenticated"] is False
     assert b.review(forged)["authenticated"] is False
 
-    b.cli.ok("token", "bootstrap", "delete", token_id)
+    b.cli("token", "bootstrap", "delete", token_id)
     status, _ = wait_for(a, token, False)
     assert status["authenticated"] is False
 
@@ -87,7 +87,7 @@ def test_postgres_down_fails_closed_and_both_recover_without_restart(
 ) -> None:
     a, b = replicas
     pids = (a.pid, b.pid)
-    token = a.cli.ok("token", "bootstrap", "create", "--ttl", "1h").strip()  # never reviewed: not cached
+    token = a.cli("token", "bootstrap", "create", "--ttl", "1h").strip()  # never reviewed: not cached
     assert [a.ready(), b.ready()] == [200, 200]
 
     postgres_server.stop()

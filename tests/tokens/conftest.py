@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import json
 from collections.abc import Callable
@@ -29,8 +30,13 @@ def make_home(root: Path, clock: FixedClock, settings: Settings | None = None) -
 
 @pytest.fixture
 def token_home(home: Home) -> Home:
-    """A copy of the session's initialised home: pki/sa.key (RS256) active, on the injected clock."""
-    return home
+    """A copy of the session's initialised home: pki/sa.key (RS256) active, on the injected clock.
+
+    The webhook backend vouches for service-account tokens here (off by default) so that the
+    identities it would report can be checked.
+    """
+    tokens = home.settings.tokens.model_copy(update={"webhook_service_accounts": True})
+    return dataclasses.replace(home, settings=home.settings.model_copy(update={"tokens": tokens}))
 
 
 @pytest.fixture
