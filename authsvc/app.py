@@ -19,6 +19,7 @@ BLUEPRINTS: list[str] = [
     "authsvc.web.webhook:blueprint",
     "authsvc.web.oidc:blueprint",
     "authsvc.web.login:blueprint",
+    "authsvc.web.rotation_metrics:blueprint",
 ]
 
 

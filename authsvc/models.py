@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import authsvc.authn.bootstrap
 import authsvc.issue
-import authsvc.login.ratelimit  # noqa: F401
+import authsvc.login.ratelimit
+import authsvc.rotate_runs  # noqa: F401
 import pki.inventory
 import pki.tokens.signing_keys  # noqa: F401

@@ -38,7 +38,8 @@ from authsvc.rotate_facts import (
     rotation_policy,
 )
 from authsvc.rotate_lock import rotation_lock
-from authsvc.rotate_report import RotationAudit, RunRecord, next_expiry, record_run, write_textfile
+from authsvc.rotate_report import RotationAudit, write_textfile
+from authsvc.rotate_runs import RunRecord, next_expiry, record_run
 from pki.ca import CertificateAuthority
 from pki.errors import NotFoundError, StoreError
 from pki.expiration import renew_certificate
@@ -94,7 +95,8 @@ class RotationReport:
     def add(self, result: ActionResult) -> None:
         if result.status != "needs-human":
             self.counts["planned"] += 1
-        self.counts[result.status.replace("-", "_")] += 1
+        if result.status != "planned":
+            self.counts[result.status.replace("-", "_")] += 1
         if len(self.results) < MAX_LISTED:
             self.results.append(result)
 

@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from sqlalchemy import Engine, func, select
 
 from authsvc.home import Home, pki_path
-from authsvc.kubeconfig import load_kubeconfig
 from authsvc.settings import Settings
 from authsvc.webhook_pki import APISERVER_WEBHOOK_CLIENT, WEBHOOK_CLIENT_CA
 from pki.errors import PKIError, StoreError
@@ -272,16 +272,25 @@ def crl_fact(home: Home, ca: str) -> CRLFact | None:
     )
 
 
+def read_kubeconfig(path: Path) -> dict[str, Any]:
+    """A kubeconfig parsed with libyaml when it is there: the daily no-op run reads every one."""
+    data = yaml.load(path.read_bytes(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506 - safe
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} is not a kubeconfig (top level is not a mapping)")
+    return data
+
+
 def kubeconfig_fact(home: Home, target: KubeconfigTarget) -> KubeconfigFact:
     shown = str(target.path.relative_to(home.root)) if target.path.is_relative_to(home.root) else str(target.path)
     try:
-        cluster, user = current_entries(load_kubeconfig(target.path), target.path)
-    except (StoreError, ValueError):
-        return KubeconfigFact(shown, target.ca, ca_current=False, client_name=target.client_name)
+        cluster, user = current_entries(read_kubeconfig(target.path), target.path)
+    except (StoreError, ValueError, yaml.YAMLError):
+        client = target.client_name if target.client_file else None
+        return KubeconfigFact(shown, target.ca, ca_current=False, client_name=client, client_current=False)
     ca_current = decoded(cluster, "certificate-authority-data") == home.cert_path(target.ca).read_bytes()
-    client_current = True
-    if target.client_file and target.client_name:
-        client_current = decoded(user, "client-certificate-data") == home.cert_path(target.client_name).read_bytes()
+    if not (target.client_file and target.client_name):
+        return KubeconfigFact(shown, target.ca, ca_current)  # its client certificate is renewed in place
+    client_current = decoded(user, "client-certificate-data") == home.cert_path(target.client_name).read_bytes()
     return KubeconfigFact(shown, target.ca, ca_current, target.client_name, client_current)
 
 

@@ -109,7 +109,10 @@ def _ensure_leaf(
             PendingFile(cert_file, certs_to_pem([cert]), CERT_MODE),
         ]
     )
-    home.inventory.record(cert, profile=profile.name, now=now, requester="init", name=name, ca_name=ca_name)
+    # auto_renew: `authsvc rotate` renews both leaves (same key) before they expire.
+    home.inventory.record(
+        cert, profile=profile.name, now=now, requester="init", name=name, ca_name=ca_name, auto_renew=True
+    )
 
 
 def webhook_pki_step(ctx: InitContext) -> None:

@@ -247,6 +247,8 @@ class IssuersAuthenticator:
         self.issuers = frozenset(self._by_issuer)
 
     def authenticate(self, token: str) -> UserInfo | None:
+        if len(self._by_issuer) == 1:  # nothing to choose: verify() checks iss anyway
+            return next(iter(self._by_issuer.values())).verify(token)
         try:
             issuer = jwt.decode(token, options={"verify_signature": False}).get("iss")  # routing only
         except jwt.PyJWTError:

@@ -31,6 +31,8 @@ COMMANDS: dict[str, str] = {
     "logout": "authsvc.cli.login:logout",
     "ldap": "authsvc.cli.ldap:ldap",
     "users": "authsvc.cli.users:users",
+    "rotate": "authsvc.cli.rotate:rotate",
+    "ca": "authsvc.cli.ca:ca",
 }
 
 # The exec-plugin fast path. kubectl runs `authsvc login` before every command, and

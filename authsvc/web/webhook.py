@@ -38,6 +38,8 @@ REVIEWER = "authsvc.reviewer"
 JSON = "application/json"
 Headers = tuple[tuple[str, str], ...]
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+# A refused body up to this many times the limit is read and dropped before the 413.
+DRAIN_FACTOR = 16
 _STATUS_LINES = {s.value: f"{s.value} {s.phrase}" for s in HTTPStatus}
 
 
@@ -120,6 +122,7 @@ def read_body(environ: dict[str, Any], limit: int) -> bytes:
             if not declared.isdigit():
                 raise UnreadableBody(declared)
             if int(declared) > limit:
+                _drain(stream, int(declared), limit)
                 raise BodyTooLarge()
             body: bytes = stream.read(int(declared))
             return body
@@ -131,6 +134,17 @@ def read_body(environ: dict[str, Any], limit: int) -> bytes:
     if len(body) > limit:
         raise BodyTooLarge()
     return body
+
+
+def _drain(stream: Any, length: int, limit: int) -> None:
+    """Read and drop a refused body that is not absurdly large, so the client can read the 413
+    (a server that answers mid-upload and closes leaves the client with a reset, not an answer)."""
+    if length <= DRAIN_FACTOR * limit:
+        while length > 0:
+            chunk = stream.read(min(length, 65536))
+            if not chunk:
+                return
+            length -= len(chunk)
 
 
 def _is_json(content_type: str) -> bool:

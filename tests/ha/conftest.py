@@ -21,8 +21,8 @@ import pytest
 
 from tests.components.postgres import Postgres
 from tests.components.support import free_port
-from tests.db.conftest import postgres_server  # noqa: F401  (the session's PostgreSQL)
 from tests.conftest import run_cli
+from tests.db.conftest import postgres_server  # noqa: F401  (the session's PostgreSQL)
 from tests.e2e.harness import AuthsvcCli, AuthsvcServer, child_env
 
 DATABASE_ENV = "AUTHSVC_DATABASE_URL"

@@ -48,13 +48,13 @@ def wait_for(replica: Replica, token: str, expected: bool) -> tuple[dict[str, An
 
 def test_token_revoked_with_the_cli_is_refused_by_both_replicas(replicas: tuple[Replica, Replica]) -> None:
     a, b = replicas
-    created = json.loads(a.cli("token", "create", "-n", "ci", "--serviceaccount", "deployer", "-o", "json"))
+    created = json.loads(a.cli("token", "create-user", "alice", "-g", "dev", "-o", "json"))
     token, jti = created["token"], created["jti"]
-    other = json.loads(a.cli("token", "create", "-n", "ci", "--serviceaccount", "builder", "-o", "json"))["token"]
+    other = json.loads(a.cli("token", "create-user", "bob", "-g", "dev", "-o", "json"))["token"]
     for replica in (a, b):
         status = replica.review(token)
         assert status["authenticated"] is True, (replica.name, status)
-        assert status["user"]["username"] == "system:serviceaccount:ci:deployer"
+        assert status["user"]["username"] == "alice" and "dev" in status["user"]["groups"]
 
     b.cli("token", "revoke", jti, "--reason", "test")  # through the other machine's home
     for replica in (a, b):

@@ -247,3 +247,19 @@ def test_static_jwks_file(home: Home, clock: FixedClock) -> None:
 def test_settings_refuse_unsafe_issuers(overrides: dict[str, Any], message: str) -> None:
     with pytest.raises(ValidationError, match=message):
         IssuerSettings.model_validate({"url": "https://issuer.example", "audiences": ["k"], **overrides})
+
+
+def test_several_issuers_each_verify_their_own(home: Home, clock: FixedClock, idp: JWKSServer) -> None:
+    static = Issuer("https://static.example")
+    (home.root / "two-jwks.json").write_text(json.dumps(static.jwks()))
+    static_settings = IssuerSettings(url=static.url, audiences=("kubernetes",), jwks_file="two-jwks.json")
+    remote_settings = settings_for(idp)
+    backend = IssuersAuthenticator(
+        [IssuerVerifier(s, key_source(s, home.root, clock), clock) for s in (remote_settings, static_settings)]
+    )
+    assert backend.authenticate(idp.token({"sub": "remote"})) is not None
+    assert backend.authenticate(static.token({"sub": "static"})) is not None
+    impostor = Issuer(idp.url)
+    impostor.keys = static.keys  # the static issuer's key, claiming to be the remote issuer
+    assert backend.authenticate(impostor.token(kid=static.kid)) is None
+    assert backend.authenticate(Issuer("https://third.example").token()) is None

@@ -117,6 +117,7 @@ def _configure(home: Path, idp: JWKSServer) -> None:
                 "username_prefix": "oidc:",
                 "groups_prefix": "oidc:",
                 "jwks_refresh_cooldown": 0,  # rotation is picked up at the first unknown kid
+                "audience_aware": True,
             }
         ],
     )
@@ -256,12 +257,14 @@ def test_every_backend_rejects_without_an_error(served: Served, api_version: str
 
 
 def test_audiences(served: Served) -> None:
-    _, reply = served.review(served.authsvc_token, audiences=["authsvc"])
-    assert reply["status"]["audiences"] == ["authsvc"]
-    _, reply = served.review(served.authsvc_token, audiences=["https://kubernetes.default.svc"])
-    assert reply["status"] == {"authenticated": False}  # valid only for another audience
-    _, reply = served.review(STATIC, audiences=["https://kubernetes.default.svc"])
-    assert reply["status"]["authenticated"] is True and "audiences" not in reply["status"]
+    # The test issuer is audience-aware: its tokens (aud "kubernetes") answer with audiences.
+    _, reply = served.review(served.idp.token(), audiences=["elsewhere", "kubernetes"])
+    assert reply["status"]["audiences"] == ["kubernetes"]
+    _, reply = served.review(served.idp.token(), audiences=["https://kubernetes.default.svc"])
+    assert reply["status"] == {"authenticated": False}  # valid only for another audience: a plain no
+    for agnostic in (STATIC, served.authsvc_token):  # no audience of their own: the API server checks
+        _, reply = served.review(agnostic, audiences=["https://kubernetes.default.svc"])
+        assert reply["status"]["authenticated"] is True and "audiences" not in reply["status"]
 
 
 def test_the_issuer_rotates_its_key_without_a_restart(served: Served) -> None:
@@ -328,9 +331,15 @@ def test_health_readiness_and_metrics(served: Served) -> None:
     assert served.call("GET", "/healthz")[0] == 200
     status, _, body = served.call("GET", "/readyz")
     assert (status, body) == (200, b"ok\n")
-    served.review(STATIC)
-    status, headers, body = served.call("GET", "/metrics")
-    assert status == 200 and headers["content-type"].startswith("text/plain")
+    # One connection: the review and the scrape reach the same worker (metrics are per worker).
+    connection = http.client.HTTPSConnection("127.0.0.1", served.port, context=served.contexts["apiserver"])
+    connection.request("POST", "/authenticate", json.dumps(review_body(STATIC)), headers=_json_headers())
+    assert connection.getresponse().read()
+    connection.request("GET", "/metrics")
+    response = connection.getresponse()
+    body = response.read()
+    connection.close()
+    assert response.status == 200 and response.getheader("Content-Type", "").startswith("text/plain")
     assert b'authsvc_tokenreview_requests_total{backend="tokenfile",decision="allow"}' in body
 
 
