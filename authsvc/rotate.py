@@ -35,6 +35,7 @@ from authsvc.rotate_facts import (
     decoded,
     gather_facts,
     kubeconfig_targets,
+    read_kubeconfig,
     rotation_policy,
 )
 from authsvc.rotate_lock import rotation_lock
@@ -360,7 +361,7 @@ def read_certificate(target: CertTarget) -> x509.Certificate:
         raise StoreError(f"{target.path} does not exist: restore it from backups/ (or run `authsvc init`)")
     if not target.in_kubeconfig:
         return load_certificates(target.path)[0]
-    _, user = current_entries(load_kubeconfig(target.path), target.path)
+    _, user = current_entries(read_kubeconfig(target.path), target.path)
     data = decoded(user, "client-certificate-data")
     if data is None:
         raise StoreError(f"{target.path}: the current user has no embedded client certificate")

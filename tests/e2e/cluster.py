@@ -63,8 +63,9 @@ def home_settings(apiserver_port: int, webhook_port: int) -> dict[str, Any]:
         },
         "authn": {
             "chain": ["tokenfile", "bootstrap", "authsvc"],
-            # No result cache in the webhook either: with the apiserver's cache TTL at 0s,
-            # `authsvc token revoke` must be visible on the next request.
+            # No result cache in the webhook either (the apiserver's webhook cache TTL is 0s):
+            # a revocation is refused as soon as kube-apiserver's own 10 s success cache lets
+            # it (see test_webhook_tokens.py).
             "cache_size": 0,
             "tokenfile": {"path": "tokens.csv"},
         },
@@ -110,16 +111,16 @@ class E2ECluster:
     def audit_log(self) -> Path:
         return self.home / "audit.log"
 
+    @property
+    def config_file(self) -> Path:
+        return self.home / "authsvc.yaml"
+
     def path(self, name: str) -> Path:
         """A fresh file name in the session's work folder."""
         return self.workdir / name
 
     def token_kubeconfig(self, name: str, token: str) -> Path:
         return write_kubeconfig(self.path(f"{name}.kubeconfig"), self.server, self.ca_file, token=token)
-
-    @property
-    def config_file(self) -> Path:
-        return self.home / "authsvc.yaml"
 
     def reconfigure(self, sections: dict[str, dict[str, Any]]) -> None:
         """Merge `sections` into authsvc.yaml (one level deep) and restart `authsvc serve` on it."""

@@ -5,12 +5,13 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 
+import ldap3
 import pytest
 
 from authsvc.ldap.service import LDAPService
 from authsvc.login.backends import LDAPLoginBackend
-from tests.components.slapd import MANY_GROUPS, Slapd, user_dn
-from tests.ldap.fixtures import HOSTILE_NAMES, SPECIAL_PASSWORD, ldap_service, ldap_settings
+from tests.components.slapd import MANY_GROUPS, SERVICE_DN, SERVICE_PASSWORD, Slapd, user_dn
+from tests.ldap.fixtures import HOSTILE_NAMES, SPECIAL_PASSWORD, ldap_service, ldap_settings, require_slapd
 
 pytestmark = pytest.mark.slapd
 MakeService = Callable[..., LDAPService]
@@ -112,6 +113,19 @@ def test_the_user_in_500_groups(service_factory: MakeService, membership: str) -
     assert len(groups) == MANY_GROUPS
     assert groups[0] == "grp-000" and groups[-1] == f"grp-{MANY_GROUPS - 1:03d}"
     assert LDAPLoginBackend(service).authenticate("many", "many-pw").identity is not None
+
+
+def test_a_server_that_caps_answers_is_paged_through() -> None:
+    # slapd answers at most 100 entries per search unless the client pages (like AD's MaxPageSize).
+    require_slapd()
+    with Slapd(many_groups=MANY_GROUPS, sizelimit="size.soft=100 size.hard=100 size.prtotal=unlimited") as capped:
+        service = ldap_service(ldap_settings(capped, page_size=50, nested_depth=1))
+        assert len(_groups(service, "many")) == MANY_GROUPS
+        unpaged = ldap3.Connection(capped.url, SERVICE_DN, SERVICE_PASSWORD, auto_bind=True)
+        unpaged.search(capped.groups_dn, "(objectClass=groupOfNames)", attributes=["cn"])
+        assert unpaged.result["result"] == 4 and len(unpaged.entries) == 100  # the cap is real
+        unpaged.unbind()
+        service.close()
 
 
 def test_group_prefix_and_memberof_outside_group_base(service_factory: MakeService) -> None:
