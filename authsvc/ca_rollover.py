@@ -26,18 +26,22 @@ from sqlalchemy import select
 
 from authsvc.errors import UsageError
 from authsvc.home import Home
-from authsvc.rotate import Backups, Executor, RotationReport, issued_by, read_certificate, sync_kubeconfig
+from authsvc.rotate import Executor, RotationReport
 from authsvc.rotate_facts import (
     CA_PROFILES,
     FACT_COLUMNS,
     ca_names,
     cert_target,
+    current_entries,
+    decoded,
     kubeconfig_targets,
+    read_kubeconfig,
     read_rollover,
     rollover_path,
     rotation_policy,
     stream_facts,
 )
+from authsvc.rotate_files import Backups, issued_by, read_certificate, sync_kubeconfig
 from authsvc.rotate_lock import rotation_lock
 from pki.errors import CAError, NotFoundError, RotationError
 from pki.inventory import CertificateRow, CertStatus, serial_hex
@@ -264,11 +268,11 @@ class Rollover:
         self.messages.append(f"pki/{self.ca}.crt now holds {len(certs)} CA certificate{'s' if len(certs) > 1 else ''}")
 
     def _sync_kubeconfigs(self) -> None:
+        """Every kubeconfig rotate keeps: those trusting this CA get the bundle, and the webhook's
+        gets its re-issued client certificate (its CA may be the one rolling over)."""
         for target in kubeconfig_targets(self.home):
-            if target.ca == self.ca:
-                result = sync_kubeconfig(self.home, target.path, self.backups)
-                if result != "already current":
-                    self.messages.append(f"{target.path.name}: certificate-authority-data updated")
+            if sync_kubeconfig(self.home, target.path, self.backups) != "already current":
+                self.messages.append(f"{target.path.name}: brought up to date with pki/")
 
     def _reissue(self) -> None:
         """Every automatic leaf of this CA, from the new CA (those already re-issued are skipped)."""
@@ -325,14 +329,22 @@ class Rollover:
         )
         with self.home.engine.connect() as connection:
             names = [n for n in connection.execute(query).scalars() if n]
-        found = []
-        for name in names:
-            target = cert_target(self.home, name)
-            if target.path.is_file():
-                cert = read_certificate(target)
-                if issued_by(cert, old) and cert.not_valid_after_utc > self.now:
-                    found.append(Dependent(f"{name} (file)", serial_hex(cert.serial_number), cert.not_valid_after_utc))
-        return found
+        certs = [
+            (name, read_certificate(t))
+            for name, t in ((n, cert_target(self.home, n)) for n in names)
+            if t.path.is_file()
+        ]
+        for target in kubeconfig_targets(self.home):
+            if target.client_file:  # the webhook kubeconfig's copy of its client certificate
+                _, user = current_entries(read_kubeconfig(target.path), target.path)
+                data = decoded(user, "client-certificate-data")
+                if data:
+                    certs.append((str(target.path.name), x509.load_pem_x509_certificate(data)))
+        return [
+            Dependent(f"{name} (file)", serial_hex(cert.serial_number), cert.not_valid_after_utc)
+            for name, cert in certs
+            if issued_by(cert, old) and cert.not_valid_after_utc > self.now
+        ]
 
 
 def key_type_of(public_key: Any) -> KeyType:

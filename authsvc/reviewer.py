@@ -78,12 +78,11 @@ class TokenReviewer:
         digest = token_digest(request.token)
         answer = self.cache.get(digest, timestamp)
         cached = answer is not None
-        self.metrics.cache_lookup(cached)
         if answer is None:
             answer = self._ask_chain(request.token, digest, timestamp)
         rendered = answer.render(request)
         self.audit.decision(now, rendered.audit_fields, client, cached)
-        self.metrics.request(rendered.decision, answer.backend, time.perf_counter() - started)
+        self.metrics.request(rendered.decision, answer.backend, time.perf_counter() - started, cached)
         return rendered.decision, rendered.body
 
     def _ask_chain(self, token: str, digest: bytes, now: float) -> Answer:

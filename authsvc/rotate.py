@@ -13,39 +13,32 @@ Each action is independent: one that fails is reported (exit 1) and the others s
 from __future__ import annotations
 
 import datetime as dt
-import stat
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.serialization import Encoding
 from sqlalchemy import delete
 
 from authsvc.home import Home
-from authsvc.kubeconfig import b64, dump_kubeconfig, load_kubeconfig, write_kubeconfig
 from authsvc.rotate_facts import (
     CA_PROFILES,
     CertTarget,
     cert_target,
-    current_entries,
-    decoded,
     gather_facts,
-    kubeconfig_targets,
-    read_kubeconfig,
     rotation_policy,
 )
+from authsvc.rotate_files import Backups, issued_by, read_certificate, sync_kubeconfig, write_embedded
 from authsvc.rotate_lock import rotation_lock
 from authsvc.rotate_report import RotationAudit, write_textfile
 from authsvc.rotate_runs import RunRecord, next_expiry, record_run
 from pki.ca import CertificateAuthority
-from pki.errors import NotFoundError, StoreError
+from pki.errors import NotFoundError
 from pki.expiration import renew_certificate
 from pki.inventory import CertificateRow, CertRecord, serial_hex
-from pki.keys import private_key_to_pem
 from pki.rotation_plan import (
     Action,
     AdvanceSigningKey,
@@ -60,7 +53,7 @@ from pki.rotation_plan import (
     is_due,
     plan_rotation,
 )
-from pki.store import CERT_MODE, PendingFile, atomic_write_many, load_certificates, load_private_key
+from pki.store import CERT_MODE, PendingFile, atomic_write_many, load_certificates
 from pki.tokens.signing_keys import KeyState, SigningKeyStore
 
 CHUNK = 256  # renewals written per directory sync and per transaction
@@ -157,24 +150,6 @@ def rotate(
         if settings.textfile:
             write_textfile(home.root / settings.textfile, home.engine)
     return report
-
-
-class Backups:
-    """Copies of what a run replaces, under backups/<time>/ (a file's first copy in a run wins)."""
-
-    def __init__(self, home: Home, now: dt.datetime) -> None:
-        self.home_root = home.root
-        self.root = home.backups_dir / now.strftime("%Y%m%dT%H%M%SZ")
-
-    def keep(self, paths: Iterable[Path]) -> None:
-        copies = []
-        for path in paths:
-            inside = path.is_relative_to(self.home_root)
-            relative = path.relative_to(self.home_root) if inside else Path("external", *path.parts[1:])
-            target = self.root / relative
-            if path.is_file() and not target.exists():
-                copies.append(PendingFile(target, path.read_bytes(), stat.S_IMODE(path.stat().st_mode)))
-        atomic_write_many(copies)
 
 
 @dataclass(frozen=True, slots=True)
@@ -350,60 +325,6 @@ class Executor:
             certificates = connection.execute(query).rowcount
         tokens = SigningKeyStore(self.home.engine).prune(action.before)
         return f"forgot {certificates} certificate and {tokens} token records"
-
-
-# --- files ------------------------------------------------------------------------------------
-
-
-def read_certificate(target: CertTarget) -> x509.Certificate:
-    """The certificate in the target's file or embedded in its kubeconfig (StoreError when missing)."""
-    if not target.path.is_file():
-        raise StoreError(f"{target.path} does not exist: restore it from backups/ (or run `authsvc init`)")
-    if not target.in_kubeconfig:
-        return load_certificates(target.path)[0]
-    _, user = current_entries(read_kubeconfig(target.path), target.path)
-    data = decoded(user, "client-certificate-data")
-    if data is None:
-        raise StoreError(f"{target.path}: the current user has no embedded client certificate")
-    return x509.load_pem_x509_certificate(data)
-
-
-def write_embedded(home: Home, path: Path, ca: str, cert_pem: bytes) -> None:
-    """A kubeconfig's embedded client certificate replaced, and its CA data set to pki/<ca>.crt."""
-    config = load_kubeconfig(path)
-    cluster, user = current_entries(config, path)
-    user["client-certificate-data"] = b64(cert_pem)
-    cluster["certificate-authority-data"] = b64(home.cert_path(ca).read_bytes())
-    write_kubeconfig(path, config)
-
-
-def sync_kubeconfig(home: Home, path: Path, backups: Backups) -> str:
-    """Set a kubeconfig's CA data to pki/<ca>.crt (and, for the webhook's, its client certificate
-    and key to the files'); written only when something differs."""
-    target = next((t for t in kubeconfig_targets(home) if t.path == path or t.path == home.root / path), None)
-    if target is None:
-        raise StoreError(f"{path} is not a kubeconfig rotate keeps current")
-    config = load_kubeconfig(target.path)
-    before = dump_kubeconfig(config)
-    cluster, user = current_entries(config, target.path)
-    cluster["certificate-authority-data"] = b64(home.cert_path(target.ca).read_bytes())
-    if target.client_file and target.client_name:
-        user["client-certificate-data"] = b64(home.cert_path(target.client_name).read_bytes())
-        key = load_private_key(home.key_path(target.client_name), home.key_passphrase)
-        user["client-key-data"] = b64(private_key_to_pem(key))  # in clear: the API server cannot decrypt
-    if dump_kubeconfig(config) == before:
-        return "already current"
-    backups.keep([target.path])
-    write_kubeconfig(target.path, config)
-    return f"rewrote {target.path.name}"
-
-
-def issued_by(cert: x509.Certificate, ca: x509.Certificate) -> bool:
-    try:
-        cert.verify_directly_issued_by(ca)
-    except (ValueError, TypeError, InvalidSignature):
-        return False
-    return True
 
 
 def _one_line(error: BaseException) -> str:

@@ -27,6 +27,9 @@ API_VERSIONS = (V1, V1BETA1)
 KIND = "TokenReview"
 
 
+_DECODER = json.JSONDecoder()
+
+
 class Decision(StrEnum):
     ALLOW = "allow"  # authenticated
     DENY = "deny"  # a definite no (unknown token, wrong audience): the API server may cache it
@@ -52,7 +55,8 @@ class InvalidTokenReview(ValueError):
 def parse_tokenreview(body: bytes) -> TokenReviewRequest:
     """Validate a TokenReview request body; raise InvalidTokenReview naming the first problem."""
     try:
-        document = json.loads(body)
+        # UTF-8, as RFC 8259 requires between systems (json.loads would also guess UTF-16/32).
+        document = _DECODER.decode(body.decode())
     except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError; deep nesting recurses
         raise InvalidTokenReview("request body is not valid JSON") from None
     if not isinstance(document, dict):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -39,6 +39,12 @@ class Issuer:
     name: x509.Name
     key: PrivateKey
     certificate: x509.Certificate | None = None
+    # Derived once: every certificate this issuer signs carries it.
+    authority_key_id: x509.AuthorityKeyIdentifier | None = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        aki = None if self.certificate is None else authority_key_identifier(self.certificate)
+        object.__setattr__(self, "authority_key_id", aki)
 
     @property
     def not_after(self) -> dt.datetime | None:
@@ -114,8 +120,8 @@ def build_certificate(
     if profile.ext_key_usages:
         builder = builder.add_extension(x509.ExtendedKeyUsage(list(profile.ext_key_usages)), critical=False)
     # RFC 5280 4.2.1.1: AKI in every certificate except a self-signed one, where it may be left out.
-    if issuer.certificate is not None:
-        builder = builder.add_extension(authority_key_identifier(issuer.certificate), critical=False)
+    if issuer.authority_key_id is not None:
+        builder = builder.add_extension(issuer.authority_key_id, critical=False)
     if sans:
         builder = builder.add_extension(sans.as_extension(), critical=False)
     return builder.sign(issuer.key, signature_hash(issuer.key))  # type: ignore[arg-type]

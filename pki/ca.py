@@ -21,10 +21,13 @@ class CertificateAuthority:
     certificate: x509.Certificate
     key: PrivateKey
     chain: tuple[x509.Certificate, ...] = ()
-    # RFC 4514 form of the subject, kept because every inventory record names its issuer.
+    # Derived once, used for every certificate signed: the signing identity, and the RFC 4514
+    # form of the subject that every inventory record names as its issuer.
+    issuer: Issuer = field(init=False, repr=False, compare=False)
     subject_text: str = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "issuer", Issuer(self.certificate.subject, self.key, self.certificate))
         object.__setattr__(self, "subject_text", self.certificate.subject.rfc4514_string())
 
     @classmethod
@@ -104,10 +107,6 @@ class CertificateAuthority:
     def root(self) -> x509.Certificate:
         """The trust anchor: the last certificate of the chain (this one for a root CA)."""
         return self.chain[-1] if self.chain else self.certificate
-
-    @property
-    def issuer(self) -> Issuer:
-        return Issuer(self.certificate.subject, self.key, self.certificate)
 
     @property
     def not_after(self) -> dt.datetime:

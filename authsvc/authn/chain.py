@@ -71,8 +71,19 @@ def classify(token: str) -> TokenShape:
     return TokenShape(
         TokenKind.JWT,
         issuer if isinstance(issuer, str) else None,
-        float(expires) if isinstance(expires, int | float) and not isinstance(expires, bool) else None,
+        _seconds(expires),
     )
+
+
+def _seconds(value: object) -> float | None:
+    """A NumericDate as a float; None when it is not a number, or too large for a float (10**400:
+    the payload is not verified yet, so it must not raise)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        return float(value)
+    except OverflowError:
+        return None
 
 
 @dataclass(frozen=True, slots=True)

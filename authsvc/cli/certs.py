@@ -93,6 +93,11 @@ def certs() -> None:
     help="Where NAME.crt and NAME.key go. [default: <home>/issued]",
 )
 @ca_option
+@click.option(
+    "--encrypt-key",
+    is_flag=True,
+    help="Encrypt NAME.key with the configured pki.key_passphrase_* (kubectl cannot read such a key).",
+)
 @click.option("--force", is_flag=True, help="Overwrite existing files.")
 @click.pass_obj
 def create(
@@ -105,14 +110,16 @@ def create(
     key_type: str | None,
     out_dir: Path | None,
     ca_name: str,
+    encrypt_key: bool,
     force: bool,
 ) -> None:
     """Generate a key and a certificate for NAME, signed by the cluster CA under the policy.
 
     For a client certificate NAME is the user (CN) and each --group an O; for kubelet-client
     NAME is the node and the subject becomes CN=system:node:NAME, O=system:nodes. The key
-    (0600, encrypted when pki.key_passphrase_* is set) and the certificate (followed by any
-    intermediate CA) are written atomically.
+    (0600) and the certificate (followed by any intermediate CA) are written atomically. Like
+    kubeadm's leaf keys, the key is in clear even when pki.key_passphrase_* encrypts the CA
+    keys (kubectl, kube-apiserver and Go programs cannot decrypt), unless --encrypt-key.
 
     \b
     Examples:
@@ -126,6 +133,8 @@ def create(
     from pki.store import CERT_MODE, KEY_MODE, PendingFile, atomic_write_many
 
     home = state.home()
+    if encrypt_key and home.key_passphrase is None:
+        raise UsageError("--encrypt-key needs pki.key_passphrase_file or pki.key_passphrase_env in the config")
     target = out_dir or home.issued_dir
     cert_file, key_file = target / f"{name}.crt", target / f"{name}.key"
     if not force and (cert_file.exists() or key_file.exists()):
@@ -146,7 +155,7 @@ def create(
     # The key first: a crash between the two renames must not leave a certificate without its key.
     atomic_write_many(
         [
-            PendingFile(key_file, issued.key_pem(home.key_passphrase), KEY_MODE),
+            PendingFile(key_file, issued.key_pem(home.key_passphrase if encrypt_key else None), KEY_MODE),
             PendingFile(cert_file, issued.chain_pem, CERT_MODE),
         ]
     )

@@ -182,6 +182,12 @@ def test_sign_accepts_allowed_requests_and_openssl_verifies_them(home: Home, ope
     assert home.inventory.count() == before + 2
 
 
+def test_encrypt_key_needs_a_configured_passphrase(home: Home) -> None:
+    result = run_cli(["certs", "create", "alice", "--encrypt-key"], home=home.root)
+    assert result.exit_code == 2 and "pki.key_passphrase_file" in result.stderr
+    assert not (home.issued_dir / "alice.key").exists()
+
+
 def test_create_writes_private_key_and_certificate(home: Home, openssl: Path) -> None:
     result = run_cli(["certs", "create", "alice", "-g", "dev", "--key-type", "rsa-2048"], home=home.root)
     assert result.exit_code == 0, result.stderr
@@ -303,7 +309,10 @@ def test_passphrase_file_encrypts_keys_at_rest(tmp_path: Path, openssl: Path) ->
     assert (home / "pki" / "ca.key").read_bytes().startswith(b"-----BEGIN ENCRYPTED PRIVATE KEY-----")
     created = run_cli(["certs", "create", "alice", "-g", "dev"], home=home)
     assert created.exit_code == 0, created.stderr
-    assert (home / "issued" / "alice.key").read_bytes().startswith(b"-----BEGIN ENCRYPTED PRIVATE KEY-----")
+    # Leaf keys stay readable by kubectl and servers (as kubeadm's do) unless asked otherwise.
+    assert (home / "issued" / "alice.key").read_bytes().startswith(b"-----BEGIN PRIVATE KEY-----")
+    assert run_cli(["certs", "create", "carol", "--encrypt-key"], home=home).exit_code == 0
+    assert (home / "issued" / "carol.key").read_bytes().startswith(b"-----BEGIN ENCRYPTED PRIVATE KEY-----")
     readable = openssl_run(
         openssl, "pkey", "-in", home / "pki" / "ca.key", "-passin", f"file:{home / 'passphrase.txt'}", "-noout"
     )

@@ -4,13 +4,17 @@
   SQLite may touch them on a read) and the row count of every table in its database;
   two states compare equal when nothing was written.
 - `LogWatch`: the text that log files gained since it was made (server stdout/stderr, audit log).
+- `captured_logs`: everything authsvc logs in-process (DEBUG and up, tracebacks included).
 - `assert_clean`: no traceback and no token, in full or in part, in the texts given.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Collection, Iterable, Mapping
+import io
+import logging
+from collections.abc import Collection, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +33,11 @@ class HomeState:
 
     def changes(self, later: HomeState, *, tables: Collection[str] = ()) -> list[str]:
         """What differs in `later`: files added, removed or changed, row counts (except `tables`)."""
-        changed = [f"file {p}" for p in sorted(self.files.keys() | later.files.keys()) if self.files.get(p) != later.files.get(p)]
+        changed = [
+            f"file {p}"
+            for p in sorted(self.files.keys() | later.files.keys())
+            if self.files.get(p) != later.files.get(p)
+        ]
         changed += [
             f"table {t}: {self.rows.get(t)} -> {later.rows.get(t)} rows"
             for t in sorted(self.rows.keys() | later.rows.keys())
@@ -76,6 +84,24 @@ class LogWatch:
 def _size(path: Path) -> int:
     path.touch(exist_ok=True)
     return path.stat().st_size
+
+
+@contextmanager
+def captured_logs(name: str = "authsvc") -> Iterator[io.StringIO]:
+    """What `name` and its children log meanwhile, from DEBUG up (Flask logs a view's crash here too:
+    the app is Flask("authsvc")); the logger's own handlers and propagation are left alone."""
+    logger = logging.getLogger(name)
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    try:
+        yield stream
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 def secret_fragments(token: str) -> set[str]:

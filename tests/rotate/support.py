@@ -18,14 +18,14 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from cryptography.x509.verification import Criticality, ExtensionPolicy, PolicyBuilder, Store
 
 from authsvc.home import Home
-from authsvc.rotate import read_certificate
 from authsvc.rotate_facts import bundle_kids, cert_target, current_entries
+from authsvc.rotate_files import read_certificate
 from authsvc.tokens import signing_key_files
 from pki.clock import FixedClock
 from pki.inventory import CertStatus
 from pki.keys import load_private_key_pem, spki_der
 from pki.names import SubjectAltNames
-from pki.profiles import INTERMEDIATE_CA, ROOT_CA
+from pki.profiles import CLIENT, INTERMEDIATE_CA, ROOT_CA
 from pki.store import load_certificates
 from pki.tokens.kid import kid_for
 from pki.tokens.signing_keys import KeyState, SigningKeyStore
@@ -90,9 +90,9 @@ def verify(cert: x509.Certificate, trust: list[x509.Certificate], now: dt.dateti
         builder.build_server_verifier(name).verify(cert, [])
         return
     ee = ExtensionPolicy.webpki_defaults_ee().may_be_present(x509.SubjectAlternativeName, Criticality.AGNOSTIC, None)
-    builder.extension_policies(ca_policy=ExtensionPolicy.webpki_defaults_ca(), ee_policy=ee).build_client_verifier().verify(
-        cert, []
-    )
+    builder.extension_policies(
+        ca_policy=ExtensionPolicy.webpki_defaults_ca(), ee_policy=ee
+    ).build_client_verifier().verify(cert, [])
 
 
 def trust_bundle(home: Home, ca: str) -> list[x509.Certificate]:
@@ -207,3 +207,34 @@ def verify_with_sa_pub(home: Home, token: str, now: dt.datetime) -> dict[str, An
     )  # fmt: skip
     assert claims["nbf"] <= now.timestamp() < claims["exp"], "outside its validity"
     return claims
+
+
+# --- a home with one of every kind of work for a run ------------------------------------------------
+
+SCENARIO_DAY = 340
+
+
+def busy_home(home: Home) -> Home:
+    """`home` (made at T0) brought to T0 + 340 days with something of every kind to do:
+
+    every automatic certificate due (14 renewals), the webhook kubeconfig to follow its renewed
+    client certificate, a prepared signing key due for activation, the cluster CA's CRL past
+    nextUpdate, a long-expired person's certificate to prune, and one near expiry to report.
+    """
+    from authsvc.revocation import write_crl
+    from tests.conftest import run_cli as cli
+
+    clock = home.clock
+    assert isinstance(clock, FixedClock)
+    result = cli(["--now", T0.isoformat(), "webhook-config", "--url", "https://127.0.0.1:8443", "-o",
+                  str(home.root / "webhook.conf")], home=home.root)  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    write_crl(home, "ca")
+    issuer = home.issuer("ca")
+    issuer.create("carol", profile=CLIENT, ttl=DAY, requester="test")  # expired long before the run: pruned
+    issuer.create("dave", profile=CLIENT, ttl=360 * DAY, requester="test")  # 20 days left: reported
+    clock.set(T0 + (SCENARIO_DAY - 7) * DAY)
+    home.token_service.rotate("prepare")
+    clock.set(T0 + SCENARIO_DAY * DAY)
+    home.engine.dispose()
+    return home

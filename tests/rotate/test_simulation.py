@@ -15,6 +15,7 @@ from collections import Counter
 
 import pytest
 from cryptography import x509
+from cryptography.x509.verification import VerificationError
 
 from authsvc.ca_rollover import ca_rotate
 from authsvc.home import Home
@@ -77,7 +78,7 @@ def _rollover_step(home: Home, day: int, people: dict[str, x509.Certificate]) ->
         bundle = trust_bundle(home, "ca")
         for cert in (people["old"], new):  # the overlap: both sides verify against [new, old]
             verify(cert, bundle, now)
-        with pytest.raises(Exception, match="does not verify|validation|issuer"):
+        with pytest.raises(VerificationError):
             verify(people["old"], bundle[:1], now)  # the twin: not against the new CA alone
         with pytest.raises(RotationError, match=r"alice.*Finish after"):
             ca_rotate(home, Phase.FINISH, "ca")  # alice's certificate from the old CA is still valid

@@ -1,0 +1,187 @@
+"""Renewing 10,000 certificates with `authsvc rotate`, next to issuing the same 10,000, in one run.
+
+    .venv/bin/python bench/rotate.py [--count 10000] [--dir DIR] [--chunk 256]
+
+P-256 leaves under one P-256 CA, in one home (DIR: default a temporary directory beside the
+current one, i.e. on the disk; /dev/shm takes the disk's fsync out of the figures):
+
+  bare     issuance without files or database: CertificateIssuer.create + PEM (key generation,
+           policy, build, sign). CPU only: the yardstick.
+  issue    the same, as a bulk caller writes it into the home: inventory rows (one transaction per
+           chunk, auto_renew) and key + certificate files (atomic: an fsync per file, one directory
+           fsync per chunk). These are the certificates renewed next.
+  renew    `authsvc rotate` renewing all of them: due rows streamed from the inventory, each file
+           read, re-signed with its own key, the old file copied to backups/, the new one written
+           atomically, inventory rows added and superseded (one transaction per chunk), an audit
+           line per certificate. Then the same at count/10 (on a copy), to show the memory is flat.
+
+Each phase runs in a forked child: its time, and its peak memory as the growth of the child's
+peak RSS over its RSS at the start (getrusage), so phases cannot hide each other's peaks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import json
+import os
+import resource
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from authsvc.db import migrate_database_step
+from authsvc.home import Home
+from authsvc.rotate import rotate
+from authsvc.settings import settings_from_mapping
+from authsvc.setup import cluster_ca_step, initialize_home, write_config_step
+from pki.clock import FixedClock
+from pki.issuance import CertificateIssuer
+from pki.keys import KeyType
+from pki.policy import SigningPolicy
+from pki.profiles import CLIENT
+from pki.store import CERT_MODE, KEY_MODE, PendingFile, atomic_write_many
+
+T0 = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
+DAY = dt.timedelta(days=1)
+SETTINGS = {
+    "cluster": {"encryption_algorithm": "ECDSA-P256"},
+    "audit": {"path": "audit.log"},
+    "rotation": {"keys": {"rotate_every": None}},
+}
+SHORT, LONG = 300 * DAY, 365 * DAY  # count/10 certificates live 300 days, the rest 365
+
+
+def in_child(work: Callable[[], Any]) -> tuple[float, float, Any]:
+    """(seconds, peak RSS growth in MiB, result) of `work` run in a forked child."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child
+        os.close(read_end)
+        start_rss = _rss_kib()
+        started = time.perf_counter()
+        result = work()
+        seconds = time.perf_counter() - started
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        with os.fdopen(write_end, "w") as out:
+            json.dump([seconds, (peak - start_rss) / 1024, result], out)
+        os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end) as data:
+        text = data.read()
+    _, status = os.waitpid(pid, 0)
+    if status != 0 or not text:
+        raise SystemExit(f"a benchmark phase failed (status {status})")
+    seconds, growth, result = json.loads(text)
+    return seconds, growth, result
+
+
+def _rss_kib() -> int:
+    return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
+
+
+def make_home(root: Path) -> Path:
+    ctx = initialize_home(
+        root, settings_from_mapping(SETTINGS), clock=FixedClock(T0), environ={},
+        steps=[write_config_step, migrate_database_step, cluster_ca_step],
+    )  # fmt: skip
+    ctx.home.engine.dispose()  # nothing open across fork()
+    return root
+
+
+def bare(root: Path, count: int) -> int:
+    home = Home.open(root, clock=FixedClock(T0), environ={})
+    issuer = CertificateIssuer(home.load_ca("ca"), None, SigningPolicy(), home.clock)
+    for n in range(count):
+        issued = issuer.create(f"leaf-{n:05d}", profile=CLIENT, ttl=LONG, key_type=KeyType.EC_P256)
+        issued.cert_pem, issued.key_pem()
+    return count
+
+
+def issue(root: Path, count: int, chunk: int) -> int:
+    home = Home.open(root, clock=FixedClock(T0), environ={})
+    issuer = CertificateIssuer(home.load_ca("ca"), None, SigningPolicy(), home.clock)
+    for start in range(0, count, chunk):
+        batch = []
+        for n in range(start, min(start + chunk, count)):
+            name = f"bench/leaf-{n:05d}"
+            ttl = SHORT if n < count // 10 else LONG
+            batch.append(issuer.create(f"leaf-{n:05d}", profile=CLIENT, ttl=ttl, key_type=KeyType.EC_P256, name=name))
+        home.inventory.add([dataclasses.replace(i.record, auto_renew=True) for i in batch])
+        files = []
+        for i in batch:
+            assert i.record.name is not None
+            files += [
+                PendingFile(home.key_path(i.record.name), i.key_pem(), KEY_MODE),
+                PendingFile(home.cert_path(i.record.name), i.cert_pem, CERT_MODE),
+            ]
+        atomic_write_many(files)
+    return count
+
+
+def renew(root: Path, day: int, chunk: int) -> dict[str, int]:
+    home = Home.open(root, clock=FixedClock(T0 + day * DAY), environ={})
+    report = rotate(home, chunk=chunk)
+    return {"done": report.counts["done"], "failed": report.counts["failed"]}
+
+
+def filesystem(path: Path) -> str:
+    best = ("?", "")
+    for line in Path("/proc/mounts").read_text().splitlines():
+        fields = line.split()
+        if str(path.resolve()).startswith(fields[1]) and len(fields[1]) >= len(best[1]):
+            best = (fields[2], fields[1])
+    return best[0]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=10_000)
+    parser.add_argument("--dir", type=Path, default=Path.cwd(), help="where the temporary home goes")
+    parser.add_argument("--chunk", type=int, default=256, help="renewals per transaction and directory sync")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="authsvc-bench-rotate-", dir=args.dir))
+    try:
+        run(work, args.count, args.chunk)
+    finally:
+        shutil.rmtree(work)
+
+
+def run(work: Path, count: int, chunk: int) -> None:
+    home = make_home(work / "home")
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(
+        f"{count:,} P-256 leaves, one P-256 CA; home on {filesystem(work)} ({work}); "
+        f"{os.cpu_count()} CPUs, load average {load}; chunks of {chunk}"
+    )
+    rows: list[tuple[str, float, float, int]] = []
+    seconds, growth, _ = in_child(lambda: bare(home, count))
+    rows.append(("bare issuance (no files, no database)", seconds, growth, count))
+    seconds, growth, _ = in_child(lambda: issue(home, count, chunk))
+    rows.append(("issuance into the home (files + inventory)", seconds, growth, count))
+    small = work / "small"
+    shutil.copytree(home, small)
+    seconds, growth, done = in_child(lambda: renew(small, 280, chunk))  # only the 300-day tenth is due
+    assert done == {"done": count // 10, "failed": 0}, done
+    small_row = (f"renewal by rotate, {count // 10:,} of them", seconds, growth, count // 10)
+    shutil.rmtree(small)
+    seconds, growth, done = in_child(lambda: renew(home, 340, chunk))
+    assert done == {"done": count, "failed": 0}, done
+    rows += [("renewal by rotate (authsvc rotate)", seconds, growth, count), small_row]
+    print(f"{'':44}{'seconds':>9}{'per cert':>11}{'peak RSS growth':>18}")
+    for label, secs, mib, n in rows:
+        print(f"{label:44}{secs:9.2f}{secs / n * 1000:9.2f}ms{mib:15.1f} MiB")
+    bare_s, issue_s, renew_s = rows[0][1], rows[1][1], rows[2][1]
+    print(
+        f"renewal / issuance into the home: {renew_s / issue_s:.2f}x; "
+        f"renewal / bare issuance: {renew_s / bare_s:.2f}x; "
+        f"memory: {rows[2][2]:.1f} MiB for {count:,} vs {rows[3][2]:.1f} MiB for {count // 10:,}"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,19 @@
+"""Fixtures of the hostile-input tests."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from authsvc.home import Home
+
+
+@pytest.fixture(scope="module")
+def shared_home(home_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Home:
+    """One copy of the initialised home per module, for the cases that must write nothing
+    (each checks that it did not, so one that did cannot hide behind another)."""
+    root = tmp_path_factory.mktemp("hostile") / "home"
+    shutil.copytree(home_template, root)
+    return Home.open(root, environ={})
