@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
-from sqlalchemy import delete
+from sqlalchemy import Engine, delete, insert, update
 
 from authsvc.home import Home
 from authsvc.rotate_facts import (
@@ -38,7 +38,7 @@ from authsvc.rotate_runs import RunRecord, next_expiry, record_run
 from pki.ca import CertificateAuthority
 from pki.errors import NotFoundError
 from pki.expiration import renew_certificate
-from pki.inventory import CertificateRow, CertRecord, serial_hex
+from pki.inventory import CertificateRow, CertRecord, CertStatus, serial_hex
 from pki.rotation_plan import (
     Action,
     AdvanceSigningKey,
@@ -53,7 +53,7 @@ from pki.rotation_plan import (
     is_due,
     plan_rotation,
 )
-from pki.store import CERT_MODE, PendingFile, atomic_write_many, load_certificates
+from pki.store import CERT_MODE, PendingFile, atomic_write_many, read_bytes
 from pki.tokens.signing_keys import KeyState, SigningKeyStore
 
 CHUNK = 256  # renewals written per directory sync and per transaction
@@ -158,6 +158,8 @@ class _Renewal:
     target: CertTarget
     new: x509.Certificate
     replaces: tuple[str, ...]  # serials this renewal supersedes
+    old: bytes  # the file as it was (empty for a kubeconfig: its backup reads it)
+    tail: bytes  # certificates after the leaf in its file (a chain), kept as they are
 
 
 class Executor:
@@ -232,10 +234,11 @@ class Executor:
         if not ready:
             return
         try:
-            self.backups.keep(r.target.path for r in ready)
+            self.backups.keep((r.target.path for r in ready), known={r.target.path: r.old for r in ready})
             self._write(ready)
-            self.home.inventory.add([self._record(r.new, r.action) for r in ready])
-            self.home.inventory.mark_superseded([s for r in ready for s in r.replaces])
+            record_renewals(
+                self.home.engine, [self._record(r.new, r.action) for r in ready], [s for r in ready for s in r.replaces]
+            )
         except Exception as e:
             for renewal in ready:
                 self._result(renewal.action, "failed", _one_line(e))
@@ -250,18 +253,24 @@ class Executor:
     def _prepare(self, action: RenewCertificate) -> _Renewal | None:
         """The renewal of what the file holds now (which a crashed run may have renewed already)."""
         target = cert_target(self.home, action.name)
-        current = read_certificate(target)
+        old, tail = b"", b""
+        if target.in_kubeconfig:
+            current = read_certificate(target)
+        else:  # read once: the backup, the certificate, and a chain after it that stays as it was
+            old = read_bytes(target.path, what="certificate")
+            certs = x509.load_pem_x509_certificates(old)
+            current, tail = certs[0], b"".join(c.public_bytes(Encoding.PEM) for c in certs[1:])
         serial = serial_hex(current.serial_number)
         replaces = (serial,) if serial == action.serial else (action.serial, serial)
         ca = self.ca(action.ca)
         if serial != action.serial:
             self._adopt(action, current)
             if not self._needs_renewal(action, current, ca):
-                self.home.inventory.mark_superseded([action.serial])
+                record_renewals(self.home.engine, [], [action.serial])
                 self._result(action, "done", f"the inventory caught up with {target.path.name} (serial {serial})")
                 return None
         new = renew_certificate(current, ca, now=self.now, lifetime=target.lifetime)
-        return _Renewal(action, target, new, replaces)
+        return _Renewal(action, target, new, replaces, old, tail)
 
     def _needs_renewal(self, action: RenewCertificate, cert: x509.Certificate, ca: CertificateAuthority) -> bool:
         if action.reissue:
@@ -289,9 +298,8 @@ class Executor:
             if r.target.in_kubeconfig:
                 write_embedded(self.home, r.target.path, r.action.ca, pem)
             else:
-                rest = load_certificates(r.target.path)[1:]  # a chain after the leaf stays as it was
-                files.append(PendingFile(r.target.path, pem + b"".join(c.public_bytes(Encoding.PEM) for c in rest)))
-        atomic_write_many([PendingFile(f.path, f.data, CERT_MODE) for f in files])
+                files.append(PendingFile(r.target.path, pem + r.tail, CERT_MODE))
+        atomic_write_many(files)
 
     # --- the other actions ---------------------------------------------------------------------
 
@@ -325,6 +333,21 @@ class Executor:
             certificates = connection.execute(query).rowcount
         tokens = SigningKeyStore(self.home.engine).prune(action.before)
         return f"forgot {certificates} certificate and {tokens} token records"
+
+
+def record_renewals(engine: Engine, records: Sequence[CertRecord], superseded: Sequence[str]) -> None:
+    """The new rows and the old ones marked superseded, in one transaction (a chunk at a time:
+    one UPDATE per 500 serials, not a row-by-row unit of work)."""
+    with engine.begin() as connection:
+        if records:
+            connection.execute(insert(CertificateRow), [r.row_values() for r in records])
+        for start in range(0, len(superseded), 500):
+            connection.execute(
+                update(CertificateRow)
+                .where(CertificateRow.serial.in_(superseded[start : start + 500]))
+                .where(CertificateRow.status == CertStatus.VALID.value)
+                .values(status=CertStatus.SUPERSEDED.value)
+            )
 
 
 def _one_line(error: BaseException) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import stat
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -30,14 +30,21 @@ class Backups:
         self.home_root = home.root
         self.root = home.backups_dir / now.strftime("%Y%m%dT%H%M%SZ")
 
-    def keep(self, paths: Iterable[Path]) -> None:
+    def keep(self, paths: Iterable[Path], *, known: Mapping[Path, bytes] | None = None) -> None:
+        """Copy each existing file (its content from `known` when the caller has just read it)."""
         copies = []
         for path in paths:
             inside = path.is_relative_to(self.home_root)
             relative = path.relative_to(self.home_root) if inside else Path("external", *path.parts[1:])
             target = self.root / relative
-            if path.is_file() and not target.exists():
-                copies.append(PendingFile(target, path.read_bytes(), stat.S_IMODE(path.stat().st_mode)))
+            if target.exists():
+                continue
+            try:
+                mode = stat.S_IMODE(path.stat().st_mode)
+            except FileNotFoundError:
+                continue
+            data = (known or {}).get(path) or path.read_bytes()
+            copies.append(PendingFile(target, data, mode))
         atomic_write_many(copies)
 
 

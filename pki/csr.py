@@ -15,7 +15,7 @@ def load_csr(data: bytes) -> x509.CertificateSigningRequest:
     """Parse a PEM (or DER) CSR and verify its self-signature; PolicyError says why it is refused."""
     try:
         csr = x509.load_pem_x509_csr(data) if data.lstrip().startswith(b"-----") else x509.load_der_x509_csr(data)
-    except ValueError as e:
+    except (ValueError, x509.InvalidVersion) as e:  # InvalidVersion (a version other than 1) is no ValueError
         raise PolicyError("not a certificate signing request (expected PEM or DER PKCS#10)") from e
     try:
         valid = csr.is_signature_valid

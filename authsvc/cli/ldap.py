@@ -38,6 +38,11 @@ def test(state: CliState, username: str, output_format: str) -> None:
             raise UsageError(
                 f"no single entry under {settings.user_base} matches {settings.user_filter} for {username!r}"
             )
+        if not user.exact:
+            raise UsageError(
+                f"the directory matched {user.dn} for {username!r} only by folding the spelling "
+                f"(stored: {user.username!r}): /login refuses this spelling"
+            )
         identity = service.identity_of(user)
     finally:
         service.close()

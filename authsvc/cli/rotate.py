@@ -60,4 +60,8 @@ def rotate(ctx: click.Context, dry_run: bool, renew_before: dt.timedelta | None,
             f"{prefix}planned {summary['planned']}, done {summary['done']}, failed {summary['failed']}, "
             f"needs a human {summary['needs_human']}{more}"
         )
+    if any(r.status == "done" and r.action.kind == "renew" for r in report.results):
+        from authsvc.kubeadm import RESTART_HINT
+
+        click.echo(f"certificates were renewed: {RESTART_HINT} (and authsvc serve)", err=True)
     ctx.exit(report.exit_code)

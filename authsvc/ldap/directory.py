@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -54,6 +55,10 @@ class DirectoryUser:
     uid: str
     member_of: tuple[str, ...] = ()
     server: str = ""  # URL of the server that answered
+    # The typed name equals a stored value of an attribute the filter matches on, up to case and
+    # spaces. False when only the directory's own folding matched it (slapd's caseIgnoreMatch
+    # takes fullwidth letters and U+0130 for ASCII): /login refuses such spellings.
+    exact: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,13 +80,14 @@ class Directory:
         size = self.settings.pool_size
         self._search_pool = ConnectionPool(self._open_service, size, wait=wait, on_close=self._forget)
         self._bind_pool = ConnectionPool(self._open_unbound, size, wait=wait, on_close=self._forget)
+        self._matched_by = matched_attributes(self.settings.user_filter, self.settings.username_attribute)
 
     # -- public ---------------------------------------------------------------------------
 
     def find_user(self, username: str) -> DirectoryUser | None:
         """The one entry the user filter matches, or None (none, or more than one: ambiguous)."""
         s = self.settings
-        attributes = [s.username_attribute, s.uid_attribute]
+        attributes = list(dict.fromkeys([s.username_attribute, s.uid_attribute, *self._matched_by]))
         if s.group_membership == "memberOf":
             attributes.append(s.member_of_attribute)
         query = user_filter(s.user_filter, username)
@@ -267,12 +273,14 @@ class Directory:
                 "LDAP entry %s has no %s attribute (ldap.username_attribute): refused", entry.dn, s.username_attribute
             )
             return None
+        stored = [str(v) for attribute in self._matched_by for v in entry.attributes.get(attribute, [])]
         return DirectoryUser(
             dn=entry.dn,
             username=_canonical_name(names, typed),
             uid=_uid_text(entry.attributes.get(s.uid_attribute, [])),
             member_of=tuple(str(v) for v in entry.attributes.get(s.member_of_attribute, [])),
             server=server,
+            exact=fold_name(typed) in {fold_name(v) for v in stored},
         )
 
 
@@ -284,11 +292,26 @@ def _paged_cookie(conn: ldap3.Connection) -> bytes | None:
 
 def _canonical_name(names: Sequence[str], typed: str) -> str:
     """The directory's spelling of the name the user typed (uid may hold several values)."""
-    folded = " ".join(typed.split()).casefold()
+    folded = fold_name(typed)
     for name in names:
-        if name.casefold() == folded:
+        if fold_name(name) == folded:
             return name
     return names[0]
+
+
+def fold_name(name: str) -> str:
+    """Case and runs of spaces ignored, nothing else (no Unicode compatibility folding)."""
+    return " ".join(name.split()).casefold()
+
+
+_MATCHED_BY = re.compile(r"\(([A-Za-z][\w;.-]*)=\{username\}\)")
+
+
+def matched_attributes(template: str, username_attribute: str) -> tuple[str, ...]:
+    """The attributes a user filter compares the name with: `(|(uid={username})(mail={username}))`
+    -> ("uid", "mail"); the username attribute when the template says nothing simpler."""
+    found = tuple(dict.fromkeys(match.group(1) for match in _MATCHED_BY.finditer(template)))
+    return found or (username_attribute,)
 
 
 def _uid_text(values: Sequence[Any]) -> str:

@@ -29,6 +29,10 @@ class LoginIdentity:
 class Verdict:
     known: bool
     identity: LoginIdentity | None = None
+    # The account the backend matched the typed name to, even when it refuses the login (a
+    # wrong password, a spelling only the directory's folding matched): failed logins count
+    # against this account's budget too, whatever spelling was typed.
+    subject: str | None = None
 
 
 UNKNOWN_USER = Verdict(known=False)
@@ -57,13 +61,13 @@ class LDAPLoginBackend:
 
     def authenticate(self, username: str, password: str) -> Verdict:
         user = self.ldap.find_user(username)
-        if user is None:
+        if user is None or not user.exact:
             self.ldap.check_password(self.decoy_dn, password)
-            return UNKNOWN_USER
+            return Verdict(False, subject=user.username if user else None)
         if not self.ldap.check_password(user.dn, password):
-            return WRONG_PASSWORD
+            return Verdict(True, subject=user.username)
         identity = self.ldap.identity_of(user)
-        return Verdict(True, LoginIdentity(identity.username, identity.uid, identity.groups, self.name))
+        return Verdict(True, LoginIdentity(identity.username, identity.uid, identity.groups, self.name), user.username)
 
     def ready(self) -> bool:
         return self.ldap.ready()
@@ -81,7 +85,7 @@ class UsersFileLoginBackend:
         known, user = self.users.verify(username, password)
         if user is None:
             return WRONG_PASSWORD if known else UNKNOWN_USER
-        return Verdict(True, LoginIdentity(user.username, user.uid, user.groups, self.name))
+        return Verdict(True, LoginIdentity(user.username, user.uid, user.groups, self.name), user.username)
 
     def ready(self) -> bool:
         try:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import math
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -49,8 +50,11 @@ class Limit:
 
 def limit_key(kind: str, value: str) -> str:
     if kind == "user":
-        # Directories match names case-insensitively, ignoring extra spaces: so does the limit.
-        value = " ".join(value.split()).casefold()
+        # Directories match names case-insensitively, ignoring extra spaces and (slapd's
+        # caseIgnoreMatch, RFC 4518) Unicode compatibility forms: fullwidth "alice" (U+FF41..) is alice.
+        # NFKC + casefold gives those spellings one budget. What a directory folds beyond this
+        # is caught by the matched account's own key (LoginService: Verdict.subject).
+        value = unicodedata.normalize("NFKC", " ".join(unicodedata.normalize("NFKC", value).split()).casefold())
     return hashlib.sha256(f"{kind}:{value}".encode("utf-8", "surrogatepass")).hexdigest()
 
 
@@ -76,23 +80,33 @@ class RateLimiter:
                 raise RateLimited(f"too many failed logins for this {_what(limit.kind)}: retry later", retry)
         return keys[0][0] in rows
 
-    def record_failure(self, username: str, address: str) -> None:
+    def check_user(self, username: str) -> bool:
+        """`check` for the user name alone (the account a backend matched a spelling to)."""
+        return self.check(username, "")
+
+    def record_failure(self, username: str, address: str, *, account: str | None = None) -> None:
+        """Count a failed login for the typed name, the address, and the matched `account`
+        when it has another key (each key once)."""
         now = self.clock()
+        keys = dict(self._keys(username, address))
+        if account is not None:
+            keys.setdefault(limit_key("user", account), self.limits["user"])
         try:
             with self.engine.begin() as conn:
-                for key, limit in self._keys(username, address):
+                for key, limit in keys.items():
                     conn.execute(self._upsert(conn.dialect.name, key, now, now - limit.window))
                 oldest = now - max(limit.window for limit in self.limits.values())
                 conn.execute(delete(LoginFailureRow).where(LoginFailureRow.window_start < oldest))
         except SQLAlchemyError as e:
             raise BackendUnavailable(f"cannot record a failed login in the database: {type(e).__name__}") from e
 
-    def record_success(self, username: str) -> None:
-        """A correct password clears the user's count (not the address's: one good account
-        must not reset a guesser's budget)."""
+    def record_success(self, *usernames: str) -> None:
+        """A correct password clears the user's count, under each given spelling (not the
+        address's: one good account must not reset a guesser's budget)."""
+        keys = {limit_key("user", name) for name in usernames}
         try:
             with self.engine.begin() as conn:
-                conn.execute(delete(LoginFailureRow).where(LoginFailureRow.key == limit_key("user", username)))
+                conn.execute(delete(LoginFailureRow).where(LoginFailureRow.key.in_(keys)))
         except SQLAlchemyError as e:
             raise BackendUnavailable(f"cannot update login limits in the database: {type(e).__name__}") from e
 

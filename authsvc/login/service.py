@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from authsvc.errors import AuthenticationFailed, BackendUnavailable, RateLimited
 from authsvc.login.backends import UNKNOWN_USER, LoginBackend, LoginIdentity, Verdict
-from authsvc.login.ratelimit import RateLimiter
+from authsvc.login.ratelimit import RateLimiter, limit_key
 
 log = logging.getLogger(__name__)
 
@@ -66,19 +66,20 @@ class LoginService:
         if not username or not password:
             self.on_result("refused")
             raise AuthenticationFailed(INVALID_CREDENTIALS)
-        try:
-            failures_on_record = self.limiter.check(username, address)
-        except RateLimited:
-            self.on_result("rate_limited")
-            raise
-        identity = self._identity(username, password)
+        failures_on_record = self._limit(lambda: self.limiter.check(username, address))
+        verdict = self._verdict(username, password)
+        account = verdict.subject
+        if account is not None and limit_key("user", account) != limit_key("user", username):
+            # The spelling reached an account under another name: that account's budget applies.
+            failures_on_record = self._limit(lambda: self.limiter.check_user(account)) or failures_on_record
+        identity = verdict.identity
         if identity is None:
-            self.limiter.record_failure(username, address)
+            self.limiter.record_failure(username, address, account=account)
             self.on_result("refused")
             log.info("login refused: user %s from %s", _shown(username), address or "-")
             raise AuthenticationFailed(INVALID_CREDENTIALS)
         if failures_on_record:  # most logins have none: no write then
-            self.limiter.record_success(username)
+            self.limiter.record_success(username, identity.username)
         token, expires_at = self.issue(identity, self.token_ttl)
         self.on_result("ok")
         log.info(
@@ -90,22 +91,32 @@ class LoginService:
         )
         return IssuedLogin(token, expires_at, identity.username, identity.uid, identity.groups, identity.source)
 
-    def _identity(self, username: str, password: str) -> LoginIdentity | None:
-        if len(username) > self.max_username_length:
-            return None  # no directory holds such a name; do not make one search for it
+    def _limit(self, check: Callable[[], bool]) -> bool:
         try:
-            verdict = self._ask(username, password)
+            return check()
+        except RateLimited:
+            self.on_result("rate_limited")
+            raise
+
+    def _verdict(self, username: str, password: str) -> Verdict:
+        if len(username) > self.max_username_length:
+            return UNKNOWN_USER  # no directory holds such a name; do not make one search for it
+        try:
+            return self._ask(username, password)
         except BackendUnavailable:
             self.on_result("unavailable")
             raise
-        return verdict.identity
 
     def _ask(self, username: str, password: str) -> Verdict:
+        """The first backend that knows the user decides; an account some backend matched the
+        spelling to without knowing it as this user is kept (its budget applies)."""
+        subject = None
         for backend in self.backends:
             verdict = backend.authenticate(username, password)
             if verdict.known:
                 return verdict
-        return UNKNOWN_USER
+            subject = subject or verdict.subject
+        return Verdict(False, subject=subject)
 
     def ready(self) -> bool:
         return all(backend.ready() for backend in self.backends)

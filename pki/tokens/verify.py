@@ -97,7 +97,7 @@ def read_header(token: str) -> dict[str, Any]:
 
 def candidate_keys(header: Mapping[str, Any], keys: Mapping[str, VerificationKey]) -> list[VerificationKey]:
     alg, kid = header.get("alg"), header.get("kid")
-    if alg not in ALLOWED_ALGORITHMS:
+    if not isinstance(alg, str) or alg not in ALLOWED_ALGORITHMS:  # `[] in frozenset` raises TypeError
         allowed = ", ".join(sorted(ALLOWED_ALGORITHMS))
         raise TokenRejected(f"algorithm {str(alg)[:16]!r} is not allowed (only {allowed})")
     if kid is None:

@@ -57,6 +57,12 @@ def bad_signature() -> bytes:
     return x509.load_der_x509_csr(bytes(der)).public_bytes(serialization.Encoding.PEM)
 
 
+def unknown_version() -> bytes:
+    """A request claiming PKCS#10 version 2 (the INTEGER 1; only 0 exists)."""
+    der = x509.load_pem_x509_csr(csr()).public_bytes(serialization.Encoding.DER)
+    return der.replace(b"\x02\x01\x00", b"\x02\x01\x01", 1)
+
+
 def dns(*names: str) -> list[x509.GeneralName]:
     return [x509.DNSName(n) for n in names]
 
@@ -74,6 +80,7 @@ ROWS = [
     Row(
         "not a CSR", lambda: b"-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n", "not a"
     ),
+    Row("unknown version", unknown_version, "not a certificate signing request"),
     Row("CA:TRUE asked", lambda: csr(ca=True), "CA:TRUE"),
     Row("system:masters", lambda: csr(subject("bob", "system:masters")), "system:masters"),
     Row("system:masters among others", lambda: csr(subject("bob", "dev", "system:masters")), "system:masters"),

@@ -47,6 +47,24 @@ def test_hostile_names_never_match_another_entry(directory: LDAPService, typed: 
     assert (user.username if user else None) == expected
 
 
+@pytest.mark.parametrize("spelling", ["\uff41\uff4c\uff49\uff43\uff45", "AL\u0130CE"], ids=["fullwidth", "U+0130"])
+def test_spellings_only_the_directory_folds_are_not_exact(directory: LDAPService, spelling: str) -> None:
+    # slapd's caseIgnoreMatch (RFC 4518) takes these for "alice"; authsvc compares with the
+    # stored value up to case and spaces only, and /login refuses them (LDAPLoginBackend).
+    user = directory.find_user(spelling)
+    assert user is not None and user.username == "alice" and not user.exact
+    assert directory.find_user(" ALICE ").exact  # type: ignore[union-attr]
+    verdict = LDAPLoginBackend(directory).authenticate(spelling, "alice-pw")
+    assert (verdict.known, verdict.identity, verdict.subject) == (False, None, "alice")
+
+
+def test_login_by_mail_is_exact_for_the_mail_value(service_factory: MakeService) -> None:
+    by_mail = service_factory(user_filter="(&(objectClass=inetOrgPerson)(|(uid={username})(mail={username})))")
+    user = by_mail.find_user("Alice@Example.org")
+    assert user is not None and user.exact and user.username == "alice"
+    assert LDAPLoginBackend(by_mail).authenticate("alice@example.org", "alice-pw").identity is not None
+
+
 def test_password_checks(directory: LDAPService) -> None:
     alice = directory.find_user("alice")
     special = directory.find_user("special")

@@ -115,6 +115,16 @@ def test_rate_limit_per_user(client: FlaskClient, clock: FixedClock) -> None:
     assert login(client, "bob", "wrong").status_code == 401  # the success cleared the count
 
 
+@pytest.mark.parametrize("spelling", ["\uff41\uff4c\uff49\uff43\uff45", "AL\u0130CE"], ids=["fullwidth", "U+0130"])
+def test_spellings_the_directory_folds_do_not_log_in_and_share_the_budget(client: FlaskClient, spelling: str) -> None:
+    assert login(client, spelling, "alice-pw", address="10.4.0.1").json == INVALID  # 401, not alice
+    for attempt in range(2):
+        assert login(client, "alice", f"guess-{attempt}", address=f"10.4.0.{2 + attempt}").status_code == 401
+    # alice's budget (3) is spent: the folded spelling counted against it too
+    assert login(client, "alice", "alice-pw", address="10.4.0.9").status_code == 429
+    assert login(client, spelling, "alice-pw", address="10.4.0.10").status_code == 429
+
+
 def test_rate_limit_per_client_address(client: FlaskClient) -> None:
     for attempt in range(10):
         assert login(client, f"user-{attempt}", "guess", address="10.3.0.1").status_code == 401

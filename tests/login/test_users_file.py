@@ -130,6 +130,8 @@ def test_ldap_test_command(tmp_path: Path, directory_server: Slapd, home_templat
 
     missing = run_cli(["ldap", "test", "*"], home=home, env=ENVIRON)
     assert missing.exit_code == 2 and "no single entry" in missing.stderr
+    folded = run_cli(["ldap", "test", "\uff41\uff4c\uff49\uff43\uff45"], home=home, env=ENVIRON)
+    assert folded.exit_code == 2 and "only by folding the spelling" in folded.stderr
     no_password = run_cli(["ldap", "test", "alice"], home=home, env={})
     assert no_password.exit_code == 1 and "TEST_LDAP_BIND_PASSWORD" in no_password.stderr
     (home / CONFIG_NAME).write_text("login: {}\n")

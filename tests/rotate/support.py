@@ -16,13 +16,14 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID
 from cryptography.x509.verification import Criticality, ExtensionPolicy, PolicyBuilder, Store
+from sqlalchemy import select
 
 from authsvc.home import Home
-from authsvc.rotate_facts import bundle_kids, cert_target, current_entries
+from authsvc.rotate_facts import CertTarget, bundle_kids, cert_target, current_entries
 from authsvc.rotate_files import read_certificate
 from authsvc.tokens import signing_key_files
 from pki.clock import FixedClock
-from pki.inventory import CertStatus
+from pki.inventory import CertificateRow, CertStatus
 from pki.keys import load_private_key_pem, spki_der
 from pki.names import SubjectAltNames
 from pki.profiles import CLIENT, INTERMEDIATE_CA, ROOT_CA
@@ -72,11 +73,29 @@ def checksums(root: Path) -> dict[str, str]:
 # --- the automatic certificates and what verifies them --------------------------------------------
 
 
+_PARSED: dict[tuple[Path, int, int], x509.Certificate] = {}
+
+
 def automatic_certificates(home: Home) -> Iterator[tuple[str, str, x509.Certificate]]:
     """(inventory name, CA name, certificate in its file) of every valid automatic certificate."""
-    for record in home.inventory.certificates(status=CertStatus.VALID):
-        if record.auto_renew and record.name and record.profile not in (ROOT_CA.name, INTERMEDIATE_CA.name):
-            yield record.name, record.ca_name, read_certificate(cert_target(home, record.name))
+    query = select(CertificateRow.name, CertificateRow.ca_name).where(
+        CertificateRow.status == CertStatus.VALID.value,
+        CertificateRow.auto_renew.is_(True),
+        CertificateRow.profile.not_in((ROOT_CA.name, INTERMEDIATE_CA.name)),
+    )
+    with home.engine.connect() as connection:
+        rows = list(connection.execute(query))
+    for name, ca in rows:
+        yield name, ca, _parsed(cert_target(home, name))
+
+
+def _parsed(target: CertTarget) -> x509.Certificate:
+    """Parsed once per version of the file (the simulation reads every file every day)."""
+    info = target.path.stat()
+    key = (target.path, info.st_mtime_ns, info.st_size)
+    if key not in _PARSED:
+        _PARSED[key] = read_certificate(target)
+    return _PARSED[key]
 
 
 def verify(cert: x509.Certificate, trust: list[x509.Certificate], now: dt.datetime) -> None:
@@ -101,10 +120,12 @@ def trust_bundle(home: Home, ca: str) -> list[x509.Certificate]:
 
 def verify_all_automatic(home: Home, now: dt.datetime) -> int:
     """Every automatic certificate verifies against its CA's bundle at `now`; returns how many."""
-    count = 0
+    count, bundles = 0, {}
     for name, ca, cert in automatic_certificates(home):
+        if ca not in bundles:
+            bundles[ca] = trust_bundle(home, ca)
         try:
-            verify(cert, trust_bundle(home, ca), now)
+            verify(cert, bundles[ca], now)
         except Exception as e:
             raise AssertionError(f"{name} does not verify against pki/{ca}.crt at {now}: {e}") from e
         count += 1

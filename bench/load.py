@@ -1,0 +1,350 @@
+"""A bounded load run against `authsvc serve` (granian, HTTPS + mTLS, loopback), with faults.
+
+A home is made in a temporary folder (a real slapd behind /login unless --no-ldap, a real
+PostgreSQL as the inventory with --postgres), the server started, and a mix of tokens sent as
+TokenReviews by N client processes, each on one keep-alive TLS connection with the API server's
+client certificate (bench/webhook.py's client pieces): static tokens, bootstrap tokens, authsvc
+user tokens, tokens from POST /login (LDAP), and invalid ones (unknown, tampered, alg none).
+The run stops by itself after --requests or --duration, whichever comes first.
+
+Every answer is judged against what the token is: the right user, a denial for an invalid
+token, or (while a backend is down) "authenticated false" with an error. A WRONG answer is a
+valid token authenticated as someone else, or an invalid one authenticated: must be 0.
+
+--faults stops slapd at 20% of the run and starts it again at 45% (with --postgres, PostgreSQL
+at 55% and 80%), and reports, per restart, how long after it wrong-or-failed answers went on.
+Caches are short in fault mode (webhook result cache --cache-ttl, LDAP group cache and
+stale-if-error): with the defaults (30 s, 60 s + 5 min stale) a short outage is never seen.
+
+    .venv/bin/python bench/load.py [--duration 20] [--requests 200000] [--concurrency 4]
+                                   [--faults] [--postgres] [--no-ldap] [--workers 2] [--threads 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import http.client
+import json
+import multiprocessing
+import os
+import socket
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from enum import IntEnum
+from pathlib import Path
+
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from webhook import BIN, Files, authsvc_command, client_context, free_port, running, tokenreview_request
+
+from tests.components.postgres import Postgres
+from tests.components.slapd import ALICE, BOB, CAROL, Slapd
+from tests.ldap.fixtures import ENVIRON as LDAP_ENVIRON
+from tests.ldap.fixtures import ldap_settings
+
+DATABASE_ENV = "AUTHSVC_DATABASE_URL"
+
+
+class Outcome(IntEnum):
+    RIGHT_USER = 0  # a valid token, authenticated as its own user
+    DENIED = 1  # an invalid token, refused
+    OUTAGE = 2  # authenticated false with an error: a backend could not decide (fail closed)
+    FALSE_DENIAL = 3  # a valid token refused without an error
+    WRONG = 4  # a valid token as another user, or an invalid one authenticated
+    HTTP_ERROR = 5  # not a 200 TokenReview, or the connection failed
+
+
+GOOD = (Outcome.RIGHT_USER, Outcome.DENIED)
+
+
+@dataclass(frozen=True)
+class Probe:
+    kind: str
+    token: str
+    user: str | None  # None: the token is invalid
+
+
+def judge(probe: Probe, status: int, body: bytes) -> Outcome:
+    if status != 200:
+        return Outcome.HTTP_ERROR
+    answer = json.loads(body)["status"]
+    if answer["authenticated"]:
+        return Outcome.RIGHT_USER if answer["user"]["username"] == probe.user else Outcome.WRONG
+    if probe.user is None:
+        return Outcome.DENIED
+    return Outcome.OUTAGE if answer.get("error") else Outcome.FALSE_DENIAL
+
+
+# -- the home ------------------------------------------------------------------------------------
+
+
+def write_config(home: Path, args: argparse.Namespace, slapd: Slapd | None) -> None:
+    ttl = f"{args.cache_ttl}s"
+    config: dict[str, object] = {
+        "authn": {"chain": ["tokenfile", "bootstrap", "authsvc"], "tokenfile": {"path": "tokens.csv"},
+                  "cache_ttl": ttl, "negative_cache_ttl": ttl},
+        "tokens": {"cache_refresh": ttl},
+        "audit": {"path": "audit.log"},
+    }  # fmt: skip
+    if args.postgres:
+        config["database"] = {"url_env": DATABASE_ENV}
+    if slapd is not None:
+        ldap = ldap_settings(slapd).model_dump(mode="json", exclude_defaults=True)
+        config["ldap"] = {**ldap, "group_cache_ttl": ttl, "stale_if_error": f"{args.stale_if_error}s"}
+        config["login"] = {"backends": ["ldap"], "max_failures_per_user": 1000, "max_failures_per_address": 1000}
+    home.mkdir(parents=True)
+    (home / "authsvc.yaml").write_text(yaml.safe_dump(config))
+
+
+def cli(home: Path, *args: str) -> str:
+    result = subprocess.run([BIN / "authsvc", "--home", str(home), *args], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"authsvc {' '.join(args)}: {result.stderr.strip()}")
+    return result.stdout.strip()
+
+
+def files_of(home: Path) -> Files:
+    pki = home / "pki"
+    return Files(
+        home, pki / "ca.crt", pki / "authsvc/serving.crt", pki / "authsvc/serving.key",
+        pki / "authsvc/webhook-client-ca.crt", pki / "authsvc/apiserver-webhook-client.crt",
+        pki / "authsvc/apiserver-webhook-client.key", Path(os.devnull),
+    )  # fmt: skip
+
+
+def offline_probes(home: Path) -> list[Probe]:
+    """Tokens made before the server starts: static, bootstrap, authsvc user tokens."""
+    static = {f"load-static-{name}-0123456789abcdef": name for name in ("sam", "sue", "sid")}
+    (home / "tokens.csv").write_text("".join(f"{t},{u},uid-{u},dev\n" for t, u in static.items()))
+    probes = [Probe("static", t, u) for t, u in static.items()]
+    for _ in range(2):
+        token = cli(home, "token", "bootstrap", "create", "--ttl", "2h")
+        probes.append(Probe("bootstrap", token, f"system:bootstrap:{token.split('.')[0]}"))
+    for name in ("uma", "ulf"):
+        probes.append(Probe("authsvc-user", cli(home, "token", "create-user", name, "-g", "dev"), name))
+    return probes
+
+
+def login_probes(files: Files, port: int) -> list[Probe]:
+    """Tokens from POST /login (the directory's users), asked of the running server."""
+    probes = []
+    for user in (ALICE, BOB, CAROL):
+        connection = http.client.HTTPSConnection("127.0.0.1", port, context=client_context(files), timeout=10)
+        basic = base64.b64encode(f"{user.uid}:{user.password}".encode()).decode()
+        connection.request("POST", "/login", headers={"Authorization": f"Basic {basic}"})
+        response = connection.getresponse()
+        body = json.loads(response.read())
+        connection.close()
+        if response.status != 200:
+            raise RuntimeError(f"POST /login for {user.uid}: {response.status} {body}")
+        probes.append(Probe("ldap-login", body["token"], user.uid))
+    return probes
+
+
+def invalid_probes(valid: list[Probe]) -> list[Probe]:
+    jwt = next(p.token for p in valid if p.kind == "authsvc-user")
+    header, payload, signature = jwt.split(".")
+    none = base64.urlsafe_b64encode(b'{"alg":"none","typ":"JWT"}').rstrip(b"=").decode()
+    tokens = [
+        "load-unknown-token-0123456789abcdef",
+        "zzzzzz.0123456789abcdef",  # bootstrap-shaped, no such id
+        valid[0].token[:-1] + ("x" if valid[0].token[-1] != "x" else "y"),
+        f"{header}.{payload}.{signature[:-4]}AAAA",  # tampered signature
+        f"{none}.{payload}.",  # alg none
+    ]
+    return [Probe("invalid", t, None) for t in tokens]
+
+
+# -- the load ------------------------------------------------------------------------------------
+
+Record = tuple[float, int, int, float]  # (seconds since start, probe index, Outcome, latency)
+
+
+def read_reply(sock: ssl.SSLSocket, buffer: bytearray) -> tuple[int, bytes]:
+    """One HTTP/1.1 response off a keep-alive connection: (status, body)."""
+    while (end := buffer.find(b"\r\n\r\n")) < 0:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("server closed the connection")
+        buffer += chunk
+    head = bytes(buffer[:end]).decode("latin-1").lower()
+    length = int(head.split("content-length:", 1)[1].split("\r\n", 1)[0])
+    while len(buffer) < end + 4 + length:
+        buffer += sock.recv(65536)
+    body = bytes(buffer[end + 4 : end + 4 + length])
+    del buffer[: end + 4 + length]
+    return int(head.split(" ", 2)[1]), body
+
+
+def connect(files: Files, port: int) -> ssl.SSLSocket:
+    raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+    raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return client_context(files).wrap_socket(raw, server_hostname="127.0.0.1")
+
+
+def load_worker(job: tuple[Files, int, list[Probe], int, float, float, int]) -> list[Record]:
+    files, port, probes, offset, start_at, stop_at, count = job
+    requests = [tokenreview_request(p.token) for p in probes]
+    records: list[Record] = []
+    sock, buffer = connect(files, port), bytearray()
+    while time.time() < start_at:
+        time.sleep(0.005)
+    for i in range(offset, offset + count):
+        index = i % len(probes)
+        started = time.perf_counter()
+        try:
+            sock.sendall(requests[index])
+            outcome = judge(probes[index], *read_reply(sock, buffer))
+        except OSError:
+            outcome = Outcome.HTTP_ERROR
+            sock.close()
+            sock, buffer = connect(files, port), bytearray()
+        now = time.time()
+        records.append((now - start_at, index, outcome, time.perf_counter() - started))
+        if now >= stop_at:
+            break
+    sock.close()
+    return records
+
+
+@dataclass
+class Fault:
+    component: str
+    stop_at: float  # fraction of the run
+    start_at: float
+    stop: Callable[[], object]
+    start: Callable[[], object]
+    stopped: float = 0.0  # seconds since the start of the run
+    restarted: float = 0.0  # when start() returned: the component answers again
+
+
+def run_faults(faults: list[Fault], start_at: float, duration: float) -> threading.Thread:
+    def schedule() -> None:
+        for fault in faults:
+            for fraction, action, mark in (
+                (fault.stop_at, fault.stop, "stopped"),
+                (fault.start_at, fault.start, "restarted"),
+            ):
+                time.sleep(max(0.0, start_at + fraction * duration - time.time()))
+                action()
+                setattr(fault, mark, time.time() - start_at)
+
+    thread = threading.Thread(target=schedule, daemon=True)
+    thread.start()
+    return thread
+
+
+# -- the report ----------------------------------------------------------------------------------
+
+
+def report(records: list[Record], probes: list[Probe], faults: list[Fault], args: argparse.Namespace) -> int:
+    elapsed = max(r[0] for r in records)
+    latencies = sorted(r[3] for r in records)
+    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+    outcomes = Counter(Outcome(r[2]) for r in records)
+    print(f"authsvc load: {len(records)} TokenReviews in {elapsed:.1f}s over {args.concurrency} connections "
+          f"(HTTPS + mTLS, keep-alive), server workers={args.workers} threads={args.threads}, "
+          f"cache_ttl={args.cache_ttl}s, {os.cpu_count()} CPUs")  # fmt: skip
+    print(f"  rate {len(records) / elapsed:,.0f} req/s   p50 {statistics.median(latencies) * 1e3:.2f} ms   "
+          f"p99 {p99 * 1e3:.2f} ms   HTTP errors {outcomes[Outcome.HTTP_ERROR]}")  # fmt: skip
+    print(f"  {'kind':14} {'requests':>9} " + " ".join(f"{o.name.lower():>12}" for o in Outcome))
+    for kind in dict.fromkeys(p.kind for p in probes):
+        mine = Counter(Outcome(r[2]) for r in records if probes[r[1]].kind == kind)
+        print(f"  {kind:14} {sum(mine.values()):9} " + " ".join(f"{mine[o]:12}" for o in Outcome))
+    for fault in faults:
+        after = [r[0] for r in records if r[0] >= fault.restarted and Outcome(r[2]) not in GOOD]
+        during = Counter(Outcome(r[2]) for r in records if fault.stopped <= r[0] < fault.restarted)
+        recovery = max(after) - fault.restarted if after else 0.0
+        print(f"  fault {fault.component}: down {fault.stopped:.1f}s-{fault.restarted:.1f}s "
+              f"(outage answers {during[Outcome.OUTAGE]}, false denials {during[Outcome.FALSE_DENIAL]}); "
+              f"recovered {recovery:.2f}s after restart")  # fmt: skip
+    print(f"  WRONG ANSWERS: {outcomes[Outcome.WRONG]} (must be 0)")
+    return 1 if outcomes[Outcome.WRONG] else 0
+
+
+# -- the run -------------------------------------------------------------------------------------
+
+
+@contextmanager
+def components(args: argparse.Namespace) -> Iterator[tuple[Slapd | None, Postgres | None]]:
+    with ExitStack() as stack:
+        slapd = None if args.no_ldap else stack.enter_context(Slapd())
+        postgres = stack.enter_context(Postgres()) if args.postgres else None
+        yield slapd, postgres
+
+
+def faults_for(slapd: Slapd | None, postgres: Postgres | None) -> list[Fault]:
+    faults = []
+    if slapd is not None:
+        faults.append(Fault("slapd", 0.20, 0.45, slapd.stop, slapd.start))
+    if postgres is not None:
+        faults.append(Fault("postgresql", 0.55, 0.80, postgres.stop, postgres.start))
+    return faults
+
+
+def run(args: argparse.Namespace) -> int:
+    with tempfile.TemporaryDirectory(prefix="authsvc-load-") as tmp, components(args) as (slapd, postgres):
+        os.environ.update(LDAP_ENVIRON)  # the server and the CLI read the bind password from here
+        if postgres is not None:
+            os.environ[DATABASE_ENV] = postgres.url
+        home, port = Path(tmp) / "home", free_port()
+        write_config(home, args, slapd)
+        cli(home, "init")
+        probes = offline_probes(home)
+        files = files_of(home)
+        command = authsvc_command(port, files, args.workers, args.threads)
+        with running(command, port, files, Path(tmp) / "serve.log"):
+            if slapd is not None:
+                probes += login_probes(files, port)
+            probes += invalid_probes(probes)
+            faults = faults_for(slapd, postgres) if args.faults else []
+            start_at = time.time() + 1.0
+            per_worker = max(1, args.requests // args.concurrency)
+            jobs = [(files, port, probes, i * 7, start_at, start_at + args.duration, per_worker)
+                    for i in range(args.concurrency)]  # fmt: skip
+            with multiprocessing.get_context("fork").Pool(args.concurrency) as pool:
+                pending = pool.map_async(load_worker, jobs)
+                scheduler = run_faults(faults, start_at, args.duration)
+                outcomes = pending.get(timeout=args.duration + 120)
+                scheduler.join(timeout=60)
+    return report([r for worker in outcomes for r in worker], probes, faults, args)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=float, default=20.0, help="seconds, at most")
+    parser.add_argument("--requests", type=int, default=200_000, help="TokenReviews in all, at most")
+    parser.add_argument("--concurrency", type=int, default=4, help="connections (one client process each)")
+    parser.add_argument("--workers", type=int, default=2, help="server worker processes")
+    parser.add_argument("--threads", type=int, default=1, help="granian blocking threads per worker")
+    parser.add_argument("--faults", action="store_true", help="stop and restart slapd (and PostgreSQL) mid-run")
+    parser.add_argument("--postgres", action="store_true", help="the inventory in a real PostgreSQL")
+    parser.add_argument("--no-ldap", action="store_true", help="no slapd, no /login tokens")
+    parser.add_argument(
+        "--cache-ttl", type=int, default=None, help="webhook and LDAP cache seconds [30; 1 with --faults]"
+    )
+    parser.add_argument(
+        "--stale-if-error", type=int, default=None, help="LDAP stale-if-error seconds [300; 1 with --faults]"
+    )
+    args = parser.parse_args()
+    if args.cache_ttl is None:
+        args.cache_ttl = 1 if args.faults else 30
+    if args.stale_if_error is None:
+        args.stale_if_error = 1 if args.faults else 300
+    sys.exit(run(args))
+
+
+if __name__ == "__main__":
+    main()
