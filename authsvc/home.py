@@ -29,8 +29,7 @@ from pki.store import load_certificate, load_certificates, load_private_key
 if TYPE_CHECKING:
     from pki.tokens import TokenService
 
-DEFAULT_HOME = "authsvc-data"
-HOME_ENV = "AUTHSVC_HOME"
+from authsvc.cli import DEFAULT_HOME, HOME_ENV  # one definition, in the light CLI module
 
 
 def pki_path(root: Path, name: str, suffix: str) -> Path:

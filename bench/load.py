@@ -29,7 +29,6 @@ import json
 import multiprocessing
 import os
 import socket
-import ssl
 import statistics
 import subprocess
 import sys
@@ -172,50 +171,46 @@ def invalid_probes(valid: list[Probe]) -> list[Probe]:
 Record = tuple[float, int, int, float]  # (seconds since start, probe index, Outcome, latency)
 
 
-def read_reply(sock: ssl.SSLSocket, buffer: bytearray) -> tuple[int, bytes]:
-    """One HTTP/1.1 response off a keep-alive connection: (status, body)."""
-    while (end := buffer.find(b"\r\n\r\n")) < 0:
-        chunk = sock.recv(65536)
-        if not chunk:
-            raise ConnectionError("server closed the connection")
-        buffer += chunk
-    head = bytes(buffer[:end]).decode("latin-1").lower()
-    length = int(head.split("content-length:", 1)[1].split("\r\n", 1)[0])
-    while len(buffer) < end + 4 + length:
-        buffer += sock.recv(65536)
-    body = bytes(buffer[end + 4 : end + 4 + length])
-    del buffer[: end + 4 + length]
-    return int(head.split(" ", 2)[1]), body
+class KeepAlive:
+    """One TLS connection kept for every request. No pipelining: a reply is read whole before the
+    next request goes out, so each reply's reader (http.client's) never holds the next one."""
 
+    def __init__(self, files: Files, port: int) -> None:
+        raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock = client_context(files).wrap_socket(raw, server_hostname="127.0.0.1")
 
-def connect(files: Files, port: int) -> ssl.SSLSocket:
-    raw = socket.create_connection(("127.0.0.1", port), timeout=10)
-    raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    return client_context(files).wrap_socket(raw, server_hostname="127.0.0.1")
+    def exchange(self, request: bytes) -> tuple[int, bytes]:
+        self.sock.sendall(request)
+        response = http.client.HTTPResponse(self.sock)
+        response.begin()
+        return response.status, response.read()
+
+    def close(self) -> None:
+        self.sock.close()
 
 
 def load_worker(job: tuple[Files, int, list[Probe], int, float, float, int]) -> list[Record]:
     files, port, probes, offset, start_at, stop_at, count = job
     requests = [tokenreview_request(p.token) for p in probes]
     records: list[Record] = []
-    sock, buffer = connect(files, port), bytearray()
+    connection = KeepAlive(files, port)
     while time.time() < start_at:
         time.sleep(0.005)
     for i in range(offset, offset + count):
         index = i % len(probes)
         started = time.perf_counter()
         try:
-            sock.sendall(requests[index])
-            outcome = judge(probes[index], *read_reply(sock, buffer))
-        except OSError:
+            outcome = judge(probes[index], *connection.exchange(requests[index]))
+        except (OSError, http.client.HTTPException):
             outcome = Outcome.HTTP_ERROR
-            sock.close()
-            sock, buffer = connect(files, port), bytearray()
+            connection.close()
+            connection = KeepAlive(files, port)
         now = time.time()
         records.append((now - start_at, index, outcome, time.perf_counter() - started))
         if now >= stop_at:
             break
-    sock.close()
+    connection.close()
     return records
 
 
@@ -263,12 +258,15 @@ def report(records: list[Record], probes: list[Probe], faults: list[Fault], args
     for kind in dict.fromkeys(p.kind for p in probes):
         mine = Counter(Outcome(r[2]) for r in records if probes[r[1]].kind == kind)
         print(f"  {kind:14} {sum(mine.values()):9} " + " ".join(f"{mine[o]:12}" for o in Outcome))
-    for fault in faults:
-        after = [r[0] for r in records if r[0] >= fault.restarted and Outcome(r[2]) not in GOOD]
+    ends = [*(f.stopped for f in faults[1:]), float("inf")][: len(faults)]  # a window ends where the next begins
+    for fault, end in zip(faults, ends, strict=True):
+        bad = [r[0] for r in records if fault.stopped <= r[0] < end and Outcome(r[2]) not in GOOD]
+        after = [t for t in bad if t >= fault.restarted]
         during = Counter(Outcome(r[2]) for r in records if fault.stopped <= r[0] < fault.restarted)
         recovery = max(after) - fault.restarted if after else 0.0
+        noticed = f"first seen {min(bad) - fault.stopped:.2f}s after the stop" if bad else "never seen"
         print(f"  fault {fault.component}: down {fault.stopped:.1f}s-{fault.restarted:.1f}s "
-              f"(outage answers {during[Outcome.OUTAGE]}, false denials {during[Outcome.FALSE_DENIAL]}); "
+              f"(outage answers {during[Outcome.OUTAGE]}, false denials {during[Outcome.FALSE_DENIAL]}, {noticed}); "
               f"recovered {recovery:.2f}s after restart")  # fmt: skip
     print(f"  WRONG ANSWERS: {outcomes[Outcome.WRONG]} (must be 0)")
     return 1 if outcomes[Outcome.WRONG] else 0

@@ -14,13 +14,16 @@ _PART = re.compile(r"(\d+)([smhdwy])")
 MAX_DURATION = dt.timedelta(days=100 * 365)
 
 
-def parse_duration(text: str) -> dt.timedelta:
-    """Parse `text` into a timedelta; raise ValueError naming the text when it is not one."""
+def parse_duration(text: str, *, allow_zero: bool = False) -> dt.timedelta:
+    """Parse `text` into a timedelta; raise ValueError naming the text when it is not one.
+
+    Zero is refused unless `allow_zero` (a TTL of zero is a mistake; a cache TTL of zero is a choice).
+    """
     value = text.strip().lower()
     if not value or len(value) > 64 or not value.isascii() or _PART.sub("", value) != "":
         raise ValueError(f"invalid duration {text!r}: use a number and a unit, e.g. 90s, 15m, 24h, 30d, 1y")
     seconds = sum(int(n) * _UNIT_SECONDS[unit] for n, unit in _PART.findall(value))
-    if seconds <= 0:
+    if seconds < 0 or (seconds == 0 and not allow_zero):
         raise ValueError(f"invalid duration {text!r}: must be greater than zero")
     if seconds > MAX_DURATION.total_seconds():
         raise ValueError(f"invalid duration {text!r}: longer than the maximum of {MAX_DURATION.days // 365}y")

@@ -163,7 +163,8 @@ def check_finish(current: RolloverState, dependents: Sequence[Dependent], now: d
     more = f" and {len(live) - 3} more" if len(live) > 3 else ""
     last = max(d.not_after for d in live)
     raise RotationError(
-        f"{len(live)} valid certificates were signed by CA {current.ca}'s old key: {shown}{more}. "
+        f"{len(live)} valid certificate{'s' if len(live) > 1 else ''} signed by CA {current.ca}'s old key: "
+        f"{shown}{more}. "
         f"Finish after {_iso(last)}, or re-issue them from the new CA (or revoke them) first"
     )
 

@@ -163,7 +163,7 @@ class AdvanceSigningKey:
 
     @property
     def target(self) -> str:
-        return f"{self.phase} {self.kid}"
+        return f"prepare a successor of {self.kid}" if self.phase == "prepare" else f"{self.phase} {self.kid}"
 
 
 @dataclass(frozen=True, slots=True)

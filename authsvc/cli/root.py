@@ -40,10 +40,14 @@ class CliState:
     """What the global options resolved to; the home is opened on first use."""
 
     def __init__(self, home: str | None, config: str | None, debug: bool, now: str | None = None) -> None:
-        from authsvc.home import resolve_home
+        from pathlib import Path
+
+        from authsvc.cli import DEFAULT_HOME, HOME_ENV
 
         self.environ: dict[str, str] = dict(os.environ)
-        self.home_path = resolve_home(home, self.environ)
+        # Resolved without importing authsvc.home: that import (settings, SQLAlchemy) is paid
+        # only by the commands that open the home.
+        self.home_path = Path(home or self.environ.get(HOME_ENV) or DEFAULT_HOME)
         self.config_path = config
         self.debug = debug
         self.now = now

@@ -12,7 +12,8 @@ from pki.durations import parse_duration
 
 def _to_timedelta(value: Any) -> Any:
     if isinstance(value, str):
-        return parse_duration(value)
+        # "0s" must read back what _from_timedelta writes; fields that need > 0 say so with gt=.
+        return parse_duration(value, allow_zero=True)
     if isinstance(value, int | float):
         return dt.timedelta(seconds=value)
     return value

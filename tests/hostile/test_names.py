@@ -20,6 +20,9 @@ from cryptography.x509.oid import NameOID
 from authsvc.home import Home
 from tests.conftest import run_cli
 from tests.hostile.support import home_state, one_error_line
+from tests.kubeconfig.test_issue_cli import workdir  # an empty current folder: nothing may appear in it
+
+__all__ = ["workdir"]
 
 # (row id, the name as given on the command line)
 NAMES: list[tuple[str, str]] = [
@@ -55,15 +58,6 @@ def _argv(command: str, name: str) -> list[str]:
     for word in COMMANDS[command]:
         argv += words if word == "{}" else [word]
     return argv
-
-
-@pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty current folder: nothing may appear in it."""
-    folder = tmp_path / "cwd"
-    folder.mkdir()
-    monkeypatch.chdir(folder)
-    return folder
 
 
 @pytest.mark.parametrize("command", list(COMMANDS))

@@ -21,13 +21,14 @@ from hypothesis import strategies as st
 from jwt.utils import base64url_encode
 
 from authsvc.authn.bootstrap import BootstrapTokenStore
-from authsvc.authn.chain import AuthenticatorChain, build_chain, classify
+from authsvc.authn.chain import AuthenticatorChain, ChainResult, build_chain, classify
 from authsvc.home import Home
 from authsvc.services import Services
 from authsvc.settings import settings_from_mapping
 from authsvc.tokenreview import API_VERSIONS, InvalidTokenReview, parse_tokenreview
 from pki.clock import FixedClock
 from pki.tokens.claims import LEGACY_ISSUER
+from tests.hostile.forge import tamper_payload
 from tests.webhook.jwks import Issuer
 from tests.webhook.support import WebhookApp, webhook_app
 
@@ -186,3 +187,11 @@ def test_a_changed_valid_token_is_no_one_else(world: World, data: st.DataObject)
     assert result.user is None or result.user.username == world.users[original]
     if token.count(".") != original.count(".") or original == STATIC:
         assert result.user is None or token == original
+
+
+def test_a_100kb_token_reaches_no_one(world: World) -> None:
+    """Past the webhook's body limit (413) an operator may raise server.max_body_bytes: the
+    backends themselves refuse a padded token, signature kept, without an error."""
+    for token in world.users:
+        if token.count(".") == 2:
+            assert world.chain.authenticate(tamper_payload(token, pad="x" * 100_000)) == ChainResult(None)
