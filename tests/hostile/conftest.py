@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from authsvc.home import Home
+from tests.hostile.webhook import AuditLedger
 
 
 @pytest.fixture(scope="module")
@@ -17,3 +18,9 @@ def shared_home(home_template: Path, tmp_path_factory: pytest.TempPathFactory) -
     root = tmp_path_factory.mktemp("hostile") / "home"
     shutil.copytree(home_template, root)
     return Home.open(root, environ={})
+
+
+@pytest.fixture(scope="module")
+def ledger() -> AuditLedger:
+    """The module's answered reviews, checked against the server's audit log by its last test."""
+    return AuditLedger()

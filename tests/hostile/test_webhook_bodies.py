@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from authsvc.tokenreview import V1, Decision
-from tests.hostile.webhook import assert_answer, exchange
+from tests.hostile.webhook import AuditLedger, assert_answer, exchange
 from tests.webhook.support import review_body
 from tests.webhook.test_server import STATIC, Served, served
 
@@ -109,13 +109,17 @@ ROWS = list(rows())
 
 
 @pytest.mark.parametrize("row", ROWS, ids=[r.name for r in ROWS])
-def test_hostile_tokenreview_body(served: Served, row: Row) -> None:
-    body: bytes | Iterator[bytes] | None = row.body
-    if row.chunked and row.body is not None:
-        body = iter([row.body[i : i + 65536] for i in range(0, len(row.body), 65536)])
+def test_hostile_tokenreview_body(served: Served, ledger: AuditLedger, row: Row) -> None:
     secrets = {STATIC, *_tokens_in(row.body)}
     outcome = exchange(
-        served, body, secrets=secrets, method=row.method, content_type=row.content_type, chunked=row.chunked
+        served,
+        row.body,
+        ledger=ledger,
+        token=_spec_token(row.body),
+        secrets=secrets,
+        method=row.method,
+        content_type=row.content_type,
+        chunked=row.chunked,
     )
     assert_answer(outcome, row.decision, row.status)
     if row.decision is ALLOW:
@@ -129,3 +133,17 @@ def _tokens_in(body: bytes | None) -> set[str]:
     """The row's own tokens (`secret(...)`), as they appear in its body."""
     text = (body or b"").decode("utf-8", "replace")
     return {word for word in text.replace('"', " ").split() if word.startswith("hostile-")}
+
+
+def _spec_token(body: bytes | None) -> str | None:
+    """spec.token, when the body is JSON that has one (the last, for a duplicated member)."""
+    try:
+        token = json.loads(body or b"")["spec"]["token"]
+    except (ValueError, TypeError, KeyError, RecursionError):
+        return None
+    return token if isinstance(token, str) else None
+
+
+def test_zz_the_audit_log_agrees(served: Served, ledger: AuditLedger) -> None:
+    """Runs last: one audit line per answered review, with the reply's decision, and no token."""
+    ledger.check(served)

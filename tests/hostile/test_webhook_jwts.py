@@ -21,7 +21,7 @@ from authsvc.tokenreview import Decision
 from pki.store import load_private_key
 from pki.tokens.kid import algorithm_for, kid_for
 from tests.hostile.forge import Signer, compact, now, tamper_payload, tamper_signature, unsigned, unverified_claims
-from tests.hostile.webhook import assert_answer, exchange
+from tests.hostile.webhook import AuditLedger, assert_answer, exchange
 from tests.webhook.jwks import JWKSServer
 from tests.webhook.support import review_body
 from tests.webhook.test_server import Served, served
@@ -162,12 +162,19 @@ def _params() -> Iterator[object]:
 
 
 @pytest.mark.parametrize(("target", "row"), list(_params()))
-def test_hostile_jwt(served: Served, signers: dict[str, Signer], attacker: JWKSServer, target: str, row: Row) -> None:
+def test_hostile_jwt(
+    served: Served, ledger: AuditLedger, signers: dict[str, Signer], attacker: JWKSServer, target: str, row: Row
+) -> None:
     attacker_signer = Signer("ES256", attacker.keys[attacker.kid][1], attacker.kid)
     token = row.forge(signers[target], Attacker(attacker_signer, attacker.url))
     body = json.dumps(review_body(token)).encode()
-    outcome = exchange(served, body, secrets={token})
+    outcome = exchange(served, body, ledger=ledger, token=token, secrets={token})
     assert_answer(outcome, row.decision, row.status)
     if row.decision is ALLOW:
         assert outcome.reply["status"]["user"]["username"] == USERNAMES[target]
     assert sum(attacker.requests.values()) == 0, f"authsvc fetched {dict(attacker.requests)} from the attacker"
+
+
+def test_zz_the_audit_log_agrees(served: Served, ledger: AuditLedger) -> None:
+    """Runs last: one audit line per answered review, with the reply's decision, and no token."""
+    ledger.check(served)

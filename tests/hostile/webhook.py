@@ -3,16 +3,25 @@
 The server is tests/webhook/test_server.py's `served` fixture (one per module): a home made
 by `authsvc init` with the token file, bootstrap tokens, an external OIDC issuer on loopback
 HTTPS and authsvc's own tokens; it is called with the API server's client certificate.
+
+Each exchange checks its reply (status, decision, TokenReview shape), the server's output
+(no traceback, no token) and the home (nothing written). The audit log is written in batches
+by each worker (audit.flush_ms), so it is checked once per module (`AuditLedger.check`, last
+test): one line per answered review, with the decision the reply gave, and no token in it;
+the fixture itself checks that no refused request (4xx) wrote a line (`served.reviewed`).
 """
 
 from __future__ import annotations
 
 import http.client
 import json
+import time
+from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from authsvc.redact import token_fingerprint
 from authsvc.tokenreview import KIND, V1, Decision
 from tests.hostile.support import LogWatch, assert_clean, home_state
 from tests.webhook.test_server import Served
@@ -27,58 +36,94 @@ class Outcome:
     status: int
     headers: dict[str, str]
     reply: dict[str, Any]
-    # Decisions the audit log recorded for this exchange (none for a refused request).
-    audited: list[str]
 
     @property
     def decision(self) -> Decision:
+        """What the reply says: allow, deny (no error), error (an outage), or invalid (a 4xx)."""
         if self.status != 200:
             return Decision.INVALID
-        assert len(self.audited) == 1, self.audited
-        return Decision(self.audited[0])
+        status = self.reply["status"]
+        if status["authenticated"]:
+            return Decision.ALLOW
+        return Decision.ERROR if status.get("error") else Decision.DENY
+
+
+@dataclass
+class AuditLedger:
+    """The answered reviews of a module, to be found in the audit log once it is written."""
+
+    expected: list[tuple[str, Decision]] = field(default_factory=list)
+    secrets: set[str] = field(default_factory=set)
+
+    def check(self, served: Served, timeout: float = 15.0) -> None:
+        """Every answered review has its line with the same decision; no token, no traceback."""
+        want = Counter(token_fingerprint(token) for token, _ in self.expected)
+        deadline = time.monotonic() + timeout
+        while not want <= Counter(line["token"] for line in served.audit_lines()):
+            assert time.monotonic() < deadline, "answered reviews missing from the audit log"
+            time.sleep(0.05)
+        decisions: dict[str, set[str]] = {}
+        for line in served.audit_lines():
+            decisions.setdefault(line["token"], set()).add(line["decision"])
+        for token, decision in self.expected:
+            assert decisions[token_fingerprint(token)] == {decision.value}, (token[:16], decision)
+        assert_clean({"audit.log": (served.home / "audit.log").read_text()}, self.secrets)
 
 
 def exchange(
     served: Served,
     body: bytes | Iterable[bytes] | None,
     *,
+    ledger: AuditLedger,
+    token: str | None,
     secrets: Iterable[str],
     method: str = "POST",
     content_type: str | None = JSON,
     chunked: bool = False,
 ) -> Outcome:
-    """Send one request; check that the reply, the server's output and the audit log hold no
+    """Send one request carrying `token`; check that the reply and the server's output hold no
     traceback and none of `secrets`, and that nothing in the home changed."""
-    served.secrets.update(secrets)  # the webhook tests' own last check searches for them too
+    secrets = set(secrets)
+    served.secrets |= secrets  # the webhook tests' own last check searches for them too
+    ledger.secrets |= secrets
     before = home_state(served.home)
     watch = LogWatch(served.logs)
     headers = {"Content-Type": content_type} if content_type else {}
-    if isinstance(body, bytes) and len(body) > LARGE:
-        status, response_headers, data = send_large(served, method, body, headers)
+    if (isinstance(body, bytes) and len(body) > LARGE) or chunked:
+        status, response_headers, data = send_tolerantly(served, method, body, headers, chunked=chunked)
     else:
-        status, response_headers, data = served.call(method, "/authenticate", body, headers=headers, chunked=chunked)
-    logs = watch.new_text()
-    assert_clean({"response": data.decode("utf-8", "replace"), **logs}, secrets)
+        status, response_headers, data = served.call(method, "/authenticate", body, headers=headers)
+    outcome = Outcome(status, response_headers, json.loads(data))
+    if status == 200:
+        assert token is not None, "an answered review carries a token"
+        served.reviewed += 1
+        ledger.expected.append((token, outcome.decision))
+    assert_clean({"response": data.decode("utf-8", "replace"), **watch.new_text()}, secrets)
     assert before.changes(home_state(served.home)) == []
-    audited = [json.loads(line)["decision"] for line in logs["audit.log"].splitlines()]
-    return Outcome(status, response_headers, json.loads(data), audited)
+    return outcome
 
 
-def send_large(served: Served, method: str, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
-    """Send a body the server refuses by its Content-Length alone.
-
-    granian answers 413 and closes without reading the rest; the rest of the body then meets a
-    closed connection (an error while sending), but the answer is already on its way.
-    """
+def send_tolerantly(
+    served: Served, method: str, body: bytes | Iterable[bytes] | None, headers: dict[str, str], *, chunked: bool
+) -> tuple[int, dict[str, str], bytes]:
+    """Send a body the server may refuse before reading it all (by its Content-Length, or past
+    the limit while chunked): granian answers 413 and closes, so the rest of the body meets a
+    closed connection (an error while sending) while the answer is already on its way."""
+    pieces = [body] if isinstance(body, bytes) else list(body or [])
+    framing = {"Transfer-Encoding": "chunked"} if chunked else {"Content-Length": str(sum(map(len, pieces)))}
     connection = http.client.HTTPSConnection("127.0.0.1", served.port, context=served.contexts["apiserver"], timeout=15)
     try:
         connection.putrequest(method, "/authenticate")
-        for name, value in {**headers, "Content-Length": str(len(body))}.items():
+        for name, value in {**headers, **framing}.items():
             connection.putheader(name, value)
         connection.endheaders()
         try:
-            for start in range(0, len(body), 16 * 1024):
-                connection.send(body[start : start + 16 * 1024])
+            for piece in pieces:
+                for start in range(0, len(piece), 16 * 1024):
+                    part = piece[start : start + 16 * 1024]
+                    connection.send(b"%x\r\n%s\r\n" % (len(part), part) if chunked else part)
+            if chunked:
+                connection.send(b"0\r\n\r\n")
         except OSError:
             pass
         response = connection.getresponse()
@@ -98,6 +143,5 @@ def assert_answer(outcome: Outcome, decision: Decision, status: int) -> None:
     elif decision is Decision.DENY:
         # A definite no: no error (an error would be an outage: never cached, retried).
         assert reply["status"] == {"authenticated": False}
-    else:  # refused before any decision: a 4xx carrying the reason, nothing audited
+    else:  # refused before any decision: a 4xx carrying the reason
         assert reply["status"]["authenticated"] is False and reply["status"]["error"]
-        assert outcome.audited == []

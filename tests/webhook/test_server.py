@@ -10,6 +10,7 @@ for tokens.
 from __future__ import annotations
 
 import base64
+import hashlib
 import http.client
 import json
 import os
@@ -49,6 +50,8 @@ class Served:
     contexts: dict[str, ssl.SSLContext] = field(default_factory=dict)
     # Every token a test sent: none may appear in any log.
     secrets: set[str] = field(default_factory=set)
+    # TokenReviews that reached the application: each is one audit line.
+    reviewed: int = 0
 
     def call(
         self,
@@ -74,10 +77,22 @@ class Served:
         status, _, data = self.call(
             "POST", "/authenticate", body, who=who, headers={"Content-Type": "application/json"}
         )
+        self.reviewed += 1
         return status, json.loads(data)
 
     def audit_lines(self) -> list[dict[str, Any]]:
         return [json.loads(line) for line in (self.home / "audit.log").read_text().splitlines()]
+
+    def audited(self, token: str, timeout: float = 10.0) -> bool:
+        """Whether the token's fingerprint is in the audit log; waits for the batch to be written."""
+        fingerprint = hashlib.sha256(token.encode()).hexdigest()[:12]
+        deadline = time.monotonic() + timeout
+        while True:
+            if any(line["token"] == fingerprint for line in self.audit_lines()):
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
 
 
 def _context(ca: Path, cert: Path | None = None, key: Path | None = None) -> ssl.SSLContext:
@@ -197,16 +212,21 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
             yield served
         finally:
             _stop(process)
+        # A stop writes the last batch: every TokenReview that reached the app has its line.
+        assert len(served.audit_lines()) == served.reviewed
 
 
 @pytest.mark.parametrize("who", ["nobody", "cluster-ca person"])
 def test_callers_without_the_webhook_client_certificate_are_refused_in_tls(served: Served, who: str) -> None:
-    before = len(served.audit_lines())
+    refused = f"refused-token-{who.replace(' ', '-')}"
     with pytest.raises((ssl.SSLError, ConnectionError)):
-        served.review(STATIC, who=who)
+        served.review(refused, who=who)
     with pytest.raises((ssl.SSLError, ConnectionError)):
         served.call("GET", "/metrics", who=who)
-    assert len(served.audit_lines()) == before  # never reached the application
+    marker = f"marker-after-{who.replace(' ', '-')}"
+    served.review(marker)
+    assert served.audited(marker)  # written after the refused attempt, so the log is current
+    assert not served.audited(refused, timeout=0)  # never reached the application
 
 
 def _expected_users(served: Served) -> dict[str, str]:
@@ -317,6 +337,7 @@ def test_size_method_and_content_type_refusals(served: Served) -> None:
     assert served.call("POST", "/authenticate", chunks, headers=_json_headers(), chunked=True)[0] == 413
     small_chunks = iter([_body_with_secret(STATIC)[:20], _body_with_secret(STATIC)[20:]])
     assert served.call("POST", "/authenticate", small_chunks, headers=_json_headers(), chunked=True)[0] == 200
+    served.reviewed += 1
     status, headers, _ = served.call("GET", "/authenticate")
     assert status == 405 and headers["allow"] == "POST"
     assert served.call("PUT", "/authenticate", _body_with_secret(STATIC), headers=_json_headers())[0] == 405
@@ -335,6 +356,7 @@ def test_health_readiness_and_metrics(served: Served) -> None:
     connection = http.client.HTTPSConnection("127.0.0.1", served.port, context=served.contexts["apiserver"])
     connection.request("POST", "/authenticate", json.dumps(review_body(STATIC)), headers=_json_headers())
     assert connection.getresponse().read()
+    served.reviewed += 1
     connection.request("GET", "/metrics")
     response = connection.getresponse()
     body = response.read()
@@ -347,6 +369,8 @@ def test_zz_no_token_in_any_log_and_no_traceback(served: Served) -> None:
     """Runs last: everything the server wrote during this module, searched for every token sent."""
     for token in list(_expected_users(served)) + list(_wrong_tokens(served).values()):
         served.review(token)
+    served.review("last-marker-token")
+    assert served.audited("last-marker-token")  # the batch with everything before it is written
     logs = {path.name: path.read_text(errors="replace") for path in served.logs}
     assert logs["audit.log"].count("\n") >= len(served.secrets)  # the logs are there: the search is not vacuous
     for name, text in logs.items():

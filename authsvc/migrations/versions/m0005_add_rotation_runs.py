@@ -1,4 +1,4 @@
-"""add rotation runs
+"""add rotation runs; the webhook's own certificates become automatic
 
 Revision ID: 0005
 Revises: '0004'
@@ -37,6 +37,16 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_rotation_runs_finished_at"), ["finished_at"], unique=False)
 
     # ### end Alembic commands ###
+    # The webhook's serving and client certificates are renewed by `authsvc rotate` from now on:
+    # homes made before this release recorded them without auto_renew.
+    columns = (sa.column("name", sa.String), sa.column("requester", sa.String), sa.column("auto_renew", sa.Boolean))
+    certificates = sa.table("certificates", *columns)
+    op.execute(
+        certificates.update()
+        .where(certificates.c.name.in_(["authsvc/serving", "authsvc/apiserver-webhook-client"]))
+        .where(certificates.c.requester == "init")
+        .values(auto_renew=True)
+    )
 
 
 def downgrade() -> None:
