@@ -2,32 +2,42 @@
 
 `create_app(services)` builds a fresh app around an already-loaded `Services` object
 (settings, clock, stores): no globals, nothing read from the environment here. Blueprints
-are listed in `BLUEPRINTS`, one per concern.
+are listed in `BLUEPRINTS`, one per concern, with the listeners that serve them.
 """
 
 from __future__ import annotations
 
 import importlib
+from typing import Literal
 
 from flask import Flask
 
 from authsvc.services import Services
 
-# "module:blueprint" in registration order.
-BLUEPRINTS: list[str] = [
-    "authsvc.web.health:blueprint",
-    "authsvc.web.webhook:blueprint",
-    "authsvc.web.oidc:blueprint",
-    "authsvc.web.login:blueprint",
-    "authsvc.web.rotation_metrics:blueprint",
+# Which listener serves what. The webhook listener requires the API server's client
+# certificate (granian verifies it in the handshake); people and kubelet's probes have none,
+# so /login, discovery and the metrics pages live on the public listener. "all" is one
+# listener with everything: tests, and `serve --insecure-no-client-cert` for development.
+Listener = Literal["webhook", "public", "all"]
+EVERYWHERE = frozenset({"webhook", "public"})
+
+# ("module:blueprint", listeners) in registration order.
+BLUEPRINTS: list[tuple[str, frozenset[str]]] = [
+    ("authsvc.web.health:blueprint", EVERYWHERE),
+    ("authsvc.web.webhook:blueprint", frozenset({"webhook"})),
+    ("authsvc.web.oidc:blueprint", frozenset({"public"})),
+    ("authsvc.web.login:blueprint", frozenset({"public"})),
+    ("authsvc.web.rotation_metrics:blueprint", EVERYWHERE),
 ]
 
 
-def create_app(services: Services) -> Flask:
+def create_app(services: Services, listener: Listener = "all") -> Flask:
     app = Flask("authsvc")
     app.config["MAX_CONTENT_LENGTH"] = services.settings.server.max_body_bytes
     app.extensions["authsvc"] = services
-    for target in BLUEPRINTS:
+    for target, listeners in BLUEPRINTS:
+        if listener != "all" and listener not in listeners:
+            continue
         module_name, attribute = target.split(":")
         app.register_blueprint(getattr(importlib.import_module(module_name), attribute))
     return app

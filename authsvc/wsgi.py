@@ -22,6 +22,8 @@ from authsvc.home import Home, resolve_home
 from authsvc.services import Services
 
 CONFIG_ENV = "AUTHSVC_CONFIG"
+# Which routes this process serves (authsvc.app.Listener); `authsvc serve` sets it per listener.
+LISTENER_ENV = "AUTHSVC_LISTENER"
 LOG_FORMAT = "%(asctime)s [%(levelname)s] %(name)s: %(message)s"
 
 
@@ -30,7 +32,10 @@ def create_wsgi_app(environ: Mapping[str, str] | None = None) -> Flask:
     config = env.get(CONFIG_ENV)
     home = Home.open(resolve_home(None, env), Path(config) if config else None, environ=env)
     configure_logging()
-    return create_app(Services(home))
+    listener = env.get(LISTENER_ENV, "all")
+    if listener not in ("webhook", "public", "all"):
+        raise ValueError(f"{LISTENER_ENV}={listener!r}: expected webhook, public or all")
+    return create_app(Services(home), listener)  # type: ignore[arg-type]
 
 
 def configure_logging() -> None:

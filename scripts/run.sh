@@ -12,4 +12,4 @@ fi
 export AUTHSVC_HOME="${AUTHSVC_HOME:-$PWD/authsvc-data}"
 .venv/bin/authsvc init
 .venv/bin/authsvc webhook-config --url https://127.0.0.1:8443/authenticate -o "$AUTHSVC_HOME/webhook.kubeconfig"
-exec .venv/bin/authsvc serve "$@"
+exec .venv/bin/authsvc serve --public-bind 127.0.0.1:8444 "$@"

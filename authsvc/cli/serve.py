@@ -7,7 +7,11 @@ reaches Python. Never the Flask development server.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -109,35 +113,109 @@ def granian_server(plan: ServePlan) -> Any:
 
 
 @click.command()
-@click.option("--bind", metavar="HOST:PORT", help="Listen address. [default: server.bind, 127.0.0.1:8443]")
+@click.option("--bind", metavar="HOST:PORT", help="Webhook listener (mTLS). [default: server.bind, 127.0.0.1:8443]")
+@click.option(
+    "--public-bind",
+    metavar="HOST:PORT",
+    help="Public listener (TLS, no client certificate): /login, OIDC discovery, JWKS, health, metrics. "
+    "[default: server.public_bind; none when empty]",
+)
 @click.option("--workers", type=click.IntRange(1, 64), help="Worker processes. [default: server.workers]")
 @click.option("--threads", type=click.IntRange(1, 64), help="Threads per worker. [default: server.threads]")
 @click.option(
     "--insecure-no-client-cert",
     is_flag=True,
-    help="DEVELOPMENT ONLY: accept callers without a client certificate from server.client_ca.",
+    help="DEVELOPMENT ONLY: one listener serving everything, without client certificates.",
 )
+@click.option("--listener", type=click.Choice(["webhook", "public"]), default="webhook", hidden=True)
 @click.pass_obj
 def serve(
-    state: CliState, bind: str | None, workers: int | None, threads: int | None, insecure_no_client_cert: bool
+    state: CliState,
+    bind: str | None,
+    public_bind: str | None,
+    workers: int | None,
+    threads: int | None,
+    insecure_no_client_cert: bool,
+    listener: str,
 ) -> None:
-    """Serve POST /authenticate (TokenReview), /healthz, /readyz and /metrics over TLS.
+    """Serve the TokenReview webhook over TLS with client certificates (mTLS), and optionally a
+    public listener for people.
 
-    Callers must present a client certificate signed by server.client_ca (the API server's
-    webhook client certificate that `authsvc init` issues; `authsvc webhook-config` writes the
-    API server's side). Runs until interrupted (SIGINT/SIGTERM).
+    \b
+    Webhook listener (--bind): POST /authenticate, /healthz, /readyz. Callers must present a
+    client certificate signed by server.client_ca (the API server's webhook client certificate
+    that `authsvc init` issues; `authsvc webhook-config` writes the API server's side).
+    Public listener (--public-bind): POST /login, /.well-known/openid-configuration,
+    /openid/v1/jwks, /healthz, /readyz, /metrics; TLS without client certificates.
+
+    \b
+    Example:
+      authsvc serve --bind 0.0.0.0:8443 --public-bind 0.0.0.0:8444 --workers 2
+
+    Runs until interrupted (SIGINT/SIGTERM); the public listener stops with it.
     """
     from authsvc.home import HOME_ENV
-    from authsvc.wsgi import CONFIG_ENV
+    from authsvc.wsgi import CONFIG_ENV, LISTENER_ENV
 
     home = state.home()
-    plan = serve_plan(home, bind=bind, workers=workers, threads=threads, insecure=insecure_no_client_cert)
-    check_backends(home)
-    # The hand-over to the workers: authsvc.wsgi reads these two, once per process.
+    public = listener == "public"
+    if public:
+        plan = serve_plan(home, bind=bind, workers=workers, threads=threads, insecure=True)
+    else:
+        plan = serve_plan(home, bind=bind, workers=workers, threads=threads, insecure=insecure_no_client_cert)
+        check_backends(home)
+    # The hand-over to the workers: authsvc.wsgi reads these, once per process.
     os.environ[HOME_ENV] = str(home.root.resolve())
     os.environ[CONFIG_ENV] = str(home.config_path.resolve())
+    os.environ[LISTENER_ENV] = "public" if public else ("all" if plan.client_ca is None else "webhook")
+    if public:
+        click.echo(f"authsvc serve: public listener {plan.url} (no client certificate: /login, discovery)", err=True)
+        granian_server(plan).serve()
+        return
     clients = f"client certificates required ({plan.client_ca})" if plan.client_ca else "NO client certificate required"
     if plan.client_ca is None:
-        click.echo("warning: --insecure-no-client-cert: anyone who can connect can ask about tokens", err=True)
+        click.echo("warning: no client certificates: anyone who can connect can ask about tokens", err=True)
     click.echo(f"authsvc serve: {plan.url} (workers {plan.workers}, threads {plan.threads}, {clients})", err=True)
-    granian_server(plan).serve()
+    public_address = public_bind or home.settings.server.public_bind
+    child = start_public_listener(state, plan, public_address) if public_address and plan.client_ca else None
+    try:
+        granian_server(plan).serve()
+    finally:
+        if child is not None:
+            stop_child(child)
+
+
+def start_public_listener(state: CliState, plan: ServePlan, address: str) -> subprocess.Popen[bytes]:
+    """The public listener as a child process: granian serves one TLS configuration per process."""
+    parse_bind(address)
+    args = [sys.executable, "-m", "authsvc.cli", f"--home={state.home_path}"]
+    if state.config_path:
+        args.append(f"--config={state.config_path}")
+    args += [
+        "serve",
+        "--listener=public",
+        f"--bind={address}",
+        f"--workers={plan.workers}",
+        f"--threads={plan.threads}",
+    ]
+    # preexec_fn only sets PDEATHSIG (no locks taken between fork and exec).
+    return subprocess.Popen(args, preexec_fn=_die_with_parent)
+
+
+def _die_with_parent() -> None:
+    """Linux: the public listener gets SIGTERM when `authsvc serve` dies, even by SIGKILL."""
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
+def stop_child(child: subprocess.Popen[bytes]) -> None:
+    if child.poll() is None:
+        child.terminate()
+        try:
+            child.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()

@@ -27,5 +27,9 @@ class ServerSettings(Section):
     require_client_cert: bool = True
     serving_sans: tuple[str, ...] = ("DNS:localhost", "IP:127.0.0.1")
     max_body_bytes: int = Field(64 * 1024, ge=1024)
-    # URL people and kubectl reach /login at (written into exec-mode kubeconfigs).
-    public_url: str = "https://127.0.0.1:8443"
+    # The public listener: TLS without client certificates, for people and probes (/login,
+    # OIDC discovery and JWKS, /healthz, /readyz, /metrics; never /authenticate). Empty: none.
+    public_bind: str = ""
+    # URL people and kubectl reach /login at (written into exec-mode kubeconfigs): the public
+    # listener's address as seen from outside.
+    public_url: str = "https://127.0.0.1:8444"

@@ -1,0 +1,93 @@
+"""`authsvc serve` with both listeners, over real TLS (granian): each serves only its routes.
+
+The webhook listener refuses callers without the API server's client certificate; the public
+listener (people, probes) has /login and discovery but never /authenticate.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import ssl
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+import yaml
+
+from tests.components.support import free_port, wait_for_port
+from tests.conftest import run_cli
+
+REVIEW = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": {"token": "nope"}}
+
+
+@pytest.fixture(scope="module")
+def listeners(home_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str, str]]:
+    home = tmp_path_factory.mktemp("listeners") / "home"
+    shutil.copytree(home_template, home)
+    config = home / "authsvc.yaml"
+    settings = yaml.safe_load(config.read_text())
+    settings["login"]["backends"] = ["users"]
+    config.write_text(yaml.safe_dump(settings))
+    added = run_cli(["users", "add", "carol", "-g", "dev", "--password-stdin"], home=home, input="carol-pw\n")
+    assert added.exit_code == 0, added.stderr
+    webhook, public = free_port(), free_port()
+    log = (home / "serve.log").open("wb")
+    args = [sys.executable, "-m", "authsvc.cli", f"--home={home}", "serve", f"--bind=127.0.0.1:{webhook}"]
+    args += [f"--public-bind=127.0.0.1:{public}", "--workers=1"]
+    server = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ))
+    try:
+        wait_for_port("127.0.0.1", webhook, 30)
+        wait_for_port("127.0.0.1", public, 30)
+        yield home, f"https://127.0.0.1:{webhook}", f"https://127.0.0.1:{public}"
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=20)
+        log.close()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # the public listener follows its parent down
+        try:
+            wait_for_port("127.0.0.1", public, 0.2)
+        except TimeoutError:
+            break
+    else:
+        pytest.fail("the public listener outlived `authsvc serve`")
+
+
+def test_webhook_listener_needs_the_client_certificate(listeners: tuple[Path, str, str]) -> None:
+    home, webhook, _ = listeners
+    ca = str(home / "pki/ca.crt")
+    client = (
+        str(home / "pki/authsvc/apiserver-webhook-client.crt"),
+        str(home / "pki/authsvc/apiserver-webhook-client.key"),
+    )
+    answer = requests.post(f"{webhook}/authenticate", json=REVIEW, verify=ca, cert=client, timeout=10)
+    assert answer.status_code == 200 and answer.json()["status"] == {"authenticated": False}
+    assert requests.post(f"{webhook}/login", verify=ca, cert=client, timeout=10).status_code == 404
+    with pytest.raises((requests.exceptions.SSLError, requests.exceptions.ConnectionError)):
+        requests.post(f"{webhook}/authenticate", json=REVIEW, verify=ca, timeout=10)
+
+
+def test_public_listener_serves_people_not_the_api_server(listeners: tuple[Path, str, str]) -> None:
+    home, _, public = listeners
+    ca = str(home / "pki/ca.crt")
+    assert requests.post(f"{public}/authenticate", json=REVIEW, verify=ca, timeout=10).status_code == 404
+    jwks = requests.get(f"{public}/openid/v1/jwks", verify=ca, timeout=10)
+    assert jwks.status_code == 200 and jwks.json()["keys"]
+    refused = requests.post(f"{public}/login", auth=("carol", "wrong"), verify=ca, timeout=10)
+    assert refused.status_code == 401 and "Traceback" not in refused.text
+    login = requests.post(f"{public}/login", auth=("carol", "carol-pw"), verify=ca, timeout=10)
+    assert login.status_code == 200 and login.json()["user"] == "carol" and login.json()["groups"] == ["dev"]
+    assert requests.get(f"{public}/healthz", verify=ca, timeout=10).status_code == 200
+
+
+def test_public_listener_is_real_tls(listeners: tuple[Path, str, str]) -> None:
+    _, _, public = listeners
+    with pytest.raises(requests.exceptions.SSLError):
+        requests.get(f"{public}/healthz", verify=True, timeout=10)  # system CAs do not know our CA
+    assert ssl.HAS_TLSv1_3
