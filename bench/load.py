@@ -29,6 +29,7 @@ import json
 import multiprocessing
 import os
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
@@ -136,11 +137,14 @@ def offline_probes(home: Path) -> list[Probe]:
     return probes
 
 
-def login_probes(files: Files, port: int) -> list[Probe]:
-    """Tokens from POST /login (the directory's users), asked of the running server."""
+def login_probes(files: Files, public_port: int) -> list[Probe]:
+    """Tokens from POST /login (the directory's users), asked of the server's public listener
+    (TLS without a client certificate, as people reach it)."""
+    context = ssl.create_default_context(cafile=str(files.ca))
+    wait_for_public_listener(public_port, context)
     probes = []
     for user in (ALICE, BOB, CAROL):
-        connection = http.client.HTTPSConnection("127.0.0.1", port, context=client_context(files), timeout=10)
+        connection = http.client.HTTPSConnection("127.0.0.1", public_port, context=context, timeout=10)
         basic = base64.b64encode(f"{user.uid}:{user.password}".encode()).decode()
         connection.request("POST", "/login", headers={"Authorization": f"Basic {basic}"})
         response = connection.getresponse()
@@ -150,6 +154,23 @@ def login_probes(files: Files, port: int) -> list[Probe]:
             raise RuntimeError(f"POST /login for {user.uid}: {response.status} {body}")
         probes.append(Probe("ldap-login", body["token"], user.uid))
     return probes
+
+
+def wait_for_public_listener(port: int, context: ssl.SSLContext, timeout: float = 30.0) -> None:
+    """`authsvc serve` starts the public listener as a child process: wait until it answers."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            connection = http.client.HTTPSConnection("127.0.0.1", port, context=context, timeout=2)
+            connection.request("GET", "/healthz")
+            if connection.getresponse().status == 200:
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+        finally:
+            connection.close()
 
 
 def invalid_probes(valid: list[Probe]) -> list[Probe]:
@@ -297,15 +318,15 @@ def run(args: argparse.Namespace) -> int:
         os.environ.update(LDAP_ENVIRON)  # the server and the CLI read the bind password from here
         if postgres is not None:
             os.environ[DATABASE_ENV] = postgres.url
-        home, port = Path(tmp) / "home", free_port()
+        home, port, public_port = Path(tmp) / "home", free_port(), free_port()
         write_config(home, args, slapd)
         cli(home, "init")
         probes = offline_probes(home)
         files = files_of(home)
-        command = authsvc_command(port, files, args.workers, args.threads)
+        command = [*authsvc_command(port, files, args.workers, args.threads), f"--public-bind=127.0.0.1:{public_port}"]
         with running(command, port, files, Path(tmp) / "serve.log"):
             if slapd is not None:
-                probes += login_probes(files, port)
+                probes += login_probes(files, public_port)
             probes += invalid_probes(probes)
             faults = faults_for(slapd, postgres) if args.faults else []
             start_at = time.time() + 1.0
