@@ -20,7 +20,12 @@ def _to_timedelta(value: Any) -> Any:
 
 
 def _from_timedelta(value: dt.timedelta) -> str:
-    return f"{int(value.total_seconds())}s"
+    """The largest exact unit, so authsvc.yaml reads `365d`, not `31536000s`."""
+    seconds = int(value.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
 
 
 Duration = Annotated[dt.timedelta, BeforeValidator(_to_timedelta), PlainSerializer(_from_timedelta, return_type=str)]

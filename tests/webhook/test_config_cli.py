@@ -131,7 +131,8 @@ def test_apiserver_config(home: Path, tmp_path: Path) -> None:
     issuer = jwt_authenticator["issuer"]
     assert issuer["url"] == "https://authsvc.example/users"
     assert (issuer["audiences"], issuer["audienceMatchPolicy"]) == (["a", "b"], "MatchAny")
-    assert issuer["discoveryURL"] == "https://127.0.0.1:8443/.well-known/openid-configuration"
+    public_url = yaml.safe_load((home / "authsvc.yaml").read_text())["server"]["public_url"]
+    assert issuer["discoveryURL"] == f"{public_url}/.well-known/openid-configuration"
     assert x509.load_pem_x509_certificate(issuer["certificateAuthority"].encode())
     assert jwt_authenticator["claimMappings"] == {
         "username": {"claim": "sub", "prefix": "authsvc:"},
