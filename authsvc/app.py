@@ -40,6 +40,8 @@ def create_app(services: Services, listener: Listener = "all") -> Flask:
             continue
         module_name, attribute = target.split(":")
         app.register_blueprint(getattr(importlib.import_module(module_name), attribute))
+    # On every listener, /login or not: see install_components.
+    importlib.import_module("authsvc.web.login").install_components(app)
     return app
 
 

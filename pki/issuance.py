@@ -141,8 +141,9 @@ class CertificateIssuer:
         lifetime, alt_names = ttl or profile.default_ttl, sans or SubjectAltNames()
         self._check_names(profile, subject, alt_names, lifetime, trusted_operator=True)
         private_key = key or generate_private_key(key_type)
-        check_key(self.policy, private_key.public_key())
-        request = SigningRequest(subject, private_key.public_key(), profile, lifetime, alt_names)
+        public_key = private_key.public_key()
+        check_key(self.policy, public_key)
+        request = SigningRequest(subject, public_key, profile, lifetime, alt_names)
         return self._issue(request, key=private_key, requester=requester, name=name)
 
     def sign_csr(

@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import logging
+import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -67,23 +68,20 @@ def classify(token: str) -> TokenShape:
         claims = jwt.decode(token, options={"verify_signature": False})  # routing only, see above
     except jwt.PyJWTError:
         return TokenShape(TokenKind.OPAQUE)
-    issuer, expires = claims.get("iss"), claims.get("exp")
-    return TokenShape(
-        TokenKind.JWT,
-        issuer if isinstance(issuer, str) else None,
-        _seconds(expires),
-    )
+    issuer = claims.get("iss")
+    return TokenShape(TokenKind.JWT, issuer if isinstance(issuer, str) else None, numeric_date(claims.get("exp")))
 
 
-def _seconds(value: object) -> float | None:
-    """A NumericDate as a float; None when it is not a number, or too large for a float (10**400:
-    the payload is not verified yet, so it must not raise)."""
+def numeric_date(value: object) -> float | None:
+    """A JWT NumericDate as a float; None when it is not a finite number or is too large for a
+    float (10**400: claims not verified yet must not raise)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     try:
-        return float(value)
+        number = float(value)
     except OverflowError:
         return None
+    return number if math.isfinite(number) else None
 
 
 @dataclass(frozen=True, slots=True)

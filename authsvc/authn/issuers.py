@@ -9,7 +9,7 @@ by hand. A fetched key set is kept for `jwks_cache_ttl`; a token with an unknown
 a new fetch at most once per `jwks_refresh_cooldown`, and so does a failed fetch, so a flood
 of made-up kids cannot become a flood of requests to the issuer. Fail closed: when the keys
 cannot be had, the backend raises BackendUnavailable (an error answer, never a "yes").
-Token times (exp, nbf) are checked against the injected clock with the issuer's leeway.
+Token times (exp, nbf, iat) are checked against the injected clock with the issuer's leeway.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import jwt
 from jwt import PyJWK, PyJWKClient, PyJWKSet
 
-from authsvc.authn.chain import TokenKind
+from authsvc.authn.chain import TokenKind, numeric_date
 from authsvc.errors import BackendUnavailable, ConfigError
 from authsvc.identity import UserInfo
 from authsvc.settings.authn import IssuerSettings
@@ -153,19 +153,17 @@ def _strings(value: Any) -> tuple[str, ...] | None:
     return None
 
 
-def _number(value: Any) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-
-
 def times_valid(claims: dict[str, Any], now: float, leeway: float) -> bool:
-    """exp (required, a number) not passed and nbf (optional) reached, give or take the leeway."""
-    expires = _number(claims.get("exp"))
+    """exp (required) not passed; nbf and iat (optional) not in the future; give or take the leeway.
+    Each must be a finite number (a JSON integer too large for a float is not one)."""
+    expires = numeric_date(claims.get("exp"))
     if expires is None or now >= expires + leeway:
         return False
-    if "nbf" in claims:
-        not_before = _number(claims["nbf"])
-        if not_before is None or now + leeway < not_before:
-            return False
+    for claim in ("nbf", "iat"):
+        if claim in claims:
+            when = numeric_date(claims[claim])
+            if when is None or now + leeway < when:
+                return False
     return True
 
 

@@ -16,7 +16,6 @@ import json
 import logging
 
 from flask import Blueprint, Flask, Response, current_app, request
-from flask.blueprints import BlueprintSetupState
 
 from authsvc.app import services_of
 from authsvc.errors import AuthenticationFailed, BackendUnavailable, RateLimited
@@ -33,10 +32,13 @@ CHALLENGE = 'Basic realm="authsvc", charset="UTF-8"'
 FORMATS = ("json", "execcredential")
 
 
-@blueprint.record_once
-def _install(state: BlueprintSetupState) -> None:
-    app = state.app
-    assert isinstance(app, Flask)  # flask types the setup state's app as its sans-IO base
+def install_components(app: Flask) -> None:
+    """Build the login stack once per app, whichever routes the app serves.
+
+    authsvc.app.create_app calls this for every listener: the webhook listener has no /login,
+    but tokens from /login are re-checked against the directory (identity refreshers) and the
+    directory's health feeds /readyz wherever a TokenReview or a probe arrives.
+    """
     metrics = metrics_for(app)
     install(services_of(app), LoginMetrics(metrics.registry, metrics.backend_error))
 

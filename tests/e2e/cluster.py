@@ -38,9 +38,10 @@ STATIC_USER = "static-sam"
 STATIC_GROUP = "static-team"
 
 
-def home_settings(apiserver_port: int, webhook_port: int) -> dict[str, Any]:
+def home_settings(apiserver_port: int, webhook_port: int, public_port: int) -> dict[str, Any]:
     """authsvc.yaml written before `authsvc init` (init completes it and keeps these)."""
     webhook = f"127.0.0.1:{webhook_port}"
+    public = f"127.0.0.1:{public_port}"
     return {
         # What `init --control-plane-endpoint 127.0.0.1:PORT --service-cidr ...` would record: in
         # the file, because init refuses flags that differ from an existing authsvc.yaml. The
@@ -51,7 +52,9 @@ def home_settings(apiserver_port: int, webhook_port: int) -> dict[str, Any]:
             "server": f"https://127.0.0.1:{apiserver_port}",
             "service_cidr": SERVICE_CIDR,
         },
-        "server": {"bind": webhook, "public_url": f"https://{webhook}", "workers": 1},
+        # Two listeners, as deployed: the webhook (mTLS, kube-apiserver only) and the public one
+        # (/login, discovery, JWKS) that people and verifiers reach without a client certificate.
+        "server": {"bind": webhook, "public_bind": public, "public_url": f"https://{public}", "workers": 1},
         "tokens": {
             "issuer": ISSUER,
             # Revocations reach the webhook's key cache within a second (the default is 5 s).
@@ -94,6 +97,15 @@ class E2ECluster:
     @property
     def server(self) -> str:
         return self.control_plane.url
+
+    @property
+    def public_url(self) -> str:
+        """authsvc's public listener (no client certificate): /login, discovery, JWKS."""
+        return str(self.settings()["server"]["public_url"])
+
+    def settings(self) -> dict[str, Any]:
+        data: dict[str, Any] = yaml.safe_load((self.home / "authsvc.yaml").read_text())
+        return data
 
     @property
     def ca_file(self) -> Path:
@@ -209,8 +221,8 @@ def start_cluster(workdir: Path, kubectl_binary: Path, apiserver_binary: Path, e
     """Init a home, start authsvc serve, then etcd + kube-apiserver wired to it."""
     home = workdir / "home"
     home.mkdir(mode=0o700)
-    apiserver_port, webhook_port = free_ports(2)
-    (home / "authsvc.yaml").write_text(yaml.safe_dump(home_settings(apiserver_port, webhook_port)))
+    apiserver_port, webhook_port, public_port = free_ports(3)
+    (home / "authsvc.yaml").write_text(yaml.safe_dump(home_settings(apiserver_port, webhook_port, public_port)))
     env = child_env(home_dir=workdir)
     cli = AuthsvcCli(home, env)
     cli.ok("init", "--apiserver-advertise-address", "127.0.0.1")

@@ -90,7 +90,11 @@ def test_exec_kubeconfig_logs_in_through_ldap_and_is_group_bound(cluster: E2EClu
     assert listed.ok, listed.describe()
     denied = cluster.kubectl(kubeconfig, "get", "secrets", "-A", env=env)
     assert not denied.ok and f'User "{CAROL.uid}" cannot list resource "secrets"' in denied.stderr, denied.describe()
-    assert any(d["user"] == CAROL.uid and d["decision"] == "allow" for d in cluster.audit_records())
+    # Audit lines are written in batches (audit.flush_ms): wait for the one of this review.
+    allowed = eventually(
+        cluster.audit_records, lambda records: any(d["user"] == CAROL.uid and d["decision"] == "allow" for d in records)
+    )
+    assert any(d["user"] == CAROL.uid and d["decision"] == "allow" for d in allowed)
 
 
 def test_exec_kubeconfig_with_wrong_password_gets_no_credential(cluster: E2ECluster, login_url: str) -> None:

@@ -82,7 +82,7 @@ def authsvc_jwks(cluster: E2ECluster) -> dict[str, Any]:
     opener = urllib.request.build_opener(
         urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=cluster.webhook_context)
     )
-    with opener.open(f"{cluster.webhook.url}/openid/v1/jwks", timeout=5) as response:
+    with opener.open(f"{cluster.public_url}/openid/v1/jwks", timeout=5) as response:
         jwks: dict[str, Any] = json.load(response)
     return jwks
 

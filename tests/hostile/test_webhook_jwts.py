@@ -123,9 +123,6 @@ OVERFLOW = (
     "({}) instead of being refused: answered as a backend outage (authenticated false + error), not a denial"
 )
 KNOWN_GAPS = {
-    ("idp", "iat far in the future"): "external issuers do not check iat (authn/issuers.py: verify_iat off, "
-    "times_valid checks exp and nbf only); authsvc's own tokens refuse it (pki/tokens/verify.py check_times)",
-    ("idp", "exp beyond a float, issuer's key"): OVERFLOW.format("authn/issuers.py _number"),
     ("authsvc", "exp beyond a float, issuer's key"): OVERFLOW.format("pki/tokens/verify.py _numeric_date"),
 }
 

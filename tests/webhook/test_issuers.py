@@ -181,6 +181,8 @@ def test_hostile_tokens_are_refused(home: Home, clock: FixedClock, idp: JWKSServ
         "required claim missing": idp.token(),
         "expired": idp.token({"tid": "acme", "exp": now - 31}),
         "not yet valid": idp.token({"tid": "acme", "nbf": now + 31}),
+        "issued in the future": idp.token({"tid": "acme", "iat": now + 31}),
+        "exp past a float": idp.token({"tid": "acme", "exp": 10**400}),
         "no exp": idp.token({"tid": "acme", "exp": None}),
         "system: user": idp.token({"tid": "acme", "sub": "system:kube-controller-manager"}),
         "system: group": idp.token({"tid": "acme", "groups": ["system:masters"]}),
@@ -195,7 +197,7 @@ def test_hostile_tokens_are_refused(home: Home, clock: FixedClock, idp: JWKSServ
 
 def test_expiry_follows_the_injected_clock(home: Home, clock: FixedClock, idp: JWKSServer) -> None:
     backend = backend_for(home, clock, settings_for(idp, leeway=0))
-    token = idp.token({"exp": clock().timestamp() + 60})
+    token = idp.token({"exp": clock().timestamp() + 60}, now=clock().timestamp())
     assert backend.authenticate(token) is not None
     clock.advance(dt.timedelta(seconds=60))
     assert backend.authenticate(token) is None

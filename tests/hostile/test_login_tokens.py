@@ -1,0 +1,51 @@
+"""A /login token at the webhook listener: the directory must still have the last word.
+
+`authsvc serve` runs two listeners (authsvc/app.py): the webhook one (mTLS, /authenticate) and
+the public one (/login). A token from /login names the directory as its source; at review
+time the webhook re-checks the user there (authn/authsvc_tokens.py, identity refreshers), so
+a user removed from the directory stops authenticating within the caches' lifetimes. Each
+listener is an app of its own: the webhook's must have the refreshers too.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from authsvc.app import Listener, create_app
+from authsvc.login.wiring import LOGIN_COMPONENT
+from authsvc.services import Services
+from pki.clock import FixedClock
+from tests.components.slapd import CAROL, Slapd
+from tests.ldap.fixtures import private_slapd
+from tests.login.conftest import MakeHome, basic, home_template, make_home
+from tests.login.test_login_http import _review
+
+__all__ = ["home_template", "make_home", "private_slapd"]
+
+pytestmark = pytest.mark.slapd
+
+
+@pytest.mark.parametrize(
+    "listener",
+    ["all", "webhook"],
+)
+def test_a_deleted_users_login_token_stops_working(
+    make_home: MakeHome, private_slapd: Slapd, clock: FixedClock, listener: Listener
+) -> None:
+    home = make_home(private_slapd)
+    public = create_app(Services(home), "public").test_client()
+    token = public.post("/login", headers=basic(CAROL.uid, CAROL.password)).json["token"]  # type: ignore[index]
+    services = Services(home)
+    webhook = create_app(services, listener).test_client()
+    try:
+        assert _review(webhook, token)["authenticated"] is True
+        private_slapd.delete(CAROL.dn)
+        clock.advance(dt.timedelta(seconds=61))  # ldap.group_cache_ttl (60 s) and the webhook's cache (1 s)
+        assert _review(webhook, token)["authenticated"] is False
+    finally:
+        for app_services in (public.application.extensions["authsvc"], services):
+            login = app_services.components.get(LOGIN_COMPONENT)
+            if login is not None and login.ldap is not None:
+                login.ldap.close()
