@@ -74,7 +74,7 @@ def home_settings(apiserver_port: int, webhook_port: int, public_port: int) -> d
         },
         # The decisions the webhook made, one JSON line each: how a test proves whether a token
         # went through the webhook at all.
-        "audit": {"path": "audit.log"},
+        "audit": {"path": "audit.log", "flush_ms": 0},  # each line written before the answer: tests read it
     }
 
 
