@@ -34,7 +34,7 @@ def test_exec_user_runs_authsvc_login_with_the_login_ca(home: Home, tmp_path: Pa
     assert plugin["provideClusterInfo"] is True
     assert "install authsvc" in plugin["installHint"]
     args = plugin["args"]
-    assert args[:3] == ["login", "--server", "https://127.0.0.1:8443/login"]
+    assert args[:3] == ["login", "--server", "https://127.0.0.1:8444/login"]
     assert args[3] == "--ca-data" and base64.b64decode(args[4]) == home.cert_path("ca").read_bytes()
     assert args[5:] == ["--username", "carol"]
     [record] = CredentialInventory(home.engine).credentials()
