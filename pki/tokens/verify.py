@@ -132,12 +132,19 @@ def _decode(
     raise TokenRejected("token signature does not verify")
 
 
+MAX_NUMERIC_DATE = 253_402_300_799  # 9999-12-31T23:59:59Z
+
+
 def _numeric_date(claims: Mapping[str, Any], name: str) -> float | None:
     value = claims.get(name)
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TokenRejected(f"token claim {name!r} is not a number of seconds")
+    # Past year 9999 a date cannot be a datetime (nor, past ~1e308, a float): such a claim is a
+    # malformed token, refused like any other, never an internal error ("backend unavailable").
+    if not -MAX_NUMERIC_DATE <= value <= MAX_NUMERIC_DATE:
+        raise TokenRejected(f"token claim {name!r} is out of range")
     return float(value)
 
 
