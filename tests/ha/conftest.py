@@ -7,6 +7,7 @@ Caches are short (1 s) so that propagation is observed within a test, polled, ne
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 import ssl
@@ -20,7 +21,7 @@ from typing import Any
 import pytest
 
 from tests.components.postgres import Postgres
-from tests.components.support import free_port
+from tests.components.support import free_port, wait_for_port
 from tests.conftest import run_cli
 from tests.db.conftest import postgres_server  # noqa: F401  (the session's PostgreSQL)
 from tests.e2e.harness import AuthsvcCli, AuthsvcServer, child_env
@@ -35,7 +36,10 @@ authn:
   negative_cache_ttl: {CACHE_TTL_SECONDS}s
 tokens:
   cache_refresh: {CACHE_TTL_SECONDS}s
+login:
+  backends: [users]
 """
+LOGIN_USERS = {"carol": "carol-pw", "dave": "dave-pw"}
 
 
 def authsvc(home: Path, database_url: str, *args: str) -> str:
@@ -52,6 +56,7 @@ class Replica:
     database_url: str
     server: AuthsvcServer
     context: ssl.SSLContext
+    public_url: str
 
     def cli(self, *args: str) -> str:
         """The CLI on this replica's machine (its home, the shared database)."""
@@ -80,6 +85,14 @@ class Replica:
         assert code == 200, (code, answer)
         status: dict[str, Any] = json.loads(answer)["status"]
         return status
+
+    def login(self, user: str, password: str) -> int:
+        """POST /login on the public listener with HTTP Basic; the status code."""
+        credentials = base64.b64encode(f"{user}:{password}".encode()).decode()
+        request = urllib.request.Request(
+            f"{self.public_url}/login", headers={"Authorization": f"Basic {credentials}"}, method="POST"
+        )
+        return self._open(request)[0]
 
     def ready(self) -> int:
         return self._open(f"{self.server.url}/readyz")[0]
@@ -111,16 +124,24 @@ def replicas(
     home_a.mkdir()
     (home_a / "authsvc.yaml").write_text(CONFIG)
     authsvc(home_a, postgres_server.url, "init")
+    for user, password in LOGIN_USERS.items():
+        added = run_cli(["users", "add", user, "--password-stdin"], home=home_a, input=f"{password}\n")
+        assert added.exit_code == 0, added.stderr
     shutil.copytree(home_a, home_b)  # the second machine: same PKI and config, same database
     started: list[Replica] = []
     try:
         for name, home in (("a", home_a), ("b", home_b)):
             # A real process (granian over TLS + mTLS); AuthsvcServer takes the home and env from this.
             cli = AuthsvcCli(home, env, subprocess=True)
-            server = AuthsvcServer(cli, f"127.0.0.1:{free_port()}", root / f"serve-{name}.log")
+            public = f"127.0.0.1:{free_port()}"
+            server = AuthsvcServer(
+                cli, f"127.0.0.1:{free_port()}", root / f"serve-{name}.log", [f"--public-bind={public}"]
+            )
             context = client_context(home)
             server.start(context)
-            started.append(Replica(name, home, postgres_server.url, server, context))
+            host, port = public.split(":")
+            wait_for_port(host, int(port), 30)
+            started.append(Replica(name, home, postgres_server.url, server, context, f"https://{public}"))
         yield started[0], started[1]
     finally:
         for replica in started:

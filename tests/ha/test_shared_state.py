@@ -16,7 +16,7 @@ import pytest
 
 from tests.components.postgres import Postgres
 from tests.e2e.harness import eventually
-from tests.ha.conftest import CACHE_TTL_SECONDS, Replica
+from tests.ha.conftest import CACHE_TTL_SECONDS, LOGIN_USERS, Replica
 
 pytestmark = pytest.mark.postgres
 
@@ -114,3 +114,13 @@ def test_kubernetes_probe_needs_a_certificate_from_the_webhook_client_ca(replica
     assert probe(a, "/healthz") == 0 and probe(a, "/readyz") == 0
     # A certificate from the cluster CA (any person's) is refused in the TLS handshake.
     assert probe(a, "/healthz", client="apiserver-kubelet-client") == 1
+
+
+def test_failed_logins_on_one_replica_count_on_the_other(replicas: tuple[Replica, Replica]) -> None:
+    """Login rate limits live in the shared database: a replica cannot be used to reset them."""
+    a, b = replicas
+    assert b.login("dave", LOGIN_USERS["dave"]) == 200  # the twin: logins work on B
+    failures = [a.login("carol", "not-her-password") for _ in range(5)]
+    assert failures == [401] * 5
+    assert b.login("carol", LOGIN_USERS["carol"]) == 429  # her budget is spent everywhere
+    assert b.login("dave", LOGIN_USERS["dave"]) == 200  # and only hers
