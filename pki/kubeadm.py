@@ -40,6 +40,7 @@ from pki.names import (
     check_dns_name,
     check_name,
     check_node_name,
+    is_ip_address,
     user_subject,
 )
 from pki.profiles import CLIENT, PEER, SERVER, Profile
@@ -237,7 +238,7 @@ def split_host_port(endpoint: str, default_port: int = API_SERVER_PORT) -> tuple
         if not port_text.isdigit() or not 0 < int(port_text) < 65536:
             raise ValueError(f"control-plane endpoint {endpoint!r} has an invalid port")
         port = int(port_text)
-    if _ip_or_none(host) is not None:
+    if is_ip_address(host):
         return host, port
     try:
         return check_node_name(host), port  # a host name: a DNS-1123 subdomain, no wildcard
@@ -286,9 +287,8 @@ def apiserver_alt_names(params: ClusterParams) -> SubjectAltNames:
     ips = [first_service_ip(params.service_cidr), parse_advertise_address(params.advertise_address)]
     if params.control_plane_endpoint:
         host, _ = split_host_port(params.control_plane_endpoint)
-        ip = _ip_or_none(host)
-        if ip is not None:
-            ips.append(ip)
+        if is_ip_address(host):
+            ips.append(ipaddress.ip_address(host))
         else:
             dns.append(host)
     extra = classify_sans(params.apiserver_extra_sans)
@@ -411,10 +411,3 @@ def build_tree(
             cert = build_kubeconfig_cert(spec, params, ca, key=key.public_key(), now=now, lifetime=lifetime)
             issued.append(IssuedPair(spec.file_name, spec.ca, CLIENT, cert, key))
     return tuple(issued)
-
-
-def _ip_or_none(value: str) -> IPAddress | None:
-    try:
-        return ipaddress.ip_address(value)
-    except ValueError:
-        return None
