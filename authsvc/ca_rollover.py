@@ -41,8 +41,9 @@ from authsvc.rotate_facts import (
     rotation_policy,
     stream_facts,
 )
-from authsvc.rotate_files import Backups, issued_by, read_certificate, sync_kubeconfig
+from authsvc.rotate_files import Backups, read_certificate, sync_kubeconfig
 from authsvc.rotate_lock import rotation_lock
+from pki.chain import issued_by
 from pki.errors import CAError, NotFoundError, RotationError
 from pki.inventory import CertificateRow, CertStatus, serial_hex
 from pki.keys import KeyType, PrivateKey, generate_private_key, keys_match, private_key_to_pem

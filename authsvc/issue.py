@@ -21,12 +21,12 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
 from sqlalchemy import Engine, Integer, String, Text, select
 from sqlalchemy.orm import Mapped, mapped_column
 
 from authsvc.errors import UsageError
 from authsvc.kubeconfig import ClusterEntry, UserEntry, build_kubeconfig, exec_user_config
+from pki.chain import issued_by
 from pki.csr import load_csr
 from pki.db import Base, UTCDateTime, make_sessionmaker
 from pki.issuance import CertificateIssuer
@@ -386,17 +386,9 @@ class KubeconfigIssuer:
             # `authsvc init` signs the serving certificate with the cluster CA.
             return self.cluster_ca_pem
         for cert in load_certificates(serving_file, what="serving certificate"):
-            if any(_issued_by(cert, ca) for ca in cluster_ca):
+            if any(issued_by(cert, ca) for ca in cluster_ca):
                 return self.cluster_ca_pem
         return None
 
     def _server_source(self, request: IssueRequest) -> str:
         return "--server" if request.server else "cluster.server in authsvc.yaml"
-
-
-def _issued_by(cert: x509.Certificate, ca: x509.Certificate) -> bool:
-    try:
-        cert.verify_directly_issued_by(ca)
-    except (ValueError, TypeError, InvalidSignature):
-        return False
-    return True

@@ -31,11 +31,12 @@ from authsvc.rotate_facts import (
     gather_facts,
     rotation_policy,
 )
-from authsvc.rotate_files import Backups, issued_by, read_certificate, sync_kubeconfig, write_embedded
+from authsvc.rotate_files import Backups, read_certificate, sync_kubeconfig, write_embedded
 from authsvc.rotate_lock import rotation_lock
 from authsvc.rotate_report import RotationAudit, write_textfile
 from authsvc.rotate_runs import RunRecord, next_expiry, record_run
 from pki.ca import CertificateAuthority
+from pki.chain import issued_by
 from pki.errors import NotFoundError
 from pki.expiration import renew_certificate
 from pki.inventory import CertificateRow, CertRecord, CertStatus, serial_hex

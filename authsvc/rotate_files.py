@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
 
 from authsvc.home import Home
 from authsvc.kubeconfig import b64, write_kubeconfig
@@ -97,12 +96,4 @@ def _assign(entry: dict[str, Any], key: str, value: str) -> bool:
     if entry.get(key) == value:
         return False
     entry[key] = value
-    return True
-
-
-def issued_by(cert: x509.Certificate, ca: x509.Certificate) -> bool:
-    try:
-        cert.verify_directly_issued_by(ca)
-    except (ValueError, TypeError, InvalidSignature):
-        return False
     return True

@@ -18,10 +18,11 @@ from enum import StrEnum
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
+from pki.chain import issued_by
 from pki.durations import format_duration
 from pki.errors import KeyMaterialError, PKIError, PolicyError
 from pki.expiration import DEFAULT_WARN_WITHIN, is_ca_certificate
@@ -209,11 +210,18 @@ def _chain_findings(root: Path, cert: x509.Certificate, base: str, rel: str) -> 
     ca_path = root / f"{spec.ca}.crt" if spec else None
     if spec is None or ca_path is None or not ca_path.is_file():
         return []
-    try:
-        cert.verify_directly_issued_by(x509.load_pem_x509_certificate(ca_path.read_bytes()))
-    except (ValueError, TypeError, InvalidSignature):
+    if not _signed_by_file(cert, ca_path):
         return [Finding("chain", rel, Severity.ERROR, f"not signed by {spec.ca}.crt")]
     return []
+
+
+def _signed_by_file(cert: x509.Certificate, ca_path: Path) -> bool:
+    """False as well when `ca_path` holds no certificate: nothing there vouches for `cert`."""
+    try:
+        ca = x509.load_pem_x509_certificate(ca_path.read_bytes())
+    except ValueError:
+        return False
+    return issued_by(cert, ca)
 
 
 def _apiserver_san_findings(cert: x509.Certificate, rel: str, options: AuditOptions) -> list[Finding]:

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
 
 from pki.ca import CertificateAuthority
+from pki.chain import issued_by
 from pki.errors import CAError, KeyMaterialError, StoreError
 from pki.expiration import is_ca_certificate
 from pki.keys import PrivateKey, keys_match, load_private_key_pem, load_public_key_pem
@@ -131,11 +131,9 @@ def _read_leaf(
 
 
 def _check_signed_by(cert: x509.Certificate, ca: x509.Certificate, where: str, ca_name: str) -> None:
-    try:
-        cert.verify_directly_issued_by(ca)
-    except (ValueError, TypeError, InvalidSignature):
+    if not issued_by(cert, ca):
         subject = ca.subject.rfc4514_string()
-        raise CAError(f"{where} is not signed by {ca_name}.crt ({subject}): it belongs to another CA") from None
+        raise CAError(f"{where} is not signed by {ca_name}.crt ({subject}): it belongs to another CA")
     if is_ca_certificate(cert):
         raise CAError(f"{where} is a CA certificate (CA:TRUE) where kubeadm has a leaf")
 

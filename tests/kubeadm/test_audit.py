@@ -60,6 +60,16 @@ def test_mismatched_pair_and_broken_chain(kubeadm_only: Path, kubeadm_tree: Tree
     }
 
 
+def test_an_unreadable_ca_vouches_for_none_of_its_leaves(kubeadm_only: Path, kubeadm_tree: Tree) -> None:
+    (kubeadm_only / "front-proxy-ca.crt").write_bytes(b"not a certificate\n")
+    findings = audit_pki_dir(kubeadm_only, AuditOptions(now=kubeadm_tree.now))
+    assert {(f.check, f.path) for f in findings} == {
+        ("unreadable", "front-proxy-ca.crt"),
+        ("chain", "front-proxy-client.crt"),
+    }
+    assert [f.message for f in findings if f.check == "chain"] == ["not signed by front-proxy-ca.crt"]
+
+
 @pytest.mark.parametrize(
     ("options", "missing"),
     [
