@@ -102,9 +102,9 @@ class Home:
     @cached_property
     def engine(self) -> Engine:
         # An empty database is migrated to head; one behind or newer than this code is refused
-        # (one query when it is at head). authsvc/db.py has the rules. The models are imported
-        # so that every table is mapped before anyone queries through this engine.
-        import authsvc.models  # noqa: F401
+        # (one query when it is at head). authsvc/db.py has the rules. Each caller imports only
+        # the tables it queries (no table refers to another): `certs create` needs the inventory,
+        # not the token, login and rotation tables with PyJWT and the PostgreSQL dialect.
         from authsvc.db import open_engine
 
         return open_engine(self.database_url)

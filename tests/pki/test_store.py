@@ -15,6 +15,7 @@ from pki.store import (
     CERT_MODE,
     DIR_MODE,
     KEY_MODE,
+    SYNCFS_MIN_FILES,
     PendingFile,
     atomic_write,
     atomic_write_many,
@@ -61,6 +62,60 @@ def test_crash_while_writing_leaves_no_temp_file(tmp_path: Path, monkeypatch: py
     with pytest.raises(InjectedCrash):
         atomic_write(tmp_path / "new.key", b"secret")
     assert list(tmp_path.iterdir()) == []
+
+
+class _SyncCounter:
+    """Stands in for os.fsync and syncfs(2): counts the calls, then does the real thing."""
+
+    def __init__(self, real: object) -> None:
+        self.real, self.calls = real, 0
+
+    def __call__(self, fd: int) -> int:
+        self.calls += 1
+        assert callable(self.real)
+        return int(self.real(fd) or 0)
+
+
+def _batch(folder: Path, count: int) -> list[PendingFile]:
+    return [PendingFile(folder / f"{n}.crt", f"cert {n}".encode(), CERT_MODE) for n in range(count)]
+
+
+def test_a_batch_is_made_durable_by_one_syncfs_not_an_fsync_per_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pki import store
+
+    if store._syncfs() is None:
+        pytest.skip("no syncfs(2) in this C library: every file is fsynced (the fallback)")
+    syncfs, fsync = _SyncCounter(store._syncfs()), _SyncCounter(os.fsync)
+    monkeypatch.setattr(store, "_syncfs", lambda: syncfs)
+    monkeypatch.setattr("pki.store.os.fsync", fsync)
+    written = atomic_write_many(_batch(tmp_path, 3 * SYNCFS_MIN_FILES))
+    assert syncfs.calls == 1  # one file system
+    assert fsync.calls == 1  # the directory, once
+    assert [p.read_bytes() for p in written] == [f"cert {n}".encode() for n in range(3 * SYNCFS_MIN_FILES)]
+    assert {mode_of(p) for p in written} == {CERT_MODE}
+
+
+def test_a_few_files_are_fsynced_one_by_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pki import store
+
+    syncfs, fsync = _SyncCounter(os.fsync), _SyncCounter(os.fsync)
+    monkeypatch.setattr(store, "_syncfs", lambda: syncfs)
+    monkeypatch.setattr("pki.store.os.fsync", fsync)
+    atomic_write_many(_batch(tmp_path, SYNCFS_MIN_FILES - 1))
+    assert (syncfs.calls, fsync.calls) == (0, SYNCFS_MIN_FILES - 1 + 1)  # each file, then the directory
+
+
+def test_a_failed_syncfs_keeps_every_old_file_and_no_temp_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pki import store
+
+    old = atomic_write_many(_batch(tmp_path, SYNCFS_MIN_FILES))
+    monkeypatch.setattr(store, "_syncfs", lambda: lambda _fd: -1)  # e.g. EIO on writeback
+    with pytest.raises(OSError, match="syncfs"):
+        atomic_write_many([PendingFile(p, b"new", CERT_MODE) for p in old])
+    assert {p.read_bytes() for p in old} == {f"cert {n}".encode() for n in range(SYNCFS_MIN_FILES)}
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in old)
 
 
 def test_without_a_crash_the_new_content_replaces_the_old(tmp_path: Path) -> None:
