@@ -16,6 +16,12 @@ from authsvc.settings import Settings
 from authsvc.setup import initialize_home
 from pki.clock import FixedClock
 
+# Fixtures that several directories ask for, defined once for the whole session. A session
+# fixture imported into a conftest or test module is a new fixture there, set up again: the
+# real servers (PostgreSQL, slapd, the control plane) and the login home would start once
+# per importing module.
+pytest_plugins = ["tests.db.fixtures", "tests.e2e.fixtures", "tests.ldap.fixtures", "tests.login.fixtures"]
+
 
 @pytest.fixture
 def clock() -> FixedClock:

@@ -1,9 +1,9 @@
-"""A real PostgreSQL for the database tests (and for any suite that imports these fixtures).
+"""A real PostgreSQL for every suite that needs one (a plugin listed in tests/conftest.py).
 
 One server per test session (initdb costs about a second); each test that asks for
 `postgres_url` gets the application database dropped and created again, so tests never see
-each other's tables. Other suites reuse it with `from tests.db.conftest import postgres_server,
-postgres_url` in their own conftest.py.
+each other's tables. Ask for the fixtures by name; importing them into a module or conftest
+would give that module a server of its own.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """config/kubernetes/rotate-publish.py against a real kube-apiserver, as the rotate CronJob runs it:
 with the token of the `authsvc-rotate` ServiceAccount that serviceaccount.yaml and
 rbac-rotate.yaml define, applied as they are. The end-to-end suite's control plane is reused
-(started here when that suite did not run)."""
+(started here when that suite did not run): `cluster` is tests/e2e/fixtures.py's."""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ import pytest
 
 from tests.deploy.test_kubernetes import KUBERNETES, load_publish_script
 from tests.e2e.cluster import E2ECluster
-from tests.e2e.conftest import cluster  # noqa: F401  (the session's control plane)
 
 pytestmark = [pytest.mark.apiserver, pytest.mark.kubectl]
 
@@ -29,7 +28,7 @@ def admin(e2e: E2ECluster, *args: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def rotate_kubeconfig(cluster: E2ECluster) -> Path:  # noqa: F811
+def rotate_kubeconfig(cluster: E2ECluster) -> Path:
     """The namespace, ServiceAccounts and Role from config/kubernetes, a Deployment to restart,
     and a kubeconfig holding the authsvc-rotate ServiceAccount's token."""
     for manifest in ("namespace.yaml", "serviceaccount.yaml", "rbac-rotate.yaml"):
@@ -61,7 +60,7 @@ def restarted_at(e2e: E2ECluster) -> str:
 
 
 def test_publishes_the_secrets_then_restarts_only_on_change(
-    cluster: E2ECluster,  # noqa: F811
+    cluster: E2ECluster,
     rotate_kubeconfig: Path,
     tmp_path: Path,
 ) -> None:
@@ -108,7 +107,7 @@ def test_a_failed_rotate_publishes_nothing(rotate_kubeconfig: Path, tmp_path: Pa
     ],
 )
 def test_the_rotate_service_account_can_do_nothing_else(
-    cluster: E2ECluster,  # noqa: F811
+    cluster: E2ECluster,
     rotate_kubeconfig: Path,
     request_args: list[str],
 ) -> None:
@@ -117,7 +116,7 @@ def test_the_rotate_service_account_can_do_nothing_else(
 
 
 def test_the_rotate_service_account_can_do_its_job(
-    cluster: E2ECluster,  # noqa: F811
+    cluster: E2ECluster,
     rotate_kubeconfig: Path,
 ) -> None:
     for request_args in (["update", "secret/authsvc-serving"], ["patch", "deployment/authsvc"]):

@@ -1,22 +1,10 @@
-"""The end-to-end suite's one control plane per session (see cluster.py for the wiring).
-
-Under CI=true a missing kube-apiserver, etcd or kubectl fails the suite; elsewhere it is
-skipped with the reason. When a test fails, its report names every log (apiserver, etcd,
-authsvc serve, the webhook's audit log) and shows the servers' last lines.
-"""
+"""Marks the end-to-end tests; their control plane, `cluster`, is in tests/e2e/fixtures.py."""
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
-
-from tests.components.kube_apiserver import ControlPlaneError, kube_apiserver_binary
-from tests.components.support import is_ci, require_binary
-from tests.e2e.cluster import E2ECluster, start_cluster
-
-KUBECTL = "/usr/bin/kubectl"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -25,38 +13,3 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if here in item.path.parents:
             item.add_marker(pytest.mark.e2e)
             item.add_marker(pytest.mark.apiserver)
-
-
-def _apiserver_binary() -> Path:
-    """scripts/kube-apiserver.sh's binary ($KUBE_APISERVER when scripts/test.sh exported it)."""
-    try:
-        return kube_apiserver_binary()
-    except ControlPlaneError as exc:
-        message = f"no kube-apiserver binary: {exc}"
-        if is_ci():
-            pytest.fail(f"CI=true: {message}", pytrace=False)
-        pytest.skip(message)
-        raise  # unreachable: skip raises
-
-
-@pytest.fixture(scope="session")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2ECluster]:
-    kubectl = require_binary(KUBECTL)
-    etcd = require_binary("etcd")
-    apiserver = _apiserver_binary()
-    running = start_cluster(tmp_path_factory.mktemp("e2e"), kubectl, apiserver, etcd)
-    try:
-        yield running
-    finally:
-        running.stop()
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(
-    item: pytest.Item, call: pytest.CallInfo[None]
-) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-    report = yield
-    running = getattr(item, "funcargs", {}).get("cluster")
-    if report.failed and isinstance(running, E2ECluster):
-        report.sections.append(("e2e logs", running.log_summary()))
-    return report

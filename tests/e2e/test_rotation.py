@@ -31,7 +31,7 @@ import yaml
 from pki.clock import system_clock
 from tests.components.kube_apiserver import ControlPlane, ControlPlaneFiles, free_ports, write_kubeconfig
 from tests.components.support import require_binary
-from tests.e2e.conftest import KUBECTL, _apiserver_binary
+from tests.e2e.fixtures import KUBECTL, require_apiserver_binary
 from tests.e2e.harness import AuthsvcCli, Kubectl, Result, child_env, eventually
 
 ISSUER = "https://kubernetes.default.svc.cluster.local"
@@ -82,7 +82,7 @@ def _write_probe_cert(kubeconfig: Path, files: ControlPlaneFiles) -> None:
 @pytest.fixture(scope="module")
 def rotation_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RotationCluster]:
     kubectl_binary, etcd = require_binary(KUBECTL), require_binary("etcd")
-    apiserver = _apiserver_binary()
+    apiserver = require_apiserver_binary()
     workdir = tmp_path_factory.mktemp("e2e-rotation")
     home = workdir / "home"
     home.mkdir(mode=0o700)

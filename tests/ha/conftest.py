@@ -23,7 +23,6 @@ import pytest
 from tests.components.postgres import Postgres
 from tests.components.support import free_port, wait_for_port
 from tests.conftest import run_cli
-from tests.db.conftest import postgres_server  # noqa: F401  (the session's PostgreSQL)
 from tests.e2e.harness import AuthsvcCli, AuthsvcServer, child_env
 
 DATABASE_ENV = "AUTHSVC_DATABASE_URL"
@@ -112,7 +111,7 @@ def client_context(home: Path) -> ssl.SSLContext:
 
 @pytest.fixture(scope="module")
 def replicas(
-    postgres_server: Postgres,  # noqa: F811
+    postgres_server: Postgres,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[tuple[Replica, Replica]]:
     if not postgres_server.running:

@@ -23,10 +23,8 @@ from authsvc.login.ratelimit import LoginFailureRow, limit_key
 from tests.components.slapd import ADMIN_DN, ADMIN_PASSWORD, ALICE, Slapd
 from tests.conftest import run_cli
 from tests.hostile.support import assert_clean, captured_logs, home_state, one_error_line
-from tests.ldap.fixtures import ENVIRON, directory_server
-from tests.login.conftest import MakeHome, app_for, basic, home_template, make_home
-
-__all__ = ["app_for", "directory_server", "home_template", "make_home"]
+from tests.ldap.fixtures import ENVIRON
+from tests.login.fixtures import MakeHome, basic
 
 pytestmark = pytest.mark.slapd
 AppFor = Callable[[Home], Flask]

@@ -18,11 +18,8 @@ from authsvc.login.wiring import LOGIN_COMPONENT
 from authsvc.services import Services
 from pki.clock import FixedClock
 from tests.components.slapd import CAROL, Slapd
-from tests.ldap.fixtures import private_slapd
-from tests.login.conftest import MakeHome, basic, home_template, make_home
+from tests.login.fixtures import MakeHome, basic
 from tests.login.test_login_http import _review
-
-__all__ = ["home_template", "make_home", "private_slapd"]
 
 pytestmark = pytest.mark.slapd
 

@@ -1,4 +1,4 @@
-"""Fixtures of the LDAP tests: a real slapd (session scope), one per test for outages."""
+"""Fixtures of the LDAP tests: a service on the session's slapd (tests/ldap/fixtures.py)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,7 @@ import pytest
 
 from authsvc.ldap.service import LDAPService
 from tests.components.slapd import Slapd
-from tests.ldap.fixtures import directory_server, ldap_service, ldap_settings, private_slapd
-
-__all__ = ["directory", "directory_server", "private_slapd"]
+from tests.ldap.fixtures import ldap_service, ldap_settings
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
-"""Real slapd fixtures and settings helpers shared by tests/ldap and tests/login.
+"""Real slapd fixtures and settings helpers shared by tests/ldap, tests/login and tests/hostile.
 
-Import the fixtures into a conftest (`from tests.ldap.fixtures import directory_server`).
+A plugin listed in tests/conftest.py: ask for the fixtures by name. Importing them into a
+module or conftest would give that module a `directory_server` of its own.
 """
 
 from __future__ import annotations

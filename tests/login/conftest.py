@@ -1,105 +1,18 @@
-"""Fixtures of the login tests: a home wired to a real slapd and a users file, and its app."""
+"""Fixtures of the login tests (the shared ones, `make_home` and `app_for`, are in tests/login/fixtures.py)."""
 
 from __future__ import annotations
 
-import base64
-import datetime as dt
-import shutil
-from collections.abc import Callable, Iterator
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable
 
 import pytest
-from argon2 import PasswordHasher
 from flask import Flask
 from flask.testing import FlaskClient
 
-from authsvc.app import create_app
 from authsvc.home import Home
-from authsvc.services import Services
-from authsvc.settings import CONFIG_NAME, Settings
-from authsvc.setup import initialize_home
-from authsvc.users_file import StaticUser, hash_password, write_users
-from pki.clock import FixedClock
 from tests.components.slapd import Slapd
-from tests.ldap.fixtures import ENVIRON, directory_server, ldap_settings, private_slapd
-
-__all__ = ["directory_server", "private_slapd"]
-
-ADMIN = StaticUser("admin", "admin-uid", ("platform-admins",), "")
-ADMIN_PASSWORD = "static-admin-pw"
-
-MakeHome = Callable[..., Home]
-
-
-# Cheap argon2 parameters: the default profile (64 MiB, t=3) takes seconds on a busy CI box.
-# Unknown users get a decoy verify with the file's own parameters, so these apply to it too.
-CHEAP_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
-
-
-@pytest.fixture(scope="session")
-def home_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One initialised home (CAs, signing key, database) per session, copied for each test."""
-    root = tmp_path_factory.mktemp("login") / "template"
-    home = initialize_home(root, Settings(), clock=FixedClock(dt.datetime.now(dt.UTC)), environ=ENVIRON).home
-    admin = StaticUser(ADMIN.username, ADMIN.uid, ADMIN.groups, hash_password(ADMIN_PASSWORD, CHEAP_HASHER))
-    write_users(home.path(home.settings.login.users_file), [admin])
-    home.engine.dispose()
-    return root
-
-
-@pytest.fixture
-def make_home(tmp_path: Path, clock: FixedClock, home_template: Path) -> MakeHome:
-    """`make_home(slapd, **login_settings)`: a home whose /login asks the users file first,
-    then the directory; tight rate limits (3 per user, 10 per address, 15 min)."""
-    count = iter(range(100))
-
-    def make(server: Slapd, *, ldap: dict[str, Any] | None = None, **login: Any) -> Home:
-        login_values: dict[str, Any] = {
-            "backends": ("users", "ldap"),
-            "max_failures_per_user": 3,
-            "max_failures_per_address": 10,
-            "failure_window": dt.timedelta(minutes=15),
-            "token_ttl": dt.timedelta(hours=1),
-        }
-        login_values.update(login)
-        settings = Settings.model_validate(
-            {
-                "ldap": ldap_settings(server, **(ldap or {})).model_dump(),
-                "login": login_values,
-                # The webhook's result cache must not hide what the refresher decides.
-                "authn": {"cache_ttl": 1, "negative_cache_ttl": 1},
-            }
-        )
-        root = tmp_path / f"home{next(count)}"
-        shutil.copytree(home_template, root)
-        return Home(root, settings, root / CONFIG_NAME, clock, ENVIRON)
-
-    return make
-
-
-@pytest.fixture
-def app_for() -> Iterator[Callable[[Home], Flask]]:
-    apps: list[Services] = []
-
-    def build(home: Home) -> Flask:
-        services = Services(home)
-        apps.append(services)
-        return create_app(services)
-
-    yield build
-    for services in apps:
-        login = services.components.get("login")
-        if login is not None and login.ldap is not None:
-            login.ldap.close()
+from tests.login.fixtures import MakeHome
 
 
 @pytest.fixture
 def client(make_home: MakeHome, app_for: Callable[[Home], Flask], directory_server: Slapd) -> FlaskClient:
     return app_for(make_home(directory_server)).test_client()
-
-
-def basic(username: str, password: str) -> dict[str, str]:
-    """An Authorization header for any bytes (the test client's auth= would refuse some)."""
-    raw = f"{username}:{password}".encode("utf-8", "surrogatepass")
-    return {"Authorization": "Basic " + base64.b64encode(raw).decode()}

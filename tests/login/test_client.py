@@ -22,7 +22,7 @@ from authsvc.home import Home
 from authsvc.login.client import LoginError, LoginOptions, login, logout, run
 from tests.components.slapd import Slapd
 from tests.conftest import run_cli
-from tests.login.conftest import MakeHome
+from tests.login.fixtures import MakeHome
 from tests.login.login_server import LoginServer, serving_files
 
 pytestmark = pytest.mark.slapd

@@ -27,7 +27,7 @@ from tests.conftest import run_cli
 from tests.kubeconfig.conftest import Kubectl
 from tests.kubeconfig.tls_server import VersionServer
 from tests.ldap.fixtures import ENVIRON
-from tests.login.conftest import MakeHome
+from tests.login.fixtures import MakeHome
 from tests.login.login_server import serving_files
 
 pytestmark = [pytest.mark.slapd, pytest.mark.kubectl, pytest.mark.e2e]

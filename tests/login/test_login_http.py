@@ -13,7 +13,7 @@ from authsvc.home import Home
 from pki.clock import FixedClock
 from tests.components.slapd import Slapd
 from tests.ldap.fixtures import HOSTILE_NAMES, SPECIAL_PASSWORD
-from tests.login.conftest import ADMIN, ADMIN_PASSWORD, MakeHome, basic
+from tests.login.fixtures import ADMIN, ADMIN_PASSWORD, MakeHome, basic
 
 pytestmark = pytest.mark.slapd
 INVALID = {"error": "invalid user name or password"}

@@ -14,9 +14,6 @@ from authsvc.errors import BackendUnavailable, RateLimited
 from authsvc.login.ratelimit import Limit, LoginFailureRow, RateLimiter, limit_key
 from pki.clock import FixedClock
 from pki.db import make_engine
-from tests.db.conftest import database_url, postgres_server, postgres_url
-
-__all__ = ["database_url", "postgres_server", "postgres_url"]
 
 WINDOW = dt.timedelta(minutes=15)
 

@@ -16,7 +16,7 @@ from authsvc.users_file import StaticUser, UsersFile, hash_password, parse_users
 from tests.components.slapd import Slapd
 from tests.conftest import run_cli
 from tests.ldap.fixtures import ENVIRON, ldap_settings
-from tests.login.conftest import CHEAP_HASHER
+from tests.login.fixtures import CHEAP_HASHER
 
 
 def _user(name: str, password: str, groups: tuple[str, ...] = ()) -> StaticUser:
@@ -114,9 +114,9 @@ def test_users_commands(tmp_path: Path) -> None:
 
 
 @pytest.mark.slapd
-def test_ldap_test_command(tmp_path: Path, directory_server: Slapd, home_template: Path) -> None:
+def test_ldap_test_command(tmp_path: Path, directory_server: Slapd, login_home_template: Path) -> None:
     home = tmp_path / "home"
-    shutil.copytree(home_template, home)
+    shutil.copytree(login_home_template, home)
     settings = ldap_settings(directory_server, nested_depth=2, group_prefix="ldap:")
     (home / CONFIG_NAME).write_text(yaml.safe_dump({"ldap": settings.model_dump(mode="json")}))
     shown = run_cli(["ldap", "test", "carol", "-o", "json"], home=home, env=ENVIRON)

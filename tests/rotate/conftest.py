@@ -13,7 +13,6 @@ from authsvc.home import Home
 from authsvc.settings import settings_from_mapping
 from authsvc.setup import initialize_home
 from pki.clock import FixedClock
-from tests.db.conftest import postgres_server, postgres_url  # noqa: F401 - the session's PostgreSQL
 from tests.rotate.support import T0, TEMPLATE_SETTINGS, copy_home
 
 

@@ -10,13 +10,12 @@ from authsvc.settings import settings_from_mapping
 from authsvc.setup import initialize_home, write_config_step
 from pki.clock import FixedClock
 from pki.errors import KeyUnavailable, TokenRejected
-from tests.db.conftest import postgres_server, postgres_url  # noqa: F401 - fixtures
 from tests.tokens.conftest import Monotonic, make_home, replica
 
 pytestmark = pytest.mark.postgres
 
 
-def test_replicas_share_keys_and_denylist(tmp_path: Path, clock: FixedClock, postgres_url: str) -> None:  # noqa: F811
+def test_replicas_share_keys_and_denylist(tmp_path: Path, clock: FixedClock, postgres_url: str) -> None:
     settings = settings_from_mapping({"database": {"url": postgres_url}})
     signer_home = make_home(tmp_path / "signer", clock, settings)  # holds pki/sa.key
     verifier_home = initialize_home(tmp_path / "verifier", settings, clock=clock, environ={},
