@@ -67,12 +67,18 @@ def rotate(state: CliState, phase: str, force: bool) -> None:
 @click.pass_obj
 def export_public(state: CliState, out: Path | None) -> None:
     """The PEM bundle of every published public key (what pki/sa.pub holds)."""
+    from authsvc.errors import HomeError
     from pki.store import CERT_MODE, atomic_write
+    from pki.tokens.jwks import public_keys_pem
 
-    service = state.home().token_service
-    pem = service.public_keys_pem()
+    published = state.home().token_service.published_keys()
+    if not published:
+        # An empty bundle as --service-account-key-file leaves kube-apiserver with no key to
+        # verify service-account tokens: refuse rather than write (or print) nothing.
+        raise HomeError("no token signing keys to export: run `authsvc init` to create pki/sa.key")
+    pem = public_keys_pem(published)
     if out is None:
         click.echo(pem.decode(), nl=False)
         return
     atomic_write(out, pem, CERT_MODE)
-    click.echo(f"wrote {len(service.published_keys())} public keys to {out}", err=True)
+    click.echo(f"wrote {len(published)} public keys to {out}", err=True)
