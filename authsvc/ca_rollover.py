@@ -218,7 +218,7 @@ class Rollover:
         )
 
     def _load_key(self, path: Path) -> PrivateKey:
-        return load_private_key(path, self.home.key_passphrase, what=f"CA {self.ca} key")
+        return load_private_key(path, self.home.key_passphrase, what=f"CA {self.ca} key", trusted=True)
 
     def _key_for(self, cert: x509.Certificate, files: list[Path]) -> PrivateKey:
         for path in files:

@@ -125,7 +125,7 @@ class Home:
         if not cert_file.exists():
             raise HomeError(f"CA certificate {cert_file} does not exist: run `authsvc init` first")
         certs = load_certificates(cert_file, what=f"{name} certificate")
-        key = load_private_key(key_file, self.key_passphrase, what=f"{name} key")
+        key = load_private_key(key_file, self.key_passphrase, what=f"{name} key", trusted=True)
         chain_file = pki_path(self.root, name, "chain.crt")
         # After a root, the file holds other roots (a CA rollover's trust bundle), not its chain.
         rest = tuple(certs[1:]) if certs[0].issuer != certs[0].subject else ()

@@ -81,7 +81,7 @@ def sync_kubeconfig(home: Home, path: Path, backups: Backups) -> str:
     if target.client_file and target.client_name:
         cert = b64(home.cert_path(target.client_name).read_bytes())
         if _assign(user, "client-certificate-data", cert):
-            key = load_private_key(home.key_path(target.client_name), home.key_passphrase)
+            key = load_private_key(home.key_path(target.client_name), home.key_passphrase, trusted=True)
             user["client-key-data"] = b64(private_key_to_pem(key))  # in clear: the API server cannot decrypt
             changed = True
     if not changed:

@@ -60,13 +60,20 @@ def private_key_to_pem(key: PrivateKey, passphrase: bytes | None = None) -> byte
     return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
 
 
-def load_private_key_pem(data: bytes, passphrase: bytes | None = None, *, source: str = "key") -> PrivateKey:
+def load_private_key_pem(
+    data: bytes, passphrase: bytes | None = None, *, source: str = "key", trusted: bool = False
+) -> PrivateKey:
     """Parse a PEM private key (PKCS#8, or the PKCS#1/SEC1 files kubeadm and openssl write).
+
+    `trusted`: the key is one authsvc wrote into its own home (0600), or checked when it came in
+    (`pki import` loads untrusted). OpenSSL's RSA consistency check (~40 ms for RSA-2048, on every
+    `certs create` with kubeadm's RSA CA, per renewal of an RSA leaf) is skipped for those: whoever
+    can rewrite such a file could as well replace the key outright.
 
     Raises KeyMaterialError naming `source` for a missing or wrong passphrase or a file that is no key.
     """
     try:
-        key = serialization.load_pem_private_key(data, password=passphrase)
+        key = serialization.load_pem_private_key(data, password=passphrase, unsafe_skip_rsa_key_validation=trusted)
     except TypeError as e:
         if passphrase is None:
             raise KeyMaterialError(f"{source} is encrypted: set its passphrase in {PASSPHRASE_SETTINGS}") from e

@@ -185,8 +185,11 @@ def load_certificate(path: Path, *, what: str = "certificate") -> x509.Certifica
     return load_certificates(path, what=what)[0]
 
 
-def load_private_key(path: Path, passphrase: bytes | None = None, *, what: str = "private key") -> PrivateKey:
-    return load_private_key_pem(read_bytes(path, what=what), passphrase, source=f"{what} {path}")
+def load_private_key(
+    path: Path, passphrase: bytes | None = None, *, what: str = "private key", trusted: bool = False
+) -> PrivateKey:
+    """`trusted`: a key in authsvc's own home (see load_private_key_pem)."""
+    return load_private_key_pem(read_bytes(path, what=what), passphrase, source=f"{what} {path}", trusted=trusted)
 
 
 def backup_files(paths: Iterable[Path], backup_root: Path, now: dt.datetime, relative_to: Path) -> Path:

@@ -110,3 +110,23 @@ def test_ca_load_checks_key_match_and_ca_flag(
     )
     with pytest.raises(CAError, match="not a CA"):
         CertificateAuthority.load(leaf, key)
+
+
+def _inconsistent_rsa_pem(session_keys: Callable[[KeyType], PrivateKey]) -> bytes:
+    """An RSA-2048 key whose private exponent does not match its primes (a corrupted or planted key)."""
+    good = session_keys(KeyType.RSA_2048)
+    assert isinstance(good, rsa.RSAPrivateKey)
+    n = good.private_numbers()
+    bad = rsa.RSAPrivateNumbers(n.p, n.q, n.d + 2, n.dmp1, n.dmq1, n.iqmp, n.public_numbers)
+    return private_key_to_pem(bad.private_key(unsafe_skip_rsa_key_validation=True))
+
+
+def test_an_untrusted_rsa_key_is_checked_for_consistency(session_keys: Callable[[KeyType], PrivateKey]) -> None:
+    with pytest.raises(KeyMaterialError, match=r"imported\.key: cannot read the private key"):
+        load_private_key_pem(_inconsistent_rsa_pem(session_keys), source="imported.key")
+
+
+def test_a_key_from_the_home_skips_the_rsa_consistency_check(session_keys: Callable[[KeyType], PrivateKey]) -> None:
+    """The check costs ~40 ms per RSA-2048 load; keys authsvc wrote itself are trusted."""
+    key = load_private_key_pem(_inconsistent_rsa_pem(session_keys), source="home ca.key", trusted=True)
+    assert isinstance(key, rsa.RSAPrivateKey)
