@@ -1,16 +1,23 @@
 """`authsvc init`: create a home with its configuration and kubeadm's cluster PKI.
 
 The kubeadm options are kubeadm's own flags; they are stored in the `cluster:` section of
-authsvc.yaml on the first run. Later runs complete a partial home and never overwrite a file.
+authsvc.yaml on the first run. Later runs complete a partial home and never overwrite a file:
+an option must agree with a value the file writes down, and may set one it leaves out (for the
+files that run makes, with a note that the file does not record it).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from authsvc.cli import CliState
+
+if TYPE_CHECKING:
+    from authsvc.settings import Settings
+    from authsvc.settings.cluster import ClusterSettings
 
 # option name -> cluster settings field
 KUBEADM_OPTIONS = {
@@ -57,9 +64,14 @@ def init(state: CliState, /, phase: str | None, dry_run: bool, **options: Any) -
     Running it again completes a partial home and never overwrites an existing file.
     """
     from authsvc.kubeadm import steps_for_phase
+    from authsvc.settings import load_settings
     from authsvc.setup import INIT_STEPS, cluster_ca_step, initialize_home
 
-    settings = _settings_for(state, {KUBEADM_OPTIONS[k]: v for k, v in options.items() if v not in (None, ())})
+    config_path = state.home_path / "authsvc.yaml"
+    stored = load_settings(config_path) if config_path.exists() else None
+    overrides = {KUBEADM_OPTIONS[k]: v for k, v in options.items() if v not in (None, ())}
+    settings = _settings_for(config_path, stored, overrides)
+    _note_unrecorded(config_path, _unrecorded(stored, settings))
     steps = steps_for_phase(phase, INIT_STEPS, first_pki_step=cluster_ca_step)
     ctx = initialize_home(
         state.home_path, settings, clock=state.clock(), environ=state.environ, dry_run=dry_run, steps=steps
@@ -74,31 +86,58 @@ def init(state: CliState, /, phase: str | None, dry_run: bool, **options: Any) -
         click.echo(f"{state.home_path} is already initialised; nothing to do")
 
 
-def _settings_for(state: CliState, overrides: dict[str, Any]) -> Any:
-    """The stored settings (options must agree with them), or new ones with the options applied."""
-    from pydantic import ValidationError
+def _settings_for(config_path: Path, stored: Settings | None, overrides: dict[str, Any]) -> Settings:
+    """The stored settings (or new ones) with the options applied.
 
+    Only what the file writes down binds an option (UsageError when they differ); a value the
+    file leaves out is a default, which an option may change.
+    """
     from authsvc.errors import UsageError
-    from authsvc.settings import Settings, load_settings
-    from authsvc.settings.cluster import ClusterSettings
+    from authsvc.settings import Settings
     from pki.kubeadm import control_plane_url
 
-    config_path = state.home_path / "authsvc.yaml"
-    stored = load_settings(config_path) if config_path.exists() else None
     base = stored or Settings()
-    try:
-        cluster = ClusterSettings.model_validate({**base.cluster.model_dump(), **overrides})
-    except ValidationError as e:
-        raise UsageError(_option_errors(e)) from None
-    if stored is not None:
-        changed = [f"cluster.{k}" for k in overrides if getattr(cluster, k) != getattr(stored.cluster, k)]
-        if changed:
-            raise UsageError(f"{config_path} already sets {', '.join(changed)} differently: edit the file to change it")
-        return stored
-    if "server" not in overrides and {"control_plane_endpoint", "advertise_address"} & overrides.keys():
+    written = base.cluster.model_fields_set  # the keys of the file's cluster section, not the defaults
+    cluster = _cluster_with(base.cluster, overrides)
+    changed = [f"cluster.{k}" for k in overrides if k in written and getattr(cluster, k) != getattr(base.cluster, k)]
+    if changed:
+        raise UsageError(f"{config_path} already sets {', '.join(changed)} differently: edit the file to change it")
+    endpoint_given = {"control_plane_endpoint", "advertise_address"} & overrides.keys()
+    if endpoint_given and "server" not in overrides.keys() | written:
         # kubeadm's kubeconfigs reach the API at the control-plane endpoint; so do authsvc's.
         cluster = cluster.model_copy(update={"server": control_plane_url(cluster.params())})
     return base.model_copy(update={"cluster": cluster})
+
+
+def _unrecorded(stored: Settings | None, settings: Settings) -> list[str]:
+    """The `cluster.*` values this run takes from options that the stored file does not record."""
+    if stored is None:
+        return []  # the first run writes authsvc.yaml from these settings
+    fields = type(settings.cluster).model_fields
+    return [f"cluster.{k}" for k in fields if getattr(settings.cluster, k) != getattr(stored.cluster, k)]
+
+
+def _note_unrecorded(config_path: Path, unrecorded: list[str]) -> None:
+    # The file is never rewritten (it may be a read-only ConfigMap): later commands read it, not these options.
+    if unrecorded:
+        click.echo(
+            f"note: {config_path} does not set {', '.join(unrecorded)}: the files made now use the options; "
+            "add them to its cluster section so that later commands (issue, pki check) do too",
+            err=True,
+        )
+
+
+def _cluster_with(cluster: ClusterSettings, overrides: dict[str, Any]) -> ClusterSettings:
+    """`cluster` with the options' values, each checked the way kubeadm checks it (UsageError naming the option)."""
+    from pydantic import ValidationError
+
+    from authsvc.errors import UsageError
+    from authsvc.settings.cluster import ClusterSettings
+
+    try:
+        return ClusterSettings.model_validate({**cluster.model_dump(), **overrides})
+    except ValidationError as e:
+        raise UsageError(_option_errors(e)) from None
 
 
 def _option_errors(error: Any) -> str:

@@ -76,6 +76,37 @@ def test_option_conflicting_with_the_stored_config_is_refused(tmp_path: Path) ->
     assert agreeing.exit_code == 0, agreeing.stderr
 
 
+def test_an_option_may_set_what_a_hand_written_config_leaves_out(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    config = "login:\n  backends: [users]\n"  # no cluster section: every cluster value is a default
+    (home / "authsvc.yaml").write_text(config)
+    result = run_cli(["init", "--dry-run", "--node-name=cp-a", "--control-plane-endpoint=10.0.0.100"], home=home)
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    apiserver = next(line for line in lines if line.startswith("would create apiserver "))
+    assert "DNS:cp-a" in apiserver and "IP:10.0.0.100" in apiserver
+    assert "would write kubeconfig admin.conf (server https://10.0.0.100:6443)" in lines
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith(f"note: {home / 'authsvc.yaml'} does not set ")
+    assert all(f"cluster.{k}" in result.stderr for k in ("server", "control_plane_endpoint", "node_name"))
+    assert (home / "authsvc.yaml").read_text() == config
+
+
+def test_only_values_written_in_the_config_bind_the_options(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "authsvc.yaml").write_text("cluster:\n  node_name: cp-a\n")
+    refused = run_cli(["init", "--dry-run", "--node-name=cp-b", "--dns-domain=corp.example"], home=home)
+    assert refused.exit_code == 2 and refused.stderr.count("\n") == 1
+    assert refused.stderr == (
+        f"error: {home / 'authsvc.yaml'} already sets cluster.node_name differently: edit the file to change it\n"
+    )
+    accepted = run_cli(["init", "--dry-run", "--node-name=cp-a", "--dns-domain=corp.example"], home=home)
+    assert accepted.exit_code == 0, accepted.stderr
+    assert "DNS:kubernetes.default.svc.corp.example" in accepted.stdout
+    assert "cluster.dns_domain" in accepted.stderr and "cluster.node_name" not in accepted.stderr
+
+
 def test_invalid_options_are_usage_errors(tmp_path: Path) -> None:
     home = tmp_path / "home"
     result = run_cli(["init", "--apiserver-advertise-address=k8s.example", "--service-cidr=10.0.0.0/30"], home=home)
