@@ -21,7 +21,7 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
-from sqlalchemy import Engine, delete, insert, update
+from sqlalchemy import Engine, delete, update
 
 from authsvc.home import Home
 from authsvc.rotate_facts import (
@@ -39,7 +39,7 @@ from pki.ca import CertificateAuthority
 from pki.chain import issued_by
 from pki.errors import NotFoundError
 from pki.expiration import renew_certificate
-from pki.inventory import CertificateRow, CertRecord, CertStatus, serial_hex
+from pki.inventory import CertificateRow, CertRecord, CertStatus, insert_records, serial_hex
 from pki.rotation_plan import (
     Action,
     AdvanceSigningKey,
@@ -341,7 +341,7 @@ def record_renewals(engine: Engine, records: Sequence[CertRecord], superseded: S
     one UPDATE per 500 serials, not a row-by-row unit of work)."""
     with engine.begin() as connection:
         if records:
-            connection.execute(insert(CertificateRow), [r.row_values() for r in records])
+            insert_records(connection, records)
         for start in range(0, len(superseded), 500):
             connection.execute(
                 update(CertificateRow)

@@ -15,9 +15,11 @@
 (d) openssl: one `openssl req -x509 -newkey ... -CA ca.crt -CAkey ca.key` process per certificate.
 (e) `authsvc certs create` as a whole new process, against (d) for P-256.
 
-    .venv/bin/python bench/issue.py [--seconds 1.5] [--openssl-count 50] [--process-count 10]
+    .venv/bin/python bench/issue.py [--seconds 1.5] [--openssl-count 50] [--process-count 10] [--dir DIR]
 
-Bounded: about 40 s on 2 cores. Figures depend on the disk (fsync) and on what else runs.
+Bounded: about 40 s on 2 cores. Figures depend on the disk (file creation, fsync) and on what
+else runs; the first line says what creating one file costs on DIR (default: beside the current
+directory, i.e. on the disk; --dir /dev/shm takes the disk out of (c)).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID
+from disk import describe
 
 from authsvc.settings import Settings
 from authsvc.setup import initialize_home, write_config_step
@@ -288,8 +291,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=1.5, help="time per in-process figure and key type")
     parser.add_argument("--openssl-count", type=int, default=50)
     parser.add_argument("--process-count", type=int, default=10)
+    parser.add_argument("--dir", type=Path, default=Path.cwd(), help="where the temporary home goes")
     args = parser.parse_args()
-    root = Path(tempfile.mkdtemp(prefix="authsvc-bench-", dir=Path.cwd()))
+    root = Path(tempfile.mkdtemp(prefix="authsvc-bench-", dir=args.dir))
     try:
         run(root, args.seconds, args.openssl_count, args.process_count)
     finally:
@@ -304,6 +308,7 @@ def run(root: Path, seconds: float, openssl_count: int, process_count: int) -> N
     write_certificates(home.cert_path("ca"), [ca.certificate])
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"leaf issuances per second; CA CN=kubernetes (ECDSA P-256); {os.cpu_count()} CPUs, load average {load}")
+    print(f"home on {describe(root)}")
     print(f"{'':40}{'wall clock':>14} {'per CPU second':>14}   {'ratio to (a), P-256 / RSA-2048':>29}")
     print(f"{'':40}{'P-256':>7}{'RSA':>7} {'P-256':>7}{'RSA':>7}   {'wall':12} cpu")
     cases: list[tuple[str, Callable[[KeyType, Path], Callable[[], int]]]] = [

@@ -34,6 +34,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from disk import describe
+
 from authsvc.db import migrate_database_step
 from authsvc.home import Home
 from authsvc.rotate import rotate
@@ -137,15 +139,6 @@ def renew(root: Path, day: int, chunk: int) -> dict[str, int]:
     return {"done": report.counts["done"], "failed": report.counts["failed"]}
 
 
-def filesystem(path: Path) -> str:
-    best = ("?", "")
-    for line in Path("/proc/mounts").read_text().splitlines():
-        fields = line.split()
-        if str(path.resolve()).startswith(fields[1]) and len(fields[1]) >= len(best[1]):
-            best = (fields[2], fields[1])
-    return best[0]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=10_000)
@@ -162,10 +155,8 @@ def main() -> None:
 def run(work: Path, count: int, chunk: int) -> None:
     home = make_home(work / "home")
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    print(
-        f"{count:,} P-256 leaves, one P-256 CA; home on {filesystem(work)} ({work}); "
-        f"{os.cpu_count()} CPUs, load average {load}; chunks of {chunk}"
-    )
+    print(f"{count:,} P-256 leaves, one P-256 CA; {os.cpu_count()} CPUs, load average {load}; chunks of {chunk}")
+    print(f"home on {describe(work)}")
     rows: list[tuple[str, float, float, float, int]] = []
     seconds, cpu, growth, _ = in_child(lambda: bare(home, count))
     rows.append(("bare issuance (no files, no database)", seconds, cpu, growth, count))

@@ -10,7 +10,7 @@ from enum import StrEnum
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
-from sqlalchemy import Boolean, Engine, Index, String, Text, func, insert, select
+from sqlalchemy import Boolean, Connection, Engine, Index, String, Text, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -50,6 +50,9 @@ class CertificateRow(Base):
     revocation_reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
 
     __table_args__ = (Index("ix_certificates_ca_status", "ca_name", "status"),)
+
+
+_INSERT_CERTIFICATES = insert(CertificateRow)
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +196,11 @@ class CertRecord:
         }
 
 
+def insert_records(connection: Connection, records: Sequence[CertRecord]) -> None:
+    """INSERT `records` in the caller's transaction: one executemany of a statement built once."""
+    connection.execute(_INSERT_CERTIFICATES, [r.row_values() for r in records])
+
+
 def serial_hex(serial: int) -> str:
     """Serials are shown and stored as lower-case hex without separators (openssl prints upper case)."""
     return format(serial, "x")
@@ -247,7 +255,7 @@ class Inventory:
             return
         try:
             with self.engine.begin() as connection:
-                connection.execute(insert(CertificateRow), [r.row_values() for r in records])
+                insert_records(connection, records)
         except IntegrityError as e:
             serials = ", ".join(r.serial for r in records[:3])
             raise StoreError(f"certificate {serials} is already in the inventory (same serial or fingerprint)") from e
