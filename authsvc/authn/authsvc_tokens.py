@@ -25,7 +25,7 @@ from authsvc.identity import UserInfo
 from authsvc.redact import token_fingerprint
 from pki.errors import KeyUnavailable, TokenRejected
 from pki.tokens import TokenService
-from pki.tokens.claims import KIND_USER, LEGACY_ISSUER, TokenIdentity
+from pki.tokens.claims import KIND_USER, TokenIdentity
 
 if TYPE_CHECKING:
     from authsvc.services import Services
@@ -49,7 +49,7 @@ class AuthsvcTokenAuthenticator:
         self.service_accounts = service_accounts
         # Looked up per token: a login backend may register its refresher after this is built.
         self._components = components
-        self.issuers = frozenset({service.config.issuer, LEGACY_ISSUER})
+        self.issuers = service.accepted_issuers
 
     def authenticate(self, token: str) -> UserInfo | None:
         try:

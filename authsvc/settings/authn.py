@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
-from authsvc.settings.types import Duration, Section
+from authsvc.settings.types import Duration, Section, https_url
 
 # Asymmetric algorithms only: `none` and the HMAC family can never be allowed for an issuer
 # whose keys are public (HS256 "signed" with the public key is the classic forgery).
@@ -18,13 +17,6 @@ ASYMMETRIC_ALGORITHMS = frozenset(
 # The API server gives up on the webhook after 30 s; a backend must answer well before that.
 MAX_BACKEND_TIMEOUT = dt.timedelta(seconds=25)
 _EXTRA_KEY = re.compile(r"^[a-z0-9.-]+/[a-z0-9._/-]+$")
-
-
-def _https_url(value: str, what: str) -> str:
-    parts = urlsplit(value)
-    if parts.scheme != "https" or not parts.netloc or parts.query or parts.fragment:
-        raise ValueError(f"{what} {value!r} must be an https:// URL without query or fragment")
-    return value
 
 
 class TokenFileSettings(Section):
@@ -70,12 +62,12 @@ class IssuerSettings(Section):
     @field_validator("url")
     @classmethod
     def _check_url(cls, value: str) -> str:
-        return _https_url(value, "issuer url")
+        return https_url(value, "issuer url")
 
     @field_validator("jwks_url")
     @classmethod
     def _check_jwks_url(cls, value: str | None) -> str | None:
-        return None if value is None else _https_url(value, "jwks_url")
+        return None if value is None else https_url(value, "jwks_url")
 
     @field_validator("algorithms")
     @classmethod

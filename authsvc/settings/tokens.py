@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import TYPE_CHECKING, Literal
+from urllib.parse import urlsplit
 
-from authsvc.settings.types import Duration, Section
+from pydantic import field_validator, model_validator
+
+from authsvc.settings.types import Duration, Section, https_url
 
 if TYPE_CHECKING:
     from pki.policy import SigningPolicy
@@ -15,6 +18,12 @@ if TYPE_CHECKING:
 class TokenSettings(Section):
     # kube-apiserver's --service-account-issuer (kubeadm's default).
     issuer: str = "https://kubernetes.default.svc.cluster.local"
+    # `iss` of user tokens, when kube-apiserver is to verify them itself (`authsvc apiserver-config`):
+    # it refuses a JWT authenticator for its own --service-account-issuer. An https URL with a path
+    # (e.g. https://authsvc.example:8444/users): the public listener serves its discovery at
+    # <path>/.well-known/openid-configuration. Unset: user tokens carry `issuer`, as before. Setting
+    # it ends the user tokens signed before (the webhook then takes user tokens only under it).
+    user_issuer: str | None = None
     # Key type of new signing keys: RS256 → RSA-2048 (as kubeadm), ES256 → P-256.
     algorithm: Literal["RS256", "ES256"] = "RS256"
     sa_ttl: Duration = dt.timedelta(hours=1)
@@ -42,12 +51,36 @@ class TokenSettings(Section):
     # deleted pod back in. Turn on only for API servers that cannot be given sa.pub.
     webhook_service_accounts: bool = False
 
+    @field_validator("user_issuer")
+    @classmethod
+    def _check_user_issuer(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        https_url(value, "user_issuer")
+        if not urlsplit(value).path.strip("/"):
+            raise ValueError(
+                f"user_issuer {value!r} needs a path (e.g. {value.rstrip('/')}/users): its discovery document "
+                "is served beside the service-account issuer's /.well-known/openid-configuration"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _user_issuer_of_its_own(self) -> TokenSettings:
+        # Compared without a trailing slash: kube-apiserver finds both at the same discovery URL.
+        if self.user_issuer is not None and self.user_issuer.rstrip("/") == self.issuer.rstrip("/"):
+            raise ValueError(
+                f"user_issuer {self.user_issuer!r} is the service-account issuer: kube-apiserver refuses a JWT "
+                "authenticator for its own --service-account-issuer; give user tokens another URL, or leave it unset"
+            )
+        return self
+
     def to_config(self, policy: SigningPolicy | None = None) -> TokenConfig:
         # Imported here: loading the settings (e.g. for `authsvc login`) must not load the token stack.
         from pki.tokens.config import TokenConfig
 
         return TokenConfig(
             issuer=self.issuer,
+            user_issuer=self.user_issuer,
             algorithm=self.algorithm,
             sa_ttl=self.sa_ttl,
             user_ttl=self.user_ttl,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer
 
@@ -26,6 +27,14 @@ def _from_timedelta(value: dt.timedelta) -> str:
         if seconds and seconds % size == 0:
             return f"{seconds // size}{unit}"
     return f"{seconds}s"
+
+
+def https_url(value: str, what: str) -> str:
+    """An issuer or key URL: https, a host, no query or fragment (what OIDC discovery requires)."""
+    parts = urlsplit(value)
+    if parts.scheme != "https" or not parts.netloc or parts.query or parts.fragment:
+        raise ValueError(f"{what} {value!r} must be an https:// URL without query or fragment")
+    return value
 
 
 Duration = Annotated[dt.timedelta, BeforeValidator(_to_timedelta), PlainSerializer(_from_timedelta, return_type=str)]

@@ -13,7 +13,11 @@ DEFAULT_ISSUER = "https://kubernetes.default.svc.cluster.local"
 
 @dataclass(frozen=True, slots=True)
 class TokenConfig:
+    # The service-account issuer (kube-apiserver's --service-account-issuer).
     issuer: str = DEFAULT_ISSUER
+    # `iss` of user tokens; None: the service-account issuer (kube-apiserver refuses a JWT
+    # authenticator for that one, so user tokens it verifies natively need an issuer of their own).
+    user_issuer: str | None = None
     algorithm: str = "RS256"
     sa_ttl: dt.timedelta = dt.timedelta(hours=1)
     user_ttl: dt.timedelta = dt.timedelta(hours=8)
@@ -28,6 +32,10 @@ class TokenConfig:
     # A retiring key stays published at least this long (tokens others signed with it).
     retire_min_wait: dt.timedelta = dt.timedelta(hours=1)
     policy: SigningPolicy | None = None
+
+    @property
+    def user_token_issuer(self) -> str:
+        return self.user_issuer or self.issuer
 
     @property
     def service_account_audiences(self) -> tuple[str, ...]:

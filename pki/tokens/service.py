@@ -102,12 +102,19 @@ class _Snapshot:
     jwks_json: bytes = field(default=b"")
 
 
+def issuer_of_kind(config: TokenConfig) -> dict[str, str]:
+    """The one `iss` each kind of token carries. authsvc signs each kind under its own issuer only,
+    so a token under another kind's issuer (an SA-shaped token under the user issuer, which a JWT
+    authenticator for user tokens would take as a service account) is refused, not reinterpreted."""
+    return {KIND_SERVICE_ACCOUNT: config.issuer, KIND_LEGACY: LEGACY_ISSUER, KIND_USER: config.user_token_issuer}
+
+
 def new_jti() -> str:
     return str(uuid.uuid4())
 
 
 class TokenService:
-    """Issues and verifies tokens for one issuer; safe to share between threads."""
+    """Issues and verifies tokens for its issuers (service accounts, users); safe to share between threads."""
 
     def __init__(
         self,
@@ -126,7 +133,13 @@ class TokenService:
         self._snapshot: _Snapshot | None = None
         self._parsed: dict[str, VerificationKey] = {}
         self._signer: _Signer | None = None
+        self._issuer_of_kind = issuer_of_kind(config)
         self._expect = self._expectations((*config.service_account_audiences, config.user_audience))
+
+    @property
+    def accepted_issuers(self) -> frozenset[str]:
+        """Every `iss` a token authsvc signs may carry (which one depends on the token's kind)."""
+        return frozenset(self._issuer_of_kind.values())
 
     # ---- issuing -------------------------------------------------------------------------
 
@@ -146,7 +159,7 @@ class TokenService:
             check_user(self.config.policy, username)
             check_groups(self.config.policy, tuple(groups))
         claims = user_claims(
-            issuer=self.config.issuer,
+            issuer=self.config.user_token_issuer,
             username=username,
             groups=groups,
             audience=audience or self.config.user_audience,
@@ -241,13 +254,19 @@ class TokenService:
             raise TokenRejected("token claim 'jti' is not a string")
         if jti and jti in snapshot.revoked:
             raise TokenRejected(f"token {jti} has been revoked")
-        identity_from_claims(claims)  # a shape authsvc does not sign is refused here, not later
+        # A shape authsvc does not sign is refused here, not later; so is a shape under another kind's issuer.
+        self._check_issuer(identity_from_claims(claims).kind, claims["iss"])
         expires = dt.datetime.fromtimestamp(claims["exp"], dt.UTC)
         return VerifiedToken(claims, result.key.kid, claims["sub"], jti, expires, result.audiences)
 
+    def _check_issuer(self, kind: str, issuer: str) -> None:
+        expected = self._issuer_of_kind[kind]
+        if issuer != expected:
+            raise TokenRejected(f"a {kind} token must be issued by {expected!r}, not {issuer!r}")
+
     def _expectations(self, audiences: tuple[str, ...]) -> Expectations:
         return Expectations(
-            issuers=frozenset({self.config.issuer, LEGACY_ISSUER}),
+            issuers=self.accepted_issuers,
             audiences=frozenset(audiences),
             implicit_audiences=self.config.service_account_audiences,
             leeway=self.config.leeway,
@@ -281,7 +300,12 @@ class TokenService:
         return self._fresh_snapshot().jwks_json
 
     def discovery(self, jwks_uri: str) -> dict[str, Any]:
+        """The service-account issuer's discovery document."""
         return discovery_document(self.config.issuer, jwks_uri, self.published_keys())
+
+    def user_discovery(self, jwks_uri: str) -> dict[str, Any]:
+        """The user issuer's (same keys, its own `issuer`): what a JWT authenticator for user tokens fetches."""
+        return discovery_document(self.config.user_token_issuer, jwks_uri, self.published_keys())
 
     def public_keys_pem(self) -> bytes:
         return public_keys_pem(self.published_keys())
