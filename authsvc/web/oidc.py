@@ -2,19 +2,24 @@
 tokens authsvc signs, in kube-apiserver's shape (pkg/routes/openidmetadata.go): JSON
 discovery, `application/jwk-set+json` key set, `Cache-Control: public, max-age=<jwks_max_age>`.
 
+With `tokens.user_issuer` set, `GET <its path>/.well-known/openid-configuration` is the user
+issuer's discovery (its `issuer`, the same keys): where kube-apiserver's JWT authenticator for
+user tokens looks, `{issuer}/.well-known/openid-configuration` or `discoveryURL`.
+
 The JWKS body is rendered once per key snapshot; a request costs a cache check and a copy.
 """
 
 from __future__ import annotations
 
 import json
+from urllib.parse import unquote
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, abort, current_app, request
 
 from authsvc.app import services_of
 from pki.errors import KeyUnavailable
 from pki.tokens import TokenService
-from pki.tokens.jwks import DISCOVERY_PATH, JWKS_MEDIA_TYPE, JWKS_PATH
+from pki.tokens.jwks import DISCOVERY_PATH, JWKS_MEDIA_TYPE, JWKS_PATH, discovery_path
 
 blueprint = Blueprint("oidc", __name__)
 
@@ -28,12 +33,28 @@ def _cache_control() -> str:
     return f"public, max-age={max_age}"
 
 
+def _jwks_uri() -> str:
+    return services_of(current_app).settings.tokens.jwks_uri or request.url_root.rstrip("/") + JWKS_PATH
+
+
+def _discovery_response(document: dict[str, object]) -> Response:
+    return Response(json.dumps(document), mimetype="application/json", headers={"Cache-Control": _cache_control()})
+
+
 @blueprint.get(DISCOVERY_PATH)
 def openid_configuration() -> Response:
-    settings = services_of(current_app).settings.tokens
-    jwks_uri = settings.jwks_uri or request.url_root.rstrip("/") + JWKS_PATH
-    body = json.dumps(_service().discovery(jwks_uri))
-    return Response(body, mimetype="application/json", headers={"Cache-Control": _cache_control()})
+    return _discovery_response(_service().discovery(_jwks_uri()))
+
+
+# Any path ending in the discovery suffix; only the user issuer's answers (its path comes from the
+# settings, so the rule cannot be fixed here). The service-account rule above is static and wins.
+@blueprint.get(f"/<path:issuer_path>{DISCOVERY_PATH}")
+def user_openid_configuration(issuer_path: str) -> Response:
+    user_issuer = services_of(current_app).settings.tokens.user_issuer
+    # request.path is percent-decoded; the issuer URL may not be.
+    if user_issuer is None or request.path != unquote(discovery_path(user_issuer)):
+        abort(404)
+    return _discovery_response(_service().user_discovery(_jwks_uri()))
 
 
 @blueprint.get(JWKS_PATH)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import Any
+from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
@@ -20,6 +21,12 @@ from pki.tokens.verify import VerificationKey
 JWKS_PATH = "/openid/v1/jwks"
 DISCOVERY_PATH = "/.well-known/openid-configuration"
 JWKS_MEDIA_TYPE = "application/jwk-set+json"  # RFC 7517 section 8.5.1, as kube-apiserver serves it
+
+
+def discovery_path(issuer: str) -> str:
+    """The path of an issuer's discovery document on its host, `{issuer}/.well-known/openid-configuration`
+    with a trailing slash of the issuer dropped, as kube-apiserver's JWT authenticator (go-oidc) builds it."""
+    return urlsplit(issuer).path.rstrip("/") + DISCOVERY_PATH
 
 
 def public_jwk(key: VerificationKey) -> dict[str, Any]:

@@ -86,6 +86,16 @@ def test_public_listener_serves_people_not_the_api_server(listeners: tuple[Path,
     assert requests.get(f"{public}/healthz", verify=ca, timeout=10).status_code == 200
 
 
+def test_no_user_issuer_no_user_discovery(listeners: tuple[Path, str, str]) -> None:
+    """Only the service-account issuer's discovery without tokens.user_issuer (see test_user_issuer.py)."""
+    home, _, public = listeners
+    ca = str(home / "pki/ca.crt")
+    discovery = requests.get(f"{public}/.well-known/openid-configuration", verify=ca, timeout=10)
+    assert discovery.status_code == 200 and discovery.json()["issuer"] == "https://kubernetes.default.svc.cluster.local"
+    users = requests.get(f"{public}/users/.well-known/openid-configuration", verify=ca, timeout=10)
+    assert users.status_code == 404
+
+
 def test_public_listener_is_real_tls(listeners: tuple[Path, str, str]) -> None:
     _, _, public = listeners
     with pytest.raises(requests.exceptions.SSLError):
