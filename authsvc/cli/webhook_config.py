@@ -4,8 +4,9 @@
   (the webhook's URL, the CA that signed its serving certificate, and the API server's client
   certificate and key for it), plus the flags to add;
 - apiserver-config: an AuthenticationConfiguration (structured authentication,
-  apiserver.config.k8s.io) with a JWT authenticator for the user tokens authsvc signs, so an
-  API server that supports it verifies them itself; the webhook stays for the rest.
+  apiserver.config.k8s.io) with a JWT authenticator for the user tokens authsvc signs (under
+  `tokens.user_issuer`), so an API server that supports it verifies them itself; the webhook
+  stays for the rest.
 """
 
 from __future__ import annotations
@@ -13,13 +14,16 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import click
 
 from authsvc.cli import CliState
 from authsvc.cli.options import DURATION
+
+if TYPE_CHECKING:
+    from authsvc.settings.tokens import TokenSettings
 
 WEBHOOK_CLUSTER = "authsvc"
 WEBHOOK_USER = "kube-apiserver"
@@ -147,16 +151,45 @@ def webhook_config(state: CliState, url: str | None, out: Path | None, cache_ttl
     click.echo("\n".join(["# add to kube-apiserver:", *webhook_flags(target, cache_ttl)]), err=out is None)
 
 
+def user_token_issuer(tokens: TokenSettings, requested: str | None) -> str:
+    """The issuer a JWT authenticator for authsvc's user tokens must name: the one they are signed
+    with, `tokens.user_issuer`. The service-account issuer cannot be it (kube-apiserver refuses a
+    JWT authenticator for its own --service-account-issuer), nor can any other URL (no token has it)."""
+    from authsvc.errors import ConfigError, UsageError
+
+    if tokens.user_issuer is None:
+        raise ConfigError(
+            f"user tokens carry the service-account issuer {tokens.issuer}, which kube-apiserver refuses for a "
+            "JWT authenticator: set tokens.user_issuer in authsvc.yaml (e.g. https://authsvc.example:8444/users)"
+        )
+    if requested is not None and requested != tokens.user_issuer:
+        raise UsageError(
+            f"--issuer {requested} is not tokens.user_issuer {tokens.user_issuer}, the issuer of the user tokens "
+            "authsvc signs: that configuration would accept none of them"
+        )
+    return tokens.user_issuer
+
+
+def default_discovery_url(public_url: str, issuer: str) -> str:
+    """The user issuer's discovery document on the public listener (which needs no client certificate)."""
+    from pki.tokens.jwks import discovery_path
+
+    return public_url.rstrip("/") + discovery_path(issuer)
+
+
 @click.command("apiserver-config")
 @click.option("--api-version", type=click.Choice(["v1beta1", "v1"]), default="v1beta1", show_default=True)
-@click.option("--issuer", default=None, help="Issuer (iss) of the user tokens. [default: tokens.issuer]")
+@click.option(
+    "--issuer", default=None, help="Issuer (iss) of the user tokens; must be tokens.user_issuer. [default: that]"
+)
 @click.option(
     "--audience", "audiences", multiple=True, help="Accepted aud; repeatable. [default: tokens.user_audience]"
 )
 @click.option(
     "--discovery-url",
     default=None,
-    help="Where the API server fetches discovery. [default: <server.public_url>/.well-known/openid-configuration]",
+    help="Where the API server fetches discovery. "
+    "[default: <server.public_url><path of tokens.user_issuer>/.well-known/openid-configuration]",
 )
 @click.option("--username-prefix", default="", help="Prefix of user names from these tokens.")
 @click.option("--groups-prefix", default="", help="Prefix of group names from these tokens.")
@@ -176,19 +209,24 @@ def apiserver_config(
 
     For kube-apiserver 1.30+ (v1beta1) or 1.34+ (v1), flag --authentication-config (it
     cannot be combined with --oidc-* flags). Claims: sub → user name, groups, uid.
+    Needs tokens.user_issuer: kube-apiserver refuses a JWT authenticator for its own
+    --service-account-issuer, which user tokens carry otherwise.
+
+    \b
+    Example:
+      authsvc apiserver-config -o /etc/kubernetes/authsvc-authn.yaml
     """
     from pki.store import atomic_write, read_bytes
 
     home = state.home()
     tokens = home.settings.tokens
-    chosen_issuer = issuer or tokens.issuer
-    default_discovery = home.settings.server.public_url.rstrip("/") + "/.well-known/openid-configuration"
+    chosen_issuer = user_token_issuer(tokens, issuer)
     document = authentication_configuration(
         api_version=api_version,
         issuer=chosen_issuer,
         audiences=audiences or (tokens.user_audience,),
         ca_pem=read_bytes(home.cert_path("ca"), what="cluster CA certificate"),
-        discovery_url=discovery_url or default_discovery,
+        discovery_url=discovery_url or default_discovery_url(home.settings.server.public_url, chosen_issuer),
         username_prefix=username_prefix,
         groups_prefix=groups_prefix,
     )
@@ -198,9 +236,3 @@ def apiserver_config(
     else:
         atomic_write(out, text.encode(), 0o600)
         click.echo(f"# add to kube-apiserver:\n--authentication-config={out.resolve()}")
-    if chosen_issuer == tokens.issuer:
-        click.echo(
-            f"warning: {chosen_issuer} is also the service-account issuer; kube-apiserver refuses a jwt "
-            "authenticator for its own --service-account-issuer: give user tokens an issuer of their own",
-            err=True,
-        )

@@ -21,6 +21,9 @@ from tests.conftest import run_cli
 
 from .support import small_home
 
+SA_ISSUER = "https://kubernetes.default.svc.cluster.local"
+USER_ISSUER = "https://authsvc.example/users"
+
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -115,24 +118,35 @@ def test_webhook_config_refuses_urls_that_are_not_https(home: Path, url: str) ->
         webhook_url(url)
 
 
+def config_with(home: Path, tmp_path: Path, **tokens: str) -> Path:
+    """authsvc.yaml of `home` with other `tokens:` settings, as a file of its own (for --config)."""
+    config = yaml.safe_load((home / "authsvc.yaml").read_text())
+    config["tokens"].update(tokens)
+    config_file = tmp_path / "authsvc.yaml"
+    config_file.write_text(yaml.safe_dump(config))
+    return config_file
+
+
 def test_apiserver_config(home: Path, tmp_path: Path) -> None:
     out = tmp_path / "authn.yaml"
+    config = config_with(home, tmp_path, user_issuer=USER_ISSUER)
     result = run_cli(
-        ["apiserver-config", "--issuer", "https://authsvc.example/users", "--audience", "a", "--audience", "b",
+        ["--config", str(config), "apiserver-config", "--audience", "a", "--audience", "b",
          "--username-prefix", "authsvc:", "-o", str(out)],
         home=home,
     )  # fmt: skip
     assert result.exit_code == 0, result.stderr
-    assert f"--authentication-config={out}" in result.stdout and "warning" not in result.stderr
+    assert f"--authentication-config={out}" in result.stdout and result.stderr == ""
     document = yaml.safe_load(out.read_text())
     assert document["apiVersion"] == "apiserver.config.k8s.io/v1beta1"
     assert document["kind"] == "AuthenticationConfiguration"
     (jwt_authenticator,) = document["jwt"]
     issuer = jwt_authenticator["issuer"]
-    assert issuer["url"] == "https://authsvc.example/users"
+    assert issuer["url"] == USER_ISSUER  # tokens.user_issuer, the iss of the user tokens
     assert (issuer["audiences"], issuer["audienceMatchPolicy"]) == (["a", "b"], "MatchAny")
     public_url = yaml.safe_load((home / "authsvc.yaml").read_text())["server"]["public_url"]
-    assert issuer["discoveryURL"] == f"{public_url}/.well-known/openid-configuration"
+    # The user issuer's discovery on the public listener, not the service-account issuer's.
+    assert issuer["discoveryURL"] == f"{public_url}/users/.well-known/openid-configuration"
     assert x509.load_pem_x509_certificate(issuer["certificateAuthority"].encode())
     assert jwt_authenticator["claimMappings"] == {
         "username": {"claim": "sub", "prefix": "authsvc:"},
@@ -141,11 +155,28 @@ def test_apiserver_config(home: Path, tmp_path: Path) -> None:
     }
 
 
-def test_apiserver_config_warns_when_the_issuer_is_the_service_account_one(home: Path) -> None:
-    result = run_cli(["apiserver-config", "--api-version", "v1"], home=home)
-    assert result.exit_code == 0
-    assert yaml.safe_load(result.stdout)["apiVersion"] == "apiserver.config.k8s.io/v1"
-    assert "service-account issuer" in result.stderr
+def test_apiserver_config_defaults_to_the_user_audience(home: Path, tmp_path: Path) -> None:
+    config = config_with(home, tmp_path, user_issuer=USER_ISSUER, user_audience="kube-users")
+    result = run_cli(["--config", str(config), "apiserver-config", "--issuer", USER_ISSUER], home=home)
+    assert result.exit_code == 0, result.stderr
+    issuer = yaml.safe_load(result.stdout)["jwt"][0]["issuer"]
+    assert issuer["url"] == USER_ISSUER and issuer["audiences"] == ["kube-users"]
+
+
+def test_apiserver_config_refuses_the_service_account_issuer(home: Path) -> None:
+    """Without tokens.user_issuer the user tokens carry the service-account issuer: an error, not a warning."""
+    for args in ([], ["--issuer", "https://authsvc.example/users"], ["--issuer", SA_ISSUER]):
+        result = run_cli(["apiserver-config", "--api-version", "v1", *args], home=home)
+        assert (result.exit_code, result.stdout) == (1, "")
+        assert result.stderr.count("\n") == 1 and "set tokens.user_issuer in authsvc.yaml" in result.stderr
+        assert f"service-account issuer {SA_ISSUER}, which kube-apiserver refuses" in result.stderr
+
+
+def test_apiserver_config_refuses_an_issuer_no_token_carries(home: Path, tmp_path: Path) -> None:
+    config = config_with(home, tmp_path, user_issuer=USER_ISSUER)
+    result = run_cli(["--config", str(config), "apiserver-config", "--issuer", "https://other.example/u"], home=home)
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert f"is not tokens.user_issuer {USER_ISSUER}" in result.stderr and result.stderr.count("\n") == 1
 
 
 def test_one_audience_needs_no_match_policy() -> None:

@@ -1,0 +1,198 @@
+"""`tokens.user_issuer` end to end: what a kube-apiserver JWT authenticator does with the
+AuthenticationConfiguration `authsvc apiserver-config` writes, against `authsvc serve`.
+
+The real server (granian, the public listener over TLS) serves discovery for the user issuer;
+the test reads issuer url, discoveryURL, certificateAuthority, audiences and claim mappings from
+the written file, fetches discovery and then `jwks_uri` over TLS trusting only that CA, checks
+that discovery names the issuer exactly (as kube-apiserver does), and verifies a token from
+`authsvc token create-user` with PyJWT: issuer, audience, kid. Tokens the configuration must
+refuse: a service-account token, and a user token signed before tokens.user_issuer was set.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import ssl
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jwt
+import pytest
+import yaml
+
+from tests.components.support import free_port, log_tail, wait_for_port
+from tests.conftest import run_cli
+
+SA_ISSUER = "https://kubernetes.default.svc.cluster.local"
+# Not the listener's address: kube-apiserver finds discovery through discoveryURL, as it would
+# for an issuer name that is not reachable from the control plane.
+USER_ISSUER = "https://authsvc.example/users"
+DISCOVERY_SUFFIX = "/.well-known/openid-configuration"
+
+
+@dataclass
+class Served:
+    home: Path
+    public_url: str
+    webhook_url: str
+    # A user token signed before tokens.user_issuer was set.
+    earlier_user_token: str
+
+    def cli(self, *args: str) -> str:
+        result = run_cli(list(args), home=self.home)
+        assert result.exit_code == 0, result.stderr
+        return result.stdout
+
+
+@pytest.fixture(scope="module")
+def served(home_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    home = tmp_path_factory.mktemp("user-issuer") / "home"
+    shutil.copytree(home_template, home)
+    earlier = run_cli(["token", "create-user", "alice", "-g", "dev"], home=home)
+    assert earlier.exit_code == 0, earlier.stderr
+    webhook, public = free_port(), free_port()
+    config = home / "authsvc.yaml"
+    settings = yaml.safe_load(config.read_text())
+    settings["tokens"]["user_issuer"] = USER_ISSUER
+    settings["server"]["public_url"] = f"https://127.0.0.1:{public}"
+    config.write_text(yaml.safe_dump(settings))
+    log_path = home / "serve.log"
+    args = [sys.executable, "-m", "authsvc.cli", f"--home={home}", "serve", f"--bind=127.0.0.1:{webhook}"]
+    args += [f"--public-bind=127.0.0.1:{public}", "--workers=1"]
+    with log_path.open("wb") as log:
+        server = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ))
+        try:
+            try:
+                wait_for_port("127.0.0.1", webhook, 30)
+                wait_for_port("127.0.0.1", public, 30)
+            except TimeoutError:
+                pytest.fail(f"authsvc serve did not start:\n{log_tail(log_path)}")
+            yield Served(home, f"https://127.0.0.1:{public}", f"https://127.0.0.1:{webhook}", earlier.stdout.strip())
+        finally:
+            server.send_signal(signal.SIGTERM)
+            server.wait(timeout=20)
+
+
+# ---- kube-apiserver's JWT authenticator, as far as this test needs it ------------------------
+
+
+@dataclass
+class JWTAuthenticator:
+    """One `jwt:` entry of an AuthenticationConfiguration, with its keys fetched as kube-apiserver does."""
+
+    entry: dict[str, Any]
+    keys: jwt.PyJWKSet
+    algorithms: list[str]
+
+    @classmethod
+    def from_configuration(cls, path: Path) -> JWTAuthenticator:
+        document = yaml.safe_load(path.read_text())
+        assert document["kind"] == "AuthenticationConfiguration"
+        (entry,) = document["jwt"]
+        issuer = entry["issuer"]
+        # Only the configured CA: the system trust store does not know the cluster CA.
+        tls = ssl.create_default_context(cadata=issuer["certificateAuthority"])
+        discovery = fetch_json(issuer.get("discoveryURL") or issuer["url"].rstrip("/") + DISCOVERY_SUFFIX, tls)
+        if discovery["issuer"] != issuer["url"]:  # go-oidc: "issuer did not match the issuer returned by provider"
+            raise AssertionError(f"discovery names {discovery['issuer']}, the configuration {issuer['url']}")
+        keys = jwt.PyJWKSet.from_dict(fetch_json(discovery["jwks_uri"], tls))
+        return cls(entry, keys, discovery["id_token_signing_alg_values_supported"])
+
+    def authenticate(self, token: str) -> tuple[str, list[str]]:
+        """(user name, groups) through the claim mappings; jwt.PyJWTError when the token is refused."""
+        kid = jwt.get_unverified_header(token).get("kid")
+        key = next((k for k in self.keys.keys if k.key_id == kid), None)
+        if key is None:
+            raise jwt.InvalidKeyError(f"no key {kid} in the issuer's JWKS")
+        issuer = self.entry["issuer"]
+        claims = jwt.decode(
+            token,
+            key,
+            algorithms=self.algorithms,
+            issuer=issuer["url"],
+            audience=issuer["audiences"],
+            options={"require": ["iss", "aud", "exp", "sub"]},
+        )
+        mappings = self.entry["claimMappings"]
+        username = mappings["username"]["prefix"] + claims[mappings["username"]["claim"]]
+        groups = [mappings["groups"]["prefix"] + g for g in claims.get(mappings["groups"]["claim"], [])]
+        return username, groups
+
+
+def fetch_json(url: str, tls: ssl.SSLContext) -> dict[str, Any]:
+    with urllib.request.urlopen(url, context=tls, timeout=10) as response:
+        assert response.status == 200
+        document: dict[str, Any] = json.loads(response.read())
+        return document
+
+
+@pytest.fixture(scope="module")
+def authenticator(served: Served, tmp_path_factory: pytest.TempPathFactory) -> JWTAuthenticator:
+    out = tmp_path_factory.mktemp("apiserver") / "authentication-config.yaml"
+    served.cli("apiserver-config", "-o", str(out))
+    return JWTAuthenticator.from_configuration(out)
+
+
+# ---- the tests ------------------------------------------------------------------------------
+
+
+def test_the_configuration_names_the_user_issuer_and_its_discovery(
+    served: Served, authenticator: JWTAuthenticator
+) -> None:
+    issuer = authenticator.entry["issuer"]
+    assert issuer["url"] == USER_ISSUER and issuer["audiences"] == ["authsvc"]
+    assert issuer["discoveryURL"] == f"{served.public_url}/users{DISCOVERY_SUFFIX}"
+
+
+def test_a_user_token_verifies_as_kube_apiserver_would(served: Served, authenticator: JWTAuthenticator) -> None:
+    token = served.cli("token", "create-user", "bob", "-g", "dev", "-g", "ops").strip()
+    assert jwt.decode(token, options={"verify_signature": False})["iss"] == USER_ISSUER
+    assert authenticator.authenticate(token) == ("bob", ["dev", "ops"])
+
+
+def test_a_service_account_token_is_refused(served: Served, authenticator: JWTAuthenticator) -> None:
+    token = served.cli("token", "create", "-n", "ci", "--serviceaccount", "deployer", "--audience", "authsvc").strip()
+    with pytest.raises(jwt.InvalidIssuerError):
+        authenticator.authenticate(token)
+
+
+def test_a_user_token_from_before_the_user_issuer_is_refused(served: Served, authenticator: JWTAuthenticator) -> None:
+    with pytest.raises(jwt.InvalidIssuerError):
+        authenticator.authenticate(served.earlier_user_token)
+
+
+def test_the_webhook_agrees(served: Served) -> None:
+    """The webhook listener (mTLS) takes user tokens under the user issuer only."""
+    pki = served.home / "pki"
+    tls = ssl.create_default_context(cafile=pki / "ca.crt")
+    tls.load_cert_chain(pki / "authsvc/apiserver-webhook-client.crt", pki / "authsvc/apiserver-webhook-client.key")
+
+    def authenticated(token: str) -> bool:
+        body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": {"token": token}}
+        request = urllib.request.Request(
+            f"{served.webhook_url}/authenticate", json.dumps(body).encode(), {"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, context=tls, timeout=10) as response:
+            return bool(json.loads(response.read())["status"]["authenticated"])
+
+    assert authenticated(served.cli("token", "create-user", "carol").strip())
+    assert not authenticated(served.earlier_user_token)
+
+
+def test_service_account_discovery_is_unchanged(served: Served) -> None:
+    tls = ssl.create_default_context(cafile=served.home / "pki/ca.crt")
+    discovery = fetch_json(f"{served.public_url}{DISCOVERY_SUFFIX}", tls)
+    assert discovery["issuer"] == SA_ISSUER and discovery["jwks_uri"] == f"{served.public_url}/openid/v1/jwks"
+    users = fetch_json(f"{served.public_url}/users{DISCOVERY_SUFFIX}", tls)
+    assert users == {**discovery, "issuer": USER_ISSUER}
+    with pytest.raises(urllib.error.HTTPError, match="404"):
+        fetch_json(f"{served.public_url}/other{DISCOVERY_SUFFIX}", tls)
