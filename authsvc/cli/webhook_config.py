@@ -83,7 +83,9 @@ def authentication_configuration(
     if groups_claim:
         mappings["groups"] = {"claim": groups_claim, "prefix": groups_prefix}
     if uid_claim:
-        mappings["uid"] = {"claim": uid_claim}
+        # Not {"claim": uid_claim}: kube-apiserver then refuses every token without that claim
+        # ("oidc: parse uid claim: claim not present"), and a user token has a uid only when given one.
+        mappings["uid"] = {"expression": f"has(claims.{uid_claim}) ? claims.{uid_claim} : ''"}
     return {
         "apiVersion": f"apiserver.config.k8s.io/{api_version}",
         "kind": "AuthenticationConfiguration",

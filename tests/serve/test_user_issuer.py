@@ -123,6 +123,12 @@ class JWTAuthenticator:
             options={"require": ["iss", "aud", "exp", "sub"]},
         )
         mappings = self.entry["claimMappings"]
+        # kube-apiserver: a username or uid claim mapping requires its claim ("oidc: parse uid claim
+        # ...: claim not present"); a missing groups claim is no groups. CEL is not evaluated here.
+        for name in ("username", "uid"):
+            claim = mappings.get(name, {}).get("claim")
+            if claim is not None and claim not in claims:
+                raise jwt.MissingRequiredClaimError(claim)
         username = mappings["username"]["prefix"] + claims[mappings["username"]["claim"]]
         groups = [mappings["groups"]["prefix"] + g for g in claims.get(mappings["groups"]["claim"], [])]
         return username, groups
