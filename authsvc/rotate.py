@@ -39,7 +39,7 @@ from pki.ca import CertificateAuthority
 from pki.chain import issued_by
 from pki.errors import NotFoundError
 from pki.expiration import renew_certificate
-from pki.inventory import CertificateRow, CertRecord, CertStatus, insert_records, serial_hex
+from pki.inventory import CertificateRow, CertRecord, CertStatus, SignedNames, insert_records, serial_hex
 from pki.rotation_plan import (
     Action,
     AdvanceSigningKey,
@@ -161,6 +161,9 @@ class _Renewal:
     replaces: tuple[str, ...]  # serials this renewal supersedes
     old: bytes  # the file as it was (empty for a kubeconfig: its backup reads it)
     tail: bytes  # certificates after the leaf in its file (a chain), kept as they are
+    # Subject and SANs are the old certificate's (a renewal keeps them), read from its already
+    # parsed extensions: parsing the new certificate's again costs as much as signing it.
+    names: SignedNames
 
 
 class Executor:
@@ -238,7 +241,9 @@ class Executor:
             self.backups.keep((r.target.path for r in ready), known={r.target.path: r.old for r in ready})
             self._write(ready)
             record_renewals(
-                self.home.engine, [self._record(r.new, r.action) for r in ready], [s for r in ready for s in r.replaces]
+                self.home.engine,
+                [self._record(r.new, r.action, r.names) for r in ready],
+                [s for r in ready for s in r.replaces],
             )
         except Exception as e:
             for renewal in ready:
@@ -271,7 +276,7 @@ class Executor:
                 self._result(action, "done", f"the inventory caught up with {target.path.name} (serial {serial})")
                 return None
         new = renew_certificate(current, ca, now=self.now, lifetime=target.lifetime)
-        return _Renewal(action, target, new, replaces, old, tail)
+        return _Renewal(action, target, new, replaces, old, tail, SignedNames.renewed(current, ca.subject_text))
 
     def _needs_renewal(self, action: RenewCertificate, cert: x509.Certificate, ca: CertificateAuthority) -> bool:
         if action.reissue:
@@ -286,10 +291,10 @@ class Executor:
         except NotFoundError:
             self.home.inventory.add([self._record(cert, action)])
 
-    def _record(self, cert: x509.Certificate, action: RenewCertificate) -> CertRecord:
+    def _record(self, cert: x509.Certificate, action: RenewCertificate, names: SignedNames | None = None) -> CertRecord:
         return CertRecord.for_certificate(
             cert, profile=action.profile, now=self.now, requester="rotate", name=action.name, ca_name=action.ca,
-            auto_renew=True,
+            auto_renew=True, signed=names,
         )  # fmt: skip
 
     def _write(self, renewals: list[_Renewal]) -> None:

@@ -67,6 +67,11 @@ class SignedNames:
     def of(cls, cert: x509.Certificate) -> SignedNames:
         return cls(cert.subject, SubjectAltNames.from_certificate_like(cert.extensions), cert.issuer.rfc4514_string())
 
+    @classmethod
+    def renewed(cls, old: x509.Certificate, issuer: str) -> SignedNames:
+        """The names of a renewal of `old` signed by `issuer` (RFC 4514): the subject and SANs stay."""
+        return cls(old.subject, SubjectAltNames.from_certificate_like(old.extensions), issuer)
+
 
 @dataclass(frozen=True, slots=True)
 class CertRecord:
