@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from cryptography import x509
 
-from pki.builder import CLOCK_SKEW, authority_key_identifier, new_serial
+from pki.builder import CLOCK_SKEW, new_serial
 from pki.ca import CertificateAuthority
 from pki.errors import CAError
 from pki.keys import PublicKey, check_key_strength, signature_hash
@@ -151,7 +151,7 @@ def renew_certificate(
     builder = (
         x509.CertificateBuilder()
         .subject_name(cert.subject)
-        .issuer_name(ca.certificate.subject)
+        .issuer_name(ca.issuer.name)
         .public_key(public_key)
         .serial_number(new_serial())
         .not_valid_before(not_before)
@@ -160,7 +160,9 @@ def renew_certificate(
     for extension in cert.extensions:
         if not isinstance(extension.value, x509.AuthorityKeyIdentifier):
             builder = builder.add_extension(extension.value, critical=extension.critical)
-    builder = builder.add_extension(authority_key_identifier(ca.certificate), critical=False)
+    authority_key_id = ca.issuer.authority_key_id  # derived once per CA, not per renewal
+    assert authority_key_id is not None  # a CertificateAuthority always has its certificate
+    builder = builder.add_extension(authority_key_id, critical=False)
     return builder.sign(ca.key, signature_hash(ca.key))  # type: ignore[arg-type]
 
 
