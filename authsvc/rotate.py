@@ -45,6 +45,7 @@ from pki.rotation_plan import (
     AdvanceSigningKey,
     CertFact,
     NeedsHuman,
+    PruneBackups,
     PruneInventory,
     RefreshCRL,
     RenewCertificate,
@@ -52,9 +53,10 @@ from pki.rotation_plan import (
     RotationPolicy,
     SyncKubeconfig,
     is_due,
+    iso,
     plan_rotation,
 )
-from pki.store import CERT_MODE, PendingFile, atomic_write_many, read_bytes
+from pki.store import CERT_MODE, PendingFile, atomic_write_many, read_bytes, remove_backup_runs
 from pki.tokens.signing_keys import KeyState, SigningKeyStore
 
 CHUNK = 256  # renewals written per directory sync and per transaction
@@ -206,6 +208,9 @@ class Executor:
             return self._crl(action)
         if isinstance(action, PruneInventory):
             return self._prune(action)
+        if isinstance(action, PruneBackups):
+            removed = remove_backup_runs(self.home.backups_dir, action.runs)
+            return f"deleted {removed} backup runs taken before {iso(action.before)}"
         raise TypeError(f"no executor for {type(action).__name__}")
 
     def _result(self, action: Action, status: str, detail: str = "", **extra: Any) -> None:

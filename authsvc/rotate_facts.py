@@ -29,6 +29,7 @@ from pki.kubeadm import CA_SPECS, CERT_SPECS, KUBECONFIG_SPECS
 from pki.profiles import INTERMEDIATE_CA, ROOT_CA
 from pki.rollover import INTERRUPTED, RolloverState
 from pki.rotation_plan import (
+    BackupsFact,
     CAFact,
     CertFact,
     CRLFact,
@@ -39,7 +40,7 @@ from pki.rotation_plan import (
     RotationFacts,
     RotationPolicy,
 )
-from pki.store import load_certificates, read_bytes
+from pki.store import backup_runs_before, load_certificates, read_bytes
 from pki.tokens.kid import kid_for
 from pki.tokens.signing_keys import IssuedTokenRow, KeyState, RevokedTokenRow, SigningKeyStore
 
@@ -161,6 +162,7 @@ def gather_facts(home: Home, now: dt.datetime, policy: RotationPolicy) -> Rotati
         crls=tuple(c for c in (crl_fact(home, ca.name) for ca in cas) if c is not None),
         kubeconfigs=tuple(kubeconfig_fact(home, t) for t in kubeconfig_targets(home)),
         prune=prune_fact(home.engine, before),
+        backups=BackupsFact(before, backup_runs_before(home.backups_dir, before)),
     )
 
 

@@ -19,7 +19,7 @@ from authsvc.kubeconfig import b64, write_kubeconfig
 from authsvc.rotate_facts import CertTarget, current_entries, decoded, kubeconfig_targets, read_kubeconfig
 from pki.errors import StoreError
 from pki.keys import private_key_to_pem
-from pki.store import PendingFile, atomic_write_many, load_certificates, load_private_key
+from pki.store import PendingFile, atomic_write_many, backup_run_dir, load_certificates, load_private_key
 
 
 class Backups:
@@ -27,7 +27,7 @@ class Backups:
 
     def __init__(self, home: Home, now: dt.datetime) -> None:
         self.home_root = home.root
-        self.root = home.backups_dir / now.strftime("%Y%m%dT%H%M%SZ")
+        self.root = backup_run_dir(home.backups_dir, now)
 
     def keep(self, paths: Iterable[Path], *, known: Mapping[Path, bytes] | None = None) -> None:
         """Copy each existing file (its content from `known` when the caller has just read it)."""

@@ -105,6 +105,14 @@ class PruneFact:
 
 
 @dataclass(frozen=True, slots=True)
+class BackupsFact:
+    """The runs under backups/ (directory names, pki.store.BACKUP_RUN_FORMAT) taken before `before`."""
+
+    before: dt.datetime
+    runs: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class KeySchedule:
     rotate_every: dt.timedelta | None
     prepare_before: dt.timedelta
@@ -132,6 +140,7 @@ class RotationFacts:
     crls: tuple[CRLFact, ...] = ()
     kubeconfigs: tuple[KubeconfigFact, ...] = ()
     prune: PruneFact | None = None
+    backups: BackupsFact | None = None
 
 
 # --- actions -----------------------------------------------------------------------------------
@@ -215,6 +224,20 @@ class PruneInventory:
 
 
 @dataclass(frozen=True, slots=True)
+class PruneBackups:
+    """Delete old backups/<time>/ runs: they hold the private keys and certificates rotations replaced."""
+
+    before: dt.datetime
+    runs: tuple[str, ...]
+    reason: str
+    kind: str = field(default="prune-backups", init=False)
+
+    @property
+    def target(self) -> str:
+        return f"backups taken before {iso(self.before)}"
+
+
+@dataclass(frozen=True, slots=True)
 class NeedsHuman:
     """Reported, nothing changed: a person must act (exit status 3)."""
 
@@ -229,7 +252,14 @@ class NeedsHuman:
 
 
 Action = (
-    RenewCertificate | AdvanceSigningKey | RepairSigningKeys | SyncKubeconfig | RefreshCRL | PruneInventory | NeedsHuman
+    RenewCertificate
+    | AdvanceSigningKey
+    | RepairSigningKeys
+    | SyncKubeconfig
+    | RefreshCRL
+    | PruneInventory
+    | PruneBackups
+    | NeedsHuman
 )
 
 
@@ -267,6 +297,9 @@ def plan_rotation(facts: RotationFacts, policy: RotationPolicy) -> Iterator[Acti
         p = facts.prune
         why = f"{p.certificates} certificate and {p.tokens} token records expired before {iso(p.before)}"
         yield PruneInventory(p.before, p.certificates, p.tokens, why)
+    if facts.backups is not None and facts.backups.runs:
+        b = facts.backups
+        yield PruneBackups(b.before, b.runs, f"{len(b.runs)} backup runs taken before {iso(b.before)}")
     yield from plan_people(facts.people, facts.now, policy.renew_before)
     yield from plan_cas(facts.cas, facts.now, policy.ca_warn_within)
 

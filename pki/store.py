@@ -14,6 +14,7 @@ import errno
 import functools
 import os
 import secrets
+import shutil
 import stat
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -204,9 +205,42 @@ def load_private_key(
     return load_private_key_pem(read_bytes(path, what=what), passphrase, source=f"{what} {path}", trusted=trusted)
 
 
+# backups/<time>/: one directory per run that replaced files, named by the run's UTC time.
+BACKUP_RUN_FORMAT = "%Y%m%dT%H%M%SZ"
+
+
+def backup_run_dir(backup_root: Path, now: dt.datetime) -> Path:
+    return backup_root / now.astimezone(dt.UTC).strftime(BACKUP_RUN_FORMAT)
+
+
+def backup_runs_before(backup_root: Path, before: dt.datetime) -> tuple[str, ...]:
+    """Names of the backup runs under `backup_root` taken before `before`, oldest first. Anything
+    else there (a name that is no run time, a symlink, a file) is not ours and is left out."""
+    runs = []
+    for entry in backup_root.iterdir() if backup_root.is_dir() else ():
+        try:
+            taken = dt.datetime.strptime(entry.name, BACKUP_RUN_FORMAT).replace(tzinfo=dt.UTC)
+        except ValueError:
+            continue
+        if taken < before and entry.is_dir() and not entry.is_symlink():
+            runs.append(entry.name)
+    return tuple(sorted(runs))
+
+
+def remove_backup_runs(backup_root: Path, runs: Iterable[str]) -> int:
+    """Delete the named runs (re-checked: a run directory, not a symlink); how many were deleted."""
+    removed = 0
+    for name in runs:
+        run = backup_root / name
+        if run.parent == backup_root and run.is_dir() and not run.is_symlink():
+            shutil.rmtree(run)
+            removed += 1
+    return removed
+
+
 def backup_files(paths: Iterable[Path], backup_root: Path, now: dt.datetime, relative_to: Path) -> Path:
-    """Copy `paths` (those that exist) under `backup_root/<timestamp>/`, keeping their relative layout."""
-    target = ensure_dir(backup_root / now.strftime("%Y%m%dT%H%M%SZ"))
+    """Copy `paths` (those that exist) under `backup_root/<time>/`, keeping their relative layout."""
+    target = ensure_dir(backup_run_dir(backup_root, now))
     copies = [
         PendingFile(target / path.relative_to(relative_to), path.read_bytes(), stat.S_IMODE(path.stat().st_mode))
         for path in paths

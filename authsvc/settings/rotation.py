@@ -43,7 +43,8 @@ class RotationSettings(Section):
     ca_publish_before_switch: Duration = dt.timedelta(days=1)
     # Re-sign a CA's CRL (pki/<ca>.crl, when there is one) this long before its nextUpdate.
     crl_refresh_before: Duration = dt.timedelta(days=2)
-    # Forget certificates and token records that expired longer ago than this.
+    # Forget certificates and token records that expired longer ago than this, and delete the
+    # backups/<time>/ runs taken longer ago than this (they hold replaced private keys).
     retention: Duration = dt.timedelta(days=90)
     # How long a second run waits for the first one's lock before it gives up (exit 1).
     lock_timeout: Duration = dt.timedelta(minutes=5)

@@ -9,6 +9,7 @@ import pytest
 
 from pki.rotation_plan import (
     AdvanceSigningKey,
+    BackupsFact,
     CAFact,
     CertFact,
     CRLFact,
@@ -16,6 +17,7 @@ from pki.rotation_plan import (
     KeySchedule,
     KubeconfigFact,
     NeedsHuman,
+    PruneBackups,
     PruneFact,
     PruneInventory,
     RefreshCRL,
@@ -191,6 +193,9 @@ def test_kubeconfigs_follow_their_ca_bundle_and_renewed_client_certificates() ->
 def test_pruning_only_when_there_is_something_to_prune() -> None:
     assert [type(a) for a in plan(prune=PruneFact(NOW - 90 * DAY, 3, 0))] == [PruneInventory]
     assert plan(prune=PruneFact(NOW - 90 * DAY, 0, 0)) == []
+    old_runs = BackupsFact(NOW - 90 * DAY, ("20290101T000000Z",))
+    assert [type(a) for a in plan(backups=old_runs)] == [PruneBackups]
+    assert plan(backups=BackupsFact(NOW - 90 * DAY, ())) == []
 
 
 def test_the_order_of_a_run_keeps_things_working_first() -> None:
