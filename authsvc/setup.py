@@ -108,12 +108,16 @@ def initialize_home(
     environ: Mapping[str, str] | None = None,
     dry_run: bool = False,
     steps: list[InitStep] | None = None,
+    config_path: Path | None = None,
 ) -> InitContext:
-    """Create (or complete) a home. Existing files are kept: running init twice changes nothing."""
+    """Create (or complete) a home. Existing files are kept: running init twice changes nothing.
+
+    `config_path`: where the configuration lives (default <root>/authsvc.yaml); written there
+    only when it does not exist yet."""
     if not dry_run:
         ensure_dir(root, DIR_MODE)
         ensure_dir(root / "pki", DIR_MODE)
-    home = Home(root, settings, root / CONFIG_NAME, clock, dict(environ or {}))
+    home = Home(root, settings, config_path or root / CONFIG_NAME, clock, dict(environ or {}))
     ctx = InitContext(home, dry_run)
     for step in steps or INIT_STEPS:
         step(ctx)

@@ -64,17 +64,25 @@ def init(state: CliState, /, phase: str | None, dry_run: bool, **options: Any) -
     Running it again completes a partial home and never overwrites an existing file.
     """
     from authsvc.kubeadm import steps_for_phase
-    from authsvc.settings import load_settings
+    from authsvc.settings import CONFIG_NAME, load_settings
     from authsvc.setup import INIT_STEPS, cluster_ca_step, initialize_home
 
-    config_path = state.home_path / "authsvc.yaml"
+    # --config is honoured like every other command's: a config kept outside the home (a
+    # ConfigMap, /etc/authsvc) is read, never shadowed by a copy written into the home.
+    config_path = Path(state.config_path) if state.config_path else state.home_path / CONFIG_NAME
     stored = load_settings(config_path) if config_path.exists() else None
     overrides = {KUBEADM_OPTIONS[k]: v for k, v in options.items() if v not in (None, ())}
     settings = _settings_for(config_path, stored, overrides)
     _note_unrecorded(config_path, _unrecorded(stored, settings))
     steps = steps_for_phase(phase, INIT_STEPS, first_pki_step=cluster_ca_step)
     ctx = initialize_home(
-        state.home_path, settings, clock=state.clock(), environ=state.environ, dry_run=dry_run, steps=steps
+        state.home_path,
+        settings,
+        clock=state.clock(),
+        environ=state.environ,
+        dry_run=dry_run,
+        steps=steps,
+        config_path=config_path,
     )
     if dry_run:
         for line in ctx.planned:

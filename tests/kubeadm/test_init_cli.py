@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
+from cryptography import x509
 
 from authsvc.settings import Settings, settings_to_yaml
 from authsvc.settings.cluster import ClusterSettings
@@ -114,3 +115,27 @@ def test_invalid_options_are_usage_errors(tmp_path: Path) -> None:
     assert "--apiserver-advertise-address: advertise address 'k8s.example' is not an IP address" in result.stderr
     assert "--service-cidr" in result.stderr
     assert not home.exists()
+
+
+def test_init_reads_the_config_given_with_config_and_writes_no_copy_into_the_home(tmp_path: Path) -> None:
+    home, config = tmp_path / "home", tmp_path / "etc" / "authsvc.yaml"
+    config.parent.mkdir()
+    config.write_text("cluster:\n  name: from-etc\n  node_name: cp-etc\n")
+    result = run_cli(["--config", str(config), "init", "--phase", "certs"], home=home)
+    assert result.exit_code == 0, result.stderr
+    assert not (home / "authsvc.yaml").exists()  # later commands would read a stale copy
+    apiserver = x509.load_pem_x509_certificate((home / "pki" / "apiserver.crt").read_bytes())
+    sans = apiserver.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert "cp-etc" in sans.get_values_for_type(x509.DNSName)  # the node name from --config's file
+    dry = run_cli(["--config", str(config), "init", "--dry-run", "--node-name=cp-other"], home=tmp_path / "h2")
+    assert dry.exit_code == 2 and f"error: {config} already sets cluster.node_name differently" in dry.stderr
+    default = run_cli(["init", "--dry-run", "--node-name=cp-other"], home=tmp_path / "h3")
+    assert default.exit_code == 0, default.stderr  # the twin: without --config, nothing binds the option
+
+
+def test_init_writes_a_missing_config_where_config_points(tmp_path: Path) -> None:
+    home, config = tmp_path / "home", tmp_path / "etc" / "authsvc.yaml"
+    result = run_cli(["--config", str(config), "init", "--phase", "certs", "--node-name=cp-a"], home=home)
+    assert result.exit_code == 0, result.stderr
+    assert yaml.safe_load(config.read_text())["cluster"]["node_name"] == "cp-a"
+    assert not (home / "authsvc.yaml").exists()
