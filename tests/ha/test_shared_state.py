@@ -5,23 +5,20 @@ both recover when it returns, without a restart."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
+from tests.components.kubelet_probe import kubelet_https_get, probe_succeeds
 from tests.components.postgres import Postgres
 from tests.e2e.harness import eventually
 from tests.ha.conftest import CACHE_TTL_SECONDS, LOGIN_USERS, Replica
 
 pytestmark = pytest.mark.postgres
 
-# The Deployment's exec probe (config/kubernetes/probe.py), run as kubelet would run it.
-PROBE = Path(__file__).resolve().parents[2] / "config" / "kubernetes" / "probe.py"
 # Webhook cache TTL + the token service's refresh interval, plus slack for a loaded machine.
 PROPAGATION_BOUND = 2 * CACHE_TTL_SECONDS + 8.0
 
@@ -30,13 +27,12 @@ def authenticated(replica: Replica, token: str) -> Callable[[], dict[str, Any]]:
     return lambda: replica.review(token)
 
 
-def probe(replica: Replica, path: str, client: str = "authsvc/apiserver-webhook-client") -> int:
-    """Exit status of probe.py against the replica, with the client certificate `client` from its home."""
-    pki = replica.home / "pki"
-    port = replica.server.bind.rsplit(":", 1)[1]
-    args = [f"--url=https://localhost:{port}", f"--ca={pki / 'ca.crt'}"]
-    args += [f"--cert={pki / client}.crt", f"--key={pki / client}.key"]
-    return subprocess.run([sys.executable, str(PROBE), path, *args], capture_output=True, timeout=30).returncode
+def probe(replica: Replica, path: str, listener: str = "public") -> bool:
+    """Whether the Deployment's kubelet probe (an HTTPS GET without a client certificate,
+    config/kubernetes/deployment.yaml) passes against the replica's `listener`."""
+    url = urlsplit(replica.public_url if listener == "public" else replica.server.url)
+    assert url.hostname is not None and url.port is not None
+    return probe_succeeds(kubelet_https_get(url.hostname, url.port, path))
 
 
 def wait_for(replica: Replica, token: str, expected: bool) -> tuple[dict[str, Any], float]:
@@ -97,7 +93,7 @@ def test_postgres_down_fails_closed_and_both_recover_without_restart(
             assert status["authenticated"] is False, (replica.name, status)
             assert status.get("error"), status  # "cannot decide": the API server does not cache it
             assert eventually(replica.ready, lambda code: code == 503, PROPAGATION_BOUND) == 503
-        assert (probe(a, "/readyz"), probe(a, "/healthz")) == (1, 0)  # out of the Service, not restarted
+        assert (probe(a, "/readyz"), probe(a, "/healthz")) == (False, True)  # out of the Service, not restarted
     finally:
         postgres_server.start()
 
@@ -105,15 +101,15 @@ def test_postgres_down_fails_closed_and_both_recover_without_restart(
         status = eventually(authenticated(replica, token), lambda s: s["authenticated"] is True, PROPAGATION_BOUND)
         assert status["authenticated"] is True, (replica.name, status)
         assert eventually(replica.ready, lambda code: code == 200, PROPAGATION_BOUND) == 200
-        assert probe(replica, "/readyz") == 0
+        assert probe(replica, "/readyz")
     assert (a.pid, b.pid) == pids and all(r.server.process and r.server.process.poll() is None for r in (a, b))
 
 
-def test_kubernetes_probe_needs_a_certificate_from_the_webhook_client_ca(replicas: tuple[Replica, Replica]) -> None:
+def test_kubelet_probes_pass_on_the_public_listener_only(replicas: tuple[Replica, Replica]) -> None:
     a, _ = replicas
-    assert probe(a, "/healthz") == 0 and probe(a, "/readyz") == 0
-    # A certificate from the cluster CA (any person's) is refused in the TLS handshake.
-    assert probe(a, "/healthz", client="apiserver-kubelet-client") == 1
+    assert probe(a, "/healthz") and probe(a, "/readyz")
+    # The webhook listener refuses kubelet (no client certificate) in the TLS handshake.
+    assert not probe(a, "/healthz", listener="webhook") and not probe(a, "/readyz", listener="webhook")
 
 
 def test_failed_logins_on_one_replica_count_on_the_other(replicas: tuple[Replica, Replica]) -> None:
