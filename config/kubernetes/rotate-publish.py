@@ -25,6 +25,10 @@ from pki.clock import system_clock  # the image's authsvc installation
 
 # Secret name -> (type, {key: (path in the home, required)}). The paths are kubeadm's layout
 # and the defaults of server.tls_cert / tls_key / client_ca; deployment.yaml mounts them back.
+# Never the API server's webhook client key (pki/authsvc/apiserver-webhook-client.key): a
+# Secret in this namespace is readable by whoever may read Secrets here, and that key lets its
+# holder call the webhook as the API server. Its webhook kubeconfig lives on the control-plane
+# nodes, not here.
 SECRETS: dict[str, tuple[str, dict[str, tuple[str, bool]]]] = {
     "authsvc-serving": (
         "kubernetes.io/tls",
@@ -32,14 +36,6 @@ SECRETS: dict[str, tuple[str, dict[str, tuple[str, bool]]]] = {
             "tls.crt": ("pki/authsvc/serving.crt", True),
             "tls.key": ("pki/authsvc/serving.key", True),
             "ca.crt": ("pki/ca.crt", True),
-        },
-    ),
-    # The liveness/readiness probes' client certificate (probe.py): the API server's webhook one.
-    "authsvc-probe-client": (
-        "kubernetes.io/tls",
-        {
-            "tls.crt": ("pki/authsvc/apiserver-webhook-client.crt", True),
-            "tls.key": ("pki/authsvc/apiserver-webhook-client.key", True),
         },
     ),
     "authsvc-webhook-client-ca": ("Opaque", {"ca.crt": ("pki/authsvc/webhook-client-ca.crt", True)}),
