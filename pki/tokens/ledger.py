@@ -20,7 +20,7 @@ import weakref
 
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from pki.tokens.signing_keys import SigningKeyStore, TokenRecord
+from pki.tokens.signing_keys import SigningKeyStore, TokenRow
 
 log = logging.getLogger(__name__)
 
@@ -33,17 +33,17 @@ class TokenLedger:
         self._store = store
         self._batch = batch
         self._delay = delay
-        self._pending: list[TokenRecord] = []
+        self._pending: list[TokenRow] = []
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
         self._timer: threading.Timer | None = None
         self._last_write = -float("inf")
         atexit.register(_flush_at_exit, weakref.ref(self))
 
-    def add(self, record: TokenRecord) -> None:
+    def add(self, row: TokenRow) -> None:
         with self._lock:
             quiet = not self._pending and time.monotonic() - self._last_write >= self._delay
-            self._pending.append(record)
+            self._pending.append(row)
             write_now = quiet or len(self._pending) >= self._batch
             if not write_now and self._timer is None:
                 self._timer = threading.Timer(self._delay, self.flush)
@@ -71,7 +71,7 @@ class TokenLedger:
             except SQLAlchemyError as e:
                 self._requeue(batch, e)
 
-    def _requeue(self, batch: list[TokenRecord], error: Exception) -> None:
+    def _requeue(self, batch: list[TokenRow], error: Exception) -> None:
         with self._lock:
             keep = max(0, MAX_PENDING - len(self._pending))
             self._pending[:0] = batch[:keep]

@@ -11,10 +11,10 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import os
 import secrets
 import threading
 import time
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -51,9 +51,13 @@ from pki.tokens.signing_keys import (
     SigningKeyRecord,
     SigningKeyStore,
     TokenRecord,
+    token_row,
 )
 from pki.tokens.verify import Expectations, VerificationKey, verify_signed
 
+_JWS = jwt.PyJWS()
+# What jwt.encode serializes claims with; one encoder (json.dumps with separators builds one per call).
+_COMPACT_JSON = json.JSONEncoder(separators=(",", ":"))
 # Secret-name suffix alphabet of kube's generated names (no vowels, no look-alikes).
 _SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 # Order of keys in JWKS and sa.pub: the signing key first.
@@ -64,9 +68,13 @@ _STATE_ORDER = {KeyState.ACTIVE: 0, KeyState.NEXT: 1, KeyState.RETIRING: 2}
 class IssuedToken:
     token: str
     jti: str
-    expires_at: dt.datetime
     subject: str
     claims: dict[str, Any]
+
+    @property
+    def expires_at(self) -> dt.datetime:
+        # Derived when asked: most callers want only the token, and signing is a hot path.
+        return dt.datetime.fromtimestamp(self.claims["exp"], dt.UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,8 +117,16 @@ def issuer_of_kind(config: TokenConfig) -> dict[str, str]:
     return {KIND_SERVICE_ACCOUNT: config.issuer, KIND_LEGACY: LEGACY_ISSUER, KIND_USER: config.user_token_issuer}
 
 
+# Version 4 (random) UUID bits of a 128-bit integer: version nibble 0100, variant bits 10.
+_UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
+_UUID4_SET = (0x4000 << 64) | (0x8000 << 48)
+
+
 def new_jti() -> str:
-    return str(uuid.uuid4())
+    """A random (version 4) UUID, as text: what str(uuid.uuid4()) returns, from the same
+    os.urandom bits, at half the cost (UUID's constructor is most of its ~2.6 µs per token)."""
+    digits = f"{int.from_bytes(os.urandom(16)) & _UUID4_CLEAR | _UUID4_SET:032x}"
+    return f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"
 
 
 class TokenService:
@@ -134,6 +150,7 @@ class TokenService:
         self._parsed: dict[str, VerificationKey] = {}
         self._signer: _Signer | None = None
         self._issuer_of_kind = issuer_of_kind(config)
+        self._refresh_seconds = config.cache_refresh.total_seconds()
         self._expect = self._expectations((*config.service_account_audiences, config.user_audience))
 
     @property
@@ -218,13 +235,14 @@ class TokenService:
 
     def _sign(self, claims: dict[str, Any], kind: str, source: str) -> IssuedToken:
         signer = self._current_signer()
-        token = jwt.encode(claims, signer.key, algorithm=signer.algorithm, headers={"kid": signer.kid})
-        audiences = claims.get("aud", ())
-        record = TokenRecord(
-            claims["jti"], signer.kid, kind, claims["sub"], source, tuple(audiences), claims["iat"], claims["exp"]
-        )
-        self._ledger.add(record)
-        return IssuedToken(token, record.jti, record.expires_at, record.subject, claims)
+        # PyJWS signs the claims as serialized here, exactly as jwt.encode would serialize them; not
+        # jwt.encode itself, which first copies the dict and re-checks what the claim builders made.
+        payload = _COMPACT_JSON.encode(claims).encode()
+        token = _JWS.encode(payload, signer.key, signer.algorithm, {"kid": signer.kid})
+        jti, subject = claims["jti"], claims["sub"]
+        audiences = tuple(claims.get("aud", ()))
+        self._ledger.add(token_row(jti, signer.kid, kind, subject, source, audiences, claims["iat"], claims["exp"]))
+        return IssuedToken(token, jti, subject, claims)
 
     def _current_signer(self) -> _Signer:
         snapshot = self._fresh_snapshot()
@@ -386,11 +404,11 @@ class TokenService:
 
     def _fresh_snapshot(self) -> _Snapshot:
         snapshot = self._snapshot
-        if snapshot is not None and self._monotonic() - snapshot.loaded_at < self.config.cache_refresh.total_seconds():
+        if snapshot is not None and self._monotonic() - snapshot.loaded_at < self._refresh_seconds:
             return snapshot
         with self._lock:
             snapshot = self._snapshot
-            if snapshot is None or self._monotonic() - snapshot.loaded_at >= self.config.cache_refresh.total_seconds():
+            if snapshot is None or self._monotonic() - snapshot.loaded_at >= self._refresh_seconds:
                 snapshot = self._load_snapshot()
                 self._snapshot = snapshot
             return snapshot
