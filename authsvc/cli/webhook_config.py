@@ -40,6 +40,19 @@ def webhook_url(url: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, path, parts.query, ""))
 
 
+def default_webhook_url(bind: str) -> str:
+    """The webhook listener's URL from `server.bind` (what `serve` listens on without --bind).
+    ValueError for a wildcard address: the API server needs one it can reach, and the serving
+    certificate must name it."""
+    host, _, port = bind.rpartition(":")
+    host = host.strip("[]")
+    if host in ("", "0.0.0.0", "::"):  # noqa: S104 - recognising a wildcard, not binding one
+        raise ValueError(
+            f"server.bind {bind!r} listens on every address: pass --url with the one the API server reaches"
+        )
+    return f"https://{f'[{host}]' if ':' in host else host}:{port}/authenticate"
+
+
 def webhook_kubeconfig(url: str, ca_pem: bytes, client_cert_pem: bytes, client_key_pem: bytes) -> dict[str, Any]:
     from authsvc.kubeconfig import ClusterEntry, UserEntry, build_kubeconfig
 
@@ -116,7 +129,9 @@ def _client_key_pem(home: Any, key_file: Path) -> bytes:
 
 
 @click.command("webhook-config")
-@click.option("--url", default=None, help="The webhook URL the API server calls. [default: server.public_url]")
+@click.option(
+    "--url", default=None, help="The webhook URL the API server calls. [default: https://<server.bind>/authenticate]"
+)
 @click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), help="File to write (0600).")
 @click.option("--cache-ttl", type=DURATION, default=DEFAULT_WEBHOOK_CACHE_TTL, show_default="2m")
 @click.pass_obj
@@ -138,7 +153,7 @@ def webhook_config(state: CliState, url: str | None, out: Path | None, cache_ttl
     home = state.home()
     try:
         config = webhook_kubeconfig(
-            url or home.settings.server.public_url,
+            url or default_webhook_url(home.settings.server.bind),
             read_bytes(home.cert_path("ca"), what="cluster CA certificate"),
             read_bytes(home.cert_path(APISERVER_WEBHOOK_CLIENT), what="webhook client certificate"),
             _client_key_pem(home, home.key_path(APISERVER_WEBHOOK_CLIENT)),

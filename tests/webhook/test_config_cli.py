@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -235,3 +236,23 @@ def test_serve_refuses_an_encrypted_serving_key(home: Path, tmp_path: Path) -> N
     config_file.write_text(yaml.safe_dump(config))
     result = run_cli(["--config", str(config_file), "serve"], home=home)
     assert result.exit_code == 1 and "is encrypted" in result.stderr
+
+
+def test_webhook_config_defaults_to_the_webhook_listener_not_the_public_one(home: Path, tmp_path: Path) -> None:
+    out = tmp_path / "webhook.kubeconfig"
+    result = run_cli(["webhook-config", "-o", str(out)], home=home)
+    assert result.exit_code == 0, result.stderr
+    server = yaml.safe_load(out.read_text())["clusters"][0]["cluster"]["server"]
+    assert server == "https://127.0.0.1:8443/authenticate"  # server.bind's default; 8444 has no /authenticate
+
+
+def test_webhook_config_without_url_refuses_a_wildcard_bind(home: Path, tmp_path: Path) -> None:
+    mine = tmp_path / "home"
+    shutil.copytree(home, mine)  # the module's home stays as it is
+    config = yaml.safe_load((mine / "authsvc.yaml").read_text())
+    config.setdefault("server", {})["bind"] = "0.0.0.0:8443"
+    (mine / "authsvc.yaml").write_text(yaml.safe_dump(config))
+    result = run_cli(["webhook-config", "-o", str(tmp_path / "w.conf")], home=mine)
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1
+    assert "listens on every address: pass --url" in result.stderr
+    assert not (tmp_path / "w.conf").exists()
