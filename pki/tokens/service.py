@@ -56,8 +56,9 @@ from pki.tokens.signing_keys import (
 from pki.tokens.verify import Expectations, VerificationKey, verify_signed
 
 _JWS = jwt.PyJWS()
-# What jwt.encode serializes claims with; one encoder (json.dumps with separators builds one per call).
-_COMPACT_JSON = json.JSONEncoder(separators=(",", ":"))
+# What jwt.encode serializes claims with; one encoder (json.dumps with separators builds one per
+# call), without the cycle check: claim builders make plain trees.
+_COMPACT_JSON = json.JSONEncoder(separators=(",", ":"), check_circular=False)
 # Secret-name suffix alphabet of kube's generated names (no vowels, no look-alikes).
 _SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 # Order of keys in JWKS and sa.pub: the signing key first.
