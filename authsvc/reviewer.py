@@ -15,7 +15,7 @@ from authsvc.audit import AuditLog, decision_fields
 from authsvc.authn.chain import AuthenticatorChain
 from authsvc.cache import ResultCache
 from authsvc.identity import UserInfo
-from authsvc.metrics import WebhookMetrics
+from authsvc.metrics import ServerMetrics
 from authsvc.redact import fingerprint, token_digest
 from authsvc.tokenreview import Decision, TokenReviewRequest, decide, encode_reply
 from pki.clock import Clock
@@ -61,7 +61,7 @@ class TokenReviewer:
         self,
         chain: AuthenticatorChain,
         cache: ResultCache[Answer],
-        metrics: WebhookMetrics,
+        metrics: ServerMetrics,
         audit: AuditLog,
         clock: Clock,
     ) -> None:

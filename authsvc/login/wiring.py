@@ -15,11 +15,8 @@ built by `create_app` has the refreshers, whether or not anyone has logged in ye
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
-from prometheus_client import CollectorRegistry, Counter
+from typing import TYPE_CHECKING, Protocol
 
 from authsvc.authn.ldap_groups import LDAPIdentityRefresher, UsersFileIdentityRefresher
 from authsvc.errors import ConfigError
@@ -50,30 +47,13 @@ class LoginComponents:
     users: UsersFile | None
 
 
-class LoginMetrics:
-    """Counters on the app's registry (authsvc.metrics): login answers and LDAP failures."""
+class LoginMetrics(Protocol):
+    """Where login answers and LDAP failures are counted: the app's metrics (authsvc.metrics),
+    which sum them over every process of `authsvc serve` with the TokenReview counters."""
 
-    def __init__(self, registry: CollectorRegistry | None, backend_error: Callable[[str], None]) -> None:
-        self.attempts = Counter(
-            "authsvc_login_attempts",
-            "POST /login answers, by result (ok, refused, rate_limited, unavailable).",
-            ["result"],
-            registry=registry,
-        )
-        self.ldap_errors = Counter(
-            "authsvc_ldap_errors",
-            "LDAP operations that failed (directory unreachable, timeout, unexpected answer), by operation.",
-            ["operation"],
-            registry=registry,
-        )
-        self._backend_error = backend_error
+    def login_result(self, result: str) -> None: ...
 
-    def login_result(self, result: str) -> None:
-        self.attempts.labels(result).inc()
-
-    def ldap_error(self, operation: str) -> None:
-        self.ldap_errors.labels(operation).inc()
-        self._backend_error("ldap")
+    def ldap_error(self, operation: str) -> None: ...
 
 
 def install(services: Services, metrics: LoginMetrics | None = None) -> LoginComponents:

@@ -21,7 +21,7 @@ from authsvc.app import services_of
 from authsvc.errors import AuthenticationFailed, BackendUnavailable, RateLimited
 from authsvc.login.execcredential import exec_credential
 from authsvc.login.service import INVALID_CREDENTIALS, IssuedLogin, LoginService
-from authsvc.login.wiring import LoginMetrics, install
+from authsvc.login.wiring import install
 from authsvc.metrics import metrics_for
 from pki.errors import KeyUnavailable, PolicyError
 
@@ -39,8 +39,7 @@ def install_components(app: Flask) -> None:
     but tokens from /login are re-checked against the directory (identity refreshers) and the
     directory's health feeds /readyz wherever a TokenReview or a probe arrives.
     """
-    metrics = metrics_for(app)
-    install(services_of(app), LoginMetrics(metrics.registry, metrics.backend_error))
+    install(services_of(app), metrics_for(app))
 
 
 @blueprint.route("/login", methods=["GET", "PUT", "PATCH", "DELETE"])
