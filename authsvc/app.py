@@ -8,10 +8,12 @@ are listed in `BLUEPRINTS`, one per concern, with the listeners that serve them.
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 from typing import Literal
 
 from flask import Flask
 
+from authsvc.metrics import attach_metrics
 from authsvc.services import Services
 
 # Which listener serves what. The webhook listener requires the API server's client
@@ -31,10 +33,13 @@ BLUEPRINTS: list[tuple[str, frozenset[str]]] = [
 ]
 
 
-def create_app(services: Services, listener: Listener = "all") -> Flask:
+def create_app(services: Services, listener: Listener = "all", metrics_share: Path | None = None) -> Flask:
+    """`metrics_share`: the run's directory of metrics snapshots (authsvc/metrics_share.py), so
+    that /metrics sums every process of `authsvc serve`; None counts this app alone."""
     app = Flask("authsvc")
     app.config["MAX_CONTENT_LENGTH"] = services.settings.server.max_body_bytes
     app.extensions["authsvc"] = services
+    attach_metrics(app, metrics_share)
     for target, listeners in BLUEPRINTS:
         if listener != "all" and listener not in listeners:
             continue

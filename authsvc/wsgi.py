@@ -1,8 +1,8 @@
 """The WSGI entry point: granian calls `authsvc.wsgi:create_wsgi_app` once in each worker process.
 
-`authsvc serve` hands the home over through the environment (AUTHSVC_HOME, AUTHSVC_CONFIG);
-it is read here, once per process, and nowhere deeper. `authsvc.wsgi:app` is the same app
-for other WSGI servers (built on first access).
+`authsvc serve` hands the home over through the environment (AUTHSVC_HOME, AUTHSVC_CONFIG,
+AUTHSVC_LISTENER, AUTHSVC_METRICS_DIR); it is read here, once per process, and nowhere deeper.
+`authsvc.wsgi:app` is the same app for other WSGI servers (built on first access).
 """
 
 from __future__ import annotations
@@ -24,6 +24,9 @@ from authsvc.services import Services
 CONFIG_ENV = "AUTHSVC_CONFIG"
 # Which routes this process serves (authsvc.app.Listener); `authsvc serve` sets it per listener.
 LISTENER_ENV = "AUTHSVC_LISTENER"
+# The run's directory of metrics snapshots (authsvc/metrics_share.py), made by `authsvc serve`
+# for its workers and its public listener, so that every /metrics answer sums all of them.
+METRICS_DIR_ENV = "AUTHSVC_METRICS_DIR"
 LOG_FORMAT = "%(asctime)s [%(levelname)s] %(name)s: %(message)s"
 
 
@@ -35,7 +38,8 @@ def create_wsgi_app(environ: Mapping[str, str] | None = None) -> Flask:
     listener = env.get(LISTENER_ENV, "all")
     if listener not in ("webhook", "public", "all"):
         raise ValueError(f"{LISTENER_ENV}={listener!r}: expected webhook, public or all")
-    return create_app(Services(home), listener)  # type: ignore[arg-type]
+    share = env.get(METRICS_DIR_ENV)
+    return create_app(Services(home), listener, Path(share) if share else None)  # type: ignore[arg-type]
 
 
 def configure_logging() -> None:

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -152,6 +155,9 @@ def serve(
     Example:
       authsvc serve --bind 0.0.0.0:8443 --public-bind 0.0.0.0:8444 --workers 2
 
+    /metrics on either listener counts the TokenReviews and logins of every worker of both
+    (another worker's counts up to a second late).
+
     Runs until interrupted (SIGINT/SIGTERM); the public listener stops with it.
     """
     from authsvc.home import HOME_ENV
@@ -176,13 +182,38 @@ def serve(
     if plan.client_ca is None:
         click.echo("warning: no client certificates: anyone who can connect can ask about tokens", err=True)
     click.echo(f"authsvc serve: {plan.url} (workers {plan.workers}, threads {plan.threads}, {clients})", err=True)
-    public_address = public_bind or home.settings.server.public_bind
-    child = start_public_listener(state, plan, public_address) if public_address and plan.client_ca else None
+    public_address = (public_bind or home.settings.server.public_bind) if plan.client_ca else ""
+    with shared_metrics(plan.workers > 1 or bool(public_address)):
+        child = start_public_listener(state, plan, public_address) if public_address else None
+        try:
+            granian_server(plan).serve()
+        finally:
+            if child is not None:
+                stop_child(child)
+
+
+@contextlib.contextmanager
+def shared_metrics(needed: bool) -> Iterator[None]:
+    """A private directory (0700, under $TMPDIR) for the run's metrics snapshots, handed to every
+    worker and to the public listener through the environment, removed when the run ends: with
+    more than one process, each /metrics answer sums them all (authsvc/metrics_share.py).
+
+    Always a fresh one, never one inherited from the caller's environment: snapshots of an
+    earlier run would be counted again.
+    """
+    from authsvc.wsgi import METRICS_DIR_ENV
+
+    os.environ.pop(METRICS_DIR_ENV, None)
+    if not needed:
+        yield
+        return
+    directory = tempfile.mkdtemp(prefix="authsvc-metrics-")
+    os.environ[METRICS_DIR_ENV] = directory
     try:
-        granian_server(plan).serve()
+        yield
     finally:
-        if child is not None:
-            stop_child(child)
+        os.environ.pop(METRICS_DIR_ENV, None)
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def start_public_listener(state: CliState, plan: ServePlan, address: str) -> subprocess.Popen[bytes]:

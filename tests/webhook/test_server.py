@@ -352,7 +352,8 @@ def test_health_readiness_and_metrics(served: Served) -> None:
     assert served.call("GET", "/healthz")[0] == 200
     status, _, body = served.call("GET", "/readyz")
     assert (status, body) == (200, b"ok\n")
-    # One connection: the review and the scrape reach the same worker (metrics are per worker).
+    # One connection: the review and the scrape reach the same worker, whose own counts are in
+    # its answer at once (the other worker's within a second: tests/serve/test_metrics.py).
     connection = http.client.HTTPSConnection("127.0.0.1", served.port, context=served.contexts["apiserver"])
     connection.request("POST", "/authenticate", json.dumps(review_body(STATIC)), headers=_json_headers())
     assert connection.getresponse().read()
