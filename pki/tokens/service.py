@@ -118,15 +118,23 @@ def issuer_of_kind(config: TokenConfig) -> dict[str, str]:
     return {KIND_SERVICE_ACCOUNT: config.issuer, KIND_LEGACY: LEGACY_ISSUER, KIND_USER: config.user_token_issuer}
 
 
-# Version 4 (random) UUID bits of a 128-bit integer: version nibble 0100, variant bits 10.
-_UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
-_UUID4_SET = (0x4000 << 64) | (0x8000 << 48)
+# Version 7 UUID (RFC 9562): 48 bits of Unix milliseconds, version nibble 0111, 12 random
+# bits, variant 10, 62 random bits.
+_UUID7_VERSION = 0x7 << 76
+_UUID7_VARIANT = 0b10 << 62
+_RAND_B_MASK = (1 << 62) - 1
 
 
-def new_jti() -> str:
-    """A random (version 4) UUID, as text: what str(uuid.uuid4()) returns, from the same
-    os.urandom bits, at half the cost (UUID's constructor is most of its ~2.6 µs per token)."""
-    digits = f"{int.from_bytes(os.urandom(16)) & _UUID4_CLEAR | _UUID4_SET:032x}"
+def new_jti(now: dt.datetime) -> str:
+    """A time-ordered (version 7) UUID as text, its time `now`: 74 random bits keep ids unique
+    and unguessable (the token is signed anyway). Time order matters for the inventory: each
+    issued token's record goes into issued_tokens, whose primary key is the jti; random (v4)
+    keys insert all over that index and cost 3-4x more per row once it outgrows the cache
+    (5 µs a row empty, 15 µs at 80,000 rows; v7: ~4 µs throughout)."""
+    random = int.from_bytes(os.urandom(10))
+    millis = int(now.timestamp() * 1000) & 0xFFFF_FFFF_FFFF
+    value = (millis << 80) | _UUID7_VERSION | ((random >> 62) & 0xFFF) << 64 | _UUID7_VARIANT | random & _RAND_B_MASK
+    digits = f"{value:032x}"
     return f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"
 
 
@@ -176,14 +184,15 @@ class TokenService:
         if self.config.policy is not None:
             check_user(self.config.policy, username)
             check_groups(self.config.policy, tuple(groups))
+        now = self.clock()
         claims = user_claims(
             issuer=self.config.user_token_issuer,
             username=username,
             groups=groups,
             audience=audience or self.config.user_audience,
-            now=self.clock(),
+            now=now,
             ttl=self._lifetime(ttl, self.config.user_ttl),
-            jti=new_jti(),
+            jti=new_jti(now),
             source=source,
             uid=uid,
             extra=extra,
@@ -203,7 +212,8 @@ class TokenService:
         secret_name: str | None = None,
     ) -> IssuedToken:
         """A bound token (kube's TokenRequest shape), or with `legacy` the secret-based shape."""
-        now, lifetime, jti = self.clock(), self._lifetime(ttl, self.config.sa_ttl), new_jti()
+        now = self.clock()
+        lifetime, jti = self._lifetime(ttl, self.config.sa_ttl), new_jti(now)
         if legacy:
             if audiences or pod:
                 raise PolicyError("legacy tokens carry no audience and no pod binding: drop --audience/--bound-pod")

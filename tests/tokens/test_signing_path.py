@@ -30,14 +30,19 @@ def test_a_token_is_what_jwt_encode_makes_of_its_claims(token_home: Home) -> Non
         assert issued.expires_at == dt.datetime.fromtimestamp(issued.claims["exp"], dt.UTC)
 
 
-def test_jti_is_a_canonical_random_uuid() -> None:
-    jtis = [new_jti() for _ in range(5000)]
+def test_jti_is_a_canonical_time_ordered_uuid() -> None:
+    start = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
+    times = [start + dt.timedelta(milliseconds=n // 10) for n in range(5000)]  # ten per millisecond
+    jtis = [new_jti(t) for t in times]
     assert len(set(jtis)) == len(jtis)
-    for jti in jtis:
+    for jti, when in zip(jtis, times, strict=True):
         parsed = uuid.UUID(jti)
-        assert (str(parsed), parsed.version, parsed.variant) == (jti, 4, uuid.RFC_4122)
-    # All 122 random bits vary: every hex digit outside the version and variant positions is seen.
-    for position in (0, 7, 9, 15, 20, 35):
+        assert (str(parsed), parsed.version, parsed.variant) == (jti, 7, uuid.RFC_4122)
+        assert parsed.int >> 80 == int(when.timestamp() * 1000)  # RFC 9562: Unix milliseconds first
+    # Later tokens sort after earlier ones (the inventory index grows at its end) ...
+    assert [j for n, j in enumerate(jtis) if n % 10 == 0] == sorted(j for n, j in enumerate(jtis) if n % 10 == 0)
+    # ... and all 74 random bits vary: every hex digit of rand_a and rand_b is seen.
+    for position in (15, 16, 17, 20, 25, 35):
         assert len({jti[position] for jti in jtis}) == 16
 
 
