@@ -21,7 +21,7 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
-from sqlalchemy import Engine, delete, update
+from sqlalchemy import Engine, delete
 
 from authsvc.home import Home
 from authsvc.rotate_facts import (
@@ -39,7 +39,7 @@ from pki.ca import CertificateAuthority
 from pki.chain import issued_by
 from pki.errors import NotFoundError
 from pki.expiration import renew_certificate
-from pki.inventory import CertificateRow, CertRecord, CertStatus, SignedNames, insert_records, serial_hex
+from pki.inventory import CertificateRow, CertRecord, SignedNames, insert_records, serial_hex, supersede
 from pki.rotation_plan import (
     Action,
     AdvanceSigningKey,
@@ -347,18 +347,11 @@ class Executor:
 
 
 def record_renewals(engine: Engine, records: Sequence[CertRecord], superseded: Sequence[str]) -> None:
-    """The new rows and the old ones marked superseded, in one transaction (a chunk at a time:
-    one UPDATE per 500 serials, not a row-by-row unit of work)."""
+    """The new rows and the old ones marked superseded, in one transaction (a chunk at a time)."""
     with engine.begin() as connection:
         if records:
             insert_records(connection, records)
-        for start in range(0, len(superseded), 500):
-            connection.execute(
-                update(CertificateRow)
-                .where(CertificateRow.serial.in_(superseded[start : start + 500]))
-                .where(CertificateRow.status == CertStatus.VALID.value)
-                .values(status=CertStatus.SUPERSEDED.value)
-            )
+        supersede(connection, superseded)
 
 
 def _one_line(error: BaseException) -> str:

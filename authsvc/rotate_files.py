@@ -7,6 +7,7 @@ file goes to backups/<time>/ first (files outside the home under backups/<time>/
 from __future__ import annotations
 
 import datetime as dt
+import os
 import stat
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -28,23 +29,32 @@ class Backups:
     def __init__(self, home: Home, now: dt.datetime) -> None:
         self.home_root = home.root
         self.root = backup_run_dir(home.backups_dir, now)
+        # A run directory made by an earlier run in the same second may hold copies already;
+        # otherwise only this run writes here, and what it copied is in `_kept` (no stat per file).
+        self._fresh = not self.root.exists()
+        self._kept: set[Path] = set()
 
     def keep(self, paths: Iterable[Path], *, known: Mapping[Path, bytes] | None = None) -> None:
         """Copy each existing file (its content from `known` when the caller has just read it)."""
         copies = []
         for path in paths:
-            inside = path.is_relative_to(self.home_root)
-            relative = path.relative_to(self.home_root) if inside else Path("external", *path.parts[1:])
-            target = self.root / relative
-            if target.exists():
+            target = self.root / self._relative(path)
+            if target in self._kept or (not self._fresh and target.exists()):
                 continue
             try:
-                mode = stat.S_IMODE(path.stat().st_mode)
+                mode = stat.S_IMODE(os.stat(path).st_mode)  # noqa: PTH116 - one syscall, no Path built
             except FileNotFoundError:
                 continue
             data = (known or {}).get(path) or path.read_bytes()
             copies.append(PendingFile(target, data, mode))
         atomic_write_many(copies)
+        self._kept.update(copy.path for copy in copies)  # only once written: a failed write is retried
+
+    def _relative(self, path: Path) -> Path:
+        """Where under the run a file goes: its place in the home, or external/<absolute path>."""
+        if path.is_relative_to(self.home_root):
+            return path.relative_to(self.home_root)
+        return Path("external", *path.parts[1:])
 
 
 def read_certificate(target: CertTarget) -> x509.Certificate:

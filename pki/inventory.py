@@ -10,7 +10,7 @@ from enum import StrEnum
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
-from sqlalchemy import Boolean, Connection, Engine, Index, String, Text, func, insert, select
+from sqlalchemy import Boolean, Connection, Engine, Index, String, Text, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -53,6 +53,12 @@ class CertificateRow(Base):
 
 
 _INSERT_CERTIFICATES = insert(CertificateRow)
+_SUPERSEDE = (
+    update(CertificateRow)
+    .where(CertificateRow.serial == bindparam("old_serial"))
+    .where(CertificateRow.status == CertStatus.VALID.value)
+    .values(status=CertStatus.SUPERSEDED.value)
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,6 +212,13 @@ def insert_records(connection: Connection, records: Sequence[CertRecord]) -> Non
     connection.execute(_INSERT_CERTIFICATES, [r.row_values() for r in records])
 
 
+def supersede(connection: Connection, serials: Sequence[str]) -> None:
+    """Mark the valid certificates among `serials` superseded, in the caller's transaction: one
+    executemany of one UPDATE (an IN list of bound values is rendered and compiled anew per call)."""
+    if serials:
+        connection.execute(_SUPERSEDE, [{"old_serial": parse_serial(s)} for s in serials])
+
+
 def serial_hex(serial: int) -> str:
     """Serials are shown and stored as lower-case hex without separators (openssl prints upper case)."""
     return format(serial, "x")
@@ -310,11 +323,8 @@ class Inventory:
             return CertRecord.from_row(row)
 
     def mark_superseded(self, serials: Sequence[str]) -> None:
-        with self._sessions.begin() as session:
-            for serial in serials:
-                row = session.get(CertificateRow, parse_serial(serial))
-                if row is not None and row.status == CertStatus.VALID.value:
-                    row.status = CertStatus.SUPERSEDED.value
+        with self.engine.begin() as connection:
+            supersede(connection, serials)
 
     def revoked_for(self, ca_name: str) -> list[CertRecord]:
         return self.certificates(status=CertStatus.REVOKED, ca_name=ca_name)
