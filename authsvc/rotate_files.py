@@ -29,17 +29,13 @@ class Backups:
     def __init__(self, home: Home, now: dt.datetime) -> None:
         self.home_root = home.root
         self.root = backup_run_dir(home.backups_dir, now)
-        # A run directory made by an earlier run in the same second may hold copies already;
-        # otherwise only this run writes here, and what it copied is in `_kept` (no stat per file).
-        self._fresh = not self.root.exists()
-        self._kept: set[Path] = set()
 
     def keep(self, paths: Iterable[Path], *, known: Mapping[Path, bytes] | None = None) -> None:
         """Copy each existing file (its content from `known` when the caller has just read it)."""
         copies = []
         for path in paths:
             target = self.root / self._relative(path)
-            if target in self._kept or (not self._fresh and target.exists()):
+            if target.exists():  # not a set of what was kept: memory stays flat over 10,000s of files
                 continue
             try:
                 mode = stat.S_IMODE(os.stat(path).st_mode)  # noqa: PTH116 - one syscall, no Path built
@@ -48,7 +44,6 @@ class Backups:
             data = (known or {}).get(path) or path.read_bytes()
             copies.append(PendingFile(target, data, mode))
         atomic_write_many(copies)
-        self._kept.update(copy.path for copy in copies)  # only once written: a failed write is retried
 
     def _relative(self, path: Path) -> Path:
         """Where under the run a file goes: its place in the home, or external/<absolute path>."""
