@@ -202,3 +202,35 @@ def test_service_account_discovery_is_unchanged(served: Served) -> None:
     assert users == {**discovery, "issuer": USER_ISSUER}
     with pytest.raises(urllib.error.HTTPError, match="404"):
         fetch_json(f"{served.public_url}/other{DISCOVERY_SUFFIX}", tls)
+
+
+# Hostile requests to the public listener around the user issuer's discovery: path tricks must
+# not reach another document, the webhook's endpoint is not there, and nothing answers 5xx.
+HOSTILE_PATHS = [
+    "/users/../.well-known/openid-configuration",
+    "/users/%2e%2e/.well-known/openid-configuration",
+    "//users/.well-known/openid-configuration",
+    "/users%2F.well-known%2Fopenid-configuration",
+    "/users/.well-known/openid-configuration/..",
+    "/users/.well-known/openid-configuration%00",
+    "/users/x/.well-known/openid-configuration",
+    "/USERS/.well-known/openid-configuration",
+    "/users/.well-known/openid-configuration?issuer=https://attacker.example",
+    "/" + "a/" * 2000 + ".well-known/openid-configuration",
+    "/authenticate",
+]
+
+
+@pytest.mark.parametrize("path", HOSTILE_PATHS, ids=range(len(HOSTILE_PATHS)))
+def test_hostile_paths_on_the_public_listener(served: Served, path: str) -> None:
+    tls = ssl.create_default_context(cafile=served.home / "pki/ca.crt")
+    request = urllib.request.Request(served.public_url + path, method="GET")
+    try:
+        with urllib.request.urlopen(request, context=tls, timeout=10) as response:
+            status, body = response.status, response.read()
+    except urllib.error.HTTPError as e:
+        status, body = e.code, e.read()
+    assert status < 500, (status, body[:200])
+    if status == 200:  # a path the client normalised to the real one: the real document, unchanged
+        assert json.loads(body)["issuer"] == USER_ISSUER
+    assert b"attacker" not in body and b"TokenReview" not in body
