@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 import datetime as dt
 import errno
 import functools
@@ -127,8 +126,8 @@ SYNCFS_MIN_FILES = 8
 
 def _make_durable(paths: Sequence[str], directories: Iterable[Path]) -> None:
     """Every file in `paths` (all in `directories`) is on stable storage when this returns."""
-    syncfs = _syncfs()
-    if syncfs is None or len(paths) < SYNCFS_MIN_FILES:
+    syncfs = _syncfs() if len(paths) >= SYNCFS_MIN_FILES else None
+    if syncfs is None:
         for path in paths:
             _fsync_file(path)
         return
@@ -145,10 +144,11 @@ def _make_durable(paths: Sequence[str], directories: Iterable[Path]) -> None:
 
 @functools.cache
 def _syncfs() -> ctypes._NamedFuncPointer | None:
-    """Linux's syncfs(2) from the C library, or None where there is none (then: fsync per file)."""
-    name = ctypes.util.find_library("c")
+    """Linux's syncfs(2) from the C library, or None where there is none (then: fsync per file).
+    CDLL(None): the symbols already loaded into this process, libc's among them (find_library
+    would run ldconfig in a subprocess)."""
     try:
-        function = ctypes.CDLL(name, use_errno=True).syncfs
+        function = ctypes.CDLL(None, use_errno=True).syncfs
     except (OSError, AttributeError, TypeError):
         return None
     function.argtypes = [ctypes.c_int]
