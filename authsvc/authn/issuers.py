@@ -10,14 +10,17 @@ a new fetch at most once per `jwks_refresh_cooldown`, and so does a failed fetch
 of made-up kids cannot become a flood of requests to the issuer. Fail closed: when the keys
 cannot be had, the backend raises BackendUnavailable (an error answer, never a "yes").
 Token times (exp, nbf, iat) are checked against the injected clock with the issuer's leeway.
+With `groups_from_ldap`, the user's directory groups are added to the token's (see
+`IssuerVerifier._with_directory_groups`); when the directory cannot answer, BackendUnavailable.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import ssl
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -47,6 +50,16 @@ DECODE_OPTIONS: dict[str, Any] = {
 }
 # Identities from outside must not claim Kubernetes' own names (system:masters, system:node:...).
 RESERVED_PREFIX = "system:"
+# username -> directory groups, None for a user the directory does not know; raises
+# BackendUnavailable when it cannot answer. Registered by the login wiring
+# (authsvc/login/wiring.py), which may run after the chain is built: looked up per token.
+GROUP_LOOKUP_COMPONENT = "ldap_group_lookup"
+GroupLookup = Callable[[str], "tuple[str, ...] | None"]
+
+
+def reserved(name: str) -> bool:
+    """A Kubernetes name no identity from outside may carry."""
+    return name.startswith(RESERVED_PREFIX)
 
 
 class KeySource(Protocol):
@@ -187,7 +200,7 @@ def map_claims(claims: dict[str, Any], settings: IssuerSettings) -> UserInfo | N
             extra[key] = values
     name = settings.username_prefix + username
     group_names = tuple(settings.groups_prefix + g for g in groups)
-    if name.startswith(RESERVED_PREFIX) or any(g.startswith(RESERVED_PREFIX) for g in group_names):
+    if reserved(name) or any(reserved(g) for g in group_names):
         log.warning("issuer %s: refused a token naming a reserved system: user or group", settings.url)
         return None
     audiences = _token_audiences(claims, settings) if settings.audience_aware else ()
@@ -199,10 +212,14 @@ def _token_audiences(claims: dict[str, Any], settings: IssuerSettings) -> tuple[
 
 
 class IssuerVerifier:
-    def __init__(self, settings: IssuerSettings, keys: KeySource, clock: Clock) -> None:
+    def __init__(
+        self, settings: IssuerSettings, keys: KeySource, clock: Clock, components: Mapping[str, Any] | None = None
+    ) -> None:
         self.settings = settings
         self.keys = keys
         self.clock = clock
+        # services.components, for the directory group lookup (groups_from_ldap); read per token.
+        self._components: Mapping[str, Any] = {} if components is None else components
         self._algorithms = list(settings.algorithms)
         self._audiences = list(settings.audiences)
         self._leeway = settings.leeway.total_seconds()
@@ -233,7 +250,29 @@ class IssuerVerifier:
             return None
         if any(claims.get(claim) != value for claim, value in self.settings.required_claims.items()):
             return None
-        return map_claims(claims, self.settings)
+        user = map_claims(claims, self.settings)
+        if user is None or not self.settings.groups_from_ldap:
+            return user
+        return self._with_directory_groups(user, claims[self.settings.username_claim])
+
+    def _with_directory_groups(self, user: UserInfo, username: str) -> UserInfo:
+        """`user` with the directory groups of `username` (the claim, before username_prefix)
+        added after the token's: same cache, stale-if-error and failure rules as LDAP logins.
+        Directory groups get no groups_prefix (they are the directory's names, as for an LDAP
+        login; ldap.group_prefix applies); `system:` ones are never added (as in map_claims).
+        Raises BackendUnavailable when the directory cannot answer: the review fails closed."""
+        lookup = self._components.get(GROUP_LOOKUP_COMPONENT)
+        if not callable(lookup):
+            raise BackendUnavailable(f"issuer {self.settings.url}: the directory group lookup is not installed")
+        directory_groups = lookup(username)
+        if directory_groups is None:
+            log.info("issuer %s: a user the directory does not know keeps the token's groups only", self.settings.url)
+            return user
+        refused = [g for g in directory_groups if reserved(g)]
+        if refused:
+            log.warning("issuer %s: %d reserved system: directory group(s) not added", self.settings.url, len(refused))
+        added = [g for g in dict.fromkeys(directory_groups) if g not in user.groups and not reserved(g)]
+        return dataclasses.replace(user, groups=(*user.groups, *added)) if added else user
 
 
 class IssuersAuthenticator:
@@ -276,5 +315,10 @@ def build(services: Services) -> IssuersAuthenticator | None:
     issuers = services.settings.authn.issuers
     if not issuers:
         return None
-    root, clock = services.home.root, services.clock
-    return IssuersAuthenticator([IssuerVerifier(s, key_source(s, root, clock), clock) for s in issuers])
+    needs_ldap = [s.url for s in issuers if s.groups_from_ldap]
+    if needs_ldap and not services.settings.ldap.enabled:
+        raise ConfigError(
+            f"issuer {needs_ldap[0]}: groups_from_ldap needs ldap.enabled: true (configure the ldap section)"
+        )
+    root, clock, components = services.home.root, services.clock, services.components
+    return IssuersAuthenticator([IssuerVerifier(s, key_source(s, root, clock), clock, components) for s in issuers])

@@ -51,6 +51,11 @@ class IssuerSettings(Section):
     # API server's own audiences apply. True: the token's `aud` must also match the TokenReview's
     # spec.audiences (tokens minted for the API server itself, e.g. another cluster's SA tokens).
     audience_aware: bool = False
+    # Also the user's groups from the directory (ldap section, which must be enabled), looked
+    # up by the username_claim value (before username_prefix), after the token's groups and
+    # without groups_prefix; `system:` ones are never added. A user the directory does not
+    # know keeps the token's groups; a directory that cannot answer fails the review closed.
+    groups_from_ldap: bool = False
     leeway: Duration = dt.timedelta(seconds=30)
     timeout: Duration = dt.timedelta(seconds=5)
     # How long a fetched key set is used before it is fetched again.
