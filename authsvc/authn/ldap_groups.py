@@ -11,7 +11,9 @@ The webhook's "authsvc" backend verifies a user token, then calls
 - "users": the same against the static users file (re-read when it changes).
 
 A refresher returns the identity to put in the TokenReview (groups replaced), or None: the
-token no longer names a valid user.
+token no longer names a valid user, or its groups now are ones the signing policy would not
+have put in a token (a `system:masters` added in the directory after the login must not ride
+in on a token issued before it).
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ import logging
 from authsvc.identity import UserInfo
 from authsvc.ldap.service import LDAPService, cache_key
 from authsvc.users_file import UsersFile
+from pki.errors import PolicyError
+from pki.policy import SigningPolicy, check_groups
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +39,22 @@ def same_uid(expected: str, actual: str) -> bool:
     return hmac.compare_digest(expected.encode(), actual.encode())
 
 
+def groups_allowed(policy: SigningPolicy | None, username: str, groups: tuple[str, ...]) -> bool:
+    """Whether a token may carry `groups` now: the rule that applied when it was issued."""
+    if policy is None:
+        return True
+    try:
+        check_groups(policy, groups)
+    except PolicyError as e:
+        log.warning("token of %r refused: its groups now break the signing policy (%s)", username, e)
+        return False
+    return True
+
+
 class LDAPIdentityRefresher:
-    def __init__(self, ldap: LDAPService) -> None:
+    def __init__(self, ldap: LDAPService, policy: SigningPolicy | None = None) -> None:
         self.ldap = ldap
+        self.policy = policy
 
     def __call__(self, user: UserInfo) -> UserInfo | None:
         """Raises BackendUnavailable when the directory cannot answer and no stale answer may serve."""
@@ -47,6 +64,8 @@ class LDAPIdentityRefresher:
             return None
         if not same_uid(user.uid, identity.uid):
             log.info("token of %r refused: the directory entry has another uid now", user.username)
+            return None
+        if not groups_allowed(self.policy, user.username, identity.groups):
             return None
         return dataclasses.replace(user, groups=identity.groups)
 
@@ -58,13 +77,16 @@ class LDAPIdentityRefresher:
 
 
 class UsersFileIdentityRefresher:
-    def __init__(self, users: UsersFile) -> None:
+    def __init__(self, users: UsersFile, policy: SigningPolicy | None = None) -> None:
         self.users = users
+        self.policy = policy
 
     def __call__(self, user: UserInfo) -> UserInfo | None:
         """Raises BackendUnavailable when the users file exists but is unusable."""
         entry = self.users.lookup(user.username)
         if entry is None or not same_uid(user.uid, entry.uid):
             log.info("token of %r refused: no longer in the users file (or another uid)", user.username)
+            return None
+        if not groups_allowed(self.policy, user.username, entry.groups):
             return None
         return dataclasses.replace(user, groups=entry.groups)

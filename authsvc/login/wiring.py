@@ -67,14 +67,15 @@ def install(services: Services, metrics: LoginMetrics | None = None) -> LoginCom
             return existing
         components = build(services.home, metrics)
         refreshers = services.components.setdefault(REFRESHERS_COMPONENT, {})
+        policy = services.settings.pki.policy.to_policy()  # what /login's tokens were issued under
         readiness = services.components.setdefault(READINESS_COMPONENT, {})
         if components.ldap is not None:
-            refresher = LDAPIdentityRefresher(components.ldap)
+            refresher = LDAPIdentityRefresher(components.ldap, policy)
             refreshers["ldap"] = refresher
             readiness["ldap"] = components.ldap.ready
             services.components[GROUP_LOOKUP_COMPONENT] = refresher.groups_for
         if components.users is not None:
-            refreshers["users"] = UsersFileIdentityRefresher(components.users)
+            refreshers["users"] = UsersFileIdentityRefresher(components.users, policy)
             readiness["users"] = UsersFileLoginBackend(components.users).ready
         services.components[LOGIN_COMPONENT] = components
         return components

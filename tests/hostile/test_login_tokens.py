@@ -17,7 +17,7 @@ from authsvc.app import Listener, create_app
 from authsvc.login.wiring import LOGIN_COMPONENT
 from authsvc.services import Services
 from pki.clock import FixedClock
-from tests.components.slapd import CAROL, Slapd
+from tests.components.slapd import CAROL, Group, Slapd, user_dn
 from tests.login.fixtures import MakeHome, basic
 from tests.login.test_login_http import _review
 
@@ -41,6 +41,33 @@ def test_a_deleted_users_login_token_stops_working(
         private_slapd.delete(CAROL.dn)
         clock.advance(dt.timedelta(seconds=61))  # ldap.group_cache_ttl (60 s) and the webhook's cache (1 s)
         assert _review(webhook, token)["authenticated"] is False
+    finally:
+        for app_services in (public.application.extensions["authsvc"], services):
+            login = app_services.components.get(LOGIN_COMPONENT)
+            if login is not None and login.ldap is not None:
+                login.ldap.close()
+
+
+@pytest.mark.parametrize(
+    ("group", "authenticated"),
+    [("system:masters", False), ("late-joiners", True)],  # the twin: an ordinary new group comes through
+)
+def test_a_privileged_group_added_after_the_login_does_not_ride_in_on_the_token(
+    make_home: MakeHome, private_slapd: Slapd, clock: FixedClock, group: str, authenticated: bool
+) -> None:
+    home = make_home(private_slapd)
+    public = create_app(Services(home), "public").test_client()
+    token = public.post("/login", headers=basic(CAROL.uid, CAROL.password)).json["token"]  # type: ignore[index]
+    services = Services(home)
+    webhook = create_app(services, "webhook").test_client()
+    try:
+        assert _review(webhook, token)["authenticated"] is True
+        private_slapd.add_groups(Group(group, (user_dn(CAROL.uid),)))
+        clock.advance(dt.timedelta(seconds=61))  # ldap.group_cache_ttl (60 s) and the webhook's cache (1 s)
+        status = _review(webhook, token)
+        assert status["authenticated"] is authenticated
+        if authenticated:
+            assert group in status["user"]["groups"]
     finally:
         for app_services in (public.application.extensions["authsvc"], services):
             login = app_services.components.get(LOGIN_COMPONENT)
