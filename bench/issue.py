@@ -10,15 +10,15 @@
     c1 per certificate: c0 + key and certificate written atomically (temp file, fsync each,
        rename both, one directory fsync): what `certs create` does;
     c2 batched: BATCH certificates issued, their records added in one transaction, their files
-       written by one atomic_write_many (an fsync per file, one directory fsync per batch):
-       what a bulk caller (rotation) can do with the same library calls.
+       written by one atomic_write_many (one syncfs for the batch, one directory fsync):
+       what a bulk caller (rotation, 256 per chunk) does with the same library calls.
 (d) openssl: one `openssl req -x509 -newkey ... -CA ca.crt -CAkey ca.key` process per certificate.
 (e) `authsvc certs create` as a whole new process, against (d) for P-256.
 
     .venv/bin/python bench/issue.py [--seconds 1.5] [--openssl-count 50] [--process-count 10] [--dir DIR]
 
 Bounded: about 40 s on 2 cores. Figures depend on the disk (file creation, fsync) and on what
-else runs; the first line says what creating one file costs on DIR (default: beside the current
+else runs; the second line says what creating one file costs on DIR (default: beside the current
 directory, i.e. on the disk; --dir /dev/shm takes the disk out of (c)).
 """
 
