@@ -7,9 +7,12 @@ import os
 import shutil
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 __all__ = [
+    "eventually",
     "find_binary",
     "free_port",
     "is_ci",
@@ -114,3 +117,18 @@ def log_tail(path: Path, lines: int = 40) -> str:
         return f"<no log at {path}: {exc}>"
     tail = text.splitlines()[-lines:]
     return "\n".join(tail) if tail else "<log is empty>"
+
+
+T = TypeVar("T")
+
+
+def eventually(attempt: Callable[[], T], done: Callable[[T], bool], *, timeout: float, interval: float = 0.2) -> T:
+    """Call `attempt` until `done(result)` or `timeout` seconds; the last result either way (a
+    deadline for something that takes a moment: a re-read, a snapshot, a shutdown; never a sleep
+    standing in for expiry)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = attempt()
+        if done(result) or time.monotonic() >= deadline:
+            return result
+        time.sleep(interval)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from tests.components.kube_apiserver import die_with_parent
+from tests.components.support import eventually as wait_until
 from tests.components.support import log_tail
 
 # The venv's bin folder: `authsvc` lives there, and kubectl must find it on PATH for exec plugins.
@@ -77,13 +78,8 @@ def run(args: Sequence[str], *, env: Mapping[str, str], timeout: float = 60.0, i
 
 
 def eventually(attempt: Callable[[], T], done: Callable[[T], bool], timeout: float = PROPAGATION_TIMEOUT) -> T:
-    """Call `attempt` until `done(result)` or `timeout`; return the last result either way."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = attempt()
-        if done(result) or time.monotonic() >= deadline:
-            return result
-        time.sleep(0.2)
+    """tests.components.support.eventually with the control plane's propagation deadline."""
+    return wait_until(attempt, done, timeout=timeout)
 
 
 @dataclass(frozen=True)

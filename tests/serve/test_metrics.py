@@ -16,8 +16,6 @@ import shutil
 import signal
 import ssl
 import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -29,8 +27,9 @@ import requests
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.components.support import free_port, log_tail, wait_for_port
+from tests.components.support import eventually, free_port, log_tail
 from tests.conftest import run_cli
+from tests.serve.support import authsvc_serve
 
 T = TypeVar("T")
 TOKEN = "metrics-static-token-0123456789abcdef"
@@ -123,37 +122,15 @@ def serving(home_template: Path, root: Path) -> Iterator[tuple[Run, subprocess.P
     tmpdir.mkdir()
     _configure(home)
     run = Run(home, tmpdir, free_port(), free_port(), _apiserver_context(home))
-    args = [sys.executable, "-m", "authsvc.cli", f"--home={home}", "serve", f"--bind=127.0.0.1:{run.webhook}"]
-    args += [f"--public-bind=127.0.0.1:{run.public}", f"--workers={WORKERS}"]
-    log_path = root / "serve.log"
-    with log_path.open("wb") as log:
-        env = {**os.environ, "TMPDIR": str(tmpdir)}
-        process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-        try:
-            try:
-                wait_for_port("127.0.0.1", run.webhook, 30)
-                wait_for_port("127.0.0.1", run.public, 30)
-            except TimeoutError:
-                pytest.fail(f"authsvc serve did not start:\n{log_tail(log_path)}")
-            yield run, process
-        finally:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    process.wait(timeout=20)
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)  # what is left of this server's session
-            process.wait()
+    env = {**os.environ, "TMPDIR": str(tmpdir)}
+    with authsvc_serve(
+        home, root / "serve.log", webhook=run.webhook, public=run.public, workers=WORKERS, env=env
+    ) as process:
+        yield run, process
 
 
-def poll(probe: Callable[[], T], done: Callable[[T], bool], seconds: float = SETTLE_SECONDS) -> T:
-    """Call `probe` until `done(answer)` or the deadline; the last answer."""
-    deadline = time.monotonic() + seconds
-    answer = probe()
-    while not done(answer) and time.monotonic() < deadline:
-        time.sleep(0.05)
-        answer = probe()
-    return answer
+def poll(probe: Callable[[], T], done: Callable[[T], bool]) -> T:
+    return eventually(probe, done, timeout=SETTLE_SECONDS, interval=0.05)
 
 
 def send_reviews(run: Run) -> int:
@@ -262,17 +239,9 @@ def test_one_worker_without_a_public_listener_needs_no_directory(home_template: 
     tmpdir, stale, port = tmp_path / "tmp", tmp_path / "stale", free_port()
     tmpdir.mkdir()
     stale.mkdir()  # left in the environment by an earlier run: never used
-    args = [sys.executable, "-m", "authsvc.cli", f"--home={home}", "serve", f"--bind=127.0.0.1:{port}", "--workers=1"]
     env = {**os.environ, "TMPDIR": str(tmpdir), "AUTHSVC_METRICS_DIR": str(stale)}
-    with (tmp_path / "serve.log").open("wb") as log:
-        process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    try:
-        wait_for_port("127.0.0.1", port, 30)
+    with authsvc_serve(home, tmp_path / "serve.log", webhook=port, public=None, env=env):
         run = Run(home, tmpdir, port, 0, _apiserver_context(home))
         run.review()
         assert total(run.scrape("webhook"), REQUESTS) == 1
         assert list(tmpdir.iterdir()) == [] and list(stale.iterdir()) == []
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=20)

@@ -11,13 +11,9 @@ outlive the webhook listener's process, even when that is killed outright (PDEAT
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
-import signal
 import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,9 +21,11 @@ import pytest
 import yaml
 
 from tests.components.kubelet_probe import kubelet_https_get, probe_succeeds
-from tests.components.support import free_port, log_tail, wait_for_port
+from tests.components.support import eventually, free_port
 from tests.conftest import run_cli
+from tests.serve.support import authsvc_serve
 
+SETTLE = 15.0  # a deadline for re-reads and shutdowns, not a sleep
 DEPLOYMENT = Path(__file__).resolve().parents[2] / "config" / "kubernetes" / "deployment.yaml"
 
 
@@ -50,8 +48,7 @@ def deployment_probe_paths() -> dict[str, str]:
 
 @contextlib.contextmanager
 def serving(home_template: Path, root: Path) -> Iterator[Serve]:
-    """`authsvc serve --bind --public-bind` in a session of its own, so that teardown can end
-    every process it started (its id is the group's) even after the parent was killed."""
+    """`authsvc serve --bind --public-bind` with a users file (a backend /readyz checks)."""
     home = root / "home"
     shutil.copytree(home_template, home)
     config = home / "authsvc.yaml"
@@ -61,42 +58,14 @@ def serving(home_template: Path, root: Path) -> Iterator[Serve]:
     added = run_cli(["users", "add", "carol", "--password-stdin"], home=home, input="carol-pw\n")
     assert added.exit_code == 0, added.stderr
     webhook, public = free_port(), free_port()
-    args = [sys.executable, "-m", "authsvc.cli", f"--home={home}", "serve", f"--bind=127.0.0.1:{webhook}"]
-    args += [f"--public-bind=127.0.0.1:{public}", "--workers=1"]
-    log_path = root / "serve.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        try:
-            try:
-                wait_for_port("127.0.0.1", webhook, 30)
-                wait_for_port("127.0.0.1", public, 30)
-            except TimeoutError:
-                pytest.fail(f"authsvc serve did not start:\n{log_tail(log_path)}")
-            yield Serve(home, process, webhook, public)
-        finally:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    process.wait(timeout=20)
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)  # what is left of this server's session
-            process.wait()
+    with authsvc_serve(home, root / "serve.log", webhook=webhook, public=public) as process:
+        yield Serve(home, process, webhook, public)
 
 
 @pytest.fixture(scope="module")
 def server(home_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve]:
     with serving(home_template, tmp_path_factory.mktemp("probes")) as served:
         yield served
-
-
-def eventually(probe: Callable[[], int | str], done: Callable[[int | str], bool], seconds: float = 15.0) -> int | str:
-    """Poll `probe` until `done(answer)` (re-reads and shutdowns take a moment); the last answer."""
-    deadline = time.monotonic() + seconds
-    answer = probe()
-    while not done(answer) and time.monotonic() < deadline:
-        time.sleep(0.2)
-        answer = probe()
-    return answer
 
 
 def test_kubelet_probes_pass_on_the_public_listener(server: Serve) -> None:
@@ -119,12 +88,12 @@ def test_readyz_fails_while_a_backend_cannot_answer_and_recovers_without_restart
     good = users.read_bytes()
     try:
         users.write_bytes(b"\x00 this is not a users file \x00\n")
-        answer = eventually(lambda: server.probe(server.public, "/readyz"), lambda a: a == 503)
+        answer = eventually(lambda: server.probe(server.public, "/readyz"), lambda a: a == 503, timeout=SETTLE)
         assert answer == 503 and not probe_succeeds(answer)
         assert server.probe(server.public, "/healthz") == 200
     finally:
         users.write_bytes(good)
-    assert eventually(lambda: server.probe(server.public, "/readyz"), probe_succeeds) == 200
+    assert eventually(lambda: server.probe(server.public, "/readyz"), probe_succeeds, timeout=SETTLE) == 200
     assert server.process.poll() is None
 
 
@@ -135,5 +104,7 @@ def test_public_listener_dies_with_the_webhook_listener(home_template: Path, tmp
         assert served.probe(served.public, "/healthz") == 200
         served.process.kill()
         served.process.wait(timeout=10)
-        answer = eventually(lambda: served.probe(served.public, "/healthz"), lambda a: not probe_succeeds(a), 10)
+        answer = eventually(
+            lambda: served.probe(served.public, "/healthz"), lambda a: not probe_succeeds(a), timeout=10
+        )
         assert not probe_succeeds(answer), answer

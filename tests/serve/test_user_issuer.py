@@ -12,12 +12,8 @@ refuse: a service-account token, and a user token signed before tokens.user_issu
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
 import ssl
-import subprocess
-import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -29,8 +25,9 @@ import jwt
 import pytest
 import yaml
 
-from tests.components.support import free_port, log_tail, wait_for_port
+from tests.components.support import free_port
 from tests.conftest import run_cli
+from tests.serve.support import authsvc_serve
 
 SA_ISSUER = "https://kubernetes.default.svc.cluster.local"
 # Not the listener's address: kube-apiserver finds discovery through discoveryURL, as it would
@@ -65,21 +62,8 @@ def served(home_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
     settings["tokens"]["user_issuer"] = USER_ISSUER
     settings["server"]["public_url"] = f"https://127.0.0.1:{public}"
     config.write_text(yaml.safe_dump(settings))
-    log_path = home / "serve.log"
-    args = [sys.executable, "-m", "authsvc.cli", f"--home={home}", "serve", f"--bind=127.0.0.1:{webhook}"]
-    args += [f"--public-bind=127.0.0.1:{public}", "--workers=1"]
-    with log_path.open("wb") as log:
-        server = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ))
-        try:
-            try:
-                wait_for_port("127.0.0.1", webhook, 30)
-                wait_for_port("127.0.0.1", public, 30)
-            except TimeoutError:
-                pytest.fail(f"authsvc serve did not start:\n{log_tail(log_path)}")
-            yield Served(home, f"https://127.0.0.1:{public}", f"https://127.0.0.1:{webhook}", earlier.stdout.strip())
-        finally:
-            server.send_signal(signal.SIGTERM)
-            server.wait(timeout=20)
+    with authsvc_serve(home, home / "serve.log", webhook=webhook, public=public):
+        yield Served(home, f"https://127.0.0.1:{public}", f"https://127.0.0.1:{webhook}", earlier.stdout.strip())
 
 
 # ---- kube-apiserver's JWT authenticator, as far as this test needs it ------------------------
