@@ -322,12 +322,12 @@ def _make_certs(folder: Path) -> tuple[Path, Path, Path]:
 # --- postgres --------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[Postgres]:
-    require_binary("postgres")
-    require_binary("initdb")
-    with Postgres() as server:
-        yield server
+@pytest.fixture
+def postgres(postgres_server: Postgres) -> Postgres:
+    """The session's server (tests/db/fixtures.py), running: test_stop_and_start stops it."""
+    if not postgres_server.running:
+        postgres_server.start()
+    return postgres_server
 
 
 @pytest.mark.postgres
