@@ -102,10 +102,10 @@ class Home:
     @cached_property
     def engine(self) -> Engine:
         # An empty database is migrated to head; one behind or newer than this code is refused
-        # (one query when it is at head). authsvc/db.py has the rules. Each caller imports only
+        # (one query when it is at head). authsvc/db/schema.py has the rules. Each caller imports only
         # the tables it queries (no table refers to another): `certs create` needs the inventory,
         # not the token, login and rotation tables with PyJWT and the PostgreSQL dialect.
-        from authsvc.db import open_engine
+        from authsvc.db.schema import open_engine
 
         return open_engine(self.database_url)
 

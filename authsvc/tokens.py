@@ -14,7 +14,7 @@ from pki.tokens.signing_keys import KeyState
 
 if TYPE_CHECKING:
     from authsvc.home import Home
-    from authsvc.setup import InitContext
+    from authsvc.init.steps import InitContext
 
 
 def signing_key_files(home: Home) -> SigningKeyFiles:

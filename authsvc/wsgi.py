@@ -17,14 +17,14 @@ from typing import Any
 
 from flask import Flask
 
-from authsvc.app import create_app
 from authsvc.home import Home, resolve_home
-from authsvc.services import Services
+from authsvc.runtime import Services
+from authsvc.web.app import create_app
 
 CONFIG_ENV = "AUTHSVC_CONFIG"
-# Which routes this process serves (authsvc.app.Listener); `authsvc serve` sets it per listener.
+# Which routes this process serves (authsvc.web.app.Listener); `authsvc serve` sets it per listener.
 LISTENER_ENV = "AUTHSVC_LISTENER"
-# The run's directory of metrics snapshots (authsvc/metrics_share.py), made by `authsvc serve`
+# The run's directory of metrics snapshots (authsvc/metrics/share.py), made by `authsvc serve`
 # for its workers and its public listener, so that every /metrics answer sums all of them.
 METRICS_DIR_ENV = "AUTHSVC_METRICS_DIR"
 LOG_FORMAT = "%(asctime)s [%(levelname)s] %(name)s: %(message)s"

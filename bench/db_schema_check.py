@@ -1,4 +1,4 @@
-"""What the schema check at start costs (authsvc/db.py), next to what it replaces.
+"""What the schema check at start costs (authsvc/db/schema.py), next to what it replaces.
 
 Every CLI command and every server worker opens the database once through Home.engine; the
 check must stay at one query. Prints medians in milliseconds, for SQLite and (when the
@@ -21,8 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import sqlalchemy as sa
 
-import authsvc.models  # noqa: F401
-from authsvc.db import open_engine, upgrade_database
+import authsvc.db.tables  # noqa: F401
+from authsvc.db.schema import open_engine, upgrade_database
 from pki.db import Base, make_engine
 
 

@@ -43,8 +43,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID
 from disk import describe
 
+from authsvc.init.steps import initialize_home, write_config_step
 from authsvc.settings import Settings
-from authsvc.setup import initialize_home, write_config_step
 from pki.builder import CLOCK_SKEW, authority_key_identifier
 from pki.ca import CertificateAuthority
 from pki.clock import system_clock

@@ -27,10 +27,10 @@ from pathlib import Path
 
 from authsvc.cli import main as cli_main
 from authsvc.home import Home
-from authsvc.issue import IssueRequest, KubeconfigIssuer
-from authsvc.kubeconfig import write_kubeconfig
+from authsvc.init.steps import initialize_home
+from authsvc.kubeconfig.documents import write_kubeconfig
+from authsvc.kubeconfig.issuer import IssueRequest, KubeconfigIssuer
 from authsvc.settings import Settings
-from authsvc.setup import initialize_home
 
 
 def fresh_home(root: Path) -> Home:

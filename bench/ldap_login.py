@@ -32,12 +32,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import ldap3
 
-from authsvc.app import create_app
 from authsvc.home import Home
+from authsvc.init.steps import initialize_home
 from authsvc.login.backends import LDAPLoginBackend
-from authsvc.services import Services
+from authsvc.runtime import Services
 from authsvc.settings import Settings
-from authsvc.setup import initialize_home
+from authsvc.web.app import create_app
 from pki.clock import system_clock
 from tests.components.slapd import GROUPS_DN, PEOPLE_DN, SERVICE_DN, SERVICE_PASSWORD, Slapd
 from tests.ldap.fixtures import ENVIRON, ldap_service, ldap_settings

@@ -3,13 +3,13 @@
 Per TokenReview the webhook counts its decision and backend, a cache hit or miss and its
 latency. Measured here, in one process, one calling thread, interleaved rounds:
 
-- authsvc's ServerMetrics.request: plain counters under one lock (authsvc/metrics.py);
+- authsvc's ServerMetrics.request: plain counters under one lock (authsvc/metrics/server.py);
 - the same three updates with prometheus-client's Counter/Histogram objects, in memory;
 - the same with prometheus-client's multiprocess mode (PROMETHEUS_MULTIPROC_DIR: one mmap'ed
   file per process and metric type, summed at scrape time), in a child process because that
   mode is chosen when prometheus_client is first imported, for the whole process;
 
-then the costs that authsvc's sharing adds away from requests (authsvc/metrics_share.py): one
+then the costs that authsvc's sharing adds away from requests (authsvc/metrics/share.py): one
 snapshot published (counts copied, a JSON file written and renamed, as the publishing thread
 does at most once a second), and one /metrics answer summing `--processes` snapshot files.
 
@@ -51,7 +51,7 @@ def per_update_ns(record: Callable[[str, str, float, bool], None], updates: int)
 
 
 def authsvc_recorder() -> Callable[[str, str, float, bool], None]:
-    from authsvc.metrics import ServerMetrics
+    from authsvc.metrics.server import ServerMetrics
 
     return ServerMetrics().request
 
@@ -60,7 +60,7 @@ def prometheus_recorder() -> Callable[[str, str, float, bool], None]:
     """The three updates with stock objects, as the webhook would make them."""
     from prometheus_client import CollectorRegistry, Counter, Histogram
 
-    from authsvc.metrics import LATENCY_BUCKETS
+    from authsvc.metrics.server import LATENCY_BUCKETS
 
     registry = CollectorRegistry()
     requests = Counter("authsvc_tokenreview_requests", "", ["decision", "backend"], registry=registry)
@@ -101,8 +101,8 @@ def update_costs(updates: int, rounds: int) -> dict[str, list[float]]:
 def sharing_costs(processes: int, rounds: int) -> tuple[float, float, float]:
     """Medians in µs: a snapshot published; a /metrics answer of this process alone (no
     directory, as before); a /metrics answer summing `processes` snapshot files."""
-    from authsvc.metrics import ServerMetrics
-    from authsvc.metrics_share import SnapshotShare
+    from authsvc.metrics.server import ServerMetrics
+    from authsvc.metrics.share import SnapshotShare
 
     with tempfile.TemporaryDirectory(prefix="bench-metrics-") as directory:
         workers = [ServerMetrics(share=SnapshotShare(Path(directory))) for _ in range(processes)]
@@ -155,7 +155,7 @@ def main() -> None:
         median = statistics.median(values)
         print(f"{name:40} {median:10.0f} {median / base:10.2f}")
     publish, alone, scrape = sharing_costs(args.processes, args.rounds)
-    print(f"off the request path (authsvc/metrics_share.py), medians; files in {tempfile.gettempdir()}:")
+    print(f"off the request path (authsvc/metrics/share.py), medians; files in {tempfile.gettempdir()}:")
     print(f"  one snapshot published (at most once a second per process)   {publish:8.1f} µs")
     print(f"  one /metrics answer, this process alone (no directory)       {alone:8.1f} µs")
     print(f"  one /metrics answer summing {args.processes} processes' snapshots        {scrape:8.1f} µs")

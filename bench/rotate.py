@@ -36,11 +36,11 @@ from typing import Any
 
 from disk import describe
 
-from authsvc.db import migrate_database_step
+from authsvc.db.schema import migrate_database_step
 from authsvc.home import Home
-from authsvc.rotate import rotate
+from authsvc.init.steps import cluster_ca_step, initialize_home, write_config_step
+from authsvc.rotation.executor import rotate
 from authsvc.settings import settings_from_mapping
-from authsvc.setup import cluster_ca_step, initialize_home, write_config_step
 from pki.clock import FixedClock
 from pki.issuance import CertificateIssuer
 from pki.keys import KeyType

@@ -32,10 +32,10 @@ from typing import Any
 
 import jwt
 
-from authsvc.db import migrate_database_step
+from authsvc.db.schema import migrate_database_step
 from authsvc.home import Home
+from authsvc.init.steps import initialize_home, write_config_step
 from authsvc.settings import settings_from_mapping
-from authsvc.setup import initialize_home, write_config_step
 from authsvc.tokens import signing_key_step
 from pki.keys import load_private_key_pem
 

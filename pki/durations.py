@@ -33,7 +33,7 @@ def parse_duration(text: str, *, allow_zero: bool = False) -> dt.timedelta:
 def format_duration(delta: dt.timedelta) -> str:
     """Compact form for messages: `400d`, `2y`, `23h`; negative as `<invalid>`.
 
-    kubeadm's RESIDUAL TIME column has its own rules: see pki.expiration.residual_time.
+    kubeadm's RESIDUAL TIME column has its own rules: see pki.kubeadm.expiration.residual_time.
     """
     seconds = int(delta.total_seconds())
     if seconds < 0:

@@ -4,8 +4,8 @@
 #   scripts/new-migration.sh "add bootstrap tokens"
 #
 # Upgrades a scratch SQLite database to the current head, autogenerates the difference
-# between it and the tables that authsvc.models imports, names the revision with the next
-# sequential id (0001, 0002, ...) and writes that id into authsvc/migrations/head.py (the
+# between it and the tables that authsvc.db.tables imports, names the revision with the next
+# sequential id (0001, 0002, ...) and writes that id into authsvc/db/migrations/head.py (the
 # constant the check at start compares with). Read the new file before committing: types,
 # indexes, server defaults, and data migrations autogenerate cannot guess.
 # tests/db/test_migrations.py fails while models and migrations disagree.
@@ -19,7 +19,7 @@ fi
 py=.venv/bin/python
 scratch="$(mktemp -d)"
 trap 'rm -rf "$scratch"' EXIT
-alembic() { "$py" -m alembic -c authsvc/migrations/alembic.ini -x "url=sqlite:///$scratch/scratch.db" "$@"; }
+alembic() { "$py" -m alembic -c authsvc/db/migrations/alembic.ini -x "url=sqlite:///$scratch/scratch.db" "$@"; }
 
 alembic upgrade head >/dev/null
 if alembic check >/dev/null 2>&1; then
@@ -33,8 +33,8 @@ if [ "$(printf '%s\n' "$current" | grep -c .)" -gt 1 ]; then
 fi
 next="$(printf '%04d' $((10#${current:-0} + 1)))"
 alembic revision --autogenerate --rev-id "$next" -m "$1"
-sed -i "s/^HEAD = .*/HEAD = \"$next\"/" authsvc/migrations/head.py
-new_file="$(ls authsvc/migrations/versions/m"${next}"_*.py)"
+sed -i "s/^HEAD = .*/HEAD = \"$next\"/" authsvc/db/migrations/head.py
+new_file="$(ls authsvc/db/migrations/versions/m"${next}"_*.py)"
 .venv/bin/ruff check --fix --quiet "$new_file" || true
 .venv/bin/ruff format --quiet "$new_file"
 echo "new-migration: wrote $new_file (head is now $next); review it, then run .venv/bin/pytest tests/db"

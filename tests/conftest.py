@@ -12,8 +12,8 @@ import pytest
 from click.testing import CliRunner
 
 from authsvc.home import Home
+from authsvc.init.steps import initialize_home
 from authsvc.settings import Settings
-from authsvc.setup import initialize_home
 from pki.clock import FixedClock
 
 # Fixtures that several directories ask for, defined once for the whole session. A session

@@ -28,7 +28,7 @@ from pki.tokens import TokenService
 from pki.tokens.claims import KIND_USER, TokenIdentity
 
 if TYPE_CHECKING:
-    from authsvc.services import Services
+    from authsvc.runtime import Services
 
 log = logging.getLogger(__name__)
 

@@ -32,7 +32,7 @@ from pki.db import Base, UTCDateTime, make_sessionmaker
 from pki.errors import NotFoundError
 
 if TYPE_CHECKING:
-    from authsvc.services import Services
+    from authsvc.runtime import Services
 
 log = logging.getLogger(__name__)
 

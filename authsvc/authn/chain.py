@@ -34,7 +34,7 @@ from authsvc.errors import BackendUnavailable, ConfigError
 from authsvc.identity import UserInfo
 
 if TYPE_CHECKING:
-    from authsvc.services import Services
+    from authsvc.runtime import Services
 
 log = logging.getLogger(__name__)
 

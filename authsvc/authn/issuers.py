@@ -34,7 +34,7 @@ from authsvc.settings.authn import IssuerSettings
 from pki.clock import Clock
 
 if TYPE_CHECKING:
-    from authsvc.services import Services
+    from authsvc.runtime import Services
 
 log = logging.getLogger(__name__)
 

@@ -28,7 +28,7 @@ from authsvc.identity import UserInfo
 from authsvc.redact import token_digest
 
 if TYPE_CHECKING:
-    from authsvc.services import Services
+    from authsvc.runtime import Services
 
 log = logging.getLogger(__name__)
 

@@ -29,7 +29,7 @@ def ca() -> None:
 @click.pass_obj
 def list_cas(state: CliState, output_format: str) -> None:
     """Every CA with its expiry, whether its key is here, its trust bundle and rollover phase."""
-    from authsvc.ca_rollover import ca_list
+    from authsvc.rotation.ca_rollover import ca_list
 
     emit(ca_list(state.home()), output_format, columns=LIST_COLUMNS)
 
@@ -53,9 +53,9 @@ def rotate(state: CliState, phase: str, ca_name: str, force: bool) -> None:
     A phase asked for out of order is refused with the reason; an interrupted phase is
     finished by running it again.
     """
-    from authsvc.ca_rollover import ca_rotate
     from authsvc.errors import UsageError
-    from pki.rollover import Phase
+    from authsvc.rotation.ca_rollover import ca_rotate
+    from pki.rotation.rollover import Phase
 
     if force and phase != "switch":
         raise UsageError("--force only applies to --phase switch")

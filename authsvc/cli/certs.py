@@ -277,7 +277,7 @@ def crl(state: CliState, ca_name: str, der: bool, out: Path | None) -> None:
       authsvc crl --der -o ca.crl.der
       openssl verify -crl_check -CRLfile ca.crl -CAfile <home>/pki/ca.crt alice.crt
     """
-    from authsvc.revocation import write_crl
+    from authsvc.certs.crl import write_crl
 
     home = state.home()
     data = write_crl(home, ca_name, der=der, path=out)

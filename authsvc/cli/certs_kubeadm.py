@@ -37,7 +37,7 @@ def check_expiration(state: CliState, output_format: str, warn_within: dt.timede
     Certificates that expire within --warn-within are flagged on stderr with the command
     that renews them.
     """
-    from authsvc.kubeadm import expiration_report
+    from authsvc.init.kubeadm_tree import expiration_report
 
     report = expiration_report(state.home())
     if output_format == "json":
@@ -64,8 +64,8 @@ def renew(state: CliState, names: tuple[str, ...]) -> None:
     when a CA would expire before the renewed certificate.
     """
     from authsvc.errors import UsageError
-    from authsvc.kubeadm import RESTART_HINT
-    from authsvc.kubeadm import renew as renew_certs
+    from authsvc.init.kubeadm_tree import RESTART_HINT
+    from authsvc.init.kubeadm_tree import renew as renew_certs
 
     if "all" in names and len(names) > 1:
         raise UsageError("give either all or certificate names, not both")

@@ -32,7 +32,7 @@ def upgrade(state: CliState, sql: bool) -> None:
     Refuses a database whose schema is newer than this authsvc. Replicas that run it at the
     same time on PostgreSQL migrate once (an advisory lock serialises them).
     """
-    from authsvc.db import SchemaState, redact, upgrade_database, upgrade_sql
+    from authsvc.db.schema import SchemaState, redact, upgrade_database, upgrade_sql
 
     url = state.home().database_url
     if sql:
@@ -57,7 +57,7 @@ def current(state: CliState, output_format: str) -> None:
     STATE is current, behind (run `authsvc db upgrade`), newer (this authsvc is too old),
     empty (created on first use) or unversioned (tables not made by authsvc's migrations).
     """
-    from authsvc.db import read_status, redact
+    from authsvc.db.schema import read_status, redact
 
     url = state.home().database_url
     status = read_status(url)

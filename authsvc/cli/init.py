@@ -63,9 +63,9 @@ def init(state: CliState, /, phase: str | None, dry_run: bool, **options: Any) -
       authsvc init --phase certs --dry-run
     Running it again completes a partial home and never overwrites an existing file.
     """
-    from authsvc.kubeadm import steps_for_phase
+    from authsvc.init.kubeadm_tree import steps_for_phase
+    from authsvc.init.steps import INIT_STEPS, cluster_ca_step, initialize_home
     from authsvc.settings import CONFIG_NAME, load_settings
-    from authsvc.setup import INIT_STEPS, cluster_ca_step, initialize_home
 
     # --config is honoured like every other command's: a config kept outside the home (a
     # ConfigMap, /etc/authsvc) is read, never shadowed by a copy written into the home.
@@ -102,7 +102,7 @@ def _settings_for(config_path: Path, stored: Settings | None, overrides: dict[st
     """
     from authsvc.errors import UsageError
     from authsvc.settings import Settings
-    from pki.kubeadm import control_plane_url
+    from pki.kubeadm.certlist import control_plane_url
 
     base = stored or Settings()
     written = base.cluster.model_fields_set  # the keys of the file's cluster section, not the defaults

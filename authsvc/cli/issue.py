@@ -12,7 +12,7 @@ from authsvc.cli import CliState
 from authsvc.cli.options import DURATION, NameType
 
 if TYPE_CHECKING:
-    from authsvc.issue import IssuedKubeconfig, IssueRequest, KubeconfigIssuer
+    from authsvc.kubeconfig.issuer import IssuedKubeconfig, IssueRequest, KubeconfigIssuer
 
 MODES = ("cert", "token", "exec")
 
@@ -86,7 +86,7 @@ def issue(
       authsvc issue carol --mode exec --merge-into ~/.kube/config
     """
     from authsvc.errors import UsageError
-    from authsvc.issue import IssueMode, IssueRequest, KubeconfigIssuer
+    from authsvc.kubeconfig.issuer import IssueMode, IssueRequest, KubeconfigIssuer
 
     if output is not None and merge_into is not None:
         raise UsageError("-o and --merge-into cannot be used together: choose one destination")
@@ -116,7 +116,7 @@ def _requester(state: CliState) -> str:
 
 
 def _print(service: KubeconfigIssuer, request: IssueRequest) -> None:
-    from authsvc.kubeconfig import dump_kubeconfig
+    from authsvc.kubeconfig.documents import dump_kubeconfig
 
     issued = service.issue(request)
     click.echo(dump_kubeconfig(issued.config).decode(), nl=False)
@@ -125,7 +125,7 @@ def _print(service: KubeconfigIssuer, request: IssueRequest) -> None:
 
 def _write(service: KubeconfigIssuer, request: IssueRequest, path: Path, *, force: bool) -> None:
     from authsvc.errors import UsageError
-    from authsvc.kubeconfig import write_kubeconfig
+    from authsvc.kubeconfig.documents import write_kubeconfig
 
     service.check(request)
     if path.exists() and not force:
@@ -136,7 +136,7 @@ def _write(service: KubeconfigIssuer, request: IssueRequest, path: Path, *, forc
 
 
 def _merge(service: KubeconfigIssuer, request: IssueRequest, path: Path, *, force: bool) -> None:
-    from authsvc.kubeconfig import kubeconfig_lock, load_kubeconfig, merge_kubeconfig, write_kubeconfig
+    from authsvc.kubeconfig.documents import kubeconfig_lock, load_kubeconfig, merge_kubeconfig, write_kubeconfig
     from pki.store import ensure_dir
 
     # Follow a symlinked ~/.kube/config to the file itself, as kubectl does.

@@ -34,8 +34,8 @@ def import_pki(state: CliState, source: Path, force: bool) -> None:
     Every certificate/key pair, every chain and sa.key/sa.pub are checked before anything is
     copied; SOURCE is only read. A new home is created when there is none.
     """
-    from authsvc.kubeadm import import_tree
-    from pki.kubeadm_import import read_kubeadm_tree
+    from authsvc.init.kubeadm_tree import import_tree
+    from pki.kubeadm.import_tree import read_kubeadm_tree
 
     tree = read_kubeadm_tree(source.resolve())
     home = _open_or_create_home(state)
@@ -47,8 +47,8 @@ def import_pki(state: CliState, source: Path, force: bool) -> None:
 
 def _open_or_create_home(state: CliState) -> Home:
     if not (state.home_path / "authsvc.yaml").exists() and state.config_path is None:
+        from authsvc.init.steps import INIT_STEPS, cluster_ca_step, initialize_home
         from authsvc.settings import Settings
-        from authsvc.setup import INIT_STEPS, cluster_ca_step, initialize_home
 
         # Only the set-up steps: the PKI comes from the import, not from new CAs.
         steps = INIT_STEPS[: INIT_STEPS.index(cluster_ca_step)]
@@ -80,7 +80,7 @@ def check(
     API server's SANs (first service IP, kubernetes, kubernetes.default, ...svc, ...svc.<domain>),
     expiry within --warn-within, keys that do not match their certificates, broken chains.
     """
-    from pki.audit import AuditOptions, audit_pki_dir
+    from pki.check import AuditOptions, audit_pki_dir
 
     cluster = _cluster_settings(state, directory)
     options = AuditOptions(

@@ -38,7 +38,7 @@ def rotate(ctx: click.Context, dry_run: bool, renew_before: dt.timedelta | None,
     Exit status: 0 all well; 1 something failed (the others still ran); 3 done, but a human
     must act. A second run waits for the first (rotation.lock_timeout), then exits 1.
     """
-    from authsvc.rotate import rotate as run
+    from authsvc.rotation.executor import rotate as run
 
     state: CliState = ctx.obj
     home = state.home()
@@ -61,7 +61,7 @@ def rotate(ctx: click.Context, dry_run: bool, renew_before: dt.timedelta | None,
             f"needs a human {summary['needs_human']}{more}"
         )
     if any(r.status == "done" and r.action.kind == "renew" for r in report.results):
-        from authsvc.kubeadm import RESTART_HINT
+        from authsvc.init.kubeadm_tree import RESTART_HINT
 
         click.echo(f"certificates were renewed: {RESTART_HINT} (and authsvc serve)", err=True)
     ctx.exit(report.exit_code)

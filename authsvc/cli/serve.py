@@ -86,7 +86,7 @@ def serve_plan(home: Any, *, bind: str | None, workers: int | None, threads: int
 def check_backends(home: Any) -> None:
     """Build the chain once here, so a bad token file or JWKS file is one line, not a worker crash."""
     from authsvc.authn.chain import build_chain
-    from authsvc.services import Services
+    from authsvc.runtime import Services
 
     build_chain(Services(home))
     if "engine" in home.__dict__:  # opened by a backend: close it before granian forks the workers
@@ -196,7 +196,7 @@ def serve(
 def shared_metrics(needed: bool) -> Iterator[None]:
     """A private directory (0700, under $TMPDIR) for the run's metrics snapshots, handed to every
     worker and to the public listener through the environment, removed when the run ends: with
-    more than one process, each /metrics answer sums them all (authsvc/metrics_share.py).
+    more than one process, each /metrics answer sums them all (authsvc/metrics/share.py).
 
     Always a fresh one, never one inherited from the caller's environment: snapshots of an
     earlier run would be counted again.

@@ -66,7 +66,7 @@ PASSWORD_STDIN = click.option("--password-stdin", is_flag=True, help="Read the p
 @click.pass_obj
 def add(state: CliState, username: str, groups: tuple[str, ...], uid: str | None, password_stdin: bool) -> None:
     """Add USERNAME with a password (asked twice unless --password-stdin)."""
-    from authsvc.users_file import StaticUser, hash_password, read_users, write_users
+    from authsvc.login.users_file import StaticUser, hash_password, read_users, write_users
 
     path = _users_path(state)
     with _locked(path):
@@ -86,7 +86,7 @@ def passwd(state: CliState, username: str, password_stdin: bool) -> None:
     """Set a new password for USERNAME."""
     from dataclasses import replace
 
-    from authsvc.users_file import hash_password, read_users, write_users
+    from authsvc.login.users_file import hash_password, read_users, write_users
 
     path = _users_path(state)
     with _locked(path):
@@ -104,7 +104,7 @@ def passwd(state: CliState, username: str, password_stdin: bool) -> None:
 @click.pass_obj
 def remove(state: CliState, username: str) -> None:
     """Remove USERNAME (its tokens stop working at the next review)."""
-    from authsvc.users_file import read_users, write_users
+    from authsvc.login.users_file import read_users, write_users
 
     path = _users_path(state)
     with _locked(path):
@@ -121,7 +121,7 @@ def remove(state: CliState, username: str) -> None:
 @click.pass_obj
 def list_users(state: CliState, output_format: str) -> None:
     """List the users (never the hashes)."""
-    from authsvc.users_file import read_users
+    from authsvc.login.users_file import read_users
 
     rows = [u.public() for u in read_users(_users_path(state))]
     emit(rows, output_format, columns=[("USER", "user"), ("UID", "uid"), ("GROUPS", "groups")])

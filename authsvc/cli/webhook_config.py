@@ -54,7 +54,7 @@ def default_webhook_url(bind: str) -> str:
 
 
 def webhook_kubeconfig(url: str, ca_pem: bytes, client_cert_pem: bytes, client_key_pem: bytes) -> dict[str, Any]:
-    from authsvc.kubeconfig import ClusterEntry, UserEntry, build_kubeconfig
+    from authsvc.kubeconfig.documents import ClusterEntry, UserEntry, build_kubeconfig
 
     return build_kubeconfig(
         ClusterEntry(WEBHOOK_CLUSTER, webhook_url(url), ca_pem),
@@ -146,8 +146,8 @@ def webhook_config(state: CliState, url: str | None, out: Path | None, cache_ttl
       authsvc webhook-config --url https://10.0.0.5:8443/authenticate -o /etc/kubernetes/authsvc-webhook.conf
     """
     from authsvc.errors import UsageError
-    from authsvc.kubeconfig import dump_kubeconfig, write_kubeconfig
-    from authsvc.webhook_pki import APISERVER_WEBHOOK_CLIENT
+    from authsvc.init.webhook_pki import APISERVER_WEBHOOK_CLIENT
+    from authsvc.kubeconfig.documents import dump_kubeconfig, write_kubeconfig
     from pki.store import read_bytes
 
     home = state.home()

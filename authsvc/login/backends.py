@@ -14,7 +14,7 @@ from typing import Protocol
 
 from authsvc.errors import BackendUnavailable
 from authsvc.ldap.service import LDAPService
-from authsvc.users_file import UsersFile
+from authsvc.login.users_file import UsersFile
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,19 +18,19 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from authsvc.authn.ldap_groups import LDAPIdentityRefresher, UsersFileIdentityRefresher
+from authsvc.authn.refreshers import LDAPIdentityRefresher, UsersFileIdentityRefresher
 from authsvc.errors import ConfigError
 from authsvc.ldap.service import LDAPService
 from authsvc.login.backends import LDAPLoginBackend, LoginBackend, LoginIdentity, UsersFileLoginBackend
 from authsvc.login.ratelimit import Limit, RateLimiter
 from authsvc.login.service import LoginService, TokenIssuer
-from authsvc.users_file import UsersFile
+from authsvc.login.users_file import UsersFile
 
 if TYPE_CHECKING:
     import datetime as dt
 
     from authsvc.home import Home
-    from authsvc.services import Services
+    from authsvc.runtime import Services
 
 LOGIN_COMPONENT = "login"
 REFRESHERS_COMPONENT = "identity_refreshers"
@@ -48,7 +48,7 @@ class LoginComponents:
 
 
 class LoginMetrics(Protocol):
-    """Where login answers and LDAP failures are counted: the app's metrics (authsvc.metrics),
+    """Where login answers and LDAP failures are counted: the app's metrics (authsvc.metrics.server),
     which sum them over every process of `authsvc serve` with the TokenReview counters."""
 
     def login_result(self, result: str) -> None: ...

@@ -14,13 +14,13 @@ from authsvc.settings.audit import AuditSettings
 from authsvc.settings.authn import AuthnSettings
 from authsvc.settings.cluster import ClusterSettings
 from authsvc.settings.database import DatabaseSettings
+from authsvc.settings.fields import Section
 from authsvc.settings.ldap import LDAPSettings
 from authsvc.settings.login import LoginSettings
 from authsvc.settings.pki import PKISettings
 from authsvc.settings.rotation import RotationSettings
 from authsvc.settings.server import ServerSettings
 from authsvc.settings.tokens import TokenSettings
-from authsvc.settings.types import Section
 
 CONFIG_NAME = "authsvc.yaml"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from authsvc.settings.types import Section
+from authsvc.settings.fields import Section
 
 
 class AuditSettings(Section):

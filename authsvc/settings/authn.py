@@ -7,7 +7,7 @@ import re
 
 from pydantic import Field, field_validator, model_validator
 
-from authsvc.settings.types import Duration, Section, https_url
+from authsvc.settings.fields import Duration, Section, https_url
 
 # Asymmetric algorithms only: `none` and the HMAC family can never be allowed for an issuer
 # whose keys are public (HS256 "signed" with the public key is the classic forgery).

@@ -13,8 +13,8 @@ from typing import Any
 
 from pydantic import ValidationInfo, field_validator
 
-from authsvc.settings.types import Duration, Section
-from pki.kubeadm import (
+from authsvc.settings.fields import Duration, Section
+from pki.kubeadm.certlist import (
     CERTIFICATE_VALIDITY,
     DEFAULT_DNS_DOMAIN,
     DEFAULT_ENCRYPTION_ALGORITHM,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from authsvc.settings.types import Section
+from authsvc.settings.fields import Section
 
 
 class DatabaseSettings(Section):

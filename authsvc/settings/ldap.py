@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
-from authsvc.settings.types import Duration, Section
+from authsvc.settings.fields import Duration, Section
 
 # Active Directory's LDAP_MATCHING_RULE_IN_CHAIN: the server walks nested groups itself.
 IN_CHAIN_RULE = "1.2.840.113556.1.4.1941"

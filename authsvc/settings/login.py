@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from authsvc.settings.types import Duration, Section
+from authsvc.settings.fields import Duration, Section
 
 LoginBackendName = Literal["ldap", "users"]
 

@@ -6,7 +6,7 @@ import datetime as dt
 
 from pydantic import Field
 
-from authsvc.settings.types import Duration, Section
+from authsvc.settings.fields import Duration, Section
 from pki.keys import KeyType
 from pki.policy import SigningPolicy
 

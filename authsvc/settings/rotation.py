@@ -7,7 +7,7 @@ from typing import Self
 
 from pydantic import Field, model_validator
 
-from authsvc.settings.types import Duration, Section
+from authsvc.settings.fields import Duration, Section
 
 
 class KeyScheduleSettings(Section):

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from authsvc.settings.types import Section
+from authsvc.settings.fields import Section
 
 
 class ServerSettings(Section):

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 from pydantic import field_validator, model_validator
 
-from authsvc.settings.types import Duration, Section, https_url
+from authsvc.settings.fields import Duration, Section, https_url
 
 if TYPE_CHECKING:
     from pki.policy import SigningPolicy

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app
 
-from authsvc.app import services_of
 from authsvc.authn.chain import chain_of
-from authsvc.metrics import metrics_for
+from authsvc.metrics.server import metrics_for
+from authsvc.web.app import services_of
 
 blueprint = Blueprint("health", __name__)
 

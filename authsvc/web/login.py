@@ -17,12 +17,12 @@ import logging
 
 from flask import Blueprint, Flask, Response, current_app, request
 
-from authsvc.app import services_of
 from authsvc.errors import AuthenticationFailed, BackendUnavailable, RateLimited
 from authsvc.login.execcredential import exec_credential
 from authsvc.login.service import INVALID_CREDENTIALS, IssuedLogin, LoginService
 from authsvc.login.wiring import install
-from authsvc.metrics import metrics_for
+from authsvc.metrics.server import metrics_for
+from authsvc.web.app import services_of
 from pki.errors import KeyUnavailable, PolicyError
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ FORMATS = ("json", "execcredential")
 def install_components(app: Flask) -> None:
     """Build the login stack once per app, whichever routes the app serves.
 
-    authsvc.app.create_app calls this for every listener: the webhook listener has no /login,
+    authsvc.web.app.create_app calls this for every listener: the webhook listener has no /login,
     but tokens from /login are re-checked against the directory (identity refreshers) and the
     directory's health feeds /readyz wherever a TokenReview or a probe arrives.
     """

@@ -16,7 +16,7 @@ from urllib.parse import unquote
 
 from flask import Blueprint, Response, abort, current_app, request
 
-from authsvc.app import services_of
+from authsvc.web.app import services_of
 from pki.errors import KeyUnavailable
 from pki.tokens import TokenService
 from pki.tokens.jwks import DISCOVERY_PATH, JWKS_MEDIA_TYPE, JWKS_PATH, discovery_path

@@ -1,7 +1,7 @@
 """`authsvc rotate`'s metrics on `serve`'s /metrics: a collector registered on the app's registry.
 
 No routes: /metrics (web/health.py) renders the registry, and this collector adds the last
-run's figures from the inventory's `rotation_runs` (authsvc/rotate_report.py), read at most
+run's figures from the inventory's `rotation_runs` (authsvc/rotation/report.py), read at most
 every 30 seconds. In Kubernetes the rotate Job and the webhook pods share the database, so
 this is where the Job's outcome becomes visible to Prometheus.
 """
@@ -11,9 +11,9 @@ from __future__ import annotations
 from flask import Blueprint, Flask
 from flask.blueprints import BlueprintSetupState
 
-from authsvc.app import services_of
-from authsvc.metrics import metrics_for
-from authsvc.rotate_report import RotationCollector
+from authsvc.metrics.server import metrics_for
+from authsvc.rotation.report import RotationCollector
+from authsvc.web.app import services_of
 
 blueprint = Blueprint("rotation_metrics", __name__)
 

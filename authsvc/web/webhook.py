@@ -22,19 +22,19 @@ from typing import Any
 from flask import Blueprint, Flask
 from flask.blueprints import BlueprintSetupState
 
-from authsvc.app import services_of
-from authsvc.audit import audit_of
 from authsvc.authn.chain import chain_of
-from authsvc.cache import ResultCache
-from authsvc.metrics import metrics_for
-from authsvc.reviewer import Answer, TokenReviewer
-from authsvc.tokenreview import V1, InvalidTokenReview, encode_reply, parse_tokenreview, tokenreview_reply
+from authsvc.metrics.server import metrics_for
+from authsvc.web.app import services_of
+from authsvc.webhook.audit import audit_of
+from authsvc.webhook.result_cache import ResultCache
+from authsvc.webhook.reviewer import Answer, TokenReviewer
+from authsvc.webhook.tokenreview import V1, InvalidTokenReview, encode_reply, parse_tokenreview, tokenreview_reply
 
 log = logging.getLogger(__name__)
 
 blueprint = Blueprint("webhook", __name__)
 PATH = "/authenticate"
-REVIEWER = "authsvc.reviewer"
+REVIEWER = "authsvc.webhook.reviewer"
 JSON = "application/json"
 Headers = tuple[tuple[str, str], ...]
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]

@@ -14,8 +14,8 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from authsvc.cli.certs import REVOCATION_REASON_NAMES
 from authsvc.home import Home
+from authsvc.init.steps import InitStep, cluster_ca_step, initialize_home, write_config_step
 from authsvc.settings import Settings
-from authsvc.setup import InitStep, cluster_ca_step, initialize_home, write_config_step
 from pki.ca import CertificateAuthority
 from pki.clock import FixedClock
 from pki.revocation import REVOCATION_REASONS

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from authsvc.home import Home
+from authsvc.init.steps import initialize_home, write_config_step
 from authsvc.settings import Settings
-from authsvc.setup import initialize_home, write_config_step
 from tests.conftest import run_cli
 
 

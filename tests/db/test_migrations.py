@@ -18,7 +18,8 @@ from alembic.autogenerate import compare_metadata, produce_migrations, render_py
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from authsvc.db import (
+from authsvc.db.migrations.head import HEAD
+from authsvc.db.schema import (
     MIGRATIONS_DIR,
     SchemaError,
     SchemaState,
@@ -29,7 +30,6 @@ from authsvc.db import (
     schema_status,
     upgrade_database,
 )
-from authsvc.migrations.head import HEAD
 from pki.db import Base, make_engine
 
 VERSIONS = sorted((MIGRATIONS_DIR / "versions").glob("m*.py"))

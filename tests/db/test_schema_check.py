@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-import authsvc.db
-from authsvc.db import SchemaError, SchemaState, open_engine, read_status
+import authsvc.db.schema
+from authsvc.db.migrations.head import HEAD
+from authsvc.db.schema import SchemaError, SchemaState, open_engine, read_status
 from authsvc.errors import BackendUnavailable
 from authsvc.home import Home
-from authsvc.migrations.head import HEAD
 from pki.db import make_engine
 from tests.components.support import free_port
 from tests.conftest import run_cli
@@ -48,10 +48,10 @@ def downgrade() -> None:
 def newer_release(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[pytest.MonkeyPatch]:
     """While active, authsvc behaves like the next release (one more migration); `.undo()` ends it."""
     migrations = tmp_path / "next-release-migrations"
-    shutil.copytree(authsvc.db.MIGRATIONS_DIR, migrations, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(authsvc.db.schema.MIGRATIONS_DIR, migrations, ignore=shutil.ignore_patterns("__pycache__"))
     (migrations / "versions" / f"m{NEXT}_next_release.py").write_text(NEXT_MIGRATION)
-    monkeypatch.setattr(authsvc.db, "MIGRATIONS_DIR", migrations)
-    monkeypatch.setattr(authsvc.db, "HEAD", NEXT)
+    monkeypatch.setattr(authsvc.db.schema, "MIGRATIONS_DIR", migrations)
+    monkeypatch.setattr(authsvc.db.schema, "HEAD", NEXT)
     yield monkeypatch
 
 

@@ -107,7 +107,7 @@ def test_dockerignore_keeps_secrets_and_clutter_out(path: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "path", ["pyproject.toml", "pki/ca.py", "authsvc/cli/__init__.py", "authsvc/migrations/env.py"]
+    "path", ["pyproject.toml", "pki/ca.py", "authsvc/cli/__init__.py", "authsvc/db/migrations/env.py"]
 )
 def test_dockerignore_keeps_the_sources(path: str) -> None:
     assert not ignored(path)

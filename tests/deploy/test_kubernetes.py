@@ -20,11 +20,11 @@ import pytest
 import yaml
 from kubernetes.client import ApiClient
 
-from authsvc.app import create_app
 from authsvc.home import Home
-from authsvc.services import Services
+from authsvc.init.webhook_pki import APISERVER_WEBHOOK_CLIENT
+from authsvc.runtime import Services
 from authsvc.settings import load_settings
-from authsvc.webhook_pki import APISERVER_WEBHOOK_CLIENT
+from authsvc.web.app import create_app
 from tests.components.support import require_binary
 
 REPO = Path(__file__).resolve().parents[2]
@@ -284,7 +284,7 @@ def test_probes_are_kubelet_https_gets_on_the_public_port(rendered: list[dict[st
 
 
 def test_the_public_listener_serves_the_probed_paths_and_never_the_webhook(home: Home) -> None:
-    """What authsvc.app registers per listener: the probes' paths are on the public one."""
+    """What authsvc.web.app registers per listener: the probes' paths are on the public one."""
     container = documents(KUBERNETES / "deployment.yaml")[0]["spec"]["template"]["spec"]["containers"][0]
     paths = {container[kind]["httpGet"]["path"] for kind in PROBES}
     public = create_app(Services(home), "public")

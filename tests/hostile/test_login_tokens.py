@@ -1,6 +1,6 @@
 """A /login token at the webhook listener: the directory must still have the last word.
 
-`authsvc serve` runs two listeners (authsvc/app.py): the webhook one (mTLS, /authenticate) and
+`authsvc serve` runs two listeners (authsvc/web/app.py): the webhook one (mTLS, /authenticate) and
 the public one (/login). A token from /login names the directory as its source; at review
 time the webhook re-checks the user there (authn/authsvc_tokens.py, identity refreshers), so
 a user removed from the directory stops authenticating within the caches' lifetimes. Each
@@ -13,9 +13,9 @@ import datetime as dt
 
 import pytest
 
-from authsvc.app import Listener, create_app
 from authsvc.login.wiring import LOGIN_COMPONENT
-from authsvc.services import Services
+from authsvc.runtime import Services
+from authsvc.web.app import Listener, create_app
 from pki.clock import FixedClock
 from tests.components.slapd import CAROL, Group, Slapd, user_dn
 from tests.login.fixtures import MakeHome, basic

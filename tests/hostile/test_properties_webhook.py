@@ -23,9 +23,9 @@ from jwt.utils import base64url_encode
 from authsvc.authn.bootstrap import BootstrapTokenStore
 from authsvc.authn.chain import AuthenticatorChain, ChainResult, build_chain, classify
 from authsvc.home import Home
-from authsvc.services import Services
+from authsvc.runtime import Services
 from authsvc.settings import settings_from_mapping
-from authsvc.tokenreview import API_VERSIONS, InvalidTokenReview, parse_tokenreview
+from authsvc.webhook.tokenreview import API_VERSIONS, InvalidTokenReview, parse_tokenreview
 from pki.clock import FixedClock
 from pki.tokens.claims import LEGACY_ISSUER
 from tests.hostile.forge import tamper_payload

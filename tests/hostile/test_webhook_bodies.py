@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from authsvc.tokenreview import V1, Decision
+from authsvc.webhook.tokenreview import V1, Decision
 from tests.hostile.webhook import AuditLedger, assert_answer, exchange
 from tests.webhook.support import review_body
 from tests.webhook.test_server import STATIC, Served, served

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from authsvc.tokenreview import Decision
+from authsvc.webhook.tokenreview import Decision
 from pki.store import load_private_key
 from pki.tokens.kid import algorithm_for, kid_for
 from tests.hostile.forge import Signer, compact, now, tamper_payload, tamper_signature, unsigned, unverified_claims

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from authsvc.redact import token_fingerprint
-from authsvc.tokenreview import KIND, V1, Decision
+from authsvc.webhook.tokenreview import KIND, V1, Decision
 from tests.hostile.support import LogWatch, assert_clean, home_state
 from tests.webhook.test_server import Served
 

@@ -22,9 +22,9 @@ import yaml
 from cryptography import x509
 
 from authsvc.home import Home
+from authsvc.init.steps import initialize_home
 from authsvc.settings import Settings
 from authsvc.settings.cluster import ClusterSettings
-from authsvc.setup import initialize_home
 from pki.clock import FixedClock
 from tests.components.support import require_binary
 

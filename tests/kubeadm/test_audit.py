@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from pki.audit import AuditOptions, audit_pki_dir
+from pki.check import AuditOptions, audit_pki_dir
 from pki.keys import private_key_to_pem
 from tests.conftest import run_cli
 from tests.kubeadm.conftest import Tree, iso

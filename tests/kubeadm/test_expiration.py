@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from pki.expiration import kubeadm_date, residual_time
+from pki.kubeadm.expiration import kubeadm_date, residual_time
 from tests.conftest import run_cli
 from tests.kubeadm.conftest import Tree, iso
 

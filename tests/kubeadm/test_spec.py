@@ -1,4 +1,4 @@
-"""The pure parts of pki/kubeadm.py: SAN rules, endpoints and the checks kubeadm makes on its inputs."""
+"""The pure parts of pki/kubeadm/certlist.py: SAN rules, endpoints and the checks kubeadm makes on its inputs."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import ipaddress
 
 import pytest
 
-from pki.kubeadm import (
+from pki.kubeadm.certlist import (
     ClusterParams,
     apiserver_alt_names,
     control_plane_url,

@@ -2,7 +2,7 @@
 
 The table below is written out by hand from kubeadm v1.33's source (certlist.go,
 constants.go, kubeconfig.go, pki_helpers.go) for the cluster in conftest.CLUSTER; it does not
-use pki/kubeadm.py, so a wrong entry there cannot make these tests agree with it.
+use pki/kubeadm/certlist.py, so a wrong entry there cannot make these tests agree with it.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, SignatureAlgorit
 
 from pki.ca import CertificateAuthority
 from pki.keys import KeyType
-from pki.kubeadm import CA_SPECS, KUBEADM_CA, ClusterParams, build_tree, ca_alt_names
+from pki.kubeadm.certlist import CA_SPECS, KUBEADM_CA, ClusterParams, build_tree, ca_alt_names
 from tests.kubeadm.conftest import Tree, kubeconfig_cert
 
 SERVER_AUTH, CLIENT_AUTH = ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH

@@ -16,8 +16,8 @@ import pytest
 import yaml
 
 from authsvc.home import Home
+from authsvc.init.steps import initialize_home
 from authsvc.settings import Settings
-from authsvc.setup import initialize_home
 from pki.clock import FixedClock
 from tests.components.support import require_binary
 from tests.kubeconfig.tls_server import VersionServer

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from authsvc.home import Home
-from authsvc.issue import CredentialInventory, IssueMode
+from authsvc.kubeconfig.issuer import CredentialInventory, IssueMode
 from pki.ca import CertificateAuthority
 from pki.names import SubjectAltNames, common_name_subject
 from pki.profiles import SERVER

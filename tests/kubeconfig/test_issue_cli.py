@@ -12,7 +12,7 @@ import pytest
 from cryptography import x509
 
 from authsvc.home import Home
-from authsvc.issue import CredentialInventory, IssueMode
+from authsvc.kubeconfig.issuer import CredentialInventory, IssueMode
 from pki.csr import build_csr, csr_pem
 from pki.keys import generate_private_key, keys_match, load_private_key_pem
 from pki.names import subject_user, user_subject

@@ -14,7 +14,7 @@ import pytest
 from kubernetes import client, config
 
 from authsvc.home import Home
-from authsvc.kubeconfig import ClusterEntry, UserEntry, build_kubeconfig, load_kubeconfig, write_kubeconfig
+from authsvc.kubeconfig.documents import ClusterEntry, UserEntry, build_kubeconfig, load_kubeconfig, write_kubeconfig
 from pki.ca import CertificateAuthority
 from pki.clock import FixedClock
 from pki.keys import generate_private_key, private_key_to_pem

@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from authsvc.home import Home
-from authsvc.issue import CredentialInventory
-from authsvc.kubeconfig import KubeconfigConflict, load_kubeconfig, merge_conflicts, merge_kubeconfig
+from authsvc.kubeconfig.documents import KubeconfigConflict, load_kubeconfig, merge_conflicts, merge_kubeconfig
+from authsvc.kubeconfig.issuer import CredentialInventory
 from tests.conftest import run_cli
 from tests.kubeconfig.conftest import Kubectl
 

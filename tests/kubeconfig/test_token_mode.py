@@ -9,8 +9,8 @@ import pytest
 from kubernetes import client, config
 
 from authsvc.home import Home
-from authsvc.issue import CredentialInventory, IssueMode
-from authsvc.kubeconfig import load_kubeconfig
+from authsvc.kubeconfig.documents import load_kubeconfig
+from authsvc.kubeconfig.issuer import CredentialInventory, IssueMode
 from pki.errors import TokenRejected
 from tests.conftest import run_cli
 from tests.kubeconfig.conftest import Kubectl

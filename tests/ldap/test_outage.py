@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from authsvc.authn.ldap_groups import LDAPIdentityRefresher
+from authsvc.authn.refreshers import LDAPIdentityRefresher
 from authsvc.errors import BackendUnavailable
 from authsvc.identity import UserInfo
 from authsvc.ldap.service import LDAPService

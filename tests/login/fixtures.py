@@ -17,12 +17,12 @@ import pytest
 from argon2 import PasswordHasher
 from flask import Flask
 
-from authsvc.app import create_app
 from authsvc.home import Home
-from authsvc.services import Services
+from authsvc.init.steps import initialize_home
+from authsvc.login.users_file import StaticUser, hash_password, write_users
+from authsvc.runtime import Services
 from authsvc.settings import CONFIG_NAME, Settings
-from authsvc.setup import initialize_home
-from authsvc.users_file import StaticUser, hash_password, write_users
+from authsvc.web.app import create_app
 from pki.clock import FixedClock
 from tests.components.slapd import Slapd
 from tests.ldap.fixtures import ENVIRON, ldap_settings

@@ -17,7 +17,7 @@ from flask import Flask
 from authsvc.authn.chain import build_chain
 from authsvc.errors import ConfigError
 from authsvc.home import Home
-from authsvc.services import Services
+from authsvc.runtime import Services
 from authsvc.settings import settings_from_mapping
 from tests.components.slapd import Group, Slapd, user_dn
 from tests.login.fixtures import MakeHome

@@ -155,7 +155,7 @@ def test_token_review_carries_the_directory_groups_and_follows_changes(
 
 
 def test_users_file_tokens_follow_the_file(client: FlaskClient, clock: FixedClock) -> None:
-    from authsvc.users_file import read_users, write_users
+    from authsvc.login.users_file import read_users, write_users
 
     token = login(client, ADMIN.username, ADMIN_PASSWORD).json["token"]
     assert _review(client, token)["user"]["groups"] == ["platform-admins"]

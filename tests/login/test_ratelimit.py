@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import Engine, func, select
 
-from authsvc.db import open_engine
+from authsvc.db.schema import open_engine
 from authsvc.errors import BackendUnavailable, RateLimited
 from authsvc.login.ratelimit import Limit, LoginFailureRow, RateLimiter, limit_key
 from pki.clock import FixedClock

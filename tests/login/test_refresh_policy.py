@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from authsvc.authn.ldap_groups import UsersFileIdentityRefresher
+from authsvc.authn.refreshers import UsersFileIdentityRefresher
 from authsvc.identity import UserInfo
 from pki.policy import SigningPolicy
 

@@ -11,8 +11,16 @@ import yaml
 from argon2 import extract_parameters
 
 from authsvc.errors import BackendUnavailable
+from authsvc.login.users_file import (
+    StaticUser,
+    UsersFile,
+    hash_password,
+    parse_users,
+    read_users,
+    render_users,
+    write_users,
+)
 from authsvc.settings import CONFIG_NAME
-from authsvc.users_file import StaticUser, UsersFile, hash_password, parse_users, read_users, render_users, write_users
 from tests.components.slapd import Slapd
 from tests.conftest import run_cli
 from tests.ldap.fixtures import ENVIRON, ldap_settings

@@ -1,4 +1,4 @@
-"""pki.chain.issued_by: the signature decides, not the names (a rolled-over CA keeps its subject)."""
+"""pki.issued_by.issued_by: the signature decides, not the names (a rolled-over CA keeps its subject)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import datetime as dt
 from cryptography import x509
 
 from pki.ca import CertificateAuthority
-from pki.chain import issued_by
+from pki.issued_by import issued_by
 from pki.keys import KeyType, generate_private_key
 from pki.names import user_subject
 from pki.profiles import CLIENT

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from authsvc.home import Home
+from authsvc.init.steps import initialize_home
 from authsvc.settings import settings_from_mapping
-from authsvc.setup import initialize_home
 from pki.clock import FixedClock
 from tests.rotate.support import T0, TEMPLATE_SETTINGS, copy_home
 

@@ -19,8 +19,8 @@ from cryptography.x509.verification import Criticality, ExtensionPolicy, PolicyB
 from sqlalchemy import select
 
 from authsvc.home import Home
-from authsvc.rotate_facts import CertTarget, bundle_kids, cert_target, current_entries
-from authsvc.rotate_files import read_certificate
+from authsvc.rotation.facts import CertTarget, bundle_kids, cert_target, current_entries
+from authsvc.rotation.files import read_certificate
 from authsvc.tokens import signing_key_files
 from pki.clock import FixedClock
 from pki.inventory import CertificateRow, CertStatus
@@ -242,7 +242,7 @@ def busy_home(home: Home) -> Home:
     client certificate, a prepared signing key due for activation, the cluster CA's CRL past
     nextUpdate, a long-expired person's certificate to prune, and one near expiry to report.
     """
-    from authsvc.revocation import write_crl
+    from authsvc.certs.crl import write_crl
     from tests.conftest import run_cli as cli
 
     clock = home.clock

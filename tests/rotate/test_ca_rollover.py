@@ -17,15 +17,15 @@ import pytest
 import yaml
 from cryptography import x509
 
-from authsvc.ca_rollover import ca_rotate
 from authsvc.home import Home
-from authsvc.rotate import rotate
-from authsvc.rotate_facts import kubeconfig_fact, kubeconfig_targets, read_rollover
-from pki.audit import AuditOptions, Severity, audit_pki_dir
+from authsvc.rotation.ca_rollover import ca_rotate
+from authsvc.rotation.executor import rotate
+from authsvc.rotation.facts import kubeconfig_fact, kubeconfig_targets, read_rollover
+from pki.check import AuditOptions, Severity, audit_pki_dir
 from pki.clock import FixedClock
 from pki.keys import keys_match, load_private_key_pem
 from pki.profiles import CLIENT
-from pki.rollover import Phase, State, fingerprint
+from pki.rotation.rollover import Phase, State, fingerprint
 from tests.components.support import require_binary
 from tests.conftest import run_cli
 from tests.rotate.support import (

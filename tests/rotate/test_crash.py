@@ -22,11 +22,11 @@ import pytest
 from cryptography import x509
 
 from authsvc.home import Home
-from authsvc.rotate import rotate
-from authsvc.rotate_facts import kubeconfig_fact, kubeconfig_targets
+from authsvc.rotation.executor import rotate
+from authsvc.rotation.facts import kubeconfig_fact, kubeconfig_targets
 from pki.clock import FixedClock
 from pki.inventory import CertStatus
-from pki.rotation_plan import Action, NeedsHuman
+from pki.rotation.plan import Action, NeedsHuman
 from tests.rotate.support import (
     DAY,
     SCENARIO_DAY,

@@ -13,14 +13,14 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from authsvc.ca_rollover import ca_rotate
 from authsvc.home import Home
-from authsvc.rotate import rotate
-from authsvc.rotate_lock import ADVISORY_KEY, LOCK_NAME, LockBusy
+from authsvc.init.steps import initialize_home
+from authsvc.rotation.ca_rollover import ca_rotate
+from authsvc.rotation.executor import rotate
+from authsvc.rotation.lock import ADVISORY_KEY, LOCK_NAME, LockBusy
 from authsvc.settings import settings_from_mapping
-from authsvc.setup import initialize_home
 from pki.clock import FixedClock
-from pki.rollover import Phase
+from pki.rotation.rollover import Phase
 from tests.conftest import run_cli
 from tests.rotate.support import DAY, SCENARIO_DAY, T0, TEMPLATE_SETTINGS, assert_nothing_lost, busy_home, copy_home
 

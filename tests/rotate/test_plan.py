@@ -1,4 +1,4 @@
-"""The planner alone (pki/rotation_plan.py): facts in, typed actions out, no home. Each rule
+"""The planner alone (pki/rotation/plan.py): facts in, typed actions out, no home. Each rule
 with the case just inside it and its twin just outside."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import datetime as dt
 
 import pytest
 
-from pki.rotation_plan import (
+from pki.rotation.plan import (
     AdvanceSigningKey,
     BackupsFact,
     CAFact,

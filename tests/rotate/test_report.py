@@ -12,11 +12,11 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
 
-from authsvc.app import create_app
 from authsvc.home import Home
-from authsvc.rotate import rotate
-from authsvc.rotate_runs import RotationRunRow, last_runs
-from authsvc.services import Services
+from authsvc.rotation.executor import rotate
+from authsvc.rotation.runs import RotationRunRow, last_runs
+from authsvc.runtime import Services
+from authsvc.web.app import create_app
 from pki.clock import FixedClock
 from tests.rotate.support import DAY, SCENARIO_DAY, T0, busy_home, copy_home
 

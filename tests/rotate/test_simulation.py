@@ -17,12 +17,12 @@ import pytest
 from cryptography import x509
 from cryptography.x509.verification import VerificationError
 
-from authsvc.ca_rollover import ca_rotate
 from authsvc.home import Home
-from authsvc.rotate import rotate
+from authsvc.rotation.ca_rollover import ca_rotate
+from authsvc.rotation.executor import rotate
 from pki.errors import RotationError
 from pki.profiles import CLIENT
-from pki.rollover import Phase
+from pki.rotation.rollover import Phase
 from tests.rotate.support import DAY, T0, trust_bundle, verify, verify_all_automatic, verify_with_sa_pub
 
 DAYS = 730

@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from authsvc.db import migrate_database_step
+from authsvc.db.schema import migrate_database_step
 from authsvc.home import Home
+from authsvc.init.steps import initialize_home, write_config_step
 from authsvc.settings import Settings, settings_from_mapping
-from authsvc.setup import initialize_home, write_config_step
 from authsvc.tokens import signing_key_files, signing_key_step
 from pki.clock import FixedClock
 from pki.tokens import SigningKeyStore, TokenService

@@ -11,14 +11,14 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from authsvc.app import create_app
 from authsvc.authn import REGISTRY
 from authsvc.authn.authsvc_tokens import AuthsvcTokenAuthenticator, build
 from authsvc.errors import BackendUnavailable
 from authsvc.home import Home
 from authsvc.identity import UserInfo
-from authsvc.services import Services
+from authsvc.runtime import Services
 from authsvc.tokens import signing_key_files
+from authsvc.web.app import create_app
 from pki.clock import FixedClock
 from pki.db import make_engine
 from pki.tokens import SigningKeyStore, TokenService

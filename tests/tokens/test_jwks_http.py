@@ -11,9 +11,9 @@ import jwt
 import pytest
 from werkzeug.serving import make_server
 
-from authsvc.app import create_app
 from authsvc.home import Home
-from authsvc.services import Services
+from authsvc.runtime import Services
+from authsvc.web.app import create_app
 from pki.keys import load_private_key_pem
 from tests.tokens.conftest import independent_kid
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from authsvc.init.steps import initialize_home, write_config_step
 from authsvc.settings import settings_from_mapping
-from authsvc.setup import initialize_home, write_config_step
 from pki.clock import FixedClock
 from pki.errors import KeyUnavailable, TokenRejected
 from tests.tokens.conftest import Monotonic, make_home, replica

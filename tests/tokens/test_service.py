@@ -13,8 +13,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from authsvc.errors import HomeError
 from authsvc.home import Home
+from authsvc.init.steps import InitContext, initialize_home
 from authsvc.settings import Settings
-from authsvc.setup import InitContext, initialize_home
 from authsvc.tokens import signing_key_files, signing_key_step
 from pki.clock import FixedClock
 from pki.errors import KeyUnavailable, PolicyError, TokenRejected

@@ -12,12 +12,12 @@ import jwt
 import pytest
 from flask.testing import FlaskClient
 
-from authsvc.app import create_app
 from authsvc.authn.authsvc_tokens import build
 from authsvc.errors import ConfigError
 from authsvc.home import Home
-from authsvc.services import Services
+from authsvc.runtime import Services
 from authsvc.settings import settings_from_mapping
+from authsvc.web.app import create_app
 from pki.errors import TokenRejected
 from pki.keys import load_private_key_pem
 from pki.tokens.claims import LEGACY_ISSUER, bound_sa_claims, legacy_sa_claims, user_claims

@@ -13,16 +13,16 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from authsvc.app import create_app
-from authsvc.audit import AUDIT_COMPONENT, AuditLog
 from authsvc.authn.chain import CHAIN_COMPONENT, AuthenticatorChain, TokenKind
-from authsvc.db import migrate_database_step
+from authsvc.db.schema import migrate_database_step
 from authsvc.errors import BackendUnavailable
 from authsvc.home import Home
 from authsvc.identity import UserInfo
-from authsvc.services import Services
+from authsvc.init.steps import InitStep, cluster_ca_step, initialize_home, write_config_step
+from authsvc.runtime import Services
 from authsvc.settings import settings_from_mapping
-from authsvc.setup import InitStep, cluster_ca_step, initialize_home, write_config_step
+from authsvc.web.app import create_app
+from authsvc.webhook.audit import AUDIT_COMPONENT, AuditLog
 from pki.clock import FixedClock
 
 V1 = "authentication.k8s.io/v1"

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from authsvc import audit
-from authsvc.audit import AuditLog, decision_fields
 from authsvc.identity import UserInfo
 from authsvc.settings.audit import AuditSettings
+from authsvc.webhook import audit
+from authsvc.webhook.audit import AuditLog, decision_fields
 
 WHEN = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
 FIELDS = decision_fields(decision="allow", user=UserInfo("alice", groups=("dev",)), backend="tokenfile",

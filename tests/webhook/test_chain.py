@@ -12,10 +12,10 @@ import pytest
 
 from authsvc.authn import REGISTRY
 from authsvc.authn.chain import AuthenticatorChain, TokenKind, TokenShape, build_chain, classify
-from authsvc.cache import ResultCache
 from authsvc.errors import ConfigError
 from authsvc.identity import UserInfo
-from authsvc.services import Services
+from authsvc.runtime import Services
+from authsvc.webhook.result_cache import ResultCache
 from pki.clock import FixedClock
 
 from .support import FakeBackend, JWTOnlyBackend, small_home

@@ -14,8 +14,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from authsvc.cli.webhook_config import authentication_configuration, webhook_url
 from authsvc.errors import HomeError
-from authsvc.setup import initialize_home
-from authsvc.webhook_pki import webhook_pki_step
+from authsvc.init.steps import initialize_home
+from authsvc.init.webhook_pki import webhook_pki_step
 from pki.clock import FixedClock
 from tests.components.support import require_binary
 from tests.conftest import run_cli

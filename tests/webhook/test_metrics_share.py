@@ -1,4 +1,4 @@
-"""Counters summed over processes through a directory of snapshots (authsvc/metrics_share.py).
+"""Counters summed over processes through a directory of snapshots (authsvc/metrics/share.py).
 
 Each ServerMetrics here stands for one worker process of `authsvc serve`: its own counters and
 its own snapshot file in the shared directory. The real processes are in tests/serve/test_metrics.py.
@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from authsvc.metrics import ServerMetrics
-from authsvc.metrics_share import SnapshotShare, read_snapshot, write_snapshot
+from authsvc.metrics.server import ServerMetrics
+from authsvc.metrics.share import SnapshotShare, read_snapshot, write_snapshot
 
 REQUESTS = "authsvc_tokenreview_requests_total"
 
@@ -109,7 +109,7 @@ def test_corrupt_partial_and_foreign_files_are_ignored(tmp_path: Path, caplog: p
     (tmp_path / ".8-in-progress.json.tmp").write_bytes(whole)  # a writer's temp file: not a snapshot
     (tmp_path / "notes.txt").write_text("not a snapshot")
     scraper = worker(tmp_path)
-    with caplog.at_level(logging.WARNING, logger="authsvc.metrics_share"):
+    with caplog.at_level(logging.WARNING, logger="authsvc.metrics.share"):
         assert requests_total(scraper) == 2
     ignored = {record.getMessage().split()[2] for record in caplog.records}
     assert ignored == {
@@ -140,7 +140,7 @@ def test_a_snapshot_is_written_only_when_a_counter_moved(tmp_path: Path) -> None
 def test_a_write_error_is_logged_and_the_answer_still_given(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     metrics = worker(tmp_path / "gone")  # `serve` removed the directory at exit, say
     count(metrics, 3)
-    with caplog.at_level(logging.WARNING, logger="authsvc.metrics_share"):
+    with caplog.at_level(logging.WARNING, logger="authsvc.metrics.share"):
         assert requests_total(metrics) == 3
     assert any("not written" in record.getMessage() for record in caplog.records)
 
@@ -152,8 +152,8 @@ def test_the_thread_publishes_while_the_process_runs_and_when_it_ends(tmp_path: 
         f"""
         import os, sys, time
         from pathlib import Path
-        from authsvc.metrics import ServerMetrics
-        from authsvc.metrics_share import SnapshotShare
+        from authsvc.metrics.server import ServerMetrics
+        from authsvc.metrics.share import SnapshotShare
         share = SnapshotShare(Path({str(tmp_path)!r}))
         metrics = ServerMetrics(share=share)
         share.publish_until_exit(metrics.counts, seconds=0.05)

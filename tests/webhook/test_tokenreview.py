@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from authsvc.identity import UserInfo
-from authsvc.tokenreview import (
+from authsvc.webhook.tokenreview import (
     Decision,
     InvalidTokenReview,
     TokenReviewRequest,

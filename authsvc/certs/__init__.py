@@ -1,0 +1,1 @@
+"""Certificate operations on a home that are not issuance: CRLs."""

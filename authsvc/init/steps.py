@@ -1,0 +1,124 @@
+"""Creating a home: the steps `authsvc init` runs, each idempotent and each a small function.
+
+A step gets the `InitContext` and returns the paths it wrote. Steps are listed in
+`INIT_STEPS` in the order they run; another module adds a step by adding one line there.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from authsvc.db.schema import migrate_database_step
+from authsvc.errors import HomeError
+from authsvc.home import Home, pki_path
+from authsvc.init.kubeadm_tree import ensure_kubeadm_ca, kubeadm_cas_step, kubeadm_certs_step, kubeadm_kubeconfigs_step
+from authsvc.init.webhook_pki import webhook_pki_step
+from authsvc.settings import CONFIG_NAME, Settings, settings_to_yaml
+from authsvc.tokens import signing_key_step
+from pki.ca import CertificateAuthority
+from pki.clock import Clock, system_clock
+from pki.keys import KeyType
+from pki.names import SubjectAltNames
+from pki.profiles import ROOT_CA, Profile
+from pki.store import DIR_MODE, atomic_write, ensure_dir, write_certificates, write_private_key
+
+
+@dataclass
+class InitContext:
+    home: Home
+    dry_run: bool = False
+    written: list[Path] = field(default_factory=list)
+    planned: list[str] = field(default_factory=list)
+
+    @property
+    def now(self) -> dt.datetime:
+        return self.home.clock()
+
+    def plan(self, description: str) -> bool:
+        """Record a step; True when it should really be done (not a dry run)."""
+        self.planned.append(description)
+        return not self.dry_run
+
+
+InitStep = Callable[[InitContext], None]
+
+
+def write_config_step(ctx: InitContext) -> None:
+    if ctx.home.config_path.exists():
+        return
+    if ctx.plan(f"write {ctx.home.config_path}"):
+        ctx.written.append(atomic_write(ctx.home.config_path, settings_to_yaml(ctx.home.settings).encode(), 0o600))
+
+
+def ensure_ca(
+    ctx: InitContext,
+    name: str,
+    common_name: str,
+    *,
+    key_type: KeyType | str | None = None,
+    profile: Profile = ROOT_CA,
+    sans: SubjectAltNames | None = None,
+) -> CertificateAuthority | None:
+    """Create CA `name` (kubeadm file names) unless it exists; return it (None on a dry run).
+
+    `key_type` defaults to pki.ca_key_type; kubeadm's CAs pass cluster.encryption_algorithm's.
+    """
+    cert_file, key_file = pki_path(ctx.home.root, name, "crt"), pki_path(ctx.home.root, name, "key")
+    if cert_file.exists() and key_file.exists():
+        return ctx.home.load_ca(name)
+    if cert_file.exists() or key_file.exists():
+        raise HomeError(f"{cert_file} or {key_file} exists without the other: restore it or remove both")
+    if not ctx.plan(f"create CA {name} ({common_name})"):
+        return None
+    pki = ctx.home.settings.pki
+    ca = CertificateAuthority.create_root(
+        common_name, now=ctx.now, key_type=key_type or pki.ca_key_type, ttl=pki.ca_ttl, profile=profile, sans=sans
+    )
+    ctx.written.append(write_private_key(key_file, ca.key, ctx.home.key_passphrase))
+    ctx.written.append(write_certificates(cert_file, [ca.certificate]))
+    ctx.home.inventory.record(ca.certificate, profile="root-ca", now=ctx.now, name=name, ca_name=name, requester="init")
+    return ca
+
+
+def cluster_ca_step(ctx: InitContext) -> None:
+    # kubeadm's cluster CA: CN "kubernetes", key per cluster.encryption_algorithm (RSA-2048 by default).
+    ensure_kubeadm_ca(ctx, "ca")
+
+
+INIT_STEPS: list[InitStep] = [
+    write_config_step,
+    migrate_database_step,
+    cluster_ca_step,
+    kubeadm_cas_step,
+    kubeadm_certs_step,
+    kubeadm_kubeconfigs_step,
+    signing_key_step,
+    webhook_pki_step,
+]
+
+
+def initialize_home(
+    root: Path,
+    settings: Settings,
+    *,
+    clock: Clock = system_clock,
+    environ: Mapping[str, str] | None = None,
+    dry_run: bool = False,
+    steps: list[InitStep] | None = None,
+    config_path: Path | None = None,
+) -> InitContext:
+    """Create (or complete) a home. Existing files are kept: running init twice changes nothing.
+
+    `config_path`: where the configuration lives (default <root>/authsvc.yaml); written there
+    only when it does not exist yet."""
+    if not dry_run:
+        ensure_dir(root, DIR_MODE)
+        ensure_dir(root / "pki", DIR_MODE)
+    home = Home(root, settings, config_path or root / CONFIG_NAME, clock, dict(environ or {}))
+    ctx = InitContext(home, dry_run)
+    for step in steps or INIT_STEPS:
+        step(ctx)
+    return ctx

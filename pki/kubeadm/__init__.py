@@ -1,0 +1,2 @@
+"""kubeadm's PKI: the certificate and kubeconfig list (certlist), importing a kubeadm tree, and
+`check-expiration`'s report."""
