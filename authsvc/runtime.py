@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from authsvc.home import Home
+from authsvc.home.opened import Home
 from authsvc.settings import Settings
 from pki.clock import Clock
 

@@ -17,7 +17,8 @@ from typing import Any
 
 from flask import Flask
 
-from authsvc.home import Home, resolve_home
+from authsvc.home.layout import resolve_home
+from authsvc.home.opened import open_home
 from authsvc.runtime import Services
 from authsvc.web.app import create_app
 
@@ -33,7 +34,7 @@ LOG_FORMAT = "%(asctime)s [%(levelname)s] %(name)s: %(message)s"
 def create_wsgi_app(environ: Mapping[str, str] | None = None) -> Flask:
     env = dict(os.environ if environ is None else environ)
     config = env.get(CONFIG_ENV)
-    home = Home.open(resolve_home(None, env), Path(config) if config else None, environ=env)
+    home = open_home(resolve_home(None, env), Path(config) if config else None, environ=env)
     configure_logging()
     listener = env.get(LISTENER_ENV, "all")
     if listener not in ("webhook", "public", "all"):

@@ -304,8 +304,8 @@ def run(root: Path, seconds: float, openssl_count: int, process_count: int) -> N
     home = initialize_home(root / "home", Settings(), environ={}, steps=[write_config_step]).home
     # A P-256 cluster CA (kubeadm's default would be RSA-2048), written where `init` puts it.
     ca = CertificateAuthority.create_root("kubernetes", now=system_clock(), key_type=KeyType.EC_P256)
-    write_private_key(home.key_path("ca"), ca.key)
-    write_certificates(home.cert_path("ca"), [ca.certificate])
+    write_private_key(home.layout.key_path("ca"), ca.key)
+    write_certificates(home.layout.cert_path("ca"), [ca.certificate])
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"leaf issuances per second; CA CN=kubernetes (ECDSA P-256); {os.cpu_count()} CPUs, load average {load}")
     print(f"home on {describe(root)}")

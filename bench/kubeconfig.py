@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from authsvc.cli import main as cli_main
-from authsvc.home import Home
+from authsvc.home.opened import Home
 from authsvc.init.steps import initialize_home
 from authsvc.kubeconfig.documents import write_kubeconfig
 from authsvc.kubeconfig.issuer import IssueRequest, KubeconfigIssuer

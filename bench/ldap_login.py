@@ -32,7 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import ldap3
 
-from authsvc.home import Home
+from authsvc.home.layout import HomeLayout
+from authsvc.home.opened import Home
 from authsvc.init.steps import initialize_home
 from authsvc.login.backends import LDAPLoginBackend
 from authsvc.runtime import Services
@@ -97,7 +98,7 @@ def http_login(server: Slapd, root: Path) -> Callable[[int], object]:
         }
     )
     initialize_home(root, Settings(), environ=ENVIRON)
-    home = Home(root, settings, root / "authsvc.yaml", system_clock, ENVIRON)
+    home = Home.of(HomeLayout.at(root), settings, clock=system_clock, environ=ENVIRON)
     client = create_app(Services(home)).test_client()
 
     def login(i: int) -> object:

@@ -37,7 +37,7 @@ from typing import Any
 from disk import describe
 
 from authsvc.db.schema import migrate_database_step
-from authsvc.home import Home
+from authsvc.home.opened import open_home
 from authsvc.init.steps import cluster_ca_step, initialize_home, write_config_step
 from authsvc.rotation.executor import rotate
 from authsvc.settings import settings_from_mapping
@@ -99,13 +99,13 @@ def make_home(root: Path) -> Path:
         root, settings_from_mapping(SETTINGS), clock=FixedClock(T0), environ={},
         steps=[write_config_step, migrate_database_step, cluster_ca_step],
     )  # fmt: skip
-    ctx.home.engine.dispose()  # nothing open across fork()
+    ctx.home.stores.engine.dispose()  # nothing open across fork()
     return root
 
 
 def bare(root: Path, count: int) -> int:
-    home = Home.open(root, clock=FixedClock(T0), environ={})
-    issuer = CertificateIssuer(home.load_ca("ca"), None, SigningPolicy(), home.clock)
+    home = open_home(root, clock=FixedClock(T0), environ={})
+    issuer = CertificateIssuer(home.stores.load_ca("ca"), None, SigningPolicy(), home.clock)
     for n in range(count):
         issued = issuer.create(f"leaf-{n:05d}", profile=CLIENT, ttl=LONG, key_type=KeyType.EC_P256)
         issued.cert_pem, issued.key_pem()
@@ -113,28 +113,28 @@ def bare(root: Path, count: int) -> int:
 
 
 def issue(root: Path, count: int, chunk: int) -> int:
-    home = Home.open(root, clock=FixedClock(T0), environ={})
-    issuer = CertificateIssuer(home.load_ca("ca"), None, SigningPolicy(), home.clock)
+    home = open_home(root, clock=FixedClock(T0), environ={})
+    issuer = CertificateIssuer(home.stores.load_ca("ca"), None, SigningPolicy(), home.clock)
     for start in range(0, count, chunk):
         batch = []
         for n in range(start, min(start + chunk, count)):
             name = f"bench/leaf-{n:05d}"
             ttl = SHORT if n < count // 10 else LONG
             batch.append(issuer.create(f"leaf-{n:05d}", profile=CLIENT, ttl=ttl, key_type=KeyType.EC_P256, name=name))
-        home.inventory.add([dataclasses.replace(i.record, auto_renew=True) for i in batch])
+        home.stores.inventory.add([dataclasses.replace(i.record, auto_renew=True) for i in batch])
         files = []
         for i in batch:
             assert i.record.name is not None
             files += [
-                PendingFile(home.key_path(i.record.name), i.key_pem(), KEY_MODE),
-                PendingFile(home.cert_path(i.record.name), i.cert_pem, CERT_MODE),
+                PendingFile(home.layout.key_path(i.record.name), i.key_pem(), KEY_MODE),
+                PendingFile(home.layout.cert_path(i.record.name), i.cert_pem, CERT_MODE),
             ]
         atomic_write_many(files)
     return count
 
 
 def renew(root: Path, day: int, chunk: int) -> dict[str, int]:
-    home = Home.open(root, clock=FixedClock(T0 + day * DAY), environ={})
+    home = open_home(root, clock=FixedClock(T0 + day * DAY), environ={})
     report = rotate(home, chunk=chunk)
     return {"done": report.counts["done"], "failed": report.counts["failed"]}
 

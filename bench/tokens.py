@@ -33,10 +33,10 @@ from typing import Any
 import jwt
 
 from authsvc.db.schema import migrate_database_step
-from authsvc.home import Home
+from authsvc.home.opened import Home
+from authsvc.init.signing_key import signing_key_step
 from authsvc.init.steps import initialize_home, write_config_step
 from authsvc.settings import settings_from_mapping
-from authsvc.tokens import signing_key_step
 from pki.keys import load_private_key_pem
 
 ISSUER = "https://kubernetes.default.svc.cluster.local"
@@ -78,8 +78,8 @@ def compare(ours: Callable[[], Any], bare: Callable[[], Any], seconds: float) ->
 
 def measure(root: Path, algorithm: str, seconds: float) -> list[tuple[str, float, float]]:
     home = fresh_home(root, algorithm)
-    service = home.token_service
-    key = load_private_key_pem(home.key_path("sa").read_bytes())
+    service = home.stores.token_service
+    key = load_private_key_pem(home.layout.key_path("sa").read_bytes())
     public, kid = key.public_key(), service.key_records()[0].kid
     issued = service.issue_service_account_token("bench", "runner", uid="u-1")
     claims, token = issued.claims, issued.token

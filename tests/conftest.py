@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from authsvc.home import Home
+from authsvc.home.opened import Home, open_home
 from authsvc.init.steps import initialize_home
 from authsvc.settings import Settings
 from pki.clock import FixedClock
@@ -42,7 +42,7 @@ def home(tmp_path: Path, clock: FixedClock, home_template: Path) -> Home:
     """A private copy of the initialised template home, using the injected clock."""
     root = tmp_path / "home"
     shutil.copytree(home_template, root)
-    return Home.open(root, clock=clock, environ={})
+    return open_home(root, clock=clock, environ={})
 
 
 @dataclass

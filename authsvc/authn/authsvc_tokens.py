@@ -86,5 +86,5 @@ def user_info(identity: TokenIdentity, audiences: tuple[str, ...]) -> UserInfo:
 def build(services: Services) -> AuthsvcTokenAuthenticator:
     settings = services.settings.tokens
     return AuthsvcTokenAuthenticator(
-        services.home.token_service, services.components, service_accounts=settings.webhook_service_accounts
+        services.home.stores.token_service, services.components, service_accounts=settings.webhook_service_accounts
     )

@@ -180,4 +180,4 @@ class BootstrapAuthenticator:
 
 
 def build(services: Services) -> BootstrapAuthenticator:
-    return BootstrapAuthenticator(BootstrapTokenStore(services.home.engine), services.clock)
+    return BootstrapAuthenticator(BootstrapTokenStore(services.home.stores.engine), services.clock)

@@ -6,18 +6,19 @@ from pathlib import Path
 
 from cryptography import x509
 
-from authsvc.home import Home, pki_path
+from authsvc.home.layout import pki_path
+from authsvc.home.opened import Home
 from pki.revocation import REVOCATION_REASONS, RevokedEntry, build_crl, crl_der, crl_pem
 from pki.store import atomic_write
 
 
 def current_crl(home: Home, ca_name: str = "ca") -> x509.CertificateRevocationList:
-    ca = home.load_ca(ca_name)
+    ca = home.stores.load_ca(ca_name)
     entries = [
         RevokedEntry(
             int(r.serial, 16), r.revoked_at or r.issued_at, REVOCATION_REASONS[r.revocation_reason or "unspecified"]
         )
-        for r in home.inventory.revoked_for(ca_name)
+        for r in home.stores.inventory.revoked_for(ca_name)
     ]
     return build_crl(ca, entries, now=home.clock(), next_update=home.settings.pki.crl_next_update)
 

@@ -14,10 +14,6 @@ TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs the fa
 if TYPE_CHECKING:
     from authsvc.cli.root import CliState, LazyGroup, cli
 
-# The home: --home, else $AUTHSVC_HOME, else ./authsvc-data (authsvc.home re-exports these).
-HOME_ENV = "AUTHSVC_HOME"
-DEFAULT_HOME = "authsvc-data"
-
 # name -> "module:attribute". Order is the order `--help` lists them in.
 COMMANDS: dict[str, str] = {
     "init": "authsvc.cli.init:init",

@@ -48,7 +48,9 @@ def create(state: CliState, ttl: dt.timedelta, groups: str, description: str, ou
     home = state.home()
     now = home.clock()
     extra = [g.strip() for g in groups.split(",") if g.strip()]
-    token, record = BootstrapTokenStore(home.engine).create(now=now, ttl=ttl, groups=extra, description=description)
+    token, record = BootstrapTokenStore(home.stores.engine).create(
+        now=now, ttl=ttl, groups=extra, description=description
+    )
     if output_format == "token":
         click.echo(token)
     else:
@@ -64,7 +66,7 @@ def list_tokens(state: CliState, output_format: str) -> None:
 
     home = state.home()
     now = home.clock()
-    tokens = BootstrapTokenStore(home.engine).tokens()
+    tokens = BootstrapTokenStore(home.stores.engine).tokens()
     emit([t.as_dict(now) for t in tokens], output_format, columns=LIST_COLUMNS)
 
 
@@ -78,5 +80,5 @@ def delete(state: CliState, token_id: str) -> None:
     """
     from authsvc.authn.bootstrap import BootstrapTokenStore
 
-    BootstrapTokenStore(state.home().engine).delete(token_id)
+    BootstrapTokenStore(state.home().stores.engine).delete(token_id)
     click.echo(f"deleted bootstrap token {token_id}")

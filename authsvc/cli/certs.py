@@ -15,7 +15,7 @@ from authsvc.cli.output import emit, output_option
 from pki.keys import KEY_TYPES
 
 if TYPE_CHECKING:
-    from authsvc.home import Home
+    from authsvc.home.opened import Home
 
 # Commands of this group that live in other modules (kubeadm parity: check-expiration, renew).
 CERTS_COMMANDS: dict[str, str] = {
@@ -133,16 +133,16 @@ def create(
     from pki.store import CERT_MODE, KEY_MODE, PendingFile, atomic_write_many
 
     home = state.home()
-    if encrypt_key and home.key_passphrase is None:
+    if encrypt_key and home.secrets.key_passphrase is None:
         raise UsageError("--encrypt-key needs pki.key_passphrase_file or pki.key_passphrase_env in the config")
-    target = out_dir or home.issued_dir
+    target = out_dir or home.layout.issued_dir
     cert_file, key_file = target / f"{name}.crt", target / f"{name}.key"
     if not force and (cert_file.exists() or key_file.exists()):
         raise UsageError(f"{cert_file} already exists: use --force to replace it")
     chosen = profile_named(profile)
     if chosen.needs_sans and not sans:
         raise UsageError(f"a {profile} certificate needs at least one --san")
-    issued = home.issuer(ca_name).create(
+    issued = home.stores.issuer(ca_name).create(
         name,
         profile=chosen,
         groups=groups,
@@ -155,7 +155,7 @@ def create(
     # The key first: a crash between the two renames must not leave a certificate without its key.
     atomic_write_many(
         [
-            PendingFile(key_file, issued.key_pem(home.key_passphrase if encrypt_key else None), KEY_MODE),
+            PendingFile(key_file, issued.key_pem(home.secrets.key_passphrase if encrypt_key else None), KEY_MODE),
             PendingFile(cert_file, issued.chain_pem, CERT_MODE),
         ]
     )
@@ -203,7 +203,7 @@ def sign(
     from pki.store import CERT_MODE, atomic_write, read_bytes
 
     home = state.home()
-    issued = home.issuer(ca_name).sign_csr(
+    issued = home.stores.issuer(ca_name).sign_csr(
         read_bytes(csr_file, what="CSR file"),
         profile=profile_named(profile),
         ttl=ttl or _default_ttl(home, profile),
@@ -232,7 +232,7 @@ def list_certs(state: CliState, status: str | None, ca_name: str | None, output_
     """
     from pki.inventory import CertStatus
 
-    records = state.home().inventory.certificates(status=CertStatus(status) if status else None, ca_name=ca_name)
+    records = state.home().stores.inventory.certificates(status=CertStatus(status) if status else None, ca_name=ca_name)
     emit([r.as_dict() for r in records], output_format, columns=LIST_COLUMNS)
 
 
@@ -251,7 +251,7 @@ def revoke(state: CliState, serial: str, reason: str) -> None:
       authsvc certs revoke 5F:3A:9C:... && authsvc crl -o /etc/authsvc/ca.crl
     """
     home = state.home()
-    record = home.inventory.revoke(serial, reason=reason, now=home.clock())
+    record = home.stores.inventory.revoke(serial, reason=reason, now=home.clock())
     click.echo(f"revoked {record.serial} ({record.common_name}), reason {reason}")
 
 

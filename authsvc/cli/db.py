@@ -34,7 +34,7 @@ def upgrade(state: CliState, sql: bool) -> None:
     """
     from authsvc.db.schema import SchemaState, redact, upgrade_database, upgrade_sql
 
-    url = state.home().database_url
+    url = state.home().secrets.database_url
     if sql:
         upgrade_sql(url, sys.stdout)
         return
@@ -59,6 +59,6 @@ def current(state: CliState, output_format: str) -> None:
     """
     from authsvc.db.schema import read_status, redact
 
-    url = state.home().database_url
+    url = state.home().secrets.database_url
     status = read_status(url)
     emit({"database": redact(url), **status.as_dict()}, output_format, columns=CURRENT_COLUMNS)

@@ -63,9 +63,10 @@ def init(state: CliState, /, phase: str | None, dry_run: bool, **options: Any) -
       authsvc init --phase certs --dry-run
     Running it again completes a partial home and never overwrites an existing file.
     """
+    from authsvc.home.layout import CONFIG_NAME
     from authsvc.init.kubeadm_tree import steps_for_phase
     from authsvc.init.steps import INIT_STEPS, cluster_ca_step, initialize_home
-    from authsvc.settings import CONFIG_NAME, load_settings
+    from authsvc.settings import load_settings
 
     # --config is honoured like every other command's: a config kept outside the home (a
     # ConfigMap, /etc/authsvc) is read, never shadowed by a copy written into the home.

@@ -31,7 +31,7 @@ def list_keys(state: CliState, output_format: str) -> None:
     """List every signing key with its state (next, active, retiring, retired)."""
     from pki.tokens.rotation import key_schedule
 
-    emit(key_schedule(state.home().token_service), output_format, columns=LIST_COLUMNS)
+    emit(key_schedule(state.home().stores.token_service), output_format, columns=LIST_COLUMNS)
 
 
 @keys.command("rotate")
@@ -52,7 +52,7 @@ def rotate(state: CliState, phase: str, force: bool) -> None:
 
     if force and phase != "activate":
         raise UsageError("--force only applies to --phase activate")
-    result = state.home().token_service.rotate(phase, force=force)
+    result = state.home().stores.token_service.rotate(phase, force=force)
     click.echo(result.message)
 
 
@@ -71,7 +71,7 @@ def export_public(state: CliState, out: Path | None) -> None:
     from pki.store import CERT_MODE, atomic_write
     from pki.tokens.jwks import public_keys_pem
 
-    published = state.home().token_service.published_keys()
+    published = state.home().stores.token_service.published_keys()
     if not published:
         # An empty bundle as --service-account-key-file leaves kube-apiserver with no key to
         # verify service-account tokens: refuse rather than write (or print) nothing.

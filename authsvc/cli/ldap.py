@@ -30,8 +30,8 @@ def test(state: CliState, username: str, output_format: str) -> None:
     home = state.home()
     settings = home.settings.ldap
     if not settings.enabled:
-        raise UsageError(f"ldap.enabled is false in {home.config_path}: configure the ldap section first")
-    service = LDAPService.from_settings(settings, home_root=home.root, environ=home.environ, clock=home.clock)
+        raise UsageError(f"ldap.enabled is false in {home.layout.config_path}: configure the ldap section first")
+    service = LDAPService.from_settings(settings, home_root=home.root, environ=home.secrets.environ, clock=home.clock)
     try:
         user = service.find_user(username)
         if user is None:

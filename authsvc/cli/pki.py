@@ -13,7 +13,7 @@ from authsvc.cli.options import DURATION
 from authsvc.cli.output import emit, output_option
 
 if TYPE_CHECKING:
-    from authsvc.home import Home
+    from authsvc.home.opened import Home
     from authsvc.settings.cluster import ClusterSettings
 
 FINDING_COLUMNS = [("SEVERITY", "severity"), ("CHECK", "check"), ("FILE", "path"), ("FINDING", "message")]
@@ -89,7 +89,7 @@ def check(
         service_cidr=service_cidr or cluster.service_cidr,
         dns_domain=dns_domain or cluster.dns_domain,
     )
-    root = directory or state.home().path("pki")
+    root = directory or state.home().layout.path("pki")
     findings = audit_pki_dir(root, options)
     if output_format == "json":
         emit({"directory": str(root), "findings": [f.as_dict() for f in findings]}, "json")

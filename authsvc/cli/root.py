@@ -8,11 +8,16 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from authsvc.cli import COMMANDS
+from authsvc.home.layout import resolve_home
+
+if TYPE_CHECKING:
+    from authsvc.home.opened import Home
+    from pki.clock import Clock
 
 
 class LazyGroup(click.Group):
@@ -40,20 +45,16 @@ class CliState:
     """What the global options resolved to; the home is opened on first use."""
 
     def __init__(self, home: str | None, config: str | None, debug: bool, now: str | None = None) -> None:
-        from pathlib import Path
-
-        from authsvc.cli import DEFAULT_HOME, HOME_ENV
-
         self.environ: dict[str, str] = dict(os.environ)
-        # Resolved without importing authsvc.home: that import (settings, SQLAlchemy) is paid
-        # only by the commands that open the home.
-        self.home_path = Path(home or self.environ.get(HOME_ENV) or DEFAULT_HOME)
+        # Resolved with the layout alone: opening the home (settings, SQLAlchemy) is paid only
+        # by the commands that use it.
+        self.home_path = resolve_home(home, self.environ)
         self.config_path = config
         self.debug = debug
         self.now = now
-        self._home: Any = None
+        self._home: Home | None = None
 
-    def clock(self) -> Any:
+    def clock(self) -> Clock:
         """The system clock, or a fixed one when `--now` was given (simulations and tests)."""
         from pki.clock import FixedClock, system_clock
 
@@ -67,15 +68,15 @@ class CliState:
             raise click.BadParameter(f"--now {self.now!r} is not an ISO 8601 time") from None
         return FixedClock(when if when.tzinfo else when.replace(tzinfo=dt.UTC))
 
-    def home(self) -> Any:
-        """The opened `authsvc.home.Home` (imported lazily: heavy)."""
+    def home(self) -> Home:
+        """The opened home (imported lazily: heavy)."""
         if self._home is None:
             from pathlib import Path
 
-            from authsvc.home import Home
+            from authsvc.home.opened import open_home
 
             config = Path(self.config_path) if self.config_path else None
-            self._home = Home.open(self.home_path, config, clock=self.clock(), environ=self.environ)
+            self._home = open_home(self.home_path, config, clock=self.clock(), environ=self.environ)
         return self._home
 
 

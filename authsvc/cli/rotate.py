@@ -45,7 +45,7 @@ def rotate(ctx: click.Context, dry_run: bool, renew_before: dt.timedelta | None,
     try:
         report = run(home, dry_run=dry_run, renew_before=renew_before)
     finally:
-        home.engine.dispose()  # closes SQLite: nothing of a dry run is left open or written
+        home.stores.engine.dispose()  # closes SQLite: nothing of a dry run is left open or written
     if output_format == "json":
         emit(report.as_dict(), "json")
     else:

@@ -17,7 +17,10 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from authsvc.home.opened import Home
 
 import click
 
@@ -55,16 +58,16 @@ def parse_bind(value: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def serve_plan(home: Any, *, bind: str | None, workers: int | None, threads: int | None, insecure: bool) -> ServePlan:
+def serve_plan(home: Home, *, bind: str | None, workers: int | None, threads: int | None, insecure: bool) -> ServePlan:
     """What to run, from the settings and the flags; every file must exist (else: run init)."""
     from authsvc.errors import HomeError
 
     server = home.settings.server
     host, port = parse_bind(bind or server.bind)
-    cert, key = home.path(server.tls_cert), home.path(server.tls_key)
+    cert, key = home.layout.path(server.tls_cert), home.layout.path(server.tls_key)
     require_client = server.require_client_cert and not insecure
-    client_ca = home.path(server.client_ca) if require_client else None
-    client_crl = home.path(server.client_crl) if require_client and server.client_crl else None
+    client_ca = home.layout.path(server.client_ca) if require_client else None
+    client_crl = home.layout.path(server.client_crl) if require_client and server.client_crl else None
     for path in (cert, key, client_ca, client_crl):
         if path is not None and not path.is_file():
             raise HomeError(f"{path} does not exist: run `authsvc init --home {home.root}` (or fix server.* paths)")
@@ -83,14 +86,13 @@ def serve_plan(home: Any, *, bind: str | None, workers: int | None, threads: int
     )
 
 
-def check_backends(home: Any) -> None:
+def check_backends(home: Home) -> None:
     """Build the chain once here, so a bad token file or JWKS file is one line, not a worker crash."""
     from authsvc.authn.chain import build_chain
     from authsvc.runtime import Services
 
     build_chain(Services(home))
-    if "engine" in home.__dict__:  # opened by a backend: close it before granian forks the workers
-        home.engine.dispose()
+    home.stores.close()  # a backend may have opened the database: not across granian's fork
 
 
 def granian_server(plan: ServePlan) -> Any:
@@ -160,7 +162,7 @@ def serve(
 
     Runs until interrupted (SIGINT/SIGTERM); the public listener stops with it.
     """
-    from authsvc.home import HOME_ENV
+    from authsvc.home.layout import HOME_ENV
     from authsvc.wsgi import CONFIG_ENV, LISTENER_ENV
 
     home = state.home()
@@ -172,7 +174,7 @@ def serve(
         check_backends(home)
     # The hand-over to the workers: authsvc.wsgi reads these, once per process.
     os.environ[HOME_ENV] = str(home.root.resolve())
-    os.environ[CONFIG_ENV] = str(home.config_path.resolve())
+    os.environ[CONFIG_ENV] = str(home.layout.config_path.resolve())
     os.environ[LISTENER_ENV] = "public" if public else ("all" if plan.client_ca is None else "webhook")
     if public:
         click.echo(f"authsvc serve: public listener {plan.url} (no client certificate: /login, discovery)", err=True)

@@ -89,7 +89,7 @@ def create(
         raise UsageError("--bound-pod and --bound-pod-uid go together")
     if secret_name is not None and not legacy:
         raise UsageError("--secret-name only applies to --legacy tokens")
-    service = state.home().token_service
+    service = state.home().stores.token_service
     issued = service.issue_service_account_token(
         namespace,
         name,
@@ -122,7 +122,7 @@ def create_user(
     output_format: str,
 ) -> None:
     """Sign a token for USER, checked by authsvc's TokenReview webhook (privileged groups refused)."""
-    service = state.home().token_service
+    service = state.home().stores.token_service
     issued = service.issue_user_token(user, groups, ttl=ttl, uid=uid, audience=audience, source="cli")
     service.flush()
     _emit_issued(issued, output_format)
@@ -173,7 +173,7 @@ def verify(state: CliState, token_text: str, audiences: tuple[str, ...], output_
     text = sys.stdin.read() if token_text == "-" else token_text
     home = state.home()
     try:
-        verified = home.token_service.verify(text.strip(), audiences=audiences or None)
+        verified = home.stores.token_service.verify(text.strip(), audiences=audiences or None)
     except TokenRejected as e:
         raise TokenRejected(f"token rejected: {e}") from None
     report = verification_report(verified, home.clock())
@@ -190,7 +190,7 @@ def verify(state: CliState, token_text: str, audiences: tuple[str, ...], output_
 @click.pass_obj
 def revoke(state: CliState, jti: str, reason: str) -> None:
     """Put the token with id JTI on the denylist (the webhook refuses it within tokens.cache_refresh)."""
-    service = state.home().token_service
+    service = state.home().stores.token_service
     service.revoke(jti, reason=reason)
     click.echo(f"revoked token {jti}")
 
@@ -201,5 +201,5 @@ def revoke(state: CliState, jti: str, reason: str) -> None:
 @click.pass_obj
 def list_tokens(state: CliState, include_expired: bool, output_format: str) -> None:
     """List the tokens authsvc issued (unexpired ones unless --all)."""
-    records = state.home().token_service.tokens(include_expired=include_expired)
+    records = state.home().stores.token_service.tokens(include_expired=include_expired)
     emit([r.as_dict() for r in records], output_format, columns=LIST_COLUMNS)

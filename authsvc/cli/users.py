@@ -30,7 +30,7 @@ def users() -> None:
 
 def _users_path(state: CliState) -> Path:
     home = state.home()
-    return Path(home.path(home.settings.login.users_file))
+    return Path(home.layout.path(home.settings.login.users_file))
 
 
 @contextlib.contextmanager

@@ -23,6 +23,7 @@ from authsvc.cli import CliState
 from authsvc.cli.options import DURATION
 
 if TYPE_CHECKING:
+    from authsvc.home.opened import Home
     from authsvc.settings.tokens import TokenSettings
 
 WEBHOOK_CLUSTER = "authsvc"
@@ -120,12 +121,12 @@ def dump_yaml(document: dict[str, Any]) -> str:
     return yaml.dump(document, Dumper=Dumper, sort_keys=False)
 
 
-def _client_key_pem(home: Any, key_file: Path) -> bytes:
+def _client_key_pem(home: Home, key_file: Path) -> bytes:
     """The client key in clear PKCS#8 (the API server cannot decrypt one), whatever the file holds."""
     from pki.keys import private_key_to_pem
     from pki.store import load_private_key
 
-    return private_key_to_pem(load_private_key(key_file, home.key_passphrase, what="webhook client key"))
+    return private_key_to_pem(load_private_key(key_file, home.secrets.key_passphrase, what="webhook client key"))
 
 
 @click.command("webhook-config")
@@ -154,9 +155,9 @@ def webhook_config(state: CliState, url: str | None, out: Path | None, cache_ttl
     try:
         config = webhook_kubeconfig(
             url or default_webhook_url(home.settings.server.bind),
-            read_bytes(home.cert_path("ca"), what="cluster CA certificate"),
-            read_bytes(home.cert_path(APISERVER_WEBHOOK_CLIENT), what="webhook client certificate"),
-            _client_key_pem(home, home.key_path(APISERVER_WEBHOOK_CLIENT)),
+            read_bytes(home.layout.cert_path("ca"), what="cluster CA certificate"),
+            read_bytes(home.layout.cert_path(APISERVER_WEBHOOK_CLIENT), what="webhook client certificate"),
+            _client_key_pem(home, home.layout.key_path(APISERVER_WEBHOOK_CLIENT)),
         )
     except ValueError as e:
         raise UsageError(str(e)) from None
@@ -242,7 +243,7 @@ def apiserver_config(
         api_version=api_version,
         issuer=chosen_issuer,
         audiences=audiences or (tokens.user_audience,),
-        ca_pem=read_bytes(home.cert_path("ca"), what="cluster CA certificate"),
+        ca_pem=read_bytes(home.layout.cert_path("ca"), what="cluster CA certificate"),
         discovery_url=discovery_url or default_discovery_url(home.settings.server.public_url, chosen_issuer),
         username_prefix=username_prefix,
         groups_prefix=groups_prefix,

@@ -284,7 +284,7 @@ def migration_options() -> dict[str, Any]:
 
 def migrate_database_step(ctx: InitContext) -> None:
     """Init step: create the schema in an empty database, or bring an older one to head."""
-    url = ctx.home.database_url
+    url = ctx.home.secrets.database_url
     if ctx.dry_run:
         plan_migration(ctx, url)
         return

@@ -22,7 +22,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from authsvc.errors import HomeError, UsageError
-from authsvc.home import Home
+from authsvc.home.opened import Home
 from authsvc.kubeconfig.documents import ClusterEntry, UserEntry, build_kubeconfig, load_kubeconfig, write_kubeconfig
 from pki.ca import CertificateAuthority
 from pki.errors import NotFoundError
@@ -115,7 +115,7 @@ def steps_for_phase(phase: str | None, steps: Sequence[InitStep], *, first_pki_s
 
 
 def _target_path(home: Home, spec: CertSpec | KubeconfigSpec) -> Path:
-    return home.cert_path(spec.base_name) if isinstance(spec, CertSpec) else home.path(spec.file_name)
+    return home.layout.cert_path(spec.base_name) if isinstance(spec, CertSpec) else home.layout.path(spec.file_name)
 
 
 def _describe(spec: CertSpec | KubeconfigSpec, params: ClusterParams) -> str:
@@ -135,13 +135,13 @@ def _issue_missing(ctx: InitContext, specs: Sequence[CertSpec | KubeconfigSpec])
         if not ctx.plan(_describe(spec, params)):
             continue
         if spec.ca not in cas:
-            cas[spec.ca] = home.load_ca(spec.ca)
+            cas[spec.ca] = home.stores.load_ca(spec.ca)
         validity = home.settings.cluster.certificate_validity_period
         (pair,) = build_tree(
             params, cas, now=ctx.now, lifetime=validity, key_type=tree_key_type(home.settings), specs=[spec]
         )
         ctx.written += _write_pair(home, spec, pair, params, cas[spec.ca])
-        home.inventory.record(
+        home.stores.inventory.record(
             pair.certificate,
             profile=pair.profile.name,
             now=ctx.now,
@@ -168,14 +168,14 @@ def _write_pair(
     key_pem = private_key_to_pem(pair.key)  # clear: the components reading it cannot decrypt
     cert_pem = pair.certificate.public_bytes(Encoding.PEM)
     if isinstance(spec, CertSpec):
-        path = home.cert_path(spec.base_name)
+        path = home.layout.cert_path(spec.base_name)
         return atomic_write_many(
             [PendingFile(path.with_suffix(".key"), key_pem, KEY_MODE), PendingFile(path, cert_pem, CERT_MODE)]
         )
     user, _ = kubeconfig_user(spec, params)
     cluster = ClusterEntry(params.cluster_name, kubeconfig_server(spec, params), certs_to_pem([ca.certificate]))
     config = build_kubeconfig(cluster, UserEntry(user, client_cert_pem=cert_pem, client_key_pem=key_pem))
-    return [write_kubeconfig(home.path(spec.file_name), config)]
+    return [write_kubeconfig(home.layout.path(spec.file_name), config)]
 
 
 # --- what expires when, and renewing it ------------------------------------------------------
@@ -197,27 +197,31 @@ class RenewTarget:
 def renew_targets(home: Home) -> list[RenewTarget]:
     validity = home.settings.cluster.certificate_validity_period
     targets = [
-        RenewTarget(s.name, s.base_name, s.ca, home.cert_path(s.base_name), s.profile.name, validity)
+        RenewTarget(s.name, s.base_name, s.ca, home.layout.cert_path(s.base_name), s.profile.name, validity)
         for s in CERT_SPECS
     ]
     targets += [
-        RenewTarget(k.file_name, k.file_name, k.ca, home.path(k.file_name), "client", validity, in_kubeconfig=True)
+        RenewTarget(
+            k.file_name, k.file_name, k.ca, home.layout.path(k.file_name), "client", validity, in_kubeconfig=True
+        )
         for k in KUBECONFIG_SPECS
     ]
     known = {t.record_name for t in targets}
-    for record in home.inventory.certificates(status=CertStatus.VALID):
+    for record in home.stores.inventory.certificates(status=CertStatus.VALID):
         if _other_renewable(home, record, known):
             assert record.name is not None
             known.add(record.name)
             targets.append(
-                RenewTarget(record.name, record.name, record.ca_name, home.cert_path(record.name), record.profile, None)
+                RenewTarget(
+                    record.name, record.name, record.ca_name, home.layout.cert_path(record.name), record.profile, None
+                )
             )
     return targets
 
 
 def _other_renewable(home: Home, record: CertRecord, known: set[str]) -> bool:
     return bool(
-        record.auto_renew and record.name and record.name not in known and home.cert_path(record.name).is_file()
+        record.auto_renew and record.name and record.name not in known and home.layout.cert_path(record.name).is_file()
     )
 
 
@@ -246,7 +250,7 @@ def _current_user(config: dict[str, Any], path: Path) -> dict[str, Any]:
 
 def expiration_report(home: Home) -> ExpirationReport:
     """kubeadm's check-expiration data for the home, at the home's clock."""
-    present_cas = {s.base_name: s for s in CA_SPECS if home.cert_path(s.base_name).is_file()}
+    present_cas = {s.base_name: s for s in CA_SPECS if home.layout.cert_path(s.base_name).is_file()}
     entries = []
     for target in renew_targets(home):
         try:
@@ -256,15 +260,15 @@ def expiration_report(home: Home) -> ExpirationReport:
         if cert is None and target.ca not in present_cas:
             continue  # e.g. external etcd: neither the leaf nor its CA is here
         ca = present_cas.get(target.ca)
-        external = not home.key_path(target.ca).is_file()
+        external = not home.layout.key_path(target.ca).is_file()
         expires = cert.not_valid_after_utc if cert else None
         entries.append(ExpirationEntry(target.name, expires, ca.name if ca else target.ca, external))
     authorities = [
         ExpirationEntry(
             s.name,
-            load_certificates(home.cert_path(s.base_name))[0].not_valid_after_utc,
+            load_certificates(home.layout.cert_path(s.base_name))[0].not_valid_after_utc,
             "",
-            not home.key_path(s.base_name).is_file(),
+            not home.layout.key_path(s.base_name).is_file(),
         )
         for s in present_cas.values()
     ]
@@ -305,10 +309,10 @@ def renew(home: Home, names: Sequence[str]) -> list[Renewal]:
         old = read_target_certificate(target)
         assert old is not None  # select_targets keeps existing files only
         if target.ca not in cas:
-            cas[target.ca] = home.load_ca(target.ca)
+            cas[target.ca] = home.stores.load_ca(target.ca)
         renewals.append(Renewal(target, old, renew_certificate(old, cas[target.ca], now=now, lifetime=target.lifetime)))
     if renewals:
-        backup_files([r.target.path for r in renewals], home.backups_dir, now, relative_to=home.root)
+        backup_files([r.target.path for r in renewals], home.layout.backups_dir, now, relative_to=home.root)
         for renewal in renewals:
             _write_renewal(renewal)
         _record_renewals(home, renewals, now)
@@ -327,7 +331,7 @@ def _write_renewal(renewal: Renewal) -> None:
 
 
 def _record_renewals(home: Home, renewals: Sequence[Renewal], now: dt.datetime) -> None:
-    home.inventory.add(
+    home.stores.inventory.add(
         [
             CertRecord.for_certificate(
                 r.new,
@@ -341,7 +345,7 @@ def _record_renewals(home: Home, renewals: Sequence[Renewal], now: dt.datetime) 
             for r in renewals
         ]
     )
-    home.inventory.mark_superseded([format(r.old.serial_number, "x") for r in renewals])
+    home.stores.inventory.mark_superseded([format(r.old.serial_number, "x") for r in renewals])
 
 
 # --- adopting an existing tree ---------------------------------------------------------------
@@ -353,7 +357,7 @@ def import_tree(home: Home, tree: KubeadmTree, *, force: bool = False) -> list[P
     A file that exists in the home with other content is a HomeError unless `force`, which
     keeps the replaced files under backups/<time>/.
     """
-    now, pki_dir = home.clock(), home.path("pki")
+    now, pki_dir = home.clock(), home.layout.path("pki")
     differing = [
         f for f in tree.files if (pki_dir / f.relative).exists() and (pki_dir / f.relative).read_bytes() != f.data
     ]
@@ -364,7 +368,7 @@ def import_tree(home: Home, tree: KubeadmTree, *, force: bool = False) -> list[P
             "or use --force (the replaced files are kept under backups/)"
         )
     if differing:
-        backup_files([pki_dir / f.relative for f in differing], home.backups_dir, now, relative_to=home.root)
+        backup_files([pki_dir / f.relative for f in differing], home.layout.backups_dir, now, relative_to=home.root)
     written = atomic_write_many(
         [PendingFile(pki_dir / f.relative, _import_data(home, tree, f.relative, f.data), f.mode) for f in tree.files]
     )
@@ -374,7 +378,7 @@ def import_tree(home: Home, tree: KubeadmTree, *, force: bool = False) -> list[P
 
 def _import_data(home: Home, tree: KubeadmTree, relative: str, data: bytes) -> bytes:
     """CA keys are encrypted when a key passphrase is configured (only authsvc reads them)."""
-    passphrase = home.key_passphrase
+    passphrase = home.secrets.key_passphrase
     key = next((c.key for c in tree.cas if f"{c.name}.key" == relative), None)
     return private_key_to_pem(key, passphrase) if key is not None and passphrase else data
 
@@ -383,12 +387,12 @@ def _record_import(home: Home, tree: KubeadmTree, now: dt.datetime) -> None:
     new_records = []
     for cert in tree.certificates:
         try:
-            home.inventory.get(format(cert.certificate.serial_number, "x"))
+            home.stores.inventory.get(format(cert.certificate.serial_number, "x"))
             continue  # imported before
         except NotFoundError:
             pass
-        replaced = [r.serial for r in home.inventory.certificates(status=CertStatus.VALID, name=cert.name)]
-        home.inventory.mark_superseded(replaced)
+        replaced = [r.serial for r in home.stores.inventory.certificates(status=CertStatus.VALID, name=cert.name)]
+        home.stores.inventory.mark_superseded(replaced)
         is_ca = cert.name == cert.ca
         new_records.append(
             CertRecord.for_certificate(
@@ -402,4 +406,4 @@ def _record_import(home: Home, tree: KubeadmTree, now: dt.datetime) -> None:
             )
         )
     if new_records:
-        home.inventory.add(new_records)
+        home.stores.inventory.add(new_records)

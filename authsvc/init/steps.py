@@ -13,11 +13,12 @@ from pathlib import Path
 
 from authsvc.db.schema import migrate_database_step
 from authsvc.errors import HomeError
-from authsvc.home import Home, pki_path
+from authsvc.home.layout import HomeLayout, pki_path
+from authsvc.home.opened import Home
 from authsvc.init.kubeadm_tree import ensure_kubeadm_ca, kubeadm_cas_step, kubeadm_certs_step, kubeadm_kubeconfigs_step
+from authsvc.init.signing_key import signing_key_step
 from authsvc.init.webhook_pki import webhook_pki_step
-from authsvc.settings import CONFIG_NAME, Settings, settings_to_yaml
-from authsvc.tokens import signing_key_step
+from authsvc.settings import Settings, settings_to_yaml
 from pki.ca import CertificateAuthority
 from pki.clock import Clock, system_clock
 from pki.keys import KeyType
@@ -47,10 +48,12 @@ InitStep = Callable[[InitContext], None]
 
 
 def write_config_step(ctx: InitContext) -> None:
-    if ctx.home.config_path.exists():
+    if ctx.home.layout.config_path.exists():
         return
-    if ctx.plan(f"write {ctx.home.config_path}"):
-        ctx.written.append(atomic_write(ctx.home.config_path, settings_to_yaml(ctx.home.settings).encode(), 0o600))
+    if ctx.plan(f"write {ctx.home.layout.config_path}"):
+        ctx.written.append(
+            atomic_write(ctx.home.layout.config_path, settings_to_yaml(ctx.home.settings).encode(), 0o600)
+        )
 
 
 def ensure_ca(
@@ -68,7 +71,7 @@ def ensure_ca(
     """
     cert_file, key_file = pki_path(ctx.home.root, name, "crt"), pki_path(ctx.home.root, name, "key")
     if cert_file.exists() and key_file.exists():
-        return ctx.home.load_ca(name)
+        return ctx.home.stores.load_ca(name)
     if cert_file.exists() or key_file.exists():
         raise HomeError(f"{cert_file} or {key_file} exists without the other: restore it or remove both")
     if not ctx.plan(f"create CA {name} ({common_name})"):
@@ -77,9 +80,11 @@ def ensure_ca(
     ca = CertificateAuthority.create_root(
         common_name, now=ctx.now, key_type=key_type or pki.ca_key_type, ttl=pki.ca_ttl, profile=profile, sans=sans
     )
-    ctx.written.append(write_private_key(key_file, ca.key, ctx.home.key_passphrase))
+    ctx.written.append(write_private_key(key_file, ca.key, ctx.home.secrets.key_passphrase))
     ctx.written.append(write_certificates(cert_file, [ca.certificate]))
-    ctx.home.inventory.record(ca.certificate, profile="root-ca", now=ctx.now, name=name, ca_name=name, requester="init")
+    ctx.home.stores.inventory.record(
+        ca.certificate, profile="root-ca", now=ctx.now, name=name, ca_name=name, requester="init"
+    )
     return ca
 
 
@@ -117,7 +122,7 @@ def initialize_home(
     if not dry_run:
         ensure_dir(root, DIR_MODE)
         ensure_dir(root / "pki", DIR_MODE)
-    home = Home(root, settings, config_path or root / CONFIG_NAME, clock, dict(environ or {}))
+    home = Home.of(HomeLayout.at(root, config_path), settings, clock=clock, environ=dict(environ or {}))
     ctx = InitContext(home, dry_run)
     for step in steps or INIT_STEPS:
         step(ctx)

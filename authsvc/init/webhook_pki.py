@@ -38,8 +38,8 @@ def serving_cert_step(ctx: InitContext) -> None:
     server = ctx.home.settings.server
     _ensure_leaf(
         ctx,
-        ctx.home.path(server.tls_cert),
-        ctx.home.path(server.tls_key),
+        ctx.home.layout.path(server.tls_cert),
+        ctx.home.layout.path(server.tls_key),
         ca_name="ca",
         name=SERVING_NAME,
         common_name=SERVING_CN,
@@ -60,8 +60,8 @@ def apiserver_webhook_client_step(ctx: InitContext) -> None:
         return  # the operator brought the callers' CA: their client certificates come from it too
     _ensure_leaf(
         ctx,
-        ctx.home.cert_path(APISERVER_WEBHOOK_CLIENT),
-        ctx.home.key_path(APISERVER_WEBHOOK_CLIENT),
+        ctx.home.layout.cert_path(APISERVER_WEBHOOK_CLIENT),
+        ctx.home.layout.key_path(APISERVER_WEBHOOK_CLIENT),
         ca_name=WEBHOOK_CLIENT_CA,
         name=APISERVER_WEBHOOK_CLIENT,
         common_name=APISERVER_CLIENT_CN,
@@ -71,7 +71,7 @@ def apiserver_webhook_client_step(ctx: InitContext) -> None:
 
 
 def _uses_own_client_ca(ctx: InitContext) -> bool:
-    return ctx.home.path(ctx.home.settings.server.client_ca) == ctx.home.cert_path(WEBHOOK_CLIENT_CA)
+    return ctx.home.layout.path(ctx.home.settings.server.client_ca) == ctx.home.layout.cert_path(WEBHOOK_CLIENT_CA)
 
 
 def _ensure_leaf(
@@ -93,7 +93,7 @@ def _ensure_leaf(
     if not ctx.plan(f"create {name} certificate CN={common_name}{described}, signed by {ca_name}"):
         return
     home, now = ctx.home, ctx.now
-    ca = home.load_ca(ca_name)
+    ca = home.stores.load_ca(ca_name)
     key = generate_private_key(home.settings.pki.key_type)
     cert = ca.issue(
         subject=common_name_subject(common_name),
@@ -110,7 +110,7 @@ def _ensure_leaf(
         ]
     )
     # auto_renew: `authsvc rotate` renews both leaves (same key) before they expire.
-    home.inventory.record(
+    home.stores.inventory.record(
         cert, profile=profile.name, now=now, requester="init", name=name, ca_name=ca_name, auto_renew=True
     )
 

@@ -36,7 +36,7 @@ from pki.profiles import CLIENT
 from pki.store import certs_to_pem, load_certificates
 
 if TYPE_CHECKING:
-    from authsvc.home import Home
+    from authsvc.home.opened import Home
 
 # Kubernetes namespaces are DNS-1123 labels.
 _NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
@@ -253,7 +253,7 @@ class KubeconfigIssuer:
     def __init__(self, home: Home, credentials: CredentialInventory | None = None) -> None:
         self.home = home
         self.settings = home.settings
-        self.credentials = credentials or CredentialInventory(home.engine)
+        self.credentials = credentials or CredentialInventory(home.stores.engine)
 
     def check(self, request: IssueRequest) -> None:
         """Everything that can be refused before anything is issued or written."""
@@ -275,12 +275,12 @@ class KubeconfigIssuer:
 
     @cached_property
     def cluster_ca_pem(self) -> bytes:
-        return certs_to_pem(load_certificates(self.home.cert_path("ca"), what="cluster CA certificate"))
+        return certs_to_pem(load_certificates(self.home.layout.cert_path("ca"), what="cluster CA certificate"))
 
     @cached_property
     def cert_issuer(self) -> CertificateIssuer:
         # Loaded once per service: parsing the CA key (RSA in a kubeadm tree) costs more than signing.
-        return self.home.issuer()
+        return self.home.stores.issuer()
 
     def cluster_entry(self, request: IssueRequest) -> ClusterEntry:
         server = request.server or self.settings.cluster.server
@@ -355,7 +355,9 @@ class KubeconfigIssuer:
         return self._pending(request, user, expires_at=issued.record.not_after, serial=issued.record.serial)
 
     def _token(self, request: IssueRequest) -> PendingCredential:
-        token = self.home.token_service.issue_user_token(request.user, request.groups, ttl=request.ttl, source="cli")
+        token = self.home.stores.token_service.issue_user_token(
+            request.user, request.groups, ttl=request.ttl, source="cli"
+        )
         user = UserEntry(request.user, token=token.token)
         return self._pending(request, user, expires_at=token.expires_at, token_jti=token.jti)
 
@@ -381,7 +383,7 @@ class KubeconfigIssuer:
     def login_ca_pem(self) -> bytes | None:
         """The cluster CA bundle when it issued authsvc's serving certificate (or that is not made yet)."""
         cluster_ca = x509.load_pem_x509_certificates(self.cluster_ca_pem)
-        serving_file = self.home.path(self.settings.server.tls_cert)
+        serving_file = self.home.layout.path(self.settings.server.tls_cert)
         if not serving_file.exists():
             # `authsvc init` signs the serving certificate with the cluster CA.
             return self.cluster_ca_pem

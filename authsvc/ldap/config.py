@@ -14,7 +14,7 @@ from ldap3.core.exceptions import LDAPInvalidDnError
 from ldap3.utils.dn import safe_dn
 
 from authsvc.errors import ConfigError
-from authsvc.settings import read_secret
+from authsvc.home.secrets import read_secret
 from authsvc.settings.ldap import LDAPSettings
 
 

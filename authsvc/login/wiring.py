@@ -29,7 +29,7 @@ from authsvc.login.users_file import UsersFile
 if TYPE_CHECKING:
     import datetime as dt
 
-    from authsvc.home import Home
+    from authsvc.home.opened import Home
     from authsvc.runtime import Services
 
 LOGIN_COMPONENT = "login"
@@ -89,12 +89,12 @@ def build(home: Home, metrics: LoginMetrics | None = None) -> LoginComponents:
         ldap = LDAPService.from_settings(
             settings.ldap,
             home_root=home.root,
-            environ=home.environ,
+            environ=home.secrets.environ,
             clock=home.clock,
             on_error=metrics.ldap_error if metrics else lambda _op: None,
         )
     if "users" in settings.login.backends:
-        users = UsersFile(home.path(settings.login.users_file))
+        users = UsersFile(home.layout.path(settings.login.users_file))
     backends: list[LoginBackend] = []
     for name in settings.login.backends:
         if name == "ldap":
@@ -119,7 +119,7 @@ def build(home: Home, metrics: LoginMetrics | None = None) -> LoginComponents:
 def rate_limiter(home: Home) -> RateLimiter:
     login = home.settings.login
     return RateLimiter(
-        home.engine,
+        home.stores.engine,
         home.clock,
         user=Limit("user", login.max_failures_per_user, login.failure_window),
         address=Limit("addr", login.max_failures_per_address, login.failure_window),
@@ -128,7 +128,7 @@ def rate_limiter(home: Home) -> RateLimiter:
 
 def token_issuer(home: Home) -> TokenIssuer:
     def issue(identity: LoginIdentity, ttl: dt.timedelta | None) -> tuple[str, dt.datetime]:
-        issued = home.token_service.issue_user_token(
+        issued = home.stores.token_service.issue_user_token(
             identity.username, identity.groups, ttl=ttl, uid=identity.uid, source=identity.source
         )
         return issued.token, issued.expires_at

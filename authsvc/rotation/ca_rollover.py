@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from sqlalchemy import select
 
 from authsvc.errors import UsageError
-from authsvc.home import Home
+from authsvc.home.opened import Home
 from authsvc.rotation.executor import Executor, RotationReport
 from authsvc.rotation.facts import (
     CA_PROFILES,
@@ -114,7 +114,7 @@ def canonical_ca(home: Home, name: str) -> str:
 def ca_rotate(home: Home, phase: Phase, ca: str = "ca", *, force: bool = False) -> PhaseResult:
     """Run one phase under the rotation lock; RotationError when it is out of order (says why)."""
     name = canonical_ca(home, ca)
-    with rotation_lock(home.root, home.engine, home.database_url, home.settings.rotation.lock_timeout):
+    with rotation_lock(home.root, home.stores.engine, home.secrets.database_url, home.settings.rotation.lock_timeout):
         rollover = Rollover(home, name)
         current = read_rollover(home, name)
         resumed = check_phase(phase, current)
@@ -136,15 +136,15 @@ class Rollover:
         self.home, self.ca, self.now = home, ca, home.clock()
         self.backups = Backups(home, self.now)
         self.messages: list[str] = []
-        self.cert, self.key = home.cert_path(ca), home.key_path(ca)
-        self.next_cert, self.next_key = home.cert_path(f"{ca}-next"), home.key_path(f"{ca}-next")
-        self.prev_cert, self.prev_key = home.cert_path(f"{ca}-previous"), home.key_path(f"{ca}-previous")
+        self.cert, self.key = home.layout.cert_path(ca), home.layout.key_path(ca)
+        self.next_cert, self.next_key = home.layout.cert_path(f"{ca}-next"), home.layout.key_path(f"{ca}-next")
+        self.prev_cert, self.prev_key = home.layout.cert_path(f"{ca}-previous"), home.layout.key_path(f"{ca}-previous")
 
     # --- the phases ------------------------------------------------------------------------
 
     def prepare(self, resumed: RolloverState | None) -> RolloverState:
         if resumed is None:
-            old = self.home.load_ca(self.ca).certificate  # checks the key matches and it is a CA
+            old = self.home.stores.load_ca(self.ca).certificate  # checks the key matches and it is a CA
             if not is_self_signed(old):
                 successor_ca(old, generate_private_key(), now=self.now)  # raises the CAError naming why
             state = RolloverState(self.ca, State.PREPARING, fingerprint(old), serial_hex(old.serial_number))
@@ -173,7 +173,7 @@ class Rollover:
             self._write_pair(self.prev_cert, self.prev_key, old, old_key)
         if not keys_match(self._load_key(self.key), new.public_key()):  # type: ignore[arg-type]
             self.backups.keep([self.key])
-            atomic_write(self.key, private_key_to_pem(new_key, self.home.key_passphrase), KEY_MODE)
+            atomic_write(self.key, private_key_to_pem(new_key, self.home.secrets.key_passphrase), KEY_MODE)
             self.messages.append(f"pki/{self.ca}.key now holds the new CA's key")
         self._publish(bundle(State.SWITCHED, old, new))
         self._reissue()
@@ -197,7 +197,7 @@ class Rollover:
             for path in (self.prev_cert, self.prev_key):
                 path.unlink(missing_ok=True)
             self.messages.append(f"moved the old CA's key to {self.backups.root.relative_to(self.home.root)}/")
-        self.home.inventory.mark_superseded([state.old_serial])
+        self.home.stores.inventory.mark_superseded([state.old_serial])
         return self._save(state.moved(State.FINISHED, finished_at=self.now))
 
     # --- steps -----------------------------------------------------------------------------
@@ -218,7 +218,7 @@ class Rollover:
         )
 
     def _load_key(self, path: Path) -> PrivateKey:
-        return load_private_key(path, self.home.key_passphrase, what=f"CA {self.ca} key", trusted=True)
+        return load_private_key(path, self.home.secrets.key_passphrase, what=f"CA {self.ca} key", trusted=True)
 
     def _key_for(self, cert: x509.Certificate, files: list[Path]) -> PrivateKey:
         for path in files:
@@ -247,16 +247,18 @@ class Rollover:
     def _write_pair(self, cert_path: Path, key_path: Path, cert: x509.Certificate, key: PrivateKey) -> None:
         atomic_write_many(
             [
-                PendingFile(key_path, private_key_to_pem(key, self.home.key_passphrase), KEY_MODE),  # the key first
+                PendingFile(
+                    key_path, private_key_to_pem(key, self.home.secrets.key_passphrase), KEY_MODE
+                ),  # the key first
                 PendingFile(cert_path, certs_to_pem([cert]), CERT_MODE),
             ]
         )
 
     def _record_ca(self, cert: x509.Certificate) -> None:
         try:
-            self.home.inventory.get(serial_hex(cert.serial_number))
+            self.home.stores.inventory.get(serial_hex(cert.serial_number))
         except NotFoundError:
-            self.home.inventory.record(
+            self.home.stores.inventory.record(
                 cert, profile=ROOT_CA.name, now=self.now, requester="ca-rotate", name=self.ca, ca_name=self.ca
             )
 
@@ -285,7 +287,7 @@ class Rollover:
         report = RotationReport(self.now)
         executor = Executor(self.home, self.now, rotation_policy(self.home.settings), report)
         try:
-            for fact in stream_facts(self.home.engine, query):
+            for fact in stream_facts(self.home.stores.engine, query):
                 executor.submit(RenewCertificate(fact.name, fact.ca, fact.serial, fact.not_after,
                                                  "re-issued from the new CA", fact.profile, reissue=True))  # fmt: skip
             executor.flush()
@@ -317,7 +319,7 @@ class Rollover:
             .where(CertificateRow.profile.not_in(CA_PROFILES), CertificateRow.issued_at < started)
             .where(CertificateRow.not_after > self.now)
         )
-        with self.home.engine.connect() as connection:
+        with self.home.stores.engine.connect() as connection:
             found = [Dependent(r.name or r.common_name, r.serial, r.not_after) for r in connection.execute(query)]
         old = self._find(state.old_fingerprint, [self.prev_cert, self.cert])
         return found + self._files_signed_by(old)
@@ -328,7 +330,7 @@ class Rollover:
             CertificateRow.auto_renew.is_(True),
             CertificateRow.ca_name == self.ca,
         )
-        with self.home.engine.connect() as connection:
+        with self.home.stores.engine.connect() as connection:
             names = [n for n in connection.execute(query).scalars() if n]
         certs = [
             (name, read_certificate(t))
@@ -361,7 +363,7 @@ def ca_list(home: Home) -> list[dict[str, object]]:
     """`ca list`: every CA with its expiry, whether its key is here, and where a rollover stands."""
     now, rows = home.clock(), []
     for name in ca_names(home):
-        certs = load_certificates(home.cert_path(name))
+        certs = load_certificates(home.layout.cert_path(name))
         state = read_rollover(home, name)
         phase = state.state if state else None
         rows.append(
@@ -370,7 +372,7 @@ def ca_list(home: Home) -> list[dict[str, object]]:
                 "subject": certs[0].subject.rfc4514_string(),
                 "notAfter": certs[0].not_valid_after_utc.isoformat(),
                 "daysLeft": (certs[0].not_valid_after_utc - now).days,
-                "key": "yes" if home.key_path(name).is_file() else "external",
+                "key": "yes" if home.layout.key_path(name).is_file() else "external",
                 "bundle": len(certs),
                 "rollover": phase.value if phase else "-",
                 "next": _next_command(phase, name),

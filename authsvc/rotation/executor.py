@@ -23,7 +23,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from sqlalchemy import Engine, delete
 
-from authsvc.home import Home
+from authsvc.home.opened import Home
 from authsvc.rotation.facts import (
     CA_PROFILES,
     CertTarget,
@@ -137,7 +137,7 @@ def rotate(
             report.add(ActionResult(action, "needs-human" if isinstance(action, NeedsHuman) else "planned"))
         return report
     settings = home.settings.rotation
-    with rotation_lock(home.root, home.engine, home.database_url, settings.lock_timeout):
+    with rotation_lock(home.root, home.stores.engine, home.secrets.database_url, settings.lock_timeout):
         now = home.clock()
         report = RotationReport(now)
         executor = Executor(home, now, policy, report, hook=hook, chunk=chunk)
@@ -147,11 +147,11 @@ def rotate(
             executor.flush()
         finally:
             executor.audit.close()
-        report.finished_at, report.next_expiry = home.clock(), next_expiry(home.engine)
+        report.finished_at, report.next_expiry = home.clock(), next_expiry(home.stores.engine)
         run = RunRecord(now, report.finished_at, report.exit_code, report.summary(), report.next_expiry)
-        record_run(home.engine, run, keep=settings.history)
+        record_run(home.stores.engine, run, keep=settings.history)
         if settings.textfile:
-            write_textfile(home.root / settings.textfile, home.engine)
+            write_textfile(home.root / settings.textfile, home.stores.engine)
     return report
 
 
@@ -209,7 +209,7 @@ class Executor:
         if isinstance(action, PruneInventory):
             return self._prune(action)
         if isinstance(action, PruneBackups):
-            removed = remove_backup_runs(self.home.backups_dir, action.runs)
+            removed = remove_backup_runs(self.home.layout.backups_dir, action.runs)
             return f"deleted {removed} backup runs taken before {iso(action.before)}"
         raise TypeError(f"no executor for {type(action).__name__}")
 
@@ -225,7 +225,7 @@ class Executor:
 
     def ca(self, name: str) -> CertificateAuthority:
         if name not in self._cas:
-            self._cas[name] = self.home.load_ca(name)
+            self._cas[name] = self.home.stores.load_ca(name)
         return self._cas[name]
 
     def flush(self) -> None:
@@ -246,7 +246,7 @@ class Executor:
             self.backups.keep((r.target.path for r in ready), known={r.target.path: r.old for r in ready})
             self._write(ready)
             record_renewals(
-                self.home.engine,
+                self.home.stores.engine,
                 [self._record(r.new, r.action, r.names) for r in ready],
                 [s for r in ready for s in r.replaces],
             )
@@ -277,7 +277,7 @@ class Executor:
         if serial != action.serial:
             self._adopt(action, current)
             if not self._needs_renewal(action, current, ca):
-                record_renewals(self.home.engine, [], [action.serial])
+                record_renewals(self.home.stores.engine, [], [action.serial])
                 self._result(action, "done", f"the inventory caught up with {target.path.name} (serial {serial})")
                 return None
         new = renew_certificate(current, ca, now=self.now, lifetime=target.lifetime)
@@ -292,9 +292,9 @@ class Executor:
     def _adopt(self, action: RenewCertificate, cert: x509.Certificate) -> None:
         """Record a certificate a crashed run wrote to the file but not to the inventory."""
         try:
-            self.home.inventory.get(serial_hex(cert.serial_number))
+            self.home.stores.inventory.get(serial_hex(cert.serial_number))
         except NotFoundError:
-            self.home.inventory.add([self._record(cert, action)])
+            self.home.stores.inventory.add([self._record(cert, action)])
 
     def _record(self, cert: x509.Certificate, action: RenewCertificate, names: SignedNames | None = None) -> CertRecord:
         return CertRecord.for_certificate(
@@ -315,13 +315,13 @@ class Executor:
     # --- the other actions ---------------------------------------------------------------------
 
     def _signing_key(self, action: AdvanceSigningKey | RepairSigningKeys) -> str:
-        service = self.home.token_service
+        service = self.home.stores.token_service
         files = service.files
         self.backups.keep([files.active_key, files.next_key, files.public_bundle])
         if isinstance(action, AdvanceSigningKey):
             return service.rotate(action.phase).message
         if action.what == "promote":
-            (active,) = SigningKeyStore(self.home.engine).keys([KeyState.ACTIVE])
+            (active,) = SigningKeyStore(self.home.stores.engine).keys([KeyState.ACTIVE])
             files.load_active(active.kid)
             return f"pki/sa.key now holds the active key {active.kid}"
         service.invalidate()
@@ -340,9 +340,9 @@ class Executor:
         query = delete(CertificateRow).where(
             CertificateRow.not_after < action.before, CertificateRow.profile.not_in(CA_PROFILES)
         )
-        with self.home.engine.begin() as connection:
+        with self.home.stores.engine.begin() as connection:
             certificates = connection.execute(query).rowcount
-        tokens = SigningKeyStore(self.home.engine).prune(action.before)
+        tokens = SigningKeyStore(self.home.stores.engine).prune(action.before)
         return f"forgot {certificates} certificate and {tokens} token records"
 
 

@@ -20,7 +20,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from sqlalchemy import Engine, func, select
 
-from authsvc.home import Home, pki_path
+from authsvc.home.layout import pki_path
+from authsvc.home.opened import Home
 from authsvc.init.webhook_pki import APISERVER_WEBHOOK_CLIENT, WEBHOOK_CLIENT_CA
 from authsvc.settings import Settings
 from pki.errors import PKIError, StoreError
@@ -80,10 +81,10 @@ class CertTarget:
 def cert_target(home: Home, name: str) -> CertTarget:
     validity = home.settings.cluster.certificate_validity_period
     if any(name == s.base_name for s in CERT_SPECS):
-        return CertTarget(name, home.cert_path(name), False, validity)
+        return CertTarget(name, home.layout.cert_path(name), False, validity)
     if any(name == k.file_name for k in KUBECONFIG_SPECS):
-        return CertTarget(name, home.path(name), True, validity)
-    return CertTarget(name, home.cert_path(name), False, None)
+        return CertTarget(name, home.layout.path(name), True, validity)
+    return CertTarget(name, home.layout.cert_path(name), False, None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +99,7 @@ class KubeconfigTarget:
 
 
 def kubeconfig_targets(home: Home) -> list[KubeconfigTarget]:
-    targets = [KubeconfigTarget(home.path(k.file_name), k.ca, k.file_name) for k in KUBECONFIG_SPECS]
+    targets = [KubeconfigTarget(home.layout.path(k.file_name), k.ca, k.file_name) for k in KUBECONFIG_SPECS]
     webhook = home.settings.rotation.webhook_kubeconfig
     if webhook:
         targets.append(KubeconfigTarget(home.root / webhook, "ca", APISERVER_WEBHOOK_CLIENT, client_file=True))
@@ -130,9 +131,9 @@ def ca_names(home: Home) -> list[str]:
     query = select(CertificateRow.name).where(
         CertificateRow.profile.in_(CA_PROFILES), CertificateRow.status == CertStatus.VALID.value
     )
-    with home.engine.connect() as connection:
+    with home.stores.engine.connect() as connection:
         names += [n for n in connection.execute(query.distinct()).scalars() if n]
-    return [n for n in dict.fromkeys(names) if home.cert_path(n).is_file()]
+    return [n for n in dict.fromkeys(names) if home.layout.cert_path(n).is_file()]
 
 
 def rollover_path(home: Home, ca: str) -> Path:
@@ -156,23 +157,23 @@ def gather_facts(home: Home, now: dt.datetime, policy: RotationPolicy) -> Rotati
     return RotationFacts(
         now=now,
         cas=cas,
-        renewals=stream_facts(home.engine, _renewals_query(now + policy.renew_before)),
-        people=stream_facts(home.engine, _people_query(now, now + policy.renew_before)),
+        renewals=stream_facts(home.stores.engine, _renewals_query(now + policy.renew_before)),
+        people=stream_facts(home.stores.engine, _people_query(now, now + policy.renew_before)),
         keys=key_facts(home),
         crls=tuple(c for c in (crl_fact(home, ca.name) for ca in cas) if c is not None),
         kubeconfigs=tuple(kubeconfig_fact(home, t) for t in kubeconfig_targets(home)),
-        prune=prune_fact(home.engine, before),
-        backups=BackupsFact(before, backup_runs_before(home.backups_dir, before)),
+        prune=prune_fact(home.stores.engine, before),
+        backups=BackupsFact(before, backup_runs_before(home.layout.backups_dir, before)),
     )
 
 
 def ca_fact(home: Home, name: str) -> CAFact:
-    cert = load_certificates(home.cert_path(name), what=f"CA {name} certificate")[0]
+    cert = load_certificates(home.layout.cert_path(name), what=f"CA {name} certificate")[0]
     state = read_rollover(home, name)
     return CAFact(
         name,
         cert.not_valid_after_utc,
-        has_key=home.key_path(name).is_file(),
+        has_key=home.layout.key_path(name).is_file(),
         rollover_phase=state.state.value if state else None,
         rollover_interrupted=state is not None and state.state in INTERRUPTED,
     )
@@ -219,9 +220,8 @@ def stream_facts(engine: Engine, query: Any) -> Iterator[CertFact]:
 
 
 def key_facts(home: Home) -> KeyFacts | None:
-    from authsvc.tokens import signing_key_files
 
-    store, files = SigningKeyStore(home.engine), signing_key_files(home)
+    store, files = SigningKeyStore(home.stores.engine), home.stores.signing_key_files
     records = tuple(store.keys())
     if not records:
         return None  # no token keys in this home (or not adopted yet): nothing to advance
@@ -259,11 +259,11 @@ def crl_fact(home: Home, ca: str) -> CRLFact | None:
     if not path.is_file():
         return None
     crl = x509.load_pem_x509_crl(path.read_bytes())
-    current = load_certificates(home.cert_path(ca))[0]
+    current = load_certificates(home.layout.cert_path(ca))[0]
     latest = select(func.max(CertificateRow.revoked_at)).where(
         CertificateRow.ca_name == ca, CertificateRow.status == CertStatus.REVOKED.value
     )
-    with home.engine.connect() as connection:
+    with home.stores.engine.connect() as connection:
         revoked_at = connection.execute(latest).scalar()
     return CRLFact(
         ca,
@@ -289,10 +289,10 @@ def kubeconfig_fact(home: Home, target: KubeconfigTarget) -> KubeconfigFact:
     except (StoreError, ValueError, yaml.YAMLError):
         client = target.client_name if target.client_file else None
         return KubeconfigFact(shown, target.ca, ca_current=False, client_name=client, client_current=False)
-    ca_current = decoded(cluster, "certificate-authority-data") == home.cert_path(target.ca).read_bytes()
+    ca_current = decoded(cluster, "certificate-authority-data") == home.layout.cert_path(target.ca).read_bytes()
     if not (target.client_file and target.client_name):
         return KubeconfigFact(shown, target.ca, ca_current)  # its client certificate is renewed in place
-    client_current = decoded(user, "client-certificate-data") == home.cert_path(target.client_name).read_bytes()
+    client_current = decoded(user, "client-certificate-data") == home.layout.cert_path(target.client_name).read_bytes()
     return KubeconfigFact(shown, target.ca, ca_current, target.client_name, client_current)
 
 

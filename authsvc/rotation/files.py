@@ -15,7 +15,7 @@ from typing import Any
 
 from cryptography import x509
 
-from authsvc.home import Home
+from authsvc.home.opened import Home
 from authsvc.kubeconfig.documents import b64, write_kubeconfig
 from authsvc.rotation.facts import CertTarget, current_entries, decoded, kubeconfig_targets, read_kubeconfig
 from pki.errors import StoreError
@@ -28,7 +28,7 @@ class Backups:
 
     def __init__(self, home: Home, now: dt.datetime) -> None:
         self.home_root = home.root
-        self.root = backup_run_dir(home.backups_dir, now)
+        self.root = backup_run_dir(home.layout.backups_dir, now)
 
     def keep(self, paths: Iterable[Path], *, known: Mapping[Path, bytes] | None = None) -> None:
         """Copy each existing file (its content from `known` when the caller has just read it)."""
@@ -70,7 +70,7 @@ def write_embedded(home: Home, path: Path, ca: str, cert_pem: bytes) -> None:
     config = read_kubeconfig(path)
     cluster, user = current_entries(config, path)
     user["client-certificate-data"] = b64(cert_pem)
-    cluster["certificate-authority-data"] = b64(home.cert_path(ca).read_bytes())
+    cluster["certificate-authority-data"] = b64(home.layout.cert_path(ca).read_bytes())
     write_kubeconfig(path, config)
 
 
@@ -82,11 +82,11 @@ def sync_kubeconfig(home: Home, path: Path, backups: Backups) -> str:
         raise StoreError(f"{path} is not a kubeconfig rotate keeps current")
     config = read_kubeconfig(target.path)
     cluster, user = current_entries(config, target.path)
-    changed = _assign(cluster, "certificate-authority-data", b64(home.cert_path(target.ca).read_bytes()))
+    changed = _assign(cluster, "certificate-authority-data", b64(home.layout.cert_path(target.ca).read_bytes()))
     if target.client_file and target.client_name:
-        cert = b64(home.cert_path(target.client_name).read_bytes())
+        cert = b64(home.layout.cert_path(target.client_name).read_bytes())
         if _assign(user, "client-certificate-data", cert):
-            key = load_private_key(home.key_path(target.client_name), home.key_passphrase, trusted=True)
+            key = load_private_key(home.layout.key_path(target.client_name), home.secrets.key_passphrase, trusted=True)
             user["client-key-data"] = b64(private_key_to_pem(key))  # in clear: the API server cannot decrypt
             changed = True
     if not changed:

@@ -22,8 +22,6 @@ from authsvc.settings.rotation import RotationSettings
 from authsvc.settings.server import ServerSettings
 from authsvc.settings.tokens import TokenSettings
 
-CONFIG_NAME = "authsvc.yaml"
-
 
 class Settings(Section):
     cluster: ClusterSettings = ClusterSettings()
@@ -75,22 +73,4 @@ def settings_to_yaml(settings: Settings) -> str:
     return yaml.safe_dump(settings.model_dump(mode="json"), sort_keys=False)
 
 
-def read_secret(
-    *, file: str | None, env: str | None, environ: Mapping[str, str], base: Path, what: str
-) -> bytes | None:
-    """Resolve a secret named in config (a file or an environment variable), once, at start."""
-    if file:
-        path = base / file
-        try:
-            return path.read_bytes().strip()
-        except OSError as e:
-            raise ConfigError(f"cannot read {what} file {path}: {e.strerror}") from None
-    if env:
-        value = environ.get(env)
-        if not value:
-            raise ConfigError(f"environment variable {env} (the {what}) is not set")
-        return value.encode()
-    return None
-
-
-__all__ = ["CONFIG_NAME", "Settings", "load_settings", "read_secret", "settings_from_mapping", "settings_to_yaml"]
+__all__ = ["Settings", "load_settings", "settings_from_mapping", "settings_to_yaml"]

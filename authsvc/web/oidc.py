@@ -25,7 +25,7 @@ blueprint = Blueprint("oidc", __name__)
 
 
 def _service() -> TokenService:
-    return services_of(current_app).home.token_service
+    return services_of(current_app).home.stores.token_service
 
 
 def _cache_control() -> str:

@@ -23,4 +23,4 @@ def _register(state: BlueprintSetupState) -> None:
     app = state.app
     assert isinstance(app, Flask)  # flask types the setup state's app as its sans-IO base
     home = services_of(app).home
-    metrics_for(app).registry.register(RotationCollector(lambda: home.engine))
+    metrics_for(app).registry.register(RotationCollector(lambda: home.stores.engine))

@@ -13,7 +13,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from authsvc.cli.certs import REVOCATION_REASON_NAMES
-from authsvc.home import Home
+from authsvc.home.opened import Home
 from authsvc.init.steps import InitStep, cluster_ca_step, initialize_home, write_config_step
 from authsvc.settings import Settings
 from pki.ca import CertificateAuthority
@@ -140,10 +140,10 @@ def test_sign_refuses_with_the_reason_and_records_nothing(
     tmp_path: Path,
 ) -> None:
     csr = make_csr(openssl, tmp_path, subject, *extra, newkey=newkey)
-    before = home.inventory.count()
+    before = home.stores.inventory.count()
     out = tmp_path / "signed.crt"
     assert_one_line_error(run_cli(["certs", "sign", str(csr), "-o", str(out), *options], home=home.root), reason)
-    assert home.inventory.count() == before
+    assert home.stores.inventory.count() == before
     assert not out.exists()
 
 
@@ -151,14 +151,14 @@ def test_sign_refuses_a_tampered_signature(home: Home, openssl: Path, tmp_path: 
     csr = make_csr(openssl, tmp_path, "/O=dev/CN=eve")
     intact = run_cli(["certs", "sign", str(csr), "-o", str(tmp_path / "ok.crt")], home=home.root)
     assert intact.exit_code == 0, intact.stderr  # the twin: the same request untouched is signed
-    before = home.inventory.count()
+    before = home.stores.inventory.count()
     result = run_cli(["certs", "sign", str(tamper_signature(csr)), "-o", str(tmp_path / "bad.crt")], home=home.root)
     assert_one_line_error(result, "CSR signature is invalid")
-    assert home.inventory.count() == before and not (tmp_path / "bad.crt").exists()
+    assert home.stores.inventory.count() == before and not (tmp_path / "bad.crt").exists()
 
 
 def test_sign_accepts_allowed_requests_and_openssl_verifies_them(home: Home, openssl: Path, tmp_path: Path) -> None:
-    before = home.inventory.count()
+    before = home.stores.inventory.count()
     client = make_csr(openssl, tmp_path, "/O=dev/O=ops/CN=bob")
     result = run_cli(["certs", "sign", str(client), "--ttl", "12h"], home=home.root)
     assert result.exit_code == 0, result.stderr
@@ -166,7 +166,7 @@ def test_sign_accepts_allowed_requests_and_openssl_verifies_them(home: Home, ope
     assert cert.subject.rfc4514_string() == "CN=bob,O=ops,O=dev"
     (tmp_path / "bob.crt").write_text(result.stdout)
     verified = openssl_run(
-        openssl, "verify", "-purpose", "sslclient", "-CAfile", home.cert_path("ca"), tmp_path / "bob.crt"
+        openssl, "verify", "-purpose", "sslclient", "-CAfile", home.layout.cert_path("ca"), tmp_path / "bob.crt"
     )
     assert verified.startswith("rc=0"), verified
     server_dir = tmp_path / "server"
@@ -176,26 +176,26 @@ def test_sign_accepts_allowed_requests_and_openssl_verifies_them(home: Home, ope
     signed = run_cli(["certs", "sign", str(server), "--profile", "server", "-o", str(out)], home=home.root)
     assert signed.exit_code == 0, signed.stderr
     assert stat.S_IMODE(out.stat().st_mode) == 0o644
-    assert openssl_run(openssl, "verify", "-purpose", "sslserver", "-CAfile", home.cert_path("ca"), out).startswith(
-        "rc=0"
-    )
-    assert home.inventory.count() == before + 2
+    assert openssl_run(
+        openssl, "verify", "-purpose", "sslserver", "-CAfile", home.layout.cert_path("ca"), out
+    ).startswith("rc=0")
+    assert home.stores.inventory.count() == before + 2
 
 
 def test_encrypt_key_needs_a_configured_passphrase(home: Home) -> None:
     result = run_cli(["certs", "create", "alice", "--encrypt-key"], home=home.root)
     assert result.exit_code == 2 and "pki.key_passphrase_file" in result.stderr
-    assert not (home.issued_dir / "alice.key").exists()
+    assert not (home.layout.issued_dir / "alice.key").exists()
 
 
 def test_create_writes_private_key_and_certificate(home: Home, openssl: Path) -> None:
     result = run_cli(["certs", "create", "alice", "-g", "dev", "--key-type", "rsa-2048"], home=home.root)
     assert result.exit_code == 0, result.stderr
-    cert_file, key_file = home.issued_dir / "alice.crt", home.issued_dir / "alice.key"
+    cert_file, key_file = home.layout.issued_dir / "alice.crt", home.layout.issued_dir / "alice.key"
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
     assert stat.S_IMODE(cert_file.stat().st_mode) == 0o644
-    assert stat.S_IMODE(home.issued_dir.stat().st_mode) == 0o700
-    assert openssl_run(openssl, "verify", "-CAfile", home.cert_path("ca"), cert_file).startswith("rc=0")
+    assert stat.S_IMODE(home.layout.issued_dir.stat().st_mode) == 0o700
+    assert openssl_run(openssl, "verify", "-CAfile", home.layout.cert_path("ca"), cert_file).startswith("rc=0")
     modulus = openssl_run(openssl, "x509", "-in", cert_file, "-noout", "-modulus")
     assert (
         modulus.split("\n", 1)[1]
@@ -206,19 +206,19 @@ def test_create_writes_private_key_and_certificate(home: Home, openssl: Path) ->
 
 
 def test_create_from_an_intermediate_writes_the_chain(home: Home, openssl: Path) -> None:
-    root = home.load_ca("ca")
+    root = home.stores.load_ca("ca")
     intermediate = root.create_intermediate("authsvc issuing CA", now=home.clock())
-    write_private_key(home.key_path("issuing"), intermediate.key)
-    write_certificates(home.cert_path("issuing"), [intermediate.certificate])
+    write_private_key(home.layout.key_path("issuing"), intermediate.key)
+    write_certificates(home.layout.cert_path("issuing"), [intermediate.certificate])
     write_certificates(home.root / "pki" / "issuing.chain.crt", intermediate.chain)
     result = run_cli(
         ["certs", "create", "web", "--profile", "server", "--san", "DNS:web.svc", "--ca", "issuing"], home=home.root
     )
     assert result.exit_code == 0, result.stderr
-    cert_file = home.issued_dir / "web.crt"
+    cert_file = home.layout.issued_dir / "web.crt"
     chain = x509.load_pem_x509_certificates(cert_file.read_bytes())
     assert [c.subject for c in chain] == [chain[0].subject, intermediate.certificate.subject]
-    ca_file = home.cert_path("ca")
+    ca_file = home.layout.cert_path("ca")
     assert openssl_run(openssl, "verify", "-CAfile", ca_file, "-untrusted", cert_file, cert_file).startswith("rc=0")
     assert not openssl_run(openssl, "verify", "-CAfile", ca_file, cert_file).startswith("rc=0")
     listed = json.loads(run_cli(["certs", "list", "--ca", "issuing", "-o", "json"], home=home.root).stdout)
@@ -230,7 +230,7 @@ def test_crl_lists_the_revoked_serial_and_openssl_rejects_only_that_cert(
 ) -> None:
     for user in ("alice", "bob"):
         assert run_cli(["certs", "create", user, "-g", "dev"], home=home.root).exit_code == 0
-    records = {r.common_name: r for r in home.inventory.certificates()}
+    records = {r.common_name: r for r in home.stores.inventory.certificates()}
     revoked = run_cli(["certs", "revoke", records["alice"].serial, "--reason", "keyCompromise"], home=home.root)
     assert revoked.exit_code == 0 and records["alice"].serial in revoked.stdout
     crl_file = tmp_path / "f.pem"
@@ -238,10 +238,17 @@ def test_crl_lists_the_revoked_serial_and_openssl_rejects_only_that_cert(
     text = openssl_run(openssl, "crl", "-in", crl_file, "-noout", "-text")
     assert f"Serial Number: {records['alice'].serial.upper()}" in text and "Key Compromise" in text
     assert records["bob"].serial.upper() not in text
-    ca_file = home.cert_path("ca")
+    ca_file = home.layout.cert_path("ca")
     for user, verdict in (("alice", "certificate revoked"), ("bob", ": OK")):
         out = openssl_run(
-            openssl, "verify", "-crl_check", "-CRLfile", crl_file, "-CAfile", ca_file, home.issued_dir / f"{user}.crt"
+            openssl,
+            "verify",
+            "-crl_check",
+            "-CRLfile",
+            crl_file,
+            "-CAfile",
+            ca_file,
+            home.layout.issued_dir / f"{user}.crt",
         )
         assert verdict in out, out
     der_file = tmp_path / "f.der"
@@ -262,10 +269,10 @@ def test_revoke_unknown_or_invalid_serial_is_one_line(home: Home) -> None:
 
 def test_revoke_twice_and_revoking_the_root_are_refused(home: Home) -> None:
     assert run_cli(["certs", "create", "alice"], home=home.root).exit_code == 0
-    alice = next(r for r in home.inventory.certificates() if r.common_name == "alice")
+    alice = next(r for r in home.stores.inventory.certificates() if r.common_name == "alice")
     assert run_cli(["certs", "revoke", alice.serial.upper()], home=home.root).exit_code == 0
     assert_one_line_error(run_cli(["certs", "revoke", alice.serial], home=home.root), "already revoked")
-    root = next(r for r in home.inventory.certificates() if r.profile == "root-ca")
+    root = next(r for r in home.stores.inventory.certificates() if r.profile == "root-ca")
     assert_one_line_error(run_cli(["certs", "revoke", root.serial], home=home.root), "a CA cannot revoke itself")
 
 
@@ -359,8 +366,8 @@ def test_empty_passphrase_file_fails_closed(tmp_path: Path) -> None:
 
 
 def test_library_intermediate_loads_back_from_the_home(home: Home) -> None:
-    intermediate = home.load_ca("ca").create_intermediate("issuing", now=home.clock())
-    write_private_key(home.key_path("issuing"), intermediate.key)
-    write_certificates(home.cert_path("issuing"), [intermediate.certificate, *intermediate.chain])
-    loaded = home.load_ca("issuing")
+    intermediate = home.stores.load_ca("ca").create_intermediate("issuing", now=home.clock())
+    write_private_key(home.layout.key_path("issuing"), intermediate.key)
+    write_certificates(home.layout.cert_path("issuing"), [intermediate.certificate, *intermediate.chain])
+    loaded = home.stores.load_ca("issuing")
     assert isinstance(loaded, CertificateAuthority) and loaded.chain == intermediate.chain

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from authsvc.home import Home
+from authsvc.home.opened import Home
 from authsvc.init.steps import initialize_home, write_config_step
 from authsvc.settings import Settings
 from tests.conftest import run_cli

@@ -19,7 +19,7 @@ import authsvc.db.schema
 from authsvc.db.migrations.head import HEAD
 from authsvc.db.schema import SchemaError, SchemaState, open_engine, read_status
 from authsvc.errors import BackendUnavailable
-from authsvc.home import Home
+from authsvc.home.opened import Home, open_home
 from pki.db import make_engine
 from tests.components.support import free_port
 from tests.conftest import run_cli
@@ -62,8 +62,8 @@ def home(tmp_path: Path) -> Home:
     root = tmp_path / "home"
     root.mkdir()
     (root / "authsvc.yaml").write_text("{}\n")
-    opened = Home.open(root, environ={})
-    opened.engine.dispose()
+    opened = open_home(root, environ={})
+    opened.stores.engine.dispose()
     return opened
 
 
@@ -76,12 +76,12 @@ def tables(url: str) -> set[str]:
 
 
 def test_home_at_head_opens(home: Home) -> None:
-    assert read_status(home.database_url).state is SchemaState.CURRENT
-    assert home.inventory.certificates() == []
+    assert read_status(home.secrets.database_url).state is SchemaState.CURRENT
+    assert home.stores.inventory.certificates() == []
 
 
 def test_older_schema_is_refused_until_db_upgrade(home: Home, newer_release: pytest.MonkeyPatch) -> None:
-    url = home.database_url
+    url = home.secrets.database_url
     with pytest.raises(SchemaError) as refused:
         open_engine(url)
     assert "schema is behind: run `authsvc db upgrade`" in str(refused.value)
@@ -102,7 +102,7 @@ def test_newer_schema_is_refused_naming_both_revisions(home: Home, newer_release
     assert run_cli(["db", "upgrade"], home=home.root).exit_code == 0
     newer_release.undo()  # back to this release's code, against the next release's schema
     with pytest.raises(SchemaError, match=rf"schema revision {NEXT}, newer than this authsvc knows.*newest is {HEAD}"):
-        open_engine(home.database_url)
+        open_engine(home.secrets.database_url)
     for args in (["certs", "list"], ["db", "upgrade"], ["init"]):
         result = run_cli(args, home=home.root)
         assert result.exit_code == 1, args
@@ -120,7 +120,7 @@ def test_newer_schema_is_refused_naming_both_revisions(home: Home, newer_release
 def test_init_upgrades_an_older_schema(home: Home, newer_release: pytest.MonkeyPatch) -> None:
     result = run_cli(["init"], home=home.root)
     assert result.exit_code == 0, result.stderr
-    assert read_status(home.database_url).revision == NEXT
+    assert read_status(home.secrets.database_url).revision == NEXT
 
 
 def test_init_dry_run_plans_the_database_and_writes_nothing(tmp_path: Path) -> None:
@@ -132,12 +132,12 @@ def test_init_dry_run_plans_the_database_and_writes_nothing(tmp_path: Path) -> N
 
 
 def test_unversioned_tables_are_refused(home: Home) -> None:
-    engine = make_engine(home.database_url)
+    engine = make_engine(home.secrets.database_url)
     with engine.begin() as conn:
         conn.execute(sa.text("DROP TABLE alembic_version"))
     engine.dispose()
     with pytest.raises(SchemaError, match="holds authsvc tables but no schema revision"):
-        open_engine(home.database_url)
+        open_engine(home.secrets.database_url)
     assert run_cli(["db", "current"], home=home.root).stdout.split()[-1] == "unversioned"
 
 

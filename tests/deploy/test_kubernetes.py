@@ -20,7 +20,7 @@ import pytest
 import yaml
 from kubernetes.client import ApiClient
 
-from authsvc.home import Home
+from authsvc.home.opened import Home
 from authsvc.init.webhook_pki import APISERVER_WEBHOOK_CLIENT
 from authsvc.runtime import Services
 from authsvc.settings import load_settings

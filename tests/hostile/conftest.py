@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from authsvc.home import Home
+from authsvc.home.opened import Home, open_home
 from tests.hostile.webhook import AuditLedger
 
 
@@ -17,7 +17,7 @@ def shared_home(home_template: Path, tmp_path_factory: pytest.TempPathFactory) -
     (each checks that it did not, so one that did cannot hide behind another)."""
     root = tmp_path_factory.mktemp("hostile") / "home"
     shutil.copytree(home_template, root)
-    return Home.open(root, environ={})
+    return open_home(root, environ={})
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, rsa
 from cryptography.x509.oid import NameOID
 
-from authsvc.home import Home
+from authsvc.home.opened import Home
 from tests.conftest import CliResult, run_cli
 from tests.hostile.support import home_state, one_error_line
 

@@ -18,7 +18,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from authsvc.home import Home
+from authsvc.home.opened import Home
 from authsvc.login.ratelimit import LoginFailureRow, limit_key
 from tests.components.slapd import ADMIN_DN, ADMIN_PASSWORD, ALICE, Slapd
 from tests.conftest import run_cli
@@ -68,7 +68,7 @@ def _login(client: FlaskClient, username: str, password: str, address: str) -> T
 
 def _failures(home: Home, kind: str, value: str) -> int:
     table = LoginFailureRow.__table__.c
-    with home.engine.connect() as conn:
+    with home.stores.engine.connect() as conn:
         count = conn.execute(sa.select(table.failures).where(table.key == limit_key(kind, value))).scalar()
     return int(count or 0)
 
@@ -140,7 +140,7 @@ def test_every_spelling_of_a_user_shares_her_failure_budget(home: Home, app_for:
 
 def _configured_home(home: Home) -> Home:
     """The home's settings (ldap section included) written to its authsvc.yaml, for the CLI."""
-    home.config_path.write_text(yaml.safe_dump(home.settings.model_dump(mode="json", exclude_defaults=True)))
+    home.layout.config_path.write_text(yaml.safe_dump(home.settings.model_dump(mode="json", exclude_defaults=True)))
     return home
 
 

@@ -17,7 +17,7 @@ import yaml
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from authsvc.home import Home
+from authsvc.home.opened import Home
 from tests.conftest import run_cli
 from tests.hostile.support import home_state, one_error_line
 from tests.kubeconfig.test_issue_cli import workdir  # an empty current folder: nothing may appear in it

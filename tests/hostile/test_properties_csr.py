@@ -18,7 +18,7 @@ from cryptography.x509.oid import NameOID
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from authsvc.home import Home
+from authsvc.home.opened import Home
 from authsvc.settings.pki import PolicySettings
 from pki.csr import build_csr
 from pki.errors import PolicyError
@@ -106,7 +106,7 @@ def test_the_policy_refuses_or_accepts_only_what_it_allows(data: st.DataObject) 
 @pytest.fixture(scope="module")
 def issuer(shared_home: Home) -> CertificateIssuer:
     """The home's cluster CA under the default policy, recording nothing."""
-    return CertificateIssuer(shared_home.load_ca(), None, POLICY, shared_home.clock)
+    return CertificateIssuer(shared_home.stores.load_ca(), None, POLICY, shared_home.clock)
 
 
 def _csr_der(user: str, *groups: str) -> bytes:

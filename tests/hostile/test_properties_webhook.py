@@ -22,7 +22,7 @@ from jwt.utils import base64url_encode
 
 from authsvc.authn.bootstrap import BootstrapTokenStore
 from authsvc.authn.chain import AuthenticatorChain, ChainResult, build_chain, classify
-from authsvc.home import Home
+from authsvc.home.opened import Home
 from authsvc.runtime import Services
 from authsvc.settings import settings_from_mapping
 from authsvc.webhook.tokenreview import API_VERSIONS, InvalidTokenReview, parse_tokenreview
@@ -58,9 +58,9 @@ def world(shared_home: Home) -> World:
     issuer = {"url": IDP, "audiences": ["kubernetes"], "jwks_file": "idp-jwks.json"}
     authn = {"chain": ["tokenfile", "bootstrap", "issuers", "authsvc"], "tokenfile": {"path": "tokens.csv"}}
     config = {**shared_home.settings.model_dump(mode="json"), "authn": {**authn, "issuers": [issuer]}}
-    home = Home(root, settings_from_mapping(config), shared_home.config_path, clock, {})
-    bootstrap, record = BootstrapTokenStore(home.engine).create(now=clock(), ttl=dt.timedelta(hours=1))
-    service = home.token_service
+    home = Home.of(shared_home.layout, settings_from_mapping(config), clock=clock, environ={})
+    bootstrap, record = BootstrapTokenStore(home.stores.engine).create(now=clock(), ttl=dt.timedelta(hours=1))
+    service = home.stores.token_service
     users = {
         STATIC: "alice",
         bootstrap: f"system:bootstrap:{record.token_id}",

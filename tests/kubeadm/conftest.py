@@ -21,7 +21,7 @@ import pytest
 import yaml
 from cryptography import x509
 
-from authsvc.home import Home
+from authsvc.home.opened import Home, open_home
 from authsvc.init.steps import initialize_home
 from authsvc.settings import Settings
 from authsvc.settings.cluster import ClusterSettings
@@ -55,7 +55,7 @@ class Tree:
         return x509.load_pem_x509_certificate((self.root / relative).read_bytes())
 
     def open(self, now: dt.datetime | None = None) -> Home:
-        return Home.open(self.root, clock=FixedClock(now or self.now), environ={})
+        return open_home(self.root, clock=FixedClock(now or self.now), environ={})
 
 
 def kubeconfig_cert(path: Path) -> x509.Certificate:
@@ -82,7 +82,7 @@ def kubeadm_tree(tmp_path_factory: pytest.TempPathFactory) -> Tree:
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     root = tmp_path_factory.mktemp("kubeadm") / "home"
     ctx = initialize_home(root, Settings(cluster=CLUSTER), clock=FixedClock(now), environ={})
-    ctx.home.engine.dispose()  # closes SQLite cleanly, so copies of the home are complete
+    ctx.home.stores.engine.dispose()  # closes SQLite cleanly, so copies of the home are complete
     return Tree(root, now)
 
 

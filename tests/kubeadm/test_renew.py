@@ -110,13 +110,13 @@ def test_renew_bad_names(tree_copy: Tree, names: list[str], code: int) -> None:
 def test_other_auto_renew_certificates_are_renewed_with_their_own_lifetime(tree_copy: Tree) -> None:
     """A certificate another component recorded with auto_renew (e.g. authsvc's serving cert)."""
     home = tree_copy.open()
-    ca, key = home.load_ca("ca"), generate_private_key(KeyType.EC_P256)
+    ca, key = home.stores.load_ca("ca"), generate_private_key(KeyType.EC_P256)
     sans = SubjectAltNames.parse(["DNS:authsvc.example"])
     cert = ca.issue(subject=user_subject("authsvc"), public_key=key.public_key(), profile=SERVER, now=tree_copy.now,
                     ttl=dt.timedelta(days=90), sans=sans)  # fmt: skip
-    write_certificates(home.cert_path("extra/serving"), [cert])
-    home.inventory.record(cert, profile="server", now=tree_copy.now, name="extra/serving", auto_renew=True)
-    home.engine.dispose()
+    write_certificates(home.layout.cert_path("extra/serving"), [cert])
+    home.stores.inventory.record(cert, profile="server", now=tree_copy.now, name="extra/serving", auto_renew=True)
+    home.stores.engine.dispose()
     when = tree_copy.now + dt.timedelta(days=80)
     listed = run_cli(["--now", iso(when), "certs", "check-expiration"], home=tree_copy.root)
     assert "warning: extra/serving expires in 10d" in listed.stderr

@@ -146,13 +146,13 @@ def test_every_generated_certificate_is_in_the_table(kubeadm_tree: Tree) -> None
 
 def test_every_certificate_is_recorded_by_name_for_renewal(kubeadm_tree: Tree) -> None:
     home = kubeadm_tree.open()
-    records = {r.name: r for r in home.inventory.certificates()}
+    records = {r.name: r for r in home.stores.inventory.certificates()}
     for name in ("apiserver", "etcd/server", "etcd/healthcheck-client", "admin.conf", "kubelet.conf"):
         assert records[name].auto_renew, name
     assert records["etcd/server"].ca_name == "etcd/ca"
     assert records["front-proxy-client"].ca_name == "front-proxy-ca"
     assert not records["ca"].auto_renew  # CAs are rotated, not renewed
-    home.engine.dispose()
+    home.stores.engine.dispose()
 
 
 def test_files_have_kubeadm_names_and_modes(kubeadm_tree: Tree) -> None:

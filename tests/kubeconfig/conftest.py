@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from authsvc.home import Home
+from authsvc.home.opened import Home, open_home
 from authsvc.init.steps import initialize_home
 from authsvc.settings import Settings
 from pki.clock import FixedClock
@@ -57,7 +57,7 @@ class Kubectl:
 def template_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One `authsvc init` per session: a full kubeadm tree costs seconds of RSA key generation."""
     home = initialize_home(tmp_path_factory.mktemp("template") / "home", Settings(), environ={}).home
-    home.engine.dispose()  # checkpoints SQLite's WAL into the database file before it is copied
+    home.stores.engine.dispose()  # checkpoints SQLite's WAL into the database file before it is copied
     return home.root
 
 
@@ -65,7 +65,7 @@ def template_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def home(template_home: Path, tmp_path: Path, clock: FixedClock) -> Home:
     """A private copy of the initialised template home (overrides the suite-wide fixture)."""
     root = shutil.copytree(template_home, tmp_path / "home")
-    return Home.open(root, clock=clock, environ={})
+    return open_home(root, clock=clock, environ={})
 
 
 def reconfigure(home: Home, **sections: dict[str, Any]) -> Home:
@@ -73,8 +73,8 @@ def reconfigure(home: Home, **sections: dict[str, Any]) -> Home:
     data = home.settings.model_dump(mode="json")
     for name, values in sections.items():
         data[name].update(values)
-    home.config_path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return Home.open(home.root, clock=home.clock, environ={})
+    home.layout.config_path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return open_home(home.root, clock=home.clock, environ={})
 
 
 @pytest.fixture
@@ -93,7 +93,7 @@ def serving_files(home: Home, tmp_path: Path) -> tuple[Path, Path]:
 @pytest.fixture
 def mtls_server(home: Home, serving_files: tuple[Path, Path]) -> Iterator[VersionServer]:
     """Requires a client certificate from the cluster CA (ssl.CERT_REQUIRED)."""
-    with VersionServer(*serving_files, client_ca=home.cert_path("ca")) as server:
+    with VersionServer(*serving_files, client_ca=home.layout.cert_path("ca")) as server:
         yield server
 
 

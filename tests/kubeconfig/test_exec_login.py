@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from authsvc.home import Home
+from authsvc.home.opened import Home
 from tests.components.support import free_port, log_tail, wait_for_port
 from tests.conftest import run_cli
 from tests.kubeconfig.conftest import VENV_BIN, Kubectl, reconfigure
@@ -98,7 +98,7 @@ def test_kubectl_runs_authsvc_login_and_sends_its_token(
     bearers = {s.authorization for s in token_server.seen}
     assert len(bearers) == 1 and next(iter(bearers)).startswith("Bearer ")  # type: ignore[union-attr]
     token = next(iter(bearers)).removeprefix("Bearer ")  # type: ignore[union-attr]
-    identity = login_home.token_service.verify(token).identity()
+    identity = login_home.stores.token_service.verify(token).identity()
     assert (identity.username, identity.groups, identity.source) == ("carol", ("dev",), "users")
 
 

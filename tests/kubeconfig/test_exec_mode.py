@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from authsvc.home import Home
+from authsvc.home.opened import Home
 from authsvc.kubeconfig.issuer import CredentialInventory, IssueMode
 from pki.ca import CertificateAuthority
 from pki.names import SubjectAltNames, common_name_subject
@@ -35,9 +35,9 @@ def test_exec_user_runs_authsvc_login_with_the_login_ca(home: Home, tmp_path: Pa
     assert "install authsvc" in plugin["installHint"]
     args = plugin["args"]
     assert args[:3] == ["login", "--server", "https://127.0.0.1:8444/login"]
-    assert args[3] == "--ca-data" and base64.b64decode(args[4]) == home.cert_path("ca").read_bytes()
+    assert args[3] == "--ca-data" and base64.b64decode(args[4]) == home.layout.cert_path("ca").read_bytes()
     assert args[5:] == ["--username", "carol"]
-    [record] = CredentialInventory(home.engine).credentials()
+    [record] = CredentialInventory(home.stores.engine).credentials()
     assert (record.mode, record.serial, record.token_jti, record.expires_at) == (IssueMode.EXEC, None, None, None)
 
 
@@ -58,15 +58,15 @@ def serving_cert(home: Home, ca: CertificateAuthority) -> None:
         ttl=SERVER.default_ttl,
         sans=SubjectAltNames.parse(["DNS:localhost"]),
     )
-    write_certificates(home.path(home.settings.server.tls_cert), [cert])
+    write_certificates(home.layout.path(home.settings.server.tls_cert), [cert])
 
 
 def test_serving_cert_from_the_cluster_ca_embeds_it(home: Home, tmp_path: Path, kubectl: Kubectl) -> None:
-    serving_cert(home, home.load_ca())
+    serving_cert(home, home.stores.load_ca())
 
     plugin, stderr = exec_kubeconfig(home, tmp_path, kubectl)
 
-    assert base64.b64decode(plugin["args"][4]) == home.cert_path("ca").read_bytes()
+    assert base64.b64decode(plugin["args"][4]) == home.layout.cert_path("ca").read_bytes()
     assert "note:" not in stderr
 
 

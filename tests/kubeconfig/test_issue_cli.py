@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from cryptography import x509
 
-from authsvc.home import Home
+from authsvc.home.opened import Home
 from authsvc.kubeconfig.issuer import CredentialInventory, IssueMode
 from pki.csr import build_csr, csr_pem
 from pki.keys import generate_private_key, keys_match, load_private_key_pem
@@ -36,7 +36,7 @@ def issue(home: Home, *args: str) -> Any:
 
 
 def credentials(home: Home) -> list[Any]:
-    return CredentialInventory(home.engine).credentials()
+    return CredentialInventory(home.stores.engine).credentials()
 
 
 def client_identity(user: dict[str, Any]) -> tuple[x509.Certificate, tuple[str, tuple[str, ...]]]:
@@ -55,7 +55,7 @@ def test_common_case_writes_user_kubeconfig_0600(home: Home, workdir: Path, kube
     assert view["current-context"] == "alice@kubernetes"
     cluster = view["clusters"][0]["cluster"]
     assert cluster["server"] == home.settings.cluster.server
-    assert base64.b64decode(cluster["certificate-authority-data"]) == home.cert_path("ca").read_bytes()
+    assert base64.b64decode(cluster["certificate-authority-data"]) == home.layout.cert_path("ca").read_bytes()
     user = view["users"][0]["user"]
     cert, identity = client_identity(user)
     assert identity == ("alice", ("dev", "qa"))
@@ -139,7 +139,7 @@ HOSTILE = [
 def test_hostile_input_is_refused_in_one_line_and_nothing_written(
     home: Home, workdir: Path, args: list[str], message: str
 ) -> None:
-    certificates_at_start = len(home.inventory.certificates())
+    certificates_at_start = len(home.stores.inventory.certificates())
 
     result = issue(home, *args)
 
@@ -150,7 +150,7 @@ def test_hostile_input_is_refused_in_one_line_and_nothing_written(
     assert result.stdout == ""
     assert list(workdir.iterdir()) == []
     assert credentials(home) == []
-    assert len(home.inventory.certificates()) == certificates_at_start
+    assert len(home.stores.inventory.certificates()) == certificates_at_start
 
 
 def test_mode_option_mismatches_are_usage_errors(home: Home, workdir: Path) -> None:
@@ -185,14 +185,14 @@ def test_csr_identity_must_match_the_command_line(
     home: Home, workdir: Path, cn: str, groups: tuple[str, ...], args: list[str], message: str
 ) -> None:
     csr = atomic_write(workdir / "u.csr", csr_pem(build_csr(generate_private_key(), user_subject(cn, groups))))
-    certificates_at_start = len(home.inventory.certificates())
+    certificates_at_start = len(home.stores.inventory.certificates())
 
     result = issue(home, *args, "--csr", str(csr), "--key-path", "/home/u/.kube/u.key")
 
     assert result.exit_code in (1, 2)
     assert message in result.stderr and result.stderr.count("\n") == 1
     assert sorted(p.name for p in workdir.iterdir()) == ["u.csr"]
-    assert len(home.inventory.certificates()) == certificates_at_start
+    assert len(home.stores.inventory.certificates()) == certificates_at_start
 
 
 def test_own_csr_with_groups_in_other_order_is_signed(home: Home, workdir: Path, kubectl: Kubectl) -> None:
@@ -208,4 +208,4 @@ def test_own_csr_with_groups_in_other_order_is_signed(home: Home, workdir: Path,
     assert identity == ("alice", ("qa", "dev")) and keys_match(key, cert.public_key())  # type: ignore[arg-type]
     [record] = credentials(home)
     assert record.serial == format(cert.serial_number, "x")
-    assert home.inventory.get(record.serial).profile == CLIENT.name
+    assert home.stores.inventory.get(record.serial).profile == CLIENT.name

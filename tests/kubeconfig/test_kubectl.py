@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from kubernetes import client, config
 
-from authsvc.home import Home
+from authsvc.home.opened import Home
 from authsvc.kubeconfig.documents import ClusterEntry, UserEntry, build_kubeconfig, load_kubeconfig, write_kubeconfig
 from pki.ca import CertificateAuthority
 from pki.clock import FixedClock
@@ -73,7 +73,7 @@ def test_cert_mode_kubectl_presents_user_and_groups(
 def test_cert_from_another_ca_is_refused_at_tls(
     home: Home, tmp_path: Path, clock: FixedClock, kubectl: Kubectl, mtls_server: VersionServer
 ) -> None:
-    kubeconfig = foreign_kubeconfig(tmp_path, clock, home.cert_path("ca").read_bytes(), mtls_server.url)
+    kubeconfig = foreign_kubeconfig(tmp_path, clock, home.layout.cert_path("ca").read_bytes(), mtls_server.url)
 
     result = kubectl.run(kubeconfig, "get", "--raw", "/version")
 
@@ -93,7 +93,7 @@ def test_cert_mode_through_the_python_client(home: Home, tmp_path: Path, mtls_se
 def test_python_client_with_a_foreign_cert_is_refused(
     home: Home, tmp_path: Path, clock: FixedClock, mtls_server: VersionServer
 ) -> None:
-    kubeconfig = foreign_kubeconfig(tmp_path, clock, home.cert_path("ca").read_bytes(), mtls_server.url)
+    kubeconfig = foreign_kubeconfig(tmp_path, clock, home.layout.cert_path("ca").read_bytes(), mtls_server.url)
 
     with pytest.raises(client.exceptions.ApiException, match="SSLError") as refused:
         python_client_version(kubeconfig)

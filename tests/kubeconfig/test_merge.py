@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from authsvc.home import Home
+from authsvc.home.opened import Home
 from authsvc.kubeconfig.documents import KubeconfigConflict, load_kubeconfig, merge_conflicts, merge_kubeconfig
 from authsvc.kubeconfig.issuer import CredentialInventory
 from tests.conftest import run_cli
@@ -87,7 +87,7 @@ def test_same_names_are_replaced_only_with_force(home: Home, existing: Path) -> 
     assert refused.exit_code == 2
     assert refused.stderr == "error: the kubeconfig already has user 'alice': use --force to replace\n"
     assert existing.read_bytes() == before
-    assert len(CredentialInventory(home.engine).credentials()) == 1  # refused before issuing
+    assert len(CredentialInventory(home.stores.engine).credentials()) == 1  # refused before issuing
 
     forced = merge(home, existing, "alice", "-g", "ops", "--force")
 
@@ -138,7 +138,7 @@ def test_locked_or_broken_kubeconfig_is_left_alone(home: Home, existing: Path) -
     assert broken.exit_code == 1
     assert broken.stderr.startswith("error: ") and "is not a kubeconfig" in broken.stderr
     assert existing.read_text() == "- just\n- a list\n"
-    assert CredentialInventory(home.engine).credentials() == []
+    assert CredentialInventory(home.stores.engine).credentials() == []
 
 
 def test_merge_function_does_not_modify_its_inputs() -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from kubernetes import client, config
 
-from authsvc.home import Home
+from authsvc.home.opened import Home
 from authsvc.kubeconfig.documents import load_kubeconfig
 from authsvc.kubeconfig.issuer import CredentialInventory, IssueMode
 from pki.errors import TokenRejected
@@ -37,10 +37,10 @@ def test_kubectl_sends_the_token_and_it_verifies(
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["gitVersion"] == "v1.32.0"
     assert {s.authorization for s in token_server.seen} == {f"Bearer {token}"}
-    verified = home.token_service.verify(token)
+    verified = home.stores.token_service.verify(token)
     identity = verified.identity()
     assert (identity.username, identity.groups) == ("tom", ("dev", "qa"))
-    [record] = CredentialInventory(home.engine).credentials()
+    [record] = CredentialInventory(home.stores.engine).credentials()
     assert (record.mode, record.token_jti, record.serial) == (IssueMode.TOKEN, verified.jti, None)
     assert record.expires_at == verified.expires_at
 
@@ -58,14 +58,14 @@ def test_python_client_sends_the_token(home: Home, tmp_path: Path, token_server:
 
 def test_revoked_token_no_longer_verifies(home: Home, tmp_path: Path, token_server: VersionServer) -> None:
     _, token = token_kubeconfig(home, tmp_path, token_server.url)
-    [record] = CredentialInventory(home.engine).credentials()
+    [record] = CredentialInventory(home.stores.engine).credentials()
     assert record.token_jti is not None
 
     revoked = run_cli(["token", "revoke", record.token_jti], home=home.root)
 
     assert revoked.exit_code == 0, revoked.stderr
     with pytest.raises(TokenRejected, match="revoked"):
-        home.token_service.verify(token)
+        home.stores.token_service.verify(token)
 
 
 def test_token_lifetime_over_the_cap_is_refused_and_nothing_written(home: Home, tmp_path: Path) -> None:
@@ -76,4 +76,4 @@ def test_token_lifetime_over_the_cap_is_refused_and_nothing_written(home: Home, 
     assert result.exit_code == 1
     assert result.stderr == "error: token lifetime 30d exceeds the maximum 1d (tokens.max_ttl)\n"
     assert not out.exists()
-    assert CredentialInventory(home.engine).credentials() == []
+    assert CredentialInventory(home.stores.engine).credentials() == []

@@ -8,7 +8,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from authsvc.home import Home
+from authsvc.home.opened import Home
 from tests.components.slapd import Slapd
 from tests.login.fixtures import MakeHome
 

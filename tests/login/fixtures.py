@@ -17,11 +17,12 @@ import pytest
 from argon2 import PasswordHasher
 from flask import Flask
 
-from authsvc.home import Home
+from authsvc.home.layout import HomeLayout
+from authsvc.home.opened import Home
 from authsvc.init.steps import initialize_home
 from authsvc.login.users_file import StaticUser, hash_password, write_users
 from authsvc.runtime import Services
-from authsvc.settings import CONFIG_NAME, Settings
+from authsvc.settings import Settings
 from authsvc.web.app import create_app
 from pki.clock import FixedClock
 from tests.components.slapd import Slapd
@@ -44,8 +45,8 @@ def login_home_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("login") / "template"
     home = initialize_home(root, Settings(), clock=FixedClock(dt.datetime.now(dt.UTC)), environ=ENVIRON).home
     admin = StaticUser(ADMIN.username, ADMIN.uid, ADMIN.groups, hash_password(ADMIN_PASSWORD, CHEAP_HASHER))
-    write_users(home.path(home.settings.login.users_file), [admin])
-    home.engine.dispose()
+    write_users(home.layout.path(home.settings.login.users_file), [admin])
+    home.stores.engine.dispose()
     return root
 
 
@@ -74,7 +75,7 @@ def make_home(tmp_path: Path, clock: FixedClock, login_home_template: Path) -> M
         )
         root = tmp_path / f"home{next(count)}"
         shutil.copytree(login_home_template, root)
-        return Home(root, settings, root / CONFIG_NAME, clock, ENVIRON)
+        return Home.of(HomeLayout.at(root), settings, clock=clock, environ=ENVIRON)
 
     return make
 

@@ -12,7 +12,7 @@ from typing import Any
 from flask import Flask
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from authsvc.home import Home
+from authsvc.home.opened import Home
 from pki.names import SubjectAltNames
 from pki.profiles import SERVER
 from pki.store import atomic_write
@@ -22,7 +22,7 @@ WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 def serving_files(home: Home, folder: Path) -> tuple[Path, Path]:
     """A serving certificate for 127.0.0.1/localhost from the home's cluster CA."""
-    issued = home.issuer().create(
+    issued = home.stores.issuer().create(
         "authsvc-login", profile=SERVER, sans=SubjectAltNames.parse(["IP:127.0.0.1", "DNS:localhost"])
     )
     cert, key = folder / "login.crt", folder / "login.key"

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from authsvc.home import Home
+from authsvc.home.opened import Home
 from authsvc.login.client import LoginError, LoginOptions, login, logout, run
 from tests.components.slapd import Slapd
 from tests.conftest import run_cli
@@ -43,7 +43,7 @@ def server(server_home: Home, app_for: Callable[[Home], Flask], tmp_path: Path) 
 
 @pytest.fixture
 def ca_file(server_home: Home) -> Path:
-    return server_home.cert_path("ca")
+    return server_home.layout.cert_path("ca")
 
 
 def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -71,7 +71,7 @@ def test_login_caches_the_token_and_answers_from_the_cache(
     env = _env(tmp_path, AUTHSVC_USERNAME="alice", AUTHSVC_PASSWORD="alice-pw")
     first = _credential(_run(["login", "--server", server.url, "--ca-file", str(ca_file)], env))
     token = first["status"]["token"]
-    assert server_home.token_service.verify(token).identity().groups == ("dev",)
+    assert server_home.stores.token_service.verify(token).identity().groups == ("dev",)
     cache = tmp_path / "cache" / "authsvc" / "tokens.json"
     assert cache.stat().st_mode & 0o777 == 0o600 and cache.parent.stat().st_mode & 0o777 == 0o700
 

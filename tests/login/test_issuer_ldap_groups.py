@@ -16,7 +16,7 @@ from flask import Flask
 
 from authsvc.authn.chain import build_chain
 from authsvc.errors import ConfigError
-from authsvc.home import Home
+from authsvc.home.opened import Home
 from authsvc.runtime import Services
 from authsvc.settings import settings_from_mapping
 from tests.components.slapd import Group, Slapd, user_dn

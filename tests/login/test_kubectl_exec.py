@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
-from authsvc.home import Home
+from authsvc.home.opened import Home, open_home
 from tests.components.slapd import Slapd
 from tests.components.support import free_port, require_binary
 from tests.conftest import run_cli
@@ -40,8 +40,8 @@ def served_home(make_home: MakeHome, directory_server: Slapd) -> Home:
     port = free_port()
     data = home.settings.model_dump(mode="json")
     data["server"].update({"bind": f"127.0.0.1:{port}", "public_url": f"https://127.0.0.1:{port}", "workers": 1})
-    home.config_path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return Home.open(home.root, clock=home.clock, environ=ENVIRON)
+    home.layout.config_path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return open_home(home.root, clock=home.clock, environ=ENVIRON)
 
 
 @pytest.fixture
@@ -54,7 +54,7 @@ def authsvc_serve(served_home: Home, tmp_path: Path) -> Iterator[str]:
         [AUTHSVC, "serve", "--insecure-no-client-cert"], env=env, stdout=log, stderr=subprocess.STDOUT
     )
     url = served_home.settings.server.public_url
-    context = ssl.create_default_context(cafile=served_home.cert_path("ca"))
+    context = ssl.create_default_context(cafile=served_home.layout.cert_path("ca"))
     try:
         _wait_healthy(url, context, process, tmp_path / "serve.log")
         yield url
@@ -86,7 +86,7 @@ def test_kubectl_exec_plugin_token_authenticates_as_the_ldap_user(
     with VersionServer(cert, key, client_ca=None) as apiserver:
         data = served_home.settings.model_dump(mode="json")
         data["cluster"]["server"] = apiserver.url
-        served_home.config_path.write_text(yaml.safe_dump(data, sort_keys=False))
+        served_home.layout.config_path.write_text(yaml.safe_dump(data, sort_keys=False))
         kubeconfig = tmp_path / "carol.kubeconfig"
         issued = run_cli(["issue", "carol", "--mode", "exec", "-o", str(kubeconfig)], home=served_home.root)
         assert issued.exit_code == 0, issued.stderr
@@ -115,7 +115,7 @@ def _tokenreview(url: str, home: Home, token: str) -> dict[str, Any]:
     request = urllib.request.Request(
         f"{url}/authenticate", data=json.dumps(review).encode(), headers={"Content-Type": "application/json"}
     )
-    context = ssl.create_default_context(cafile=home.cert_path("ca"))
+    context = ssl.create_default_context(cafile=home.layout.cert_path("ca"))
     with urllib.request.urlopen(request, context=context, timeout=20) as response:
         status: dict[str, Any] = json.loads(response.read())["status"]
     return status

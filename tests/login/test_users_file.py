@@ -11,6 +11,7 @@ import yaml
 from argon2 import extract_parameters
 
 from authsvc.errors import BackendUnavailable
+from authsvc.home.layout import CONFIG_NAME
 from authsvc.login.users_file import (
     StaticUser,
     UsersFile,
@@ -20,7 +21,6 @@ from authsvc.login.users_file import (
     render_users,
     write_users,
 )
-from authsvc.settings import CONFIG_NAME
 from tests.components.slapd import Slapd
 from tests.conftest import run_cli
 from tests.ldap.fixtures import ENVIRON, ldap_settings

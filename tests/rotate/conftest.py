@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from authsvc.home import Home
+from authsvc.home.opened import Home
 from authsvc.init.steps import initialize_home
 from authsvc.settings import settings_from_mapping
 from pki.clock import FixedClock
@@ -20,7 +20,7 @@ from tests.rotate.support import T0, TEMPLATE_SETTINGS, copy_home
 def rotate_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("rotate") / "home"
     ctx = initialize_home(root, settings_from_mapping(TEMPLATE_SETTINGS), clock=FixedClock(T0), environ={})
-    ctx.home.engine.dispose()  # a complete SQLite file (no WAL) that copies cleanly
+    ctx.home.stores.engine.dispose()  # a complete SQLite file (no WAL) that copies cleanly
     return root
 
 

@@ -18,10 +18,9 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from cryptography.x509.verification import Criticality, ExtensionPolicy, PolicyBuilder, Store
 from sqlalchemy import select
 
-from authsvc.home import Home
+from authsvc.home.opened import Home, open_home
 from authsvc.rotation.facts import CertTarget, bundle_kids, cert_target, current_entries
 from authsvc.rotation.files import read_certificate
-from authsvc.tokens import signing_key_files
 from pki.clock import FixedClock
 from pki.inventory import CertificateRow, CertStatus
 from pki.keys import load_private_key_pem, spki_der
@@ -52,14 +51,14 @@ def copy_home(template: Path, target: Path, clock: FixedClock, **overrides: dict
         for section, values in overrides.items():
             data.setdefault(section, {}).update(values)
         config.write_text(yaml.safe_dump(data))
-    return Home.open(target, clock=clock, environ={})
+    return open_home(target, clock=clock, environ={})
 
 
 def reopen(home: Home) -> Home:
     """The same home as a new process would see it (nothing cached)."""
-    home.engine.dispose()
+    home.stores.engine.dispose()
     assert isinstance(home.clock, FixedClock)
-    return Home.open(home.root, clock=home.clock, environ={})
+    return open_home(home.root, clock=home.clock, environ={})
 
 
 def checksums(root: Path) -> dict[str, str]:
@@ -83,7 +82,7 @@ def automatic_certificates(home: Home) -> Iterator[tuple[str, str, x509.Certific
         CertificateRow.auto_renew.is_(True),
         CertificateRow.profile.not_in((ROOT_CA.name, INTERMEDIATE_CA.name)),
     )
-    with home.engine.connect() as connection:
+    with home.stores.engine.connect() as connection:
         rows = list(connection.execute(query))
     for name, ca in rows:
         yield name, ca, _parsed(cert_target(home, name))
@@ -115,7 +114,7 @@ def verify(cert: x509.Certificate, trust: list[x509.Certificate], now: dt.dateti
 
 
 def trust_bundle(home: Home, ca: str) -> list[x509.Certificate]:
-    return load_certificates(home.cert_path(ca))
+    return load_certificates(home.layout.cert_path(ca))
 
 
 def verify_all_automatic(home: Home, now: dt.datetime) -> int:
@@ -148,8 +147,8 @@ def logical_state(home: Home) -> dict[str, tuple[str, tuple[str, ...], bytes]]:
 
 
 def key_state(home: Home) -> dict[str, Any]:
-    records = SigningKeyStore(home.engine).keys()
-    files = signing_key_files(home)
+    records = SigningKeyStore(home.stores.engine).keys()
+    files = home.stores.signing_key_files
     return {
         "states": sorted((r.kid, r.state.value) for r in records),
         "sa.key": kid_for(files.load(files.active_key).public_key()),
@@ -161,7 +160,7 @@ def assert_nothing_lost(home: Home, now: dt.datetime) -> None:
     """Every key that signs something valid is still there: each automatic certificate has its key
     and one valid row that is what its file holds; a CA key for each issuer; sa.key is the active key."""
     rows: dict[str, list[str]] = {}
-    for record in home.inventory.certificates(status=CertStatus.VALID):
+    for record in home.stores.inventory.certificates(status=CertStatus.VALID):
         if record.auto_renew and record.name:
             rows.setdefault(record.name, []).append(record.serial)
     for name, ca, cert in automatic_certificates(home):
@@ -199,9 +198,9 @@ def _leaf_key_matches(home: Home, name: str, cert: x509.Certificate) -> bool:
 
 def _ca_key_matches(home: Home, ca: str, signer: x509.Certificate) -> bool:
     for suffix in ("", "-next", "-previous"):
-        path = home.key_path(f"{ca}{suffix}")
+        path = home.layout.key_path(f"{ca}{suffix}")
         if path.is_file():
-            key = load_private_key_pem(path.read_bytes(), home.key_passphrase)
+            key = load_private_key_pem(path.read_bytes(), home.secrets.key_passphrase)
             if spki_der(key.public_key()) == spki_der(signer.public_key()):  # type: ignore[arg-type]
                 return True
     return False
@@ -251,11 +250,11 @@ def busy_home(home: Home) -> Home:
                   str(home.root / "webhook.conf")], home=home.root)  # fmt: skip
     assert result.exit_code == 0, result.stderr
     write_crl(home, "ca")
-    issuer = home.issuer("ca")
+    issuer = home.stores.issuer("ca")
     issuer.create("carol", profile=CLIENT, ttl=DAY, requester="test")  # expired long before the run: pruned
     issuer.create("dave", profile=CLIENT, ttl=360 * DAY, requester="test")  # 20 days left: reported
     clock.set(T0 + (SCENARIO_DAY - 7) * DAY)
-    home.token_service.rotate("prepare")
+    home.stores.token_service.rotate("prepare")
     clock.set(T0 + SCENARIO_DAY * DAY)
-    home.engine.dispose()
+    home.stores.engine.dispose()
     return home

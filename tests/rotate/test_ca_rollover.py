@@ -17,7 +17,7 @@ import pytest
 import yaml
 from cryptography import x509
 
-from authsvc.home import Home
+from authsvc.home.opened import Home, open_home
 from authsvc.rotation.ca_rollover import ca_rotate
 from authsvc.rotation.executor import rotate
 from authsvc.rotation.facts import kubeconfig_fact, kubeconfig_targets, read_rollover
@@ -72,13 +72,13 @@ def advance(home: Home, days: float) -> None:
 
 
 def person(home: Home, user: str, days: float = 2) -> x509.Certificate:
-    return home.issuer("ca").create(user, profile=CLIENT, ttl=days * DAY, requester="test").certificate
+    return home.stores.issuer("ca").create(user, profile=CLIENT, ttl=days * DAY, requester="test").certificate
 
 
 def signing_ca(home: Home, ca: str = "ca") -> x509.Certificate:
     """The bundle's first certificate, after checking that pki/<ca>.key is its key."""
     first = trust_bundle(home, ca)[0]
-    key = load_private_key_pem(home.key_path(ca).read_bytes())
+    key = load_private_key_pem(home.layout.key_path(ca).read_bytes())
     assert keys_match(key, first.public_key())  # type: ignore[arg-type]
     return first
 
@@ -137,7 +137,7 @@ def test_a_rollover_keeps_old_and_new_leaves_valid_until_finish(home: Home, tmp_
     now = home.clock()
     for cert in (alice, bob):  # the overlap: a leaf of each CA verifies against the bundle
         verify(cert, trust_bundle(home, "ca"), now)
-        assert _openssl_verify(openssl, tmp_path, home.cert_path("ca"), cert, now)
+        assert _openssl_verify(openssl, tmp_path, home.layout.cert_path("ca"), cert, now)
     for _, ca, cert in automatic_certificates(home):  # every automatic leaf of the cluster CA is the new CA's
         if ca == "ca":
             cert.verify_directly_issued_by(new_ca)
@@ -149,15 +149,15 @@ def test_a_rollover_keeps_old_and_new_leaves_valid_until_finish(home: Home, tmp_
     advance(home, 2)
     assert phase(home, "finish")[0] == 0
     assert [fingerprint(c) for c in trust_bundle(home, "ca")] == [fingerprint(new_ca)]
-    assert not home.key_path("ca-previous").exists() and not home.cert_path("ca-next").exists()
-    kept = list(home.backups_dir.rglob("ca-previous.key"))
+    assert not home.layout.key_path("ca-previous").exists() and not home.layout.cert_path("ca-next").exists()
+    kept = list(home.layout.backups_dir.rglob("ca-previous.key"))
     assert len(kept) == 1 and keys_match(load_private_key_pem(kept[0].read_bytes()), old_ca.public_key())  # type: ignore[arg-type]
     assert all(c and k for _, c, k in kubeconfigs_current(home))
     assert _kubeconfig_ca(home.root / "admin.conf") == [new_ca]
     # The twin: the old CA's leaf no longer verifies (at a time it was still valid), the new one does.
     at = now + DAY / 2
-    assert _openssl_verify(openssl, tmp_path, home.cert_path("ca"), bob, at)
-    assert not _openssl_verify(openssl, tmp_path, home.cert_path("ca"), alice, at)
+    assert _openssl_verify(openssl, tmp_path, home.layout.cert_path("ca"), bob, at)
+    assert not _openssl_verify(openssl, tmp_path, home.layout.cert_path("ca"), alice, at)
     assert (read_rollover(home, "ca") or pytest.fail("no state")).state is State.FINISHED
     assert phase(home, "prepare")[0] == 0  # a finished rollover lets the next one start
 
@@ -172,7 +172,7 @@ def test_rotate_reports_an_interrupted_rollover_and_ca_list_shows_the_phase(home
     advance(home, 1)
     with mock.patch.object(os, "replace", _crash_at(3)), pytest.raises(_Crash):
         ca_rotate(home, Phase.SWITCH, "ca")
-    report = rotate(Home.open(home.root, clock=home.clock, environ={}))
+    report = rotate(open_home(home.root, clock=home.clock, environ={}))
     humans = [r.action.reason for r in report.results if r.status == "needs-human"]
     assert report.exit_code in (1, 3) and any("stopped half-way in phase switching" in h for h in humans), humans
 
@@ -186,7 +186,7 @@ def test_kubeadm_names_and_the_webhook_client_ca(home: Home) -> None:
     assert phase(home, "prepare", "--ca", ca)[0] == 0
     advance(home, 1)
     assert phase(home, "switch", "--ca", ca)[0] == 0
-    client = home.cert_path("authsvc/apiserver-webhook-client")
+    client = home.layout.cert_path("authsvc/apiserver-webhook-client")
     new = signing_ca(home, ca)
     x509.load_pem_x509_certificate(client.read_bytes()).verify_directly_issued_by(new)
     embedded = yaml.safe_load((home.root / "webhook.conf").read_text())["users"][0]["user"]["client-certificate-data"]
@@ -229,15 +229,15 @@ def test_an_interrupted_phase_is_finished_by_running_it_again(name: str, rotate_
     steps = ["prepare", "switch", "finish"]
     for earlier in steps[: steps.index(name)]:
         ca_rotate(home, Phase(earlier), "ca", force=True)
-    home.engine.dispose()
+    home.stores.engine.dispose()
     count = _replaces(lambda: ca_rotate(_copy(base, tmp_path / "count"), Phase(name), "ca", force=True))
     assert count >= 5
     for n in range(1, count + 1):
         target = _copy(base, tmp_path / f"crash-{n}")
         with mock.patch.object(os, "replace", _crash_at(n)), pytest.raises(_Crash):
             ca_rotate(target, Phase(name), "ca", force=True)
-        target.engine.dispose()
-        again = Home.open(target.root, clock=FixedClock(T0), environ={})
+        target.stores.engine.dispose()
+        again = open_home(target.root, clock=FixedClock(T0), environ={})
         result = ca_rotate(again, Phase(name), "ca", force=True)
         assert result.state.state is State(f"{name}ed" if name != "prepare" else "prepared")
         _assert_phase_outcome(again, name)
@@ -246,7 +246,7 @@ def test_an_interrupted_phase_is_finished_by_running_it_again(name: str, rotate_
 
 def _copy(base: Path, target: Path) -> Home:
     shutil.copytree(base, target)
-    return Home.open(target, clock=FixedClock(T0), environ={})
+    return open_home(target, clock=FixedClock(T0), environ={})
 
 
 def _assert_phase_outcome(home: Home, name: str) -> None:

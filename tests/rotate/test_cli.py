@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from authsvc.home import Home
+from authsvc.home.opened import Home
 from pki.clock import FixedClock
 from tests.conftest import run_cli
 from tests.rotate.support import DAY, SCENARIO_DAY, T0, busy_home, checksums, copy_home

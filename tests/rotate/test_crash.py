@@ -21,7 +21,7 @@ from unittest import mock
 import pytest
 from cryptography import x509
 
-from authsvc.home import Home
+from authsvc.home.opened import Home, open_home
 from authsvc.rotation.executor import rotate
 from authsvc.rotation.facts import kubeconfig_fact, kubeconfig_targets
 from pki.clock import FixedClock
@@ -54,14 +54,16 @@ def scenario(rotate_template: Path, tmp_path_factory: pytest.TempPathFactory) ->
 
 def fresh(scenario: Path, target: Path) -> Home:
     shutil.copytree(scenario, target)
-    return Home.open(target, clock=FixedClock(NOW), environ={})
+    return open_home(target, clock=FixedClock(NOW), environ={})
 
 
 def outcome(home: Home) -> dict[str, Any]:
     """What must be the same after a crash and a rerun as after one clean run."""
     crl = x509.load_pem_x509_crl((home.root / "pki" / "ca.crl").read_bytes())
     webhook = [kubeconfig_fact(home, t) for t in kubeconfig_targets(home) if t.client_file]
-    manual = sorted(r.common_name for r in home.inventory.certificates(status=CertStatus.VALID) if not r.auto_renew)
+    manual = sorted(
+        r.common_name for r in home.stores.inventory.certificates(status=CertStatus.VALID) if not r.auto_renew
+    )
     return {
         "certificates": logical_state(home),
         "keys": key_state(home),
@@ -104,7 +106,7 @@ def crash_at_replace(n: int) -> Iterator[None]:
 
 
 def rerun_converges(home: Home, reference: dict[str, Any]) -> None:
-    home = Home.open(home.root, clock=FixedClock(NOW), environ={})  # a new process
+    home = open_home(home.root, clock=FixedClock(NOW), environ={})  # a new process
     report = rotate(home)
     assert report.counts["failed"] == 0, [r.as_dict() for r in report.results if r.status == "failed"]
     assert outcome(home) == reference["outcome"]
@@ -120,7 +122,7 @@ def test_the_reference_run_swaps_files_and_runs_actions(reference: dict[str, Any
 def crash_then_rerun(home: Home, crashing_run: Callable[[Home], object], reference: dict[str, Any]) -> None:
     with pytest.raises(Crash):
         crashing_run(home)
-    home.engine.dispose()
+    home.stores.engine.dispose()
     rerun_converges(home, reference)
     shutil.rmtree(home.root)
 
@@ -158,5 +160,5 @@ def test_without_the_rerun_the_crashed_home_is_not_converged(
     home = fresh(scenario, tmp_path / "half")
     with crash_at_replace(reference["replaces"] // 2), pytest.raises(Crash):
         rotate(home)
-    home = Home.open(home.root, clock=FixedClock(NOW), environ={})
+    home = open_home(home.root, clock=FixedClock(NOW), environ={})
     assert outcome(home) != reference["outcome"]

@@ -13,7 +13,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from authsvc.home import Home
+from authsvc.home.opened import Home, open_home
 from authsvc.init.steps import initialize_home
 from authsvc.rotation.ca_rollover import ca_rotate
 from authsvc.rotation.executor import rotate
@@ -108,7 +108,7 @@ def test_two_concurrent_runs_do_the_work_once_and_leave_the_home_consistent(
         assert run.returncode == 3, err  # both finish: the person's certificate near expiry is reported
         reports.append(json.loads(out)["summary"])
     assert sorted(r["done"] for r in reports) == [0, 17]  # 14 renewals, key activation, CRL, prune: once
-    assert_nothing_lost(Home.open(home.root, clock=FixedClock(NOW), environ={}), NOW)
+    assert_nothing_lost(open_home(home.root, clock=FixedClock(NOW), environ={}), NOW)
 
 
 @pytest.mark.postgres

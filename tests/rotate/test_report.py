@@ -12,7 +12,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
 
-from authsvc.home import Home
+from authsvc.home.opened import Home, open_home
 from authsvc.rotation.executor import rotate
 from authsvc.rotation.runs import RotationRunRow, last_runs
 from authsvc.runtime import Services
@@ -34,7 +34,7 @@ def scenario(rotate_template: Path, tmp_path_factory: pytest.TempPathFactory) ->
 @pytest.fixture
 def busy(scenario: Path, tmp_path: Path) -> Home:
     shutil.copytree(scenario, tmp_path / "home")
-    return Home.open(tmp_path / "home", clock=FixedClock(NOW), environ={})
+    return open_home(tmp_path / "home", clock=FixedClock(NOW), environ={})
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -64,7 +64,7 @@ def test_a_failed_run_is_not_a_success(busy: Home) -> None:
     (busy.root / "pki" / "apiserver.crt").unlink()
     busy.clock.advance(340 * DAY)  # type: ignore[attr-defined]
     assert rotate(busy).exit_code == 1
-    last, success = last_runs(busy.engine)
+    last, success = last_runs(busy.stores.engine)
     assert last is not None and last.exit_code == 1 and last.counts["failed"] >= 1
     assert success == NOW  # the run before
 
@@ -96,5 +96,5 @@ def test_the_history_of_runs_is_bounded(home_copy: Callable[..., Home]) -> None:
     for _ in range(5):
         rotate(home)
         home.clock.advance(DAY)  # type: ignore[attr-defined]
-    with home.engine.connect() as connection:
+    with home.stores.engine.connect() as connection:
         assert connection.execute(select(func.count()).select_from(RotationRunRow)).scalar() == 3

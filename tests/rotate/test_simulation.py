@@ -17,7 +17,7 @@ import pytest
 from cryptography import x509
 from cryptography.x509.verification import VerificationError
 
-from authsvc.home import Home
+from authsvc.home.opened import Home
 from authsvc.rotation.ca_rollover import ca_rotate
 from authsvc.rotation.executor import rotate
 from pki.errors import RotationError
@@ -31,7 +31,9 @@ PREPARE_DAY, SWITCH_DAY, FINISH_DAY = 300, 302, 304  # alice's 2-day certificate
 
 def person_cert(home: Home, user: str) -> x509.Certificate:
     """A person's client certificate from the CA that signs now: two days, not renewed by rotate."""
-    return home.issuer("ca").create(user, profile=CLIENT, groups=["dev"], ttl=2 * DAY, requester="test").certificate
+    return (
+        home.stores.issuer("ca").create(user, profile=CLIENT, groups=["dev"], ttl=2 * DAY, requester="test").certificate
+    )
 
 
 def test_two_years_of_daily_rotation_keep_everything_valid(rhome: Home) -> None:
@@ -44,16 +46,16 @@ def test_two_years_of_daily_rotation_keep_everything_valid(rhome: Home) -> None:
     for day in range(DAYS):
         now = clock()
         people.update(_rollover_step(home, day, people))
-        issued = home.token_service.issue_service_account_token("ci", f"deployer-{day % 7}", uid="u-1")
+        issued = home.stores.token_service.issue_service_account_token("ci", f"deployer-{day % 7}", uid="u-1")
         tokens.append((issued.token, issued.expires_at))
         report = rotate(home)
         assert report.exit_code == 0, (day, [r.as_dict() for r in report.results if r.status != "done"])
         done.update(r.action.kind for r in report.results if r.status == "done")
         assert verify_all_automatic(home, now) >= 14
         live = [t for t, exp in tokens if exp > now]
-        home.token_service.invalidate()
+        home.stores.token_service.invalidate()
         for token in live:
-            assert home.token_service.verify(token).jti
+            assert home.stores.token_service.verify(token).jti
             verify_with_sa_pub(home, token, now)
         tokens = [(t, exp) for t, exp in tokens if exp > now]
         clock.advance(DAY)  # type: ignore[attr-defined]

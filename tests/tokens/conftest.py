@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import dataclasses
 import hashlib
 import json
 from collections.abc import Callable
@@ -14,10 +13,10 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from authsvc.db.schema import migrate_database_step
-from authsvc.home import Home
+from authsvc.home.opened import Home
+from authsvc.init.signing_key import signing_key_step
 from authsvc.init.steps import initialize_home, write_config_step
 from authsvc.settings import Settings, settings_from_mapping
-from authsvc.tokens import signing_key_files, signing_key_step
 from pki.clock import FixedClock
 from pki.tokens import SigningKeyStore, TokenService
 
@@ -36,7 +35,8 @@ def token_home(home: Home) -> Home:
     identities it would report can be checked.
     """
     tokens = home.settings.tokens.model_copy(update={"webhook_service_accounts": True})
-    return dataclasses.replace(home, settings=home.settings.model_copy(update={"tokens": tokens}))
+    settings = home.settings.model_copy(update={"tokens": tokens})
+    return Home.of(home.layout, settings, clock=home.clock, environ=home.secrets.environ)
 
 
 @pytest.fixture
@@ -78,5 +78,9 @@ class Monotonic:
 def replica(home: Home, clock: FixedClock, monotonic: Monotonic) -> TokenService:
     """Another server process on the same home and database, with its own caches."""
     return TokenService(
-        SigningKeyStore(home.engine), signing_key_files(home), home.token_service.config, clock, monotonic=monotonic
+        SigningKeyStore(home.stores.engine),
+        home.stores.signing_key_files,
+        home.stores.token_service.config,
+        clock,
+        monotonic=monotonic,
     )

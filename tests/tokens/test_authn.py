@@ -14,10 +14,9 @@ from flask.testing import FlaskClient
 from authsvc.authn import REGISTRY
 from authsvc.authn.authsvc_tokens import AuthsvcTokenAuthenticator, build
 from authsvc.errors import BackendUnavailable
-from authsvc.home import Home
+from authsvc.home.opened import Home
 from authsvc.identity import UserInfo
 from authsvc.runtime import Services
-from authsvc.tokens import signing_key_files
 from authsvc.web.app import create_app
 from pki.clock import FixedClock
 from pki.db import make_engine
@@ -35,7 +34,9 @@ def test_registered_as_authsvc(token_home: Home) -> None:
 
 def test_service_account_identity(token_home: Home) -> None:
     backend = build(Services(token_home))
-    token = token_home.token_service.issue_service_account_token("ci", "deployer", uid="u-1", pod=("runner-0", "p-1"))
+    token = token_home.stores.token_service.issue_service_account_token(
+        "ci", "deployer", uid="u-1", pod=("runner-0", "p-1")
+    )
     user = backend.authenticate(token.token)
     assert user is not None
     assert user.as_tokenreview_user() == {
@@ -54,7 +55,7 @@ def test_service_account_identity(token_home: Home) -> None:
 def test_service_accounts_can_be_left_to_kube_apiserver(token_home: Home, home_factory: Any) -> None:
     native = home_factory("native", tokens={"webhook_service_accounts": False})
     backend = build(Services(native))
-    service = native.token_service
+    service = native.stores.token_service
     assert backend.authenticate(service.issue_service_account_token("ci", "deployer", uid="u-1").token) is None
     assert backend.authenticate(service.issue_service_account_token("ci", "d", uid="u", legacy=True).token) is None
     user = backend.authenticate(service.issue_user_token("alice").token)
@@ -63,7 +64,7 @@ def test_service_accounts_can_be_left_to_kube_apiserver(token_home: Home, home_f
 
 def test_legacy_identity(token_home: Home) -> None:
     backend = build(Services(token_home))
-    token = token_home.token_service.issue_service_account_token("ci", "deployer", uid="u-1", legacy=True)
+    token = token_home.stores.token_service.issue_service_account_token("ci", "deployer", uid="u-1", legacy=True)
     user = backend.authenticate(token.token)
     assert user is not None and user.username == "system:serviceaccount:ci:deployer" and user.uid == "u-1"
     assert user.audiences == (ISSUER,)  # no aud: the API server's own audiences, as kube-apiserver takes it
@@ -71,7 +72,7 @@ def test_legacy_identity(token_home: Home) -> None:
 
 def test_user_token_without_refresher(token_home: Home) -> None:
     backend = build(Services(token_home))
-    token = token_home.token_service.issue_user_token("alice", ["dev"], uid="1001", extra={"team": ["a"]})
+    token = token_home.stores.token_service.issue_user_token("alice", ["dev"], uid="1001", extra={"team": ["a"]})
     user = backend.authenticate(token.token)
     # Audience-agnostic to the API server (which sends its own audiences in spec.audiences).
     assert user == UserInfo("alice", "1001", ("dev",), {"team": ("a",)}, (), "authsvc")
@@ -87,7 +88,7 @@ def test_refresher_for_the_source_has_the_last_word(token_home: Home) -> None:
 
     backend = build(services)
     services.components["identity_refreshers"] = {"ldap": refresh}  # registered after build: looked up per token
-    service = token_home.token_service
+    service = token_home.stores.token_service
     alice = backend.authenticate(service.issue_user_token("alice", ["dev"], source="ldap").token)
     assert alice is not None and alice.groups == ("dev", "ops")
     assert backend.authenticate(service.issue_user_token("bob", ["dev"], source="ldap").token) is None
@@ -103,19 +104,19 @@ def test_refresher_outage_fails_closed(token_home: Home) -> None:
         raise BackendUnavailable("directory unreachable")
 
     services = Services(token_home, {"identity_refreshers": {"ldap": down}})
-    token = token_home.token_service.issue_user_token("alice", source="ldap")
+    token = token_home.stores.token_service.issue_user_token("alice", source="ldap")
     with pytest.raises(BackendUnavailable):
         build(services).authenticate(token.token)
 
 
 def test_key_store_outage_is_backend_unavailable(token_home: Home, tmp_path: Path, clock: FixedClock) -> None:
     """The inventory cannot be read (here: a directory where the database should be): cannot decide."""
-    token = token_home.token_service.issue_user_token("alice")
+    token = token_home.stores.token_service.issue_user_token("alice")
     (tmp_path / "gone.db").mkdir()
     broken = TokenService(
         SigningKeyStore(make_engine(f"sqlite:///{tmp_path / 'gone.db'}")),
-        signing_key_files(token_home),
-        token_home.token_service.config,
+        token_home.stores.signing_key_files,
+        token_home.stores.token_service.config,
         clock,
     )
     backend = AuthsvcTokenAuthenticator(broken, {})
@@ -128,7 +129,7 @@ def test_tokenreview_through_the_webhook(token_home: Home) -> None:
     """The whole path: POST /authenticate with a TokenReview, answered by this backend through the chain."""
     app = create_app(Services(token_home))
     client: FlaskClient = app.test_client()
-    token = token_home.token_service.issue_service_account_token("ci", "deployer", uid="u-1").token
+    token = token_home.stores.token_service.issue_service_account_token("ci", "deployer", uid="u-1").token
 
     def review(bearer: str) -> dict[str, Any]:
         body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": {"token": bearer}}
@@ -138,13 +139,13 @@ def test_tokenreview_through_the_webhook(token_home: Home) -> None:
 
     status = review(token)
     assert status["authenticated"] is True and status["user"]["username"] == "system:serviceaccount:ci:deployer"
-    revoked = token_home.token_service.issue_service_account_token("ci", "deployer", uid="u-1")
-    token_home.token_service.revoke(revoked.jti)
+    revoked = token_home.stores.token_service.issue_service_account_token("ci", "deployer", uid="u-1")
+    token_home.stores.token_service.revoke(revoked.jti)
     assert review(revoked.token).get("authenticated") is False
 
 
 def test_verify_is_thread_safe(token_home: Home) -> None:
-    service = token_home.token_service
+    service = token_home.stores.token_service
     tokens = [service.issue_user_token(f"user{i}").token for i in range(8)]
     service.invalidate()
     errors: list[BaseException] = []

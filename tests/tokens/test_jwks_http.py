@@ -11,7 +11,7 @@ import jwt
 import pytest
 from werkzeug.serving import make_server
 
-from authsvc.home import Home
+from authsvc.home.opened import Home
 from authsvc.runtime import Services
 from authsvc.web.app import create_app
 from pki.keys import load_private_key_pem
@@ -38,10 +38,10 @@ def get(url: str) -> tuple[dict[str, object], dict[str, str]]:
 
 
 def test_pyjwkclient_verifies_with_fetched_key(token_home: Home, base_url: str) -> None:
-    issued = token_home.token_service.issue_service_account_token("ci", "deployer", uid="u-1")
+    issued = token_home.stores.token_service.issue_service_account_token("ci", "deployer", uid="u-1")
     client = jwt.PyJWKClient(f"{base_url}/openid/v1/jwks", cache_jwk_set=False)
     signing_key = client.get_signing_key_from_jwt(issued.token)
-    expected_kid = independent_kid(load_private_key_pem(token_home.key_path("sa").read_bytes()).public_key())
+    expected_kid = independent_kid(load_private_key_pem(token_home.layout.key_path("sa").read_bytes()).public_key())
     assert signing_key.key_id == expected_kid
     claims = jwt.decode(issued.token, signing_key, algorithms=["RS256"], audience=ISSUER, issuer=ISSUER)
     assert claims["sub"] == "system:serviceaccount:ci:deployer"
@@ -80,7 +80,7 @@ def test_discovery_and_jwks_shapes(token_home: Home, base_url: str) -> None:
 
 
 def test_prepared_key_is_served_before_it_signs(token_home: Home, base_url: str) -> None:
-    service = token_home.token_service
+    service = token_home.stores.token_service
     prepared = service.rotate("prepare")
     client = jwt.PyJWKClient(f"{base_url}/openid/v1/jwks", cache_jwk_set=False)
     served = [k.key_id for k in client.get_signing_keys()]

@@ -8,7 +8,7 @@ import json
 import pytest
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
-from authsvc.home import Home
+from authsvc.home.opened import Home
 from pki.clock import FixedClock
 from pki.errors import RotationError, TokenRejected
 from pki.keys import load_private_key_pem
@@ -27,15 +27,15 @@ def bundle_kids(home: Home) -> list[str]:
 
 
 def sa_key_kid(home: Home) -> str:
-    return independent_kid(load_private_key_pem(home.key_path("sa").read_bytes()).public_key())
+    return independent_kid(load_private_key_pem(home.layout.key_path("sa").read_bytes()).public_key())
 
 
 def jwks_kids(home: Home) -> list[str]:
-    return [k["kid"] for k in home.token_service.jwks()["keys"]]
+    return [k["kid"] for k in home.stores.token_service.jwks()["keys"]]
 
 
 def test_phase_story(token_home: Home, clock: FixedClock) -> None:
-    service = token_home.token_service
+    service = token_home.stores.token_service
     old = sa_key_kid(token_home)
     assert jwks_kids(token_home) == bundle_kids(token_home) == [old]
 
@@ -54,7 +54,7 @@ def test_phase_story(token_home: Home, clock: FixedClock) -> None:
     assert sa_key_kid(token_home) == new and jwks_kids(token_home) == [new, old]
     first_new = service.issue_service_account_token("ci", "deployer", ttl=3 * HOUR)
     assert service.verify(first_new.token).kid == new
-    assert any((token_home.backups_dir).rglob("sa.key")), "the replaced sa.key is backed up"
+    assert any((token_home.layout.backups_dir).rglob("sa.key")), "the replaced sa.key is backed up"
 
     last_exp = last_old.expires_at.strftime("%Y-%m-%dT%H:%M:%SZ")
     with pytest.raises(
@@ -77,7 +77,7 @@ def test_phase_story(token_home: Home, clock: FixedClock) -> None:
 
 
 def test_phases_out_of_order_are_refused_with_reason(token_home: Home, clock: FixedClock) -> None:
-    service = token_home.token_service
+    service = token_home.stores.token_service
     with pytest.raises(RotationError, match="nothing to activate: prepare a key first"):
         service.rotate("activate")
     with pytest.raises(RotationError, match="nothing to retire"):
@@ -120,7 +120,7 @@ def test_rotation_through_the_cli(token_home: Home, clock: FixedClock) -> None:
 
 def test_interrupted_activation_is_finished_on_next_use(token_home: Home, clock: FixedClock) -> None:
     """The inventory switched keys but the rename of sa-next.key did not happen (crash): signing finishes it."""
-    service = token_home.token_service
+    service = token_home.stores.token_service
     prepared = service.rotate("prepare")
     clock.advance(HOUR)
     active = next(k for k in service.key_records() if k.state is KeyState.ACTIVE)
@@ -129,4 +129,4 @@ def test_interrupted_activation_is_finished_on_next_use(token_home: Home, clock:
     service.invalidate()
     issued = service.issue_service_account_token("ci", "deployer")
     assert service.verify(issued.token).kid == prepared.kid == sa_key_kid(token_home)
-    assert not token_home.key_path("sa-next").exists()
+    assert not token_home.layout.key_path("sa-next").exists()

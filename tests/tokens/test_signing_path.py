@@ -8,8 +8,7 @@ import uuid
 
 import jwt
 
-from authsvc.home import Home
-from authsvc.tokens import signing_key_files
+from authsvc.home.opened import Home
 from pki.keys import load_private_key_pem
 from pki.tokens import SigningKeyStore, TokenService
 from pki.tokens.ledger import TokenLedger
@@ -18,8 +17,8 @@ from pki.tokens.service import new_jti
 
 def test_a_token_is_what_jwt_encode_makes_of_its_claims(token_home: Home) -> None:
     """RS256 signatures are deterministic: the whole token must be PyJWT's own encoding."""
-    service = token_home.token_service
-    key = load_private_key_pem(token_home.key_path("sa").read_bytes())
+    service = token_home.stores.token_service
+    key = load_private_key_pem(token_home.layout.key_path("sa").read_bytes())
     kid = service.key_records()[0].kid
     for issued in (
         service.issue_service_account_token("ci", "deployer", uid="u-1", pod=("runner-0", "p-1")),
@@ -47,10 +46,10 @@ def test_jti_is_a_canonical_time_ordered_uuid() -> None:
 
 
 def test_every_issued_token_reaches_the_inventory_as_signed(token_home: Home) -> None:
-    store = SigningKeyStore(token_home.engine)
-    config = token_home.token_service.config
+    store = SigningKeyStore(token_home.stores.engine)
+    config = token_home.stores.token_service.config
     ledger = TokenLedger(store, batch=7, delay=3600)  # batches of 7, written as they fill (no timer)
-    service = TokenService(store, signing_key_files(token_home), config, token_home.clock, ledger=ledger)
+    service = TokenService(store, token_home.stores.signing_key_files, config, token_home.clock, ledger=ledger)
     before = {t.jti for t in store.tokens()}
     issued = [service.issue_user_token(f"user{i}", ["dev"], source="ldap") for i in range(10)]
     issued += [service.issue_service_account_token("ci", f"sa{i}", uid=f"u-{i}", audiences=["vault"]) for i in range(9)]

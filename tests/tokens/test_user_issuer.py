@@ -4,7 +4,6 @@ the webhook's "authsvc" backend alike)."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from typing import Any
 
@@ -14,7 +13,7 @@ from flask.testing import FlaskClient
 
 from authsvc.authn.authsvc_tokens import build
 from authsvc.errors import ConfigError
-from authsvc.home import Home
+from authsvc.home.opened import Home
 from authsvc.runtime import Services
 from authsvc.settings import settings_from_mapping
 from authsvc.web.app import create_app
@@ -30,7 +29,7 @@ def with_tokens(home: Home, **changes: Any) -> Home:
     """The same home (keys, inventory) with other `tokens:` settings, validated as authsvc.yaml is."""
     tokens = home.settings.tokens.model_dump(mode="json") | changes
     settings = settings_from_mapping(home.settings.model_dump(mode="json") | {"tokens": tokens})
-    return dataclasses.replace(home, settings=settings)
+    return Home.of(home.layout, settings, clock=home.clock, environ=home.secrets.environ)
 
 
 @pytest.fixture
@@ -40,8 +39,8 @@ def user_home(token_home: Home) -> Home:
 
 def signed_by_home(home: Home, claims: dict[str, Any]) -> str:
     """A token signed with the home's real active key and kid, with claims authsvc would never sign."""
-    key = load_private_key_pem(home.key_path("sa").read_bytes())
-    kid = home.token_service.key_records()[0].kid
+    key = load_private_key_pem(home.layout.key_path("sa").read_bytes())
+    kid = home.stores.token_service.key_records()[0].kid
     return jwt.encode(claims, key, algorithm="RS256", headers={"kid": kid})
 
 
@@ -55,7 +54,7 @@ def review(home: Home, token: str) -> dict[str, Any]:
 
 
 def test_without_a_user_issuer_user_tokens_keep_the_service_account_issuer(token_home: Home) -> None:
-    service = token_home.token_service
+    service = token_home.stores.token_service
     issued = service.issue_user_token("alice", ["dev"])
     assert issued.claims["iss"] == ISSUER
     assert service.verify(issued.token).identity().username == "alice"
@@ -63,7 +62,7 @@ def test_without_a_user_issuer_user_tokens_keep_the_service_account_issuer(token
 
 
 def test_user_tokens_carry_the_user_issuer_and_sa_tokens_the_sa_issuer(user_home: Home) -> None:
-    service = user_home.token_service
+    service = user_home.stores.token_service
     user = service.issue_user_token("alice", ["dev"])
     account = service.issue_service_account_token("ci", "deployer", uid="u-1")
     assert (user.claims["iss"], account.claims["iss"]) == (USER_ISSUER, ISSUER)
@@ -83,20 +82,20 @@ def test_a_service_account_token_under_the_user_issuer_is_refused(user_home: Hom
     )  # fmt: skip
     token = signed_by_home(user_home, claims)
     with pytest.raises(TokenRejected, match=f"serviceaccount token must be issued by '{ISSUER}', not '{USER_ISSUER}'"):
-        user_home.token_service.verify(token)
+        user_home.stores.token_service.verify(token)
     assert build(Services(user_home)).authenticate(token) is None
     assert review(user_home, token) == {"authenticated": False}
 
 
 def test_a_user_token_under_the_service_account_issuer_is_refused(token_home: Home, user_home: Home) -> None:
     # Signed before tokens.user_issuer was set: same key, the service-account issuer.
-    before = token_home.token_service.issue_user_token("alice", ["dev"]).token
+    before = token_home.stores.token_service.issue_user_token("alice", ["dev"]).token
     with pytest.raises(TokenRejected, match=f"user token must be issued by '{USER_ISSUER}', not '{ISSUER}'"):
-        user_home.token_service.verify(before)
+        user_home.stores.token_service.verify(before)
     assert build(Services(user_home)).authenticate(before) is None
     assert review(user_home, before) == {"authenticated": False}
     # Its twin: where user tokens carry the service-account issuer, it is accepted.
-    assert token_home.token_service.verify(before).identity().username == "alice"
+    assert token_home.stores.token_service.verify(before).identity().username == "alice"
 
 
 def test_each_kind_only_under_its_own_issuer(token_home: Home) -> None:
@@ -110,7 +109,7 @@ def test_each_kind_only_under_its_own_issuer(token_home: Home) -> None:
     user = user_claims(
         issuer=LEGACY_ISSUER, username="alice", groups=[], audience="authsvc", now=now, ttl=ttl, jti="u", source="cli"
     )
-    service = token_home.token_service
+    service = token_home.stores.token_service
     for claims in ({**legacy, "iss": ISSUER}, bound, user):
         with pytest.raises(TokenRejected, match="token must be issued by"):
             service.verify(signed_by_home(token_home, claims))

@@ -15,7 +15,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from authsvc.home import Home
+from authsvc.home.opened import Home
 from pki.clock import FixedClock
 from pki.keys import load_private_key_pem
 from tests.conftest import run_cli
@@ -48,7 +48,7 @@ def sa_claims(clock: FixedClock, **overrides: Any) -> dict[str, Any]:
 @pytest.fixture
 def sign_with_sa_key(token_home: Home) -> Callable[[dict[str, Any]], str]:
     """Sign claims with the home's real pki/sa.key, by hand (PyJWT directly, kid computed here)."""
-    key = load_private_key_pem(token_home.key_path("sa").read_bytes())
+    key = load_private_key_pem(token_home.layout.key_path("sa").read_bytes())
     kid = independent_kid(key.public_key())
     return lambda claims: jwt.encode(claims, key, algorithm="RS256", headers={"kid": kid})
 
@@ -62,11 +62,13 @@ def test_created_token_verifies_with_identity(token_home: Home) -> None:
     report = json.loads(result.stdout)
     assert report["username"] == "system:serviceaccount:ci:deployer"
     assert report["groups"] == ["system:serviceaccounts", "system:serviceaccounts:ci"]
-    assert report["kid"] == independent_kid(load_private_key_pem(token_home.key_path("sa").read_bytes()).public_key())
+    assert report["kid"] == independent_kid(
+        load_private_key_pem(token_home.layout.key_path("sa").read_bytes()).public_key()
+    )
 
 
 def test_token_read_from_stdin(token_home: Home) -> None:
-    token = token_home.token_service.issue_user_token("alice", ["dev"]).token
+    token = token_home.stores.token_service.issue_user_token("alice", ["dev"]).token
     result = run_cli(["token", "verify", "-", "-o", "json"], home=token_home.root, input=token + "\n")
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout)["username"] == "alice"
@@ -80,14 +82,14 @@ def test_hand_signed_twin_verifies(token_home: Home, clock: FixedClock, sign_wit
 
 
 def _alg_none(token_home: Home, clock: FixedClock, _sign: Any) -> str:
-    kid = independent_kid(load_private_key_pem(token_home.key_path("sa").read_bytes()).public_key())
+    kid = independent_kid(load_private_key_pem(token_home.layout.key_path("sa").read_bytes()).public_key())
     return compact({"alg": "none", "kid": kid, "typ": "JWT"}, sa_claims(clock))
 
 
 def _hs256_with_public_key(token_home: Home, clock: FixedClock, _sign: Any) -> str:
     """The classic confusion: HMAC keyed with the public key PEM the verifier publishes."""
     secret = (token_home.root / "pki" / "sa.pub").read_bytes()
-    kid = independent_kid(load_private_key_pem(token_home.key_path("sa").read_bytes()).public_key())
+    kid = independent_kid(load_private_key_pem(token_home.layout.key_path("sa").read_bytes()).public_key())
     header = b64url(json.dumps({"alg": "HS256", "kid": kid, "typ": "JWT"}).encode())
     payload = b64url(json.dumps(sa_claims(clock)).encode())
     mac = hmac.new(secret, f"{header}.{payload}".encode(), hashlib.sha256).digest()
@@ -102,7 +104,7 @@ def _unknown_kid(token_home: Home, clock: FixedClock, _sign: Any) -> str:
 
 def _stranger_with_our_kid(token_home: Home, clock: FixedClock, _sign: Any) -> str:
     stranger = rsa.generate_private_key(65537, 2048)
-    kid = independent_kid(load_private_key_pem(token_home.key_path("sa").read_bytes()).public_key())
+    kid = independent_kid(load_private_key_pem(token_home.layout.key_path("sa").read_bytes()).public_key())
     return jwt.encode(sa_claims(clock), stranger, algorithm="RS256", headers={"kid": kid})
 
 
@@ -163,7 +165,7 @@ def test_hostile_token_refused(
 
 
 def test_expiry_and_not_before_follow_the_clock(token_home: Home, clock: FixedClock) -> None:
-    issued = token_home.token_service.issue_service_account_token("ci", "deployer", ttl=dt.timedelta(minutes=10))
+    issued = token_home.stores.token_service.issue_service_account_token("ci", "deployer", ttl=dt.timedelta(minutes=10))
     assert verify_cli(token_home, issued.token, now=clock() + dt.timedelta(minutes=9)).exit_code == 0
     late = verify_cli(token_home, issued.token, now=clock() + dt.timedelta(minutes=11))
     assert late.exit_code == 1 and "expired" in late.stderr
@@ -172,7 +174,7 @@ def test_expiry_and_not_before_follow_the_clock(token_home: Home, clock: FixedCl
 
 
 def test_audience_option(token_home: Home) -> None:
-    issued = token_home.token_service.issue_service_account_token("ci", "deployer", audiences=["vault"])
+    issued = token_home.stores.token_service.issue_service_account_token("ci", "deployer", audiences=["vault"])
     assert verify_cli(token_home, issued.token, "--audience", "vault").exit_code == 0
     assert verify_cli(token_home, issued.token).exit_code == 1  # not an API server audience
     assert "include none of ['other']" in verify_cli(token_home, issued.token, "--audience", "other").stderr

@@ -19,7 +19,7 @@ from typing import Any
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from authsvc.home import Home
+from authsvc.home.opened import Home
 from pki.names import SubjectAltNames
 from pki.profiles import SERVER
 
@@ -28,7 +28,7 @@ DISCOVERY = "/.well-known/openid-configuration"
 
 def server_tls_files(home: Home, directory: Path) -> tuple[Path, Path]:
     """A loopback server certificate from the home's cluster CA (what ca_file pki/ca.crt trusts)."""
-    issued = home.issuer().create("jwks-test", profile=SERVER, sans=SubjectAltNames.parse(["IP:127.0.0.1"]))
+    issued = home.stores.issuer().create("jwks-test", profile=SERVER, sans=SubjectAltNames.parse(["IP:127.0.0.1"]))
     cert, key = directory / "jwks.crt", directory / "jwks.key"
     cert.write_bytes(issued.cert_pem)
     key.write_bytes(issued.key_pem())

@@ -16,7 +16,7 @@ from werkzeug.test import TestResponse
 from authsvc.authn.chain import CHAIN_COMPONENT, AuthenticatorChain, TokenKind
 from authsvc.db.schema import migrate_database_step
 from authsvc.errors import BackendUnavailable
-from authsvc.home import Home
+from authsvc.home.opened import Home
 from authsvc.identity import UserInfo
 from authsvc.init.steps import InitStep, cluster_ca_step, initialize_home, write_config_step
 from authsvc.runtime import Services

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import text
 
 from authsvc.authn.bootstrap import BootstrapAuthenticator, BootstrapTokenStore, check_extra_groups
-from authsvc.home import Home
+from authsvc.home.opened import Home
 from authsvc.identity import UserInfo
 from pki.clock import FixedClock
 from pki.errors import NotFoundError
@@ -29,7 +29,7 @@ def home(tmp_path: Path, clock: FixedClock) -> Home:
 
 
 def test_create_authenticate_expire(home: Home, clock: FixedClock) -> None:
-    store = BootstrapTokenStore(home.engine)
+    store = BootstrapTokenStore(home.stores.engine)
     token, record = store.create(now=clock(), ttl=dt.timedelta(hours=1), groups=[NODE_GROUP])
     assert TOKEN_FORMAT.fullmatch(token)
     backend = BootstrapAuthenticator(store, clock)
@@ -44,7 +44,7 @@ def test_create_authenticate_expire(home: Home, clock: FixedClock) -> None:
 
 
 def test_wrong_secret_unknown_id_and_other_shapes_are_refused(home: Home, clock: FixedClock) -> None:
-    store = BootstrapTokenStore(home.engine)
+    store = BootstrapTokenStore(home.stores.engine)
     token, _ = store.create(now=clock(), ttl=None)
     token_id, secret = token.split(".")
     backend = BootstrapAuthenticator(store, clock)
@@ -55,14 +55,14 @@ def test_wrong_secret_unknown_id_and_other_shapes_are_refused(home: Home, clock:
 
 
 def test_only_the_secret_hash_is_stored(home: Home, clock: FixedClock) -> None:
-    token, _ = BootstrapTokenStore(home.engine).create(now=clock(), ttl=None, description="node-1")
-    with home.engine.connect() as connection:
+    token, _ = BootstrapTokenStore(home.stores.engine).create(now=clock(), ttl=None, description="node-1")
+    with home.stores.engine.connect() as connection:
         rows = connection.execute(text("SELECT * FROM bootstrap_tokens")).all()
     assert token.split(".")[1] not in repr(rows)
 
 
 def test_delete(home: Home, clock: FixedClock) -> None:
-    store = BootstrapTokenStore(home.engine)
+    store = BootstrapTokenStore(home.stores.engine)
     token, record = store.create(now=clock(), ttl=None)
     store.delete(record.token_id)
     assert BootstrapAuthenticator(store, clock).authenticate(token) is None
@@ -79,10 +79,10 @@ def test_extra_groups_must_be_bootstrappers_subgroups(group: str) -> None:
 
 
 def test_ready_while_the_database_answers(home: Home, clock: FixedClock) -> None:
-    backend = BootstrapAuthenticator(BootstrapTokenStore(home.engine), clock)
+    backend = BootstrapAuthenticator(BootstrapTokenStore(home.stores.engine), clock)
     assert backend.ready() is True
     broken = Path(str(home.root / "authsvc.db"))
-    home.engine.dispose()
+    home.stores.engine.dispose()
     broken.unlink()
     broken.mkdir()  # a directory where the database file was: every connection fails
     assert backend.ready() is False

@@ -214,9 +214,9 @@ def test_serve_refuses_a_broken_token_file_in_one_line(home: Path, tmp_path: Pat
 
 def test_serve_plan_requires_client_certificates_unless_told_otherwise(home: Path) -> None:
     from authsvc.cli.serve import granian_server, serve_plan
-    from authsvc.home import Home
+    from authsvc.home.opened import open_home
 
-    opened = Home.open(home, environ={})
+    opened = open_home(home, environ={})
     plan = serve_plan(opened, bind="127.0.0.1:8443", workers=None, threads=3, insecure=False)
     assert plan.client_ca == home / "pki/authsvc/webhook-client-ca.crt"
     assert (plan.workers, plan.threads, plan.tls_min_version) == (2, 3, "tls1.3")

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from authsvc.authn.issuers import IssuersAuthenticator, IssuerVerifier, key_source
 from authsvc.errors import BackendUnavailable, ConfigError
-from authsvc.home import Home
+from authsvc.home.opened import Home
 from authsvc.identity import UserInfo
 from authsvc.settings.authn import IssuerSettings
 from pki.clock import FixedClock

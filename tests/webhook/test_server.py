@@ -184,9 +184,9 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     root = tmp_path_factory.mktemp("served")
     home = root / "home"
     _cli(home, "init")
-    from authsvc.home import Home
+    from authsvc.home.opened import open_home
 
-    with JWKSServer(*server_tls_files(Home.open(home, environ={}), root)) as idp:
+    with JWKSServer(*server_tls_files(open_home(home, environ={}), root)) as idp:
         _configure(home, idp)
         served = Served(
             root,

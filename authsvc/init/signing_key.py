@@ -1,7 +1,8 @@
-"""The tokens authsvc signs, wired to a home: the TokenService and the `authsvc init` step.
+"""The `authsvc init` step that makes the first token signing key (pki/sa.key, pki/sa.pub).
 
 Keys live in kubeadm's names (`pki/sa.key`, `pki/sa.pub`, plus `pki/sa-next.key` while a
-rotation is prepared); their states, the issued tokens and the denylist in the inventory.
+rotation is prepared); their states, the issued tokens and the denylist in the inventory
+(the token service: authsvc/home/stores.py).
 """
 
 from __future__ import annotations
@@ -9,44 +10,26 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from authsvc.errors import HomeError
-from pki.tokens import SigningKeyFiles, SigningKeyStore, TokenService
 from pki.tokens.signing_keys import KeyState
 
 if TYPE_CHECKING:
-    from authsvc.home import Home
     from authsvc.init.steps import InitContext
-
-
-def signing_key_files(home: Home) -> SigningKeyFiles:
-    return SigningKeyFiles(
-        active_key=home.key_path("sa"),
-        next_key=home.key_path("sa-next"),
-        public_bundle=home.root / "pki" / "sa.pub",
-        passphrase=home.key_passphrase,
-        backups=home.backups_dir,
-        home=home.root,
-    )
-
-
-def build_token_service(home: Home) -> TokenService:
-    config = home.settings.tokens.to_config(home.settings.pki.policy.to_policy())
-    return TokenService(SigningKeyStore(home.engine), signing_key_files(home), config, home.clock)
 
 
 def signing_key_step(ctx: InitContext) -> None:
     """Init step: the first active signing key as pki/sa.key + pki/sa.pub, unless one exists
     (an existing sa.key, e.g. from a kubeadm tree, is adopted as the active key)."""
-    files = signing_key_files(ctx.home)
+    files = ctx.home.stores.signing_key_files
     if not files.active_key.exists() and files.public_bundle.exists():
         raise HomeError(f"{files.public_bundle} exists without {files.active_key}: restore it or remove both")
     if files.active_key.exists():
         if not ctx.dry_run:
-            ctx.home.token_service.ensure_active_key()
+            ctx.home.stores.token_service.ensure_active_key()
         return
     algorithm = ctx.home.settings.tokens.algorithm
     if not ctx.plan(f"create the token signing key {files.active_key} and {files.public_bundle} ({algorithm})"):
         return
-    service = ctx.home.token_service
+    service = ctx.home.stores.token_service
     active = [k for k in service.key_records() if k.state is KeyState.ACTIVE]
     if active:
         raise HomeError(

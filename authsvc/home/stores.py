@@ -1,0 +1,95 @@
+"""What is loaded from a home on demand: the database engine, the inventory, the token service,
+the CAs and the certificate issuer. Each is built on first use and kept."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+from authsvc.errors import HomeError
+from authsvc.home.layout import HomeLayout, pki_path
+from authsvc.home.secrets import HomeSecrets
+from authsvc.settings import Settings
+from pki.ca import CertificateAuthority
+from pki.clock import Clock
+from pki.inventory import Inventory
+from pki.issuance import CertificateIssuer
+from pki.store import load_certificates, load_private_key
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from pki.tokens import SigningKeyFiles, TokenService
+
+
+class HomeStores:
+    def __init__(self, settings: Settings, layout: HomeLayout, secrets: HomeSecrets, clock: Clock) -> None:
+        self.settings = settings
+        self.layout = layout
+        self.secrets = secrets
+        self.clock = clock
+
+    @cached_property
+    def engine(self) -> Engine:
+        # An empty database is migrated to head; one behind or newer than this code is refused
+        # (one query when it is at head). authsvc/db/schema.py has the rules. Imported here, not
+        # at the top: `certs check-expiration` and the like never open the database.
+        from authsvc.db.schema import open_engine
+
+        return open_engine(self.secrets.database_url)
+
+    def close(self) -> None:
+        """Dispose of the engine if one was opened: before a fork, children must not share its
+        connections. The next use opens a new one."""
+        engine = self.__dict__.pop("engine", None)
+        self.__dict__.pop("inventory", None)
+        self.__dict__.pop("token_service", None)
+        if engine is not None:
+            engine.dispose()
+
+    @cached_property
+    def inventory(self) -> Inventory:
+        return Inventory(self.engine)
+
+    @property
+    def signing_key_files(self) -> SigningKeyFiles:
+        """The token signing keys in kubeadm's names: pki/sa.key, pki/sa.pub, pki/sa-next.key."""
+        from pki.tokens import SigningKeyFiles
+
+        return SigningKeyFiles(
+            active_key=self.layout.key_path("sa"),
+            next_key=self.layout.key_path("sa-next"),
+            public_bundle=pki_path(self.layout.root, "sa", "pub"),
+            passphrase=self.secrets.key_passphrase,
+            backups=self.layout.backups_dir,
+            home=self.layout.root,
+        )
+
+    @cached_property
+    def token_service(self) -> TokenService:
+        """Issues, verifies and revokes the tokens authsvc signs (keys: pki/sa.key, pki/sa.pub)."""
+        from pki.tokens import SigningKeyStore, TokenService
+
+        config = self.settings.tokens.to_config(self.settings.pki.policy.to_policy())
+        return TokenService(SigningKeyStore(self.engine), self.signing_key_files, config, self.clock)
+
+    def load_ca(self, name: str = "ca") -> CertificateAuthority:
+        cert_file, key_file = self.layout.cert_path(name), self.layout.key_path(name)
+        if not cert_file.exists():
+            raise HomeError(f"CA certificate {cert_file} does not exist: run `authsvc init` first")
+        certs = load_certificates(cert_file, what=f"{name} certificate")
+        key = load_private_key(key_file, self.secrets.key_passphrase, what=f"{name} key", trusted=True)
+        chain_file = pki_path(self.layout.root, name, "chain.crt")
+        # After a root, the file holds other roots (a CA rollover's trust bundle), not its chain.
+        rest = tuple(certs[1:]) if certs[0].issuer != certs[0].subject else ()
+        chain = tuple(load_certificates(chain_file)) if chain_file.exists() else rest
+        return CertificateAuthority.load(certs[0], key, chain)
+
+    def issuer(self, ca_name: str = "ca") -> CertificateIssuer:
+        return CertificateIssuer(
+            self.load_ca(ca_name),
+            self.inventory,
+            self.settings.pki.policy.to_policy(),
+            self.clock,
+            ca_name=ca_name,
+        )
