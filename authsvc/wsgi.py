@@ -17,9 +17,10 @@ from typing import Any
 
 from flask import Flask
 
+from authsvc.errors import ConfigError
 from authsvc.home.layout import resolve_home
 from authsvc.home.opened import open_home
-from authsvc.runtime import Services
+from authsvc.runtime import build_runtime
 from authsvc.web.app import create_app
 
 CONFIG_ENV = "AUTHSVC_CONFIG"
@@ -38,9 +39,10 @@ def create_wsgi_app(environ: Mapping[str, str] | None = None) -> Flask:
     configure_logging()
     listener = env.get(LISTENER_ENV, "all")
     if listener not in ("webhook", "public", "all"):
-        raise ValueError(f"{LISTENER_ENV}={listener!r}: expected webhook, public or all")
+        raise ConfigError(f"{LISTENER_ENV}={listener!r}: expected webhook, public or all")
     share = env.get(METRICS_DIR_ENV)
-    return create_app(Services(home), listener, Path(share) if share else None)  # type: ignore[arg-type]
+    runtime = build_runtime(home, metrics_share=Path(share) if share else None)
+    return create_app(runtime, listener)  # type: ignore[arg-type]
 
 
 def configure_logging() -> None:

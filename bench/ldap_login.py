@@ -36,7 +36,7 @@ from authsvc.home.layout import HomeLayout
 from authsvc.home.opened import Home
 from authsvc.init.steps import initialize_home
 from authsvc.login.backends import LDAPLoginBackend
-from authsvc.runtime import Services
+from authsvc.runtime import build_runtime
 from authsvc.settings import Settings
 from authsvc.web.app import create_app
 from pki.clock import system_clock
@@ -99,7 +99,7 @@ def http_login(server: Slapd, root: Path) -> Callable[[int], object]:
     )
     initialize_home(root, Settings(), environ=ENVIRON)
     home = Home.of(HomeLayout.at(root), settings, clock=system_clock, environ=ENVIRON)
-    client = create_app(Services(home)).test_client()
+    client = create_app(build_runtime(home)).test_client()
 
     def login(i: int) -> object:
         uid = f"user{i % 1000:04d}"

@@ -8,7 +8,7 @@ which also checks that the service account and pod still exist).
 A user token's audience is authsvc (`tokens.user_audience`, checked here), so the answer for
 it carries no audiences: kube-apiserver applies its own, as for a static token.
 A user token names the login backend that vouched for it (`authsvc.io/source`); when a
-callable is registered for that source in `services.components["identity_refreshers"]`,
+refresher is given for that source (authsvc/authn/refreshers.py, wired by authsvc/runtime.py),
 it re-checks the user (still in the directory? same groups?) and its answer is final:
 None is "not authenticated", BackendUnavailable is "cannot decide" (fail closed).
 """
@@ -16,10 +16,9 @@ None is "not authenticated", BackendUnavailable is "cannot decide" (fail closed)
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
 
-from authsvc.authn.chain import TokenKind
+from authsvc.authn.base import AuthenticatorBase, ChainContext, IdentityRefresher, TokenKind
 from authsvc.errors import BackendUnavailable
 from authsvc.identity import UserInfo
 from authsvc.redact import token_fingerprint
@@ -27,28 +26,28 @@ from pki.errors import KeyUnavailable, TokenRejected
 from pki.tokens import TokenService
 from pki.tokens.claims import KIND_USER, TokenIdentity
 
-if TYPE_CHECKING:
-    from authsvc.runtime import Services
-
 log = logging.getLogger(__name__)
 
 NAME = "authsvc"
-REFRESHERS_COMPONENT = "identity_refreshers"
-
-IdentityRefresher = Callable[[UserInfo], "UserInfo | None"]
 
 
-class AuthsvcTokenAuthenticator:
+class AuthsvcTokenAuthenticator(AuthenticatorBase):
     """Verifies JWTs signed with authsvc's keys (pki/sa.key and the keys being rotated)."""
 
     name = NAME
     token_kinds = frozenset({TokenKind.JWT})
 
-    def __init__(self, service: TokenService, components: Mapping[str, Any], *, service_accounts: bool = True) -> None:
+    def __init__(
+        self,
+        service: TokenService,
+        refreshers: Mapping[str, IdentityRefresher] | None = None,
+        *,
+        service_accounts: bool = True,
+    ) -> None:
         self.service = service
         self.service_accounts = service_accounts
         # Looked up per token: a login backend may register its refresher after this is built.
-        self._components = components
+        self.refreshers: Mapping[str, IdentityRefresher] = refreshers or {}
         self.issuers = service.accepted_issuers
 
     def authenticate(self, token: str) -> UserInfo | None:
@@ -65,8 +64,8 @@ class AuthsvcTokenAuthenticator:
         # A user token's audience is authsvc itself (tokens.user_audience), checked above; to the
         # API server the answer is audience-agnostic, like a static token: it applies its own.
         user = user_info(identity, ())
-        refresher = self._components.get(REFRESHERS_COMPONENT, {}).get(identity.source)
-        return refresher(user) if callable(refresher) else user
+        refresher = self.refreshers.get(identity.source)
+        return refresher(user) if refresher is not None else user
 
     def ready(self) -> bool:
         return self.service.ready()
@@ -83,8 +82,9 @@ def user_info(identity: TokenIdentity, audiences: tuple[str, ...]) -> UserInfo:
     )
 
 
-def build(services: Services) -> AuthsvcTokenAuthenticator:
-    settings = services.settings.tokens
+def build(context: ChainContext) -> AuthsvcTokenAuthenticator:
     return AuthsvcTokenAuthenticator(
-        services.home.stores.token_service, services.components, service_accounts=settings.webhook_service_accounts
+        context.stores.token_service,
+        context.refreshers,
+        service_accounts=context.settings.tokens.webhook_service_accounts,
     )

@@ -18,21 +18,19 @@ import secrets
 import string
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import Engine, String, Text, select, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Mapped, mapped_column
 
-from authsvc.authn.chain import BOOTSTRAP_TOKEN, TokenKind
+from authsvc.authn.base import AuthenticatorBase, ChainContext, TokenKind
+from authsvc.authn.chain import BOOTSTRAP_TOKEN
 from authsvc.errors import BackendUnavailable
 from authsvc.identity import UserInfo
 from pki.clock import Clock
 from pki.db import Base, UTCDateTime, make_sessionmaker
 from pki.errors import NotFoundError
-
-if TYPE_CHECKING:
-    from authsvc.runtime import Services
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +144,7 @@ class BootstrapTokenStore:
             connection.execute(text("SELECT 1"))
 
 
-class BootstrapAuthenticator:
+class BootstrapAuthenticator(AuthenticatorBase):
     name = NAME
     token_kinds = frozenset({TokenKind.BOOTSTRAP})
 
@@ -179,5 +177,5 @@ class BootstrapAuthenticator:
         return True
 
 
-def build(services: Services) -> BootstrapAuthenticator:
-    return BootstrapAuthenticator(BootstrapTokenStore(services.home.stores.engine), services.clock)
+def build(context: ChainContext) -> BootstrapAuthenticator:
+    return BootstrapAuthenticator(BootstrapTokenStore(context.stores.engine), context.clock)

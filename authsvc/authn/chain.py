@@ -1,12 +1,9 @@
 """The authenticator chain: backends from `authn.chain`, walked in order, first identity wins.
 
 A token is routed by its shape where the shape says enough: a JWT goes only to the backends
-that know its `iss` (plus those that take any token), a bootstrap token
+that know its `iss` (plus those that take any issuer), a bootstrap token
 (`[a-z0-9]{6}.[a-z0-9]{16}`) to the backends that take those. A backend declares what it
-takes with two optional attributes:
-
-- `token_kinds: frozenset[TokenKind]` (default: every kind);
-- `issuers: frozenset[str]` (default: JWTs of any issuer).
+takes in the `Authenticator` protocol (authn/base.py): `token_kinds`, and `issuers` for JWTs.
 
 The chain decodes a JWT's header and payload *without* verifying them, only to route it (and
 to cap how long the result is cached by `exp`); verifying is each backend's job.
@@ -24,31 +21,16 @@ import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
-from typing import TYPE_CHECKING
 
 import jwt
 
-from authsvc.authn.base import Authenticator
+from authsvc.authn.base import Authenticator, ChainContext, TokenKind
 from authsvc.errors import BackendUnavailable, ConfigError
 from authsvc.identity import UserInfo
-
-if TYPE_CHECKING:
-    from authsvc.runtime import Services
 
 log = logging.getLogger(__name__)
 
 BOOTSTRAP_TOKEN = re.compile(r"([a-z0-9]{6})\.([a-z0-9]{16})")
-CHAIN_COMPONENT = "authn.chain"
-
-
-class TokenKind(StrEnum):
-    JWT = "jwt"
-    BOOTSTRAP = "bootstrap"
-    OPAQUE = "opaque"
-
-
-ALL_KINDS = frozenset(TokenKind)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,9 +74,7 @@ class Route:
 
     @classmethod
     def of(cls, backend: Authenticator) -> Route:
-        kinds = getattr(backend, "token_kinds", None)
-        issuers = getattr(backend, "issuers", None)
-        return cls(backend, frozenset(kinds) if kinds else ALL_KINDS, frozenset(issuers) if issuers else None)
+        return cls(backend, backend.token_kinds, backend.issuers)
 
     def accepts(self, shape: TokenShape) -> bool:
         if shape.kind not in self.kinds:
@@ -166,7 +146,7 @@ def _is_ready(backend: Authenticator) -> bool:
         return False
 
 
-Factory = Callable[["Services"], "Authenticator | None"]
+Factory = Callable[[ChainContext], "Authenticator | None"]
 
 
 def load_factory(name: str) -> Factory:
@@ -181,20 +161,11 @@ def load_factory(name: str) -> Factory:
     return factory
 
 
-def build_chain(services: Services) -> AuthenticatorChain:
+def build_chain(context: ChainContext) -> AuthenticatorChain:
     """Build every backend named in `authn.chain`, in order; unconfigured ones (None) are left out."""
     backends: list[Authenticator] = []
-    for name in services.settings.authn.chain:
-        backend = load_factory(name)(services)
+    for name in context.settings.authn.chain:
+        backend = load_factory(name)(context)
         if backend is not None:
             backends.append(backend)
     return AuthenticatorChain(backends)
-
-
-def chain_of(services: Services) -> AuthenticatorChain:
-    """The process's chain, built on first use and kept in `services.components`."""
-    chain = services.components.get(CHAIN_COMPONENT)
-    if chain is None:
-        chain = services.components.setdefault(CHAIN_COMPONENT, build_chain(services))
-    assert isinstance(chain, AuthenticatorChain)
-    return chain

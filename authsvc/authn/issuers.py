@@ -20,21 +20,19 @@ import dataclasses
 import logging
 import ssl
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import jwt
 from jwt import PyJWK, PyJWKClient, PyJWKSet
 
-from authsvc.authn.chain import TokenKind, numeric_date
+from authsvc.authn.base import AuthenticatorBase, ChainContext, GroupLookup, TokenKind
+from authsvc.authn.chain import numeric_date
 from authsvc.errors import BackendUnavailable, ConfigError
 from authsvc.identity import UserInfo
 from authsvc.settings.authn import IssuerSettings
 from pki.clock import Clock
-
-if TYPE_CHECKING:
-    from authsvc.runtime import Services
 
 log = logging.getLogger(__name__)
 
@@ -50,11 +48,6 @@ DECODE_OPTIONS: dict[str, Any] = {
 }
 # Identities from outside must not claim Kubernetes' own names (system:masters, system:node:...).
 RESERVED_PREFIX = "system:"
-# username -> directory groups, None for a user the directory does not know; raises
-# BackendUnavailable when it cannot answer. Registered by the login wiring
-# (authsvc/login/wiring.py), which may run after the chain is built: looked up per token.
-GROUP_LOOKUP_COMPONENT = "ldap_group_lookup"
-GroupLookup = Callable[[str], "tuple[str, ...] | None"]
 
 
 def reserved(name: str) -> bool:
@@ -213,13 +206,13 @@ def _token_audiences(claims: dict[str, Any], settings: IssuerSettings) -> tuple[
 
 class IssuerVerifier:
     def __init__(
-        self, settings: IssuerSettings, keys: KeySource, clock: Clock, components: Mapping[str, Any] | None = None
+        self, settings: IssuerSettings, keys: KeySource, clock: Clock, group_lookup: GroupLookup | None = None
     ) -> None:
         self.settings = settings
         self.keys = keys
         self.clock = clock
-        # services.components, for the directory group lookup (groups_from_ldap); read per token.
-        self._components: Mapping[str, Any] = {} if components is None else components
+        # The directory's groups of a user (groups_from_ldap), from the login wiring's LDAP service.
+        self.group_lookup = group_lookup
         self._algorithms = list(settings.algorithms)
         self._audiences = list(settings.audiences)
         self._leeway = settings.leeway.total_seconds()
@@ -261,10 +254,9 @@ class IssuerVerifier:
         Directory groups get no groups_prefix (they are the directory's names, as for an LDAP
         login; ldap.group_prefix applies); `system:` ones are never added (as in map_claims).
         Raises BackendUnavailable when the directory cannot answer: the review fails closed."""
-        lookup = self._components.get(GROUP_LOOKUP_COMPONENT)
-        if not callable(lookup):
+        if self.group_lookup is None:
             raise BackendUnavailable(f"issuer {self.settings.url}: the directory group lookup is not installed")
-        directory_groups = lookup(username)
+        directory_groups = self.group_lookup(username)
         if directory_groups is None:
             log.info("issuer %s: a user the directory does not know keeps the token's groups only", self.settings.url)
             return user
@@ -275,7 +267,7 @@ class IssuerVerifier:
         return dataclasses.replace(user, groups=(*user.groups, *added)) if added else user
 
 
-class IssuersAuthenticator:
+class IssuersAuthenticator(AuthenticatorBase):
     name = NAME
     token_kinds = frozenset({TokenKind.JWT})
 
@@ -311,14 +303,14 @@ def key_source(settings: IssuerSettings, home_root: Path, clock: Clock) -> KeySo
     return RemoteKeys(settings, clock, context)
 
 
-def build(services: Services) -> IssuersAuthenticator | None:
-    issuers = services.settings.authn.issuers
+def build(context: ChainContext) -> IssuersAuthenticator | None:
+    issuers = context.settings.authn.issuers
     if not issuers:
         return None
     needs_ldap = [s.url for s in issuers if s.groups_from_ldap]
-    if needs_ldap and not services.settings.ldap.enabled:
+    if needs_ldap and not context.settings.ldap.enabled:
         raise ConfigError(
             f"issuer {needs_ldap[0]}: groups_from_ldap needs ldap.enabled: true (configure the ldap section)"
         )
-    root, clock, components = services.home.root, services.clock, services.components
-    return IssuersAuthenticator([IssuerVerifier(s, key_source(s, root, clock), clock, components) for s in issuers])
+    root, clock, lookup = context.home_root, context.clock, context.group_lookup
+    return IssuersAuthenticator([IssuerVerifier(s, key_source(s, root, clock), clock, lookup) for s in issuers])

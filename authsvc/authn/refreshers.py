@@ -1,7 +1,7 @@
 """Identity refreshers: re-check at review time who a /login token names, by its source.
 
 The webhook's "authsvc" backend verifies a user token, then calls
-`services.components["identity_refreshers"][source](user)`. For tokens from /login that is:
+the refresher for the token's source (built by authsvc/login/wiring.py). For tokens from /login that is:
 
 - "ldap": does the user still match the user filter (exists, not disabled by the filter),
   with the same uid, and in which groups now: through the LDAP service's TTL cache, so a

@@ -21,14 +21,11 @@ import re
 import threading
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from authsvc.authn.base import ALL_KINDS, ANY_ISSUER, AuthenticatorBase, ChainContext
 from authsvc.errors import BackendUnavailable, ConfigError
 from authsvc.identity import UserInfo
 from authsvc.redact import token_digest
-
-if TYPE_CHECKING:
-    from authsvc.runtime import Services
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +71,11 @@ def hash_token_column(token: str) -> str:
     return "sha256:" + hashlib.sha256(token.encode()).hexdigest()
 
 
-class TokenFileAuthenticator:
+class TokenFileAuthenticator(AuthenticatorBase):
     name = NAME
+    # A static token is any string, a JWT-shaped one included (as kube-apiserver's token file).
+    token_kinds = ALL_KINDS
+    issuers = ANY_ISSUER
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -133,8 +133,8 @@ class TokenFileAuthenticator:
         log.info("token file %s loaded: %d tokens", self.path, len(table))
 
 
-def build(services: Services) -> TokenFileAuthenticator | None:
-    path = services.settings.authn.tokenfile.path
+def build(context: ChainContext) -> TokenFileAuthenticator | None:
+    path = context.settings.authn.tokenfile.path
     if not path:
         return None
-    return TokenFileAuthenticator(services.home.root / path)
+    return TokenFileAuthenticator(context.home_root / path)

@@ -87,11 +87,13 @@ def serve_plan(home: Home, *, bind: str | None, workers: int | None, threads: in
 
 
 def check_backends(home: Home) -> None:
-    """Build the chain once here, so a bad token file or JWKS file is one line, not a worker crash."""
+    """Build the chain once here, so a bad token file or JWKS file is one line, not a worker crash.
+    Only the chain: the rest of the runtime (audit log, login) starts threads and connections
+    that must not cross granian's fork."""
+    from authsvc.authn.base import ChainContext
     from authsvc.authn.chain import build_chain
-    from authsvc.runtime import Services
 
-    build_chain(Services(home))
+    build_chain(ChainContext.of(home))
     home.stores.close()  # a backend may have opened the database: not across granian's fork
 
 

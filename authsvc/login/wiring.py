@@ -1,23 +1,21 @@
-"""Builds the login service, the LDAP service and the users file once per server process,
-and registers what other parts call:
+"""Builds the login side of a server once per process: the login service (POST /login), the
+LDAP service, the users file, and what the webhook needs from them:
 
-    services.components["login"]                       LoginComponents (POST /login)
-    services.components["identity_refreshers"]["ldap"]  re-checks /login tokens at review time
-    services.components["identity_refreshers"]["users"]
-    services.components["readiness"]["ldap"|"users"]   () -> bool, false while a backend is down
-    services.components["ldap_group_lookup"]           username -> groups | None (e.g. for users of
-                                                       external OIDC issuers; same cache and rules)
+- identity refreshers by token source ("ldap", "users"): re-check /login tokens at review time;
+- the directory group lookup (username -> groups | None) for users of external OIDC issuers
+  with `groups_from_ldap` (same cache and failure rules);
+- readiness checks of the directory and the users file, for /readyz.
 
-`install` is idempotent; the /login blueprint calls it when an app is created, so every app
-built by `create_app` has the refreshers, whether or not anyone has logged in yet.
+authsvc/runtime.py calls `build` and `webhook_side` and hands the results to the chain and the app.
 """
 
 from __future__ import annotations
 
-import threading
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
+from authsvc.authn.base import GroupLookup, IdentityRefresher
 from authsvc.authn.refreshers import LDAPIdentityRefresher, UsersFileIdentityRefresher
 from authsvc.errors import ConfigError
 from authsvc.ldap.service import LDAPService
@@ -30,14 +28,7 @@ if TYPE_CHECKING:
     import datetime as dt
 
     from authsvc.home.opened import Home
-    from authsvc.runtime import Services
-
-LOGIN_COMPONENT = "login"
-REFRESHERS_COMPONENT = "identity_refreshers"
-READINESS_COMPONENT = "readiness"
-GROUP_LOOKUP_COMPONENT = "ldap_group_lookup"
-
-_install_lock = threading.Lock()
+    from pki.policy import SigningPolicy
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,8 +38,17 @@ class LoginComponents:
     users: UsersFile | None
 
 
+@dataclass(frozen=True, slots=True)
+class WebhookSide:
+    """What the webhook takes from the login components."""
+
+    refreshers: Mapping[str, IdentityRefresher] = field(default_factory=dict)
+    group_lookup: GroupLookup | None = None
+    readiness: Mapping[str, Callable[[], bool]] = field(default_factory=dict)
+
+
 class LoginMetrics(Protocol):
-    """Where login answers and LDAP failures are counted: the app's metrics (authsvc.metrics.server),
+    """Where login answers and LDAP failures are counted: the app's metrics (authsvc.metrics),
     which sum them over every process of `authsvc serve` with the TokenReview counters."""
 
     def login_result(self, result: str) -> None: ...
@@ -56,29 +56,21 @@ class LoginMetrics(Protocol):
     def ldap_error(self, operation: str) -> None: ...
 
 
-def install(services: Services, metrics: LoginMetrics | None = None) -> LoginComponents:
-    """Build and register the login components once per Services (later calls return them)."""
-    existing = services.components.get(LOGIN_COMPONENT)
-    if isinstance(existing, LoginComponents):  # every /login request: no lock
-        return existing
-    with _install_lock:
-        existing = services.components.get(LOGIN_COMPONENT)
-        if isinstance(existing, LoginComponents):
-            return existing
-        components = build(services.home, metrics)
-        refreshers = services.components.setdefault(REFRESHERS_COMPONENT, {})
-        policy = services.settings.pki.policy.to_policy()  # what /login's tokens were issued under
-        readiness = services.components.setdefault(READINESS_COMPONENT, {})
-        if components.ldap is not None:
-            refresher = LDAPIdentityRefresher(components.ldap, policy)
-            refreshers["ldap"] = refresher
-            readiness["ldap"] = components.ldap.ready
-            services.components[GROUP_LOOKUP_COMPONENT] = refresher.groups_for
-        if components.users is not None:
-            refreshers["users"] = UsersFileIdentityRefresher(components.users, policy)
-            readiness["users"] = UsersFileLoginBackend(components.users).ready
-        services.components[LOGIN_COMPONENT] = components
-        return components
+def webhook_side(components: LoginComponents, policy: SigningPolicy) -> WebhookSide:
+    """Refreshers, group lookup and readiness from the login components; `policy` is the one
+    /login's tokens were issued under (a group it would refuse now ends the token)."""
+    refreshers: dict[str, IdentityRefresher] = {}
+    readiness: dict[str, Callable[[], bool]] = {}
+    group_lookup = None
+    if components.ldap is not None:
+        ldap_refresher = LDAPIdentityRefresher(components.ldap, policy)
+        refreshers["ldap"] = ldap_refresher
+        readiness["ldap"] = components.ldap.ready
+        group_lookup = ldap_refresher.groups_for
+    if components.users is not None:
+        refreshers["users"] = UsersFileIdentityRefresher(components.users, policy)
+        readiness["users"] = UsersFileLoginBackend(components.users).ready
+    return WebhookSide(refreshers, group_lookup, readiness)
 
 
 def build(home: Home, metrics: LoginMetrics | None = None) -> LoginComponents:

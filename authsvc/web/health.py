@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app
 
-from authsvc.authn.chain import chain_of
-from authsvc.metrics.server import metrics_for
-from authsvc.web.app import services_of
+from authsvc.web.app import runtime_of
 
 blueprint = Blueprint("health", __name__)
 
@@ -19,11 +17,7 @@ def healthz() -> Response:
 @blueprint.get("/readyz")
 def readyz() -> Response:
     """503 while a configured backend cannot answer (directory down, JWKS unreachable, bad token file)."""
-    services = services_of(current_app)
-    not_ready = chain_of(services).not_ready()
-    # Backends outside the chain that it depends on, e.g. the directory behind /login tokens
-    # (registered by authsvc.login.wiring as services.components["readiness"][name] = ready).
-    not_ready += [name for name, ready in services.components.get("readiness", {}).items() if not ready()]
+    not_ready = runtime_of(current_app).not_ready()
     if not_ready:
         return Response(f"not ready: {', '.join(not_ready)}\n", 503, mimetype="text/plain")
     return Response("ok\n", mimetype="text/plain")
@@ -31,5 +25,5 @@ def readyz() -> Response:
 
 @blueprint.get("/metrics")
 def metrics() -> Response:
-    body, content_type = metrics_for(current_app).render()
+    body, content_type = runtime_of(current_app).metrics.render()
     return Response(body, content_type=content_type)

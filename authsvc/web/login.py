@@ -15,14 +15,12 @@ import datetime as dt
 import json
 import logging
 
-from flask import Blueprint, Flask, Response, current_app, request
+from flask import Blueprint, Response, current_app, request
 
 from authsvc.errors import AuthenticationFailed, BackendUnavailable, RateLimited
 from authsvc.login.execcredential import exec_credential
 from authsvc.login.service import INVALID_CREDENTIALS, IssuedLogin, LoginService
-from authsvc.login.wiring import install
-from authsvc.metrics.server import metrics_for
-from authsvc.web.app import services_of
+from authsvc.web.app import runtime_of
 from pki.errors import KeyUnavailable, PolicyError
 
 log = logging.getLogger(__name__)
@@ -32,16 +30,6 @@ CHALLENGE = 'Basic realm="authsvc", charset="UTF-8"'
 FORMATS = ("json", "execcredential")
 
 
-def install_components(app: Flask) -> None:
-    """Build the login stack once per app, whichever routes the app serves.
-
-    authsvc.web.app.create_app calls this for every listener: the webhook listener has no /login,
-    but tokens from /login are re-checked against the directory (identity refreshers) and the
-    directory's health feeds /readyz wherever a TokenReview or a probe arrives.
-    """
-    install(services_of(app), metrics_for(app))
-
-
 @blueprint.route("/login", methods=["GET", "PUT", "PATCH", "DELETE"])
 def wrong_method() -> Response:
     return _json(405, {"error": "use POST with HTTP Basic credentials"}, {"Allow": "POST"})
@@ -49,7 +37,7 @@ def wrong_method() -> Response:
 
 @blueprint.post("/login")
 def login() -> Response:
-    service = install(services_of(current_app)).service
+    service = runtime_of(current_app).login.service
     if service is None:
         return _json(404, {"error": "login is not enabled on this server (login.backends)"})
     fmt = request.args.get("format", "json")

@@ -16,7 +16,7 @@ from urllib.parse import unquote
 
 from flask import Blueprint, Response, abort, current_app, request
 
-from authsvc.web.app import services_of
+from authsvc.web.app import runtime_of
 from pki.errors import KeyUnavailable
 from pki.tokens import TokenService
 from pki.tokens.jwks import DISCOVERY_PATH, JWKS_MEDIA_TYPE, JWKS_PATH, discovery_path
@@ -25,16 +25,16 @@ blueprint = Blueprint("oidc", __name__)
 
 
 def _service() -> TokenService:
-    return services_of(current_app).home.stores.token_service
+    return runtime_of(current_app).home.stores.token_service
 
 
 def _cache_control() -> str:
-    max_age = int(services_of(current_app).settings.tokens.jwks_max_age.total_seconds())
+    max_age = int(runtime_of(current_app).settings.tokens.jwks_max_age.total_seconds())
     return f"public, max-age={max_age}"
 
 
 def _jwks_uri() -> str:
-    return services_of(current_app).settings.tokens.jwks_uri or request.url_root.rstrip("/") + JWKS_PATH
+    return runtime_of(current_app).settings.tokens.jwks_uri or request.url_root.rstrip("/") + JWKS_PATH
 
 
 def _discovery_response(document: dict[str, object]) -> Response:
@@ -50,7 +50,7 @@ def openid_configuration() -> Response:
 # settings, so the rule cannot be fixed here). The service-account rule above is static and wins.
 @blueprint.get(f"/<path:issuer_path>{DISCOVERY_PATH}")
 def user_openid_configuration(issuer_path: str) -> Response:
-    user_issuer = services_of(current_app).settings.tokens.user_issuer
+    user_issuer = runtime_of(current_app).settings.tokens.user_issuer
     # request.path is percent-decoded; the issuer URL may not be.
     if user_issuer is None or request.path != unquote(discovery_path(user_issuer)):
         abort(404)

@@ -22,19 +22,14 @@ from typing import Any
 from flask import Blueprint, Flask
 from flask.blueprints import BlueprintSetupState
 
-from authsvc.authn.chain import chain_of
-from authsvc.metrics.server import metrics_for
-from authsvc.web.app import services_of
-from authsvc.webhook.audit import audit_of
-from authsvc.webhook.result_cache import ResultCache
-from authsvc.webhook.reviewer import Answer, TokenReviewer
+from authsvc.web.app import runtime_of
+from authsvc.webhook.reviewer import TokenReviewer
 from authsvc.webhook.tokenreview import V1, InvalidTokenReview, encode_reply, parse_tokenreview, tokenreview_reply
 
 log = logging.getLogger(__name__)
 
 blueprint = Blueprint("webhook", __name__)
 PATH = "/authenticate"
-REVIEWER = "authsvc.webhook.reviewer"
 JSON = "application/json"
 Headers = tuple[tuple[str, str], ...]
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
@@ -55,14 +50,8 @@ class UnreadableBody(ValueError):
 def _install(state: BlueprintSetupState) -> None:
     app = state.app
     assert isinstance(app, Flask)
-    services = services_of(app)
-    authn = services.settings.authn
-    cache: ResultCache[Answer] = ResultCache(
-        authn.cache_ttl.total_seconds(), authn.negative_cache_ttl.total_seconds(), authn.cache_size
-    )
-    reviewer = TokenReviewer(chain_of(services), cache, metrics_for(app), audit_of(services), services.clock)
-    app.extensions[REVIEWER] = reviewer
-    endpoint = TokenReviewEndpoint(app.wsgi_app, reviewer, services.settings.server.max_body_bytes)
+    runtime = runtime_of(app)
+    endpoint = TokenReviewEndpoint(app.wsgi_app, runtime.reviewer, runtime.settings.server.max_body_bytes)
     app.wsgi_app = endpoint  # type: ignore[method-assign]
 
 

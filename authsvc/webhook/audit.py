@@ -26,17 +26,13 @@ import sys
 import threading
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from authsvc.identity import UserInfo
 from authsvc.settings.audit import AuditSettings
 
-if TYPE_CHECKING:
-    from authsvc.runtime import Services
-
 log = logging.getLogger(__name__)
 
-AUDIT_COMPONENT = "audit"
 # Pending lines past this are written by the request that queues one more (memory stays bounded).
 MAX_PENDING = 4096
 _ENCODER = json.JSONEncoder(separators=(",", ":"))
@@ -152,13 +148,3 @@ def _chunks(lines: Iterable[bytes], limit: int) -> Iterable[bytes]:
         size += len(line)
     if batch:
         yield b"".join(batch)
-
-
-def audit_of(services: Services) -> AuditLog:
-    """The process's audit log (opened once from settings; tests may put their own in components)."""
-    audit = services.components.get(AUDIT_COMPONENT)
-    if audit is None:
-        opened = AuditLog.open(services.settings.audit, services.home.root)
-        audit = services.components.setdefault(AUDIT_COMPONENT, opened)
-    assert isinstance(audit, AuditLog)
-    return audit

@@ -22,7 +22,7 @@ from kubernetes.client import ApiClient
 
 from authsvc.home.opened import Home
 from authsvc.init.webhook_pki import APISERVER_WEBHOOK_CLIENT
-from authsvc.runtime import Services
+from authsvc.runtime import build_runtime
 from authsvc.settings import load_settings
 from authsvc.web.app import create_app
 from tests.components.support import require_binary
@@ -287,14 +287,14 @@ def test_the_public_listener_serves_the_probed_paths_and_never_the_webhook(home:
     """What authsvc.web.app registers per listener: the probes' paths are on the public one."""
     container = documents(KUBERNETES / "deployment.yaml")[0]["spec"]["template"]["spec"]["containers"][0]
     paths = {container[kind]["httpGet"]["path"] for kind in PROBES}
-    public = create_app(Services(home), "public")
+    public = create_app(build_runtime(home), "public")
     routes = {rule.rule for rule in public.url_map.iter_rules()}
     assert paths <= routes and "/authenticate" not in routes
     client = public.test_client()
     for path in sorted(paths):
         assert client.get(path).status_code == 200, path
     # The failing twin: the same paths exist on the webhook listener, which kubelet cannot reach.
-    assert paths <= {rule.rule for rule in create_app(Services(home), "webhook").url_map.iter_rules()}
+    assert paths <= {rule.rule for rule in create_app(build_runtime(home), "webhook").url_map.iter_rules()}
 
 
 @pytest.mark.kubectl

@@ -13,8 +13,7 @@ import datetime as dt
 
 import pytest
 
-from authsvc.login.wiring import LOGIN_COMPONENT
-from authsvc.runtime import Services
+from authsvc.runtime import build_runtime
 from authsvc.web.app import Listener, create_app
 from pki.clock import FixedClock
 from tests.components.slapd import CAROL, Group, Slapd, user_dn
@@ -32,20 +31,18 @@ def test_a_deleted_users_login_token_stops_working(
     make_home: MakeHome, private_slapd: Slapd, clock: FixedClock, listener: Listener
 ) -> None:
     home = make_home(private_slapd)
-    public = create_app(Services(home), "public").test_client()
+    public_runtime, runtime = build_runtime(home), build_runtime(home)
+    public = create_app(public_runtime, "public").test_client()
     token = public.post("/login", headers=basic(CAROL.uid, CAROL.password)).json["token"]  # type: ignore[index]
-    services = Services(home)
-    webhook = create_app(services, listener).test_client()
+    webhook = create_app(runtime, listener).test_client()
     try:
         assert _review(webhook, token)["authenticated"] is True
         private_slapd.delete(CAROL.dn)
         clock.advance(dt.timedelta(seconds=61))  # ldap.group_cache_ttl (60 s) and the webhook's cache (1 s)
         assert _review(webhook, token)["authenticated"] is False
     finally:
-        for app_services in (public.application.extensions["authsvc"], services):
-            login = app_services.components.get(LOGIN_COMPONENT)
-            if login is not None and login.ldap is not None:
-                login.ldap.close()
+        public_runtime.close()
+        runtime.close()
 
 
 @pytest.mark.parametrize(
@@ -56,10 +53,10 @@ def test_a_privileged_group_added_after_the_login_does_not_ride_in_on_the_token(
     make_home: MakeHome, private_slapd: Slapd, clock: FixedClock, group: str, authenticated: bool
 ) -> None:
     home = make_home(private_slapd)
-    public = create_app(Services(home), "public").test_client()
+    public_runtime, runtime = build_runtime(home), build_runtime(home)
+    public = create_app(public_runtime, "public").test_client()
     token = public.post("/login", headers=basic(CAROL.uid, CAROL.password)).json["token"]  # type: ignore[index]
-    services = Services(home)
-    webhook = create_app(services, "webhook").test_client()
+    webhook = create_app(runtime, "webhook").test_client()
     try:
         assert _review(webhook, token)["authenticated"] is True
         private_slapd.add_groups(Group(group, (user_dn(CAROL.uid),)))
@@ -69,7 +66,5 @@ def test_a_privileged_group_added_after_the_login_does_not_ride_in_on_the_token(
         if authenticated:
             assert group in status["user"]["groups"]
     finally:
-        for app_services in (public.application.extensions["authsvc"], services):
-            login = app_services.components.get(LOGIN_COMPONENT)
-            if login is not None and login.ldap is not None:
-                login.ldap.close()
+        public_runtime.close()
+        runtime.close()

@@ -20,10 +20,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jwt.utils import base64url_encode
 
+from authsvc.authn.base import ChainContext
 from authsvc.authn.bootstrap import BootstrapTokenStore
 from authsvc.authn.chain import AuthenticatorChain, ChainResult, build_chain, classify
 from authsvc.home.opened import Home
-from authsvc.runtime import Services
 from authsvc.settings import settings_from_mapping
 from authsvc.webhook.tokenreview import API_VERSIONS, InvalidTokenReview, parse_tokenreview
 from pki.clock import FixedClock
@@ -67,7 +67,7 @@ def world(shared_home: Home) -> World:
         idp.token(now=clock().timestamp()): "jane",
         service.issue_user_token("carol", ["dev"]).token: "carol",
     }
-    chain = build_chain(Services(home))
+    chain = build_chain(ChainContext.of(home))
     kids = (idp.kid, *(k.kid for k in service.published_keys()))
     return World(chain, webhook_app(home, chain), users, kids, (IDP, service.config.issuer, LEGACY_ISSUER))
 

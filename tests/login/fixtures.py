@@ -21,7 +21,7 @@ from authsvc.home.layout import HomeLayout
 from authsvc.home.opened import Home
 from authsvc.init.steps import initialize_home
 from authsvc.login.users_file import StaticUser, hash_password, write_users
-from authsvc.runtime import Services
+from authsvc.runtime import Runtime, build_runtime
 from authsvc.settings import Settings
 from authsvc.web.app import create_app
 from pki.clock import FixedClock
@@ -82,18 +82,16 @@ def make_home(tmp_path: Path, clock: FixedClock, login_home_template: Path) -> M
 
 @pytest.fixture
 def app_for() -> Iterator[Callable[[Home], Flask]]:
-    apps: list[Services] = []
+    runtimes: list[Runtime] = []
 
     def build(home: Home) -> Flask:
-        services = Services(home)
-        apps.append(services)
-        return create_app(services)
+        runtime = build_runtime(home)
+        runtimes.append(runtime)
+        return create_app(runtime)
 
     yield build
-    for services in apps:
-        login = services.components.get("login")
-        if login is not None and login.ldap is not None:
-            login.ldap.close()
+    for runtime in runtimes:
+        runtime.close()
 
 
 def basic(username: str, password: str) -> dict[str, str]:

@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 from flask import Flask
 
+from authsvc.authn.base import ChainContext
 from authsvc.authn.chain import build_chain
 from authsvc.errors import ConfigError
 from authsvc.home.opened import Home
-from authsvc.runtime import Services
 from authsvc.settings import settings_from_mapping
 from tests.components.slapd import Group, Slapd, user_dn
 from tests.login.fixtures import MakeHome
@@ -121,7 +121,7 @@ def test_groups_from_ldap_without_ldap_refuses_to_start(
     make_home: MakeHome, directory_server: Slapd, app_for: AppFor
 ) -> None:
     home = issuer_home(make_home, directory_server, ldap={"enabled": False}, backends=("users",)).home
-    for build in (lambda: build_chain(Services(home)), lambda: app_for(home)):
+    for build in (lambda: build_chain(ChainContext.of(home)), lambda: app_for(home)):
         with pytest.raises(ConfigError) as raised:
             build()
         message = str(raised.value)

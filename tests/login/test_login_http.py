@@ -10,6 +10,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from authsvc.home.opened import Home
+from authsvc.web.app import runtime_of
 from pki.clock import FixedClock
 from tests.components.slapd import Slapd
 from tests.ldap.fixtures import HOSTILE_NAMES, SPECIAL_PASSWORD
@@ -31,7 +32,7 @@ def test_directory_login_returns_a_token_that_verifies(client: FlaskClient, cloc
     expected_expiry = (clock() + dt.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
     assert body["expirationTimestamp"] == expected_expiry
     assert response.headers["Cache-Control"] == "no-store"
-    home: Home = client.application.extensions["authsvc"].home
+    home: Home = runtime_of(client.application).home
     verified = home.stores.token_service.verify(body["token"])
     identity = verified.identity()
     assert (identity.username, identity.groups, identity.source) == ("alice", ("dev",), "ldap")
@@ -89,7 +90,7 @@ def test_static_users_file_backend(client: FlaskClient) -> None:
     response = login(client, ADMIN.username, ADMIN_PASSWORD)
     assert response.status_code == 200
     assert (response.json["user"], response.json["groups"]) == ("admin", ["platform-admins"])
-    home: Home = client.application.extensions["authsvc"].home
+    home: Home = runtime_of(client.application).home
     identity = home.stores.token_service.verify(response.json["token"]).identity()
     assert (identity.source, identity.uid) == ("users", ADMIN.uid)
     assert login(client, "ADMIN", ADMIN_PASSWORD).status_code == 401  # the users file is exact
@@ -159,7 +160,7 @@ def test_users_file_tokens_follow_the_file(client: FlaskClient, clock: FixedCloc
 
     token = login(client, ADMIN.username, ADMIN_PASSWORD).json["token"]
     assert _review(client, token)["user"]["groups"] == ["platform-admins"]
-    home: Home = client.application.extensions["authsvc"].home
+    home: Home = runtime_of(client.application).home
     path = home.layout.path(home.settings.login.users_file)
     write_users(path, [u for u in read_users(path) if u.username != "admin"])
     clock.advance(dt.timedelta(seconds=2))  # the webhook's result cache (1 s here)

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from authsvc.home.opened import Home, open_home
 from authsvc.rotation.executor import rotate
 from authsvc.rotation.runs import RotationRunRow, last_runs
-from authsvc.runtime import Services
+from authsvc.runtime import build_runtime
 from authsvc.web.app import create_app
 from pki.clock import FixedClock
 from tests.rotate.support import DAY, SCENARIO_DAY, T0, busy_home, copy_home
@@ -70,11 +70,11 @@ def test_a_failed_run_is_not_a_success(busy: Home) -> None:
 
 
 def test_serve_metrics_show_the_last_run_from_the_inventory(busy: Home) -> None:
-    client = create_app(Services(busy)).test_client()
+    client = create_app(build_runtime(busy)).test_client()
     before = client.get("/metrics").get_data(as_text=True)
     assert "authsvc_rotate_last_exit_code" not in before  # the twin: no run yet
     rotate(busy)
-    fresh = create_app(Services(busy)).test_client()  # the collector caches for 30 s: a new app reads now
+    fresh = create_app(build_runtime(busy)).test_client()  # the collector caches for 30 s: a new app reads now
     metrics = samples(fresh.get("/metrics").get_data(as_text=True))
     assert metrics[("authsvc_rotate_last_exit_code", ())] == 3
     assert metrics[("authsvc_rotate_last_run_timestamp_seconds", ())] == NOW.timestamp()

@@ -13,10 +13,11 @@ from flask.testing import FlaskClient
 
 from authsvc.authn import REGISTRY
 from authsvc.authn.authsvc_tokens import AuthsvcTokenAuthenticator, build
+from authsvc.authn.base import ChainContext
 from authsvc.errors import BackendUnavailable
 from authsvc.home.opened import Home
 from authsvc.identity import UserInfo
-from authsvc.runtime import Services
+from authsvc.runtime import build_runtime
 from authsvc.web.app import create_app
 from pki.clock import FixedClock
 from pki.db import make_engine
@@ -27,13 +28,13 @@ ISSUER = "https://kubernetes.default.svc.cluster.local"
 
 def test_registered_as_authsvc(token_home: Home) -> None:
     assert REGISTRY["authsvc"] == "authsvc.authn.authsvc_tokens:build"
-    backend = build(Services(token_home))
+    backend = build(ChainContext.of(token_home))
     assert backend.name == "authsvc" and backend.ready()
     assert backend.issuers == frozenset({ISSUER, "kubernetes/serviceaccount"})
 
 
 def test_service_account_identity(token_home: Home) -> None:
-    backend = build(Services(token_home))
+    backend = build(ChainContext.of(token_home))
     token = token_home.stores.token_service.issue_service_account_token(
         "ci", "deployer", uid="u-1", pod=("runner-0", "p-1")
     )
@@ -54,7 +55,7 @@ def test_service_account_identity(token_home: Home) -> None:
 
 def test_service_accounts_can_be_left_to_kube_apiserver(token_home: Home, home_factory: Any) -> None:
     native = home_factory("native", tokens={"webhook_service_accounts": False})
-    backend = build(Services(native))
+    backend = build(ChainContext.of(native))
     service = native.stores.token_service
     assert backend.authenticate(service.issue_service_account_token("ci", "deployer", uid="u-1").token) is None
     assert backend.authenticate(service.issue_service_account_token("ci", "d", uid="u", legacy=True).token) is None
@@ -63,7 +64,7 @@ def test_service_accounts_can_be_left_to_kube_apiserver(token_home: Home, home_f
 
 
 def test_legacy_identity(token_home: Home) -> None:
-    backend = build(Services(token_home))
+    backend = build(ChainContext.of(token_home))
     token = token_home.stores.token_service.issue_service_account_token("ci", "deployer", uid="u-1", legacy=True)
     user = backend.authenticate(token.token)
     assert user is not None and user.username == "system:serviceaccount:ci:deployer" and user.uid == "u-1"
@@ -71,7 +72,7 @@ def test_legacy_identity(token_home: Home) -> None:
 
 
 def test_user_token_without_refresher(token_home: Home) -> None:
-    backend = build(Services(token_home))
+    backend = build(ChainContext.of(token_home))
     token = token_home.stores.token_service.issue_user_token("alice", ["dev"], uid="1001", extra={"team": ["a"]})
     user = backend.authenticate(token.token)
     # Audience-agnostic to the API server (which sends its own audiences in spec.audiences).
@@ -79,15 +80,13 @@ def test_user_token_without_refresher(token_home: Home) -> None:
 
 
 def test_refresher_for_the_source_has_the_last_word(token_home: Home) -> None:
-    services = Services(token_home)
     seen: list[UserInfo] = []
 
     def refresh(user: UserInfo) -> UserInfo | None:
         seen.append(user)
         return None if user.username == "bob" else dataclasses.replace(user, groups=("dev", "ops"))
 
-    backend = build(services)
-    services.components["identity_refreshers"] = {"ldap": refresh}  # registered after build: looked up per token
+    backend = build(ChainContext.of(token_home, {"ldap": refresh}))
     service = token_home.stores.token_service
     alice = backend.authenticate(service.issue_user_token("alice", ["dev"], source="ldap").token)
     assert alice is not None and alice.groups == ("dev", "ops")
@@ -103,10 +102,10 @@ def test_refresher_outage_fails_closed(token_home: Home) -> None:
     def down(user: UserInfo) -> UserInfo | None:
         raise BackendUnavailable("directory unreachable")
 
-    services = Services(token_home, {"identity_refreshers": {"ldap": down}})
+    context = ChainContext.of(token_home, {"ldap": down})
     token = token_home.stores.token_service.issue_user_token("alice", source="ldap")
     with pytest.raises(BackendUnavailable):
-        build(services).authenticate(token.token)
+        build(context).authenticate(token.token)
 
 
 def test_key_store_outage_is_backend_unavailable(token_home: Home, tmp_path: Path, clock: FixedClock) -> None:
@@ -127,7 +126,7 @@ def test_key_store_outage_is_backend_unavailable(token_home: Home, tmp_path: Pat
 
 def test_tokenreview_through_the_webhook(token_home: Home) -> None:
     """The whole path: POST /authenticate with a TokenReview, answered by this backend through the chain."""
-    app = create_app(Services(token_home))
+    app = create_app(build_runtime(token_home))
     client: FlaskClient = app.test_client()
     token = token_home.stores.token_service.issue_service_account_token("ci", "deployer", uid="u-1").token
 

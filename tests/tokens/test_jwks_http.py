@@ -12,7 +12,7 @@ import pytest
 from werkzeug.serving import make_server
 
 from authsvc.home.opened import Home
-from authsvc.runtime import Services
+from authsvc.runtime import build_runtime
 from authsvc.web.app import create_app
 from pki.keys import load_private_key_pem
 from tests.tokens.conftest import independent_kid
@@ -22,7 +22,7 @@ ISSUER = "https://kubernetes.default.svc.cluster.local"
 
 @pytest.fixture
 def base_url(token_home: Home) -> Iterator[str]:
-    server = make_server("127.0.0.1", 0, create_app(Services(token_home)), threaded=True)
+    server = make_server("127.0.0.1", 0, create_app(build_runtime(token_home)), threaded=True)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:

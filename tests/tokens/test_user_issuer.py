@@ -12,9 +12,10 @@ import pytest
 from flask.testing import FlaskClient
 
 from authsvc.authn.authsvc_tokens import build
+from authsvc.authn.base import ChainContext
 from authsvc.errors import ConfigError
 from authsvc.home.opened import Home
-from authsvc.runtime import Services
+from authsvc.runtime import build_runtime
 from authsvc.settings import settings_from_mapping
 from authsvc.web.app import create_app
 from pki.errors import TokenRejected
@@ -46,7 +47,7 @@ def signed_by_home(home: Home, claims: dict[str, Any]) -> str:
 
 def review(home: Home, token: str) -> dict[str, Any]:
     """POST /authenticate through the app's real chain (routing by `iss` included)."""
-    client: FlaskClient = create_app(Services(home)).test_client()
+    client: FlaskClient = create_app(build_runtime(home)).test_client()
     body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": {"token": token}}
     response = client.post("/authenticate", data=json.dumps(body), content_type="application/json")
     assert response.status_code == 200
@@ -70,7 +71,7 @@ def test_user_tokens_carry_the_user_issuer_and_sa_tokens_the_sa_issuer(user_home
     assert service.verify(account.token).identity().username == "system:serviceaccount:ci:deployer"
     assert review(user_home, user.token)["user"]["username"] == "alice"
     assert review(user_home, account.token)["user"]["username"] == "system:serviceaccount:ci:deployer"
-    backend = build(Services(user_home))
+    backend = build(ChainContext.of(user_home))
     assert backend.issuers == frozenset({ISSUER, USER_ISSUER, LEGACY_ISSUER})
 
 
@@ -83,7 +84,7 @@ def test_a_service_account_token_under_the_user_issuer_is_refused(user_home: Hom
     token = signed_by_home(user_home, claims)
     with pytest.raises(TokenRejected, match=f"serviceaccount token must be issued by '{ISSUER}', not '{USER_ISSUER}'"):
         user_home.stores.token_service.verify(token)
-    assert build(Services(user_home)).authenticate(token) is None
+    assert build(ChainContext.of(user_home)).authenticate(token) is None
     assert review(user_home, token) == {"authenticated": False}
 
 
@@ -92,7 +93,7 @@ def test_a_user_token_under_the_service_account_issuer_is_refused(token_home: Ho
     before = token_home.stores.token_service.issue_user_token("alice", ["dev"]).token
     with pytest.raises(TokenRejected, match=f"user token must be issued by '{USER_ISSUER}', not '{ISSUER}'"):
         user_home.stores.token_service.verify(before)
-    assert build(Services(user_home)).authenticate(before) is None
+    assert build(ChainContext.of(user_home)).authenticate(before) is None
     assert review(user_home, before) == {"authenticated": False}
     # Its twin: where user tokens carry the service-account issuer, it is accepted.
     assert token_home.stores.token_service.verify(before).identity().username == "alice"

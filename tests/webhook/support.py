@@ -13,16 +13,17 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from authsvc.authn.chain import CHAIN_COMPONENT, AuthenticatorChain, TokenKind
+from authsvc.authn.base import ALL_KINDS, ANY_ISSUER, TokenKind
+from authsvc.authn.chain import AuthenticatorChain
 from authsvc.db.schema import migrate_database_step
 from authsvc.errors import BackendUnavailable
 from authsvc.home.opened import Home
 from authsvc.identity import UserInfo
 from authsvc.init.steps import InitStep, cluster_ca_step, initialize_home, write_config_step
-from authsvc.runtime import Services
+from authsvc.runtime import Runtime, build_runtime
 from authsvc.settings import settings_from_mapping
 from authsvc.web.app import create_app
-from authsvc.webhook.audit import AUDIT_COMPONENT, AuditLog
+from authsvc.webhook.audit import AuditLog
 from pki.clock import FixedClock
 
 V1 = "authentication.k8s.io/v1"
@@ -51,7 +52,7 @@ def review_body(token: Any, *, api_version: str = V1, audiences: Sequence[str] |
 @dataclass
 class WebhookApp:
     app: Flask
-    services: Services
+    runtime: Runtime
     audit_path: Path
 
     @property
@@ -76,14 +77,10 @@ class WebhookApp:
 
 def webhook_app(home: Home, chain: AuthenticatorChain | None = None) -> WebhookApp:
     """create_app around `home`, its audit log in a file of its own, optionally a given chain."""
-    services = Services(home)
-    if chain is not None:
-        services.components[CHAIN_COMPONENT] = chain
     audit_path = home.root / "test-audit.log"
-    services.components[AUDIT_COMPONENT] = AuditLog(
-        os.open(audit_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), owned=True
-    )
-    return WebhookApp(create_app(services), services, audit_path)
+    audit = AuditLog(os.open(audit_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), owned=True)
+    runtime = build_runtime(home, chain=chain, audit=audit)
+    return WebhookApp(create_app(runtime), runtime, audit_path)
 
 
 @dataclass
@@ -95,6 +92,8 @@ class FakeBackend:
     down: bool = False
     crash: bool = False
     calls: int = 0
+    token_kinds: frozenset[TokenKind] = ALL_KINDS
+    issuers: frozenset[str] | None = ANY_ISSUER
 
     def authenticate(self, token: str) -> UserInfo | None:
         self.calls += 1
@@ -111,4 +110,4 @@ class FakeBackend:
 @dataclass
 class JWTOnlyBackend(FakeBackend):
     token_kinds: frozenset[TokenKind] = frozenset({TokenKind.JWT})
-    issuers: frozenset[str] = frozenset({"https://one.example"})
+    issuers: frozenset[str] | None = frozenset({"https://one.example"})

@@ -253,9 +253,7 @@ def test_a_jwt_identity_is_not_cached_past_its_exp(tmp_path: Path, clock: FixedC
 def test_an_unexpected_error_is_a_tokenreview_500_without_details(
     faked: WebhookApp, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from authsvc.web.webhook import REVIEWER
-
-    reviewer = faked.app.extensions[REVIEWER]
+    reviewer = faked.runtime.reviewer
     monkeypatch.setattr(reviewer, "review", lambda *a: 1 / 0)
     response = faked.client.post("/authenticate", json=review_body("sa-token"))
     assert response.status_code == 500

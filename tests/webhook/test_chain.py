@@ -11,10 +11,10 @@ import jwt
 import pytest
 
 from authsvc.authn import REGISTRY
-from authsvc.authn.chain import AuthenticatorChain, TokenKind, TokenShape, build_chain, classify
+from authsvc.authn.base import ChainContext, TokenKind
+from authsvc.authn.chain import AuthenticatorChain, TokenShape, build_chain, classify
 from authsvc.errors import ConfigError
 from authsvc.identity import UserInfo
-from authsvc.runtime import Services
 from authsvc.webhook.result_cache import ResultCache
 from pki.clock import FixedClock
 
@@ -98,13 +98,13 @@ def test_not_ready_names_the_backends_that_cannot_answer() -> None:
 
 def test_build_chain_from_config_leaves_out_unconfigured_backends(tmp_path: Path, clock: FixedClock) -> None:
     home = small_home(tmp_path / "h", clock)  # no token file, no issuers
-    assert [b.name for b in build_chain(Services(home)).backends] == ["bootstrap"]
+    assert [b.name for b in build_chain(ChainContext.of(home)).backends] == ["bootstrap"]
 
 
 def test_unknown_backend_is_a_config_error(tmp_path: Path, clock: FixedClock) -> None:
     home = small_home(tmp_path / "h", clock, authn={"chain": ["tokenfile", "kerberos"]})
     with pytest.raises(ConfigError, match="unknown backend 'kerberos'"):
-        build_chain(Services(home))
+        build_chain(ChainContext.of(home))
     assert {"tokenfile", "bootstrap", "issuers"} <= set(REGISTRY)
 
 
