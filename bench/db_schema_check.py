@@ -21,8 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import sqlalchemy as sa
 
-import authsvc.db.tables  # noqa: F401
-from authsvc.db.schema import open_engine, upgrade_database
+from authsvc.db.schema import import_models, open_engine, upgrade_database
 from pki.db import Base, make_engine
 
 
@@ -68,6 +67,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=30)
     rounds = parser.parse_args().rounds
+    import_models()
     folder = Path(tempfile.mkdtemp(prefix="bench-db-"))
     counter = iter(range(10**6))
     measure("sqlite", f"sqlite:///{folder / 'head.db'}", lambda: f"sqlite:///{folder / f'{next(counter)}.db'}", rounds)

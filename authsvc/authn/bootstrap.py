@@ -20,16 +20,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, String, Text, select, text
+from sqlalchemy import Engine, select, text
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Mapped, mapped_column
 
 from authsvc.authn.base import AuthenticatorBase, ChainContext, TokenKind
 from authsvc.authn.chain import BOOTSTRAP_TOKEN
+from authsvc.db.tables import BootstrapTokenRow
 from authsvc.errors import BackendUnavailable
 from authsvc.identity import UserInfo
 from pki.clock import Clock
-from pki.db import Base, UTCDateTime, make_sessionmaker
+from pki.db import make_sessionmaker
 from pki.errors import NotFoundError
 
 log = logging.getLogger(__name__)
@@ -40,17 +40,6 @@ BOOTSTRAPPERS = "system:bootstrappers"
 EXTRA_GROUP = re.compile(r"system:bootstrappers:[a-z0-9:-]{0,255}[a-z0-9]")
 TOKEN_ID = re.compile(r"[a-z0-9]{6}")
 _ALPHABET = string.ascii_lowercase + string.digits
-
-
-class BootstrapTokenRow(Base):
-    __tablename__ = "bootstrap_tokens"
-
-    token_id: Mapped[str] = mapped_column(String(6), primary_key=True)
-    secret_sha256: Mapped[str] = mapped_column(String(64))
-    groups_json: Mapped[str] = mapped_column(Text, default="[]")
-    description: Mapped[str] = mapped_column(Text, default="")
-    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
-    expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 @dataclass(frozen=True, slots=True)

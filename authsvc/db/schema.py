@@ -220,7 +220,9 @@ def model_tables_present(conn: Connection) -> bool:
 
 
 def import_models() -> None:
-    import authsvc.db.tables  # noqa: F401  (registers every table on the shared Base)
+    """Register every table on the shared Base: pki's and authsvc's."""
+    import pki.inventory
+    import pki.tokens.signing_keys  # noqa: F401
 
 
 # -- Alembic configuration (shared by env.py, authsvc and the tests) -------------------------

@@ -1,13 +1,65 @@
-"""Imports every module that defines tables on the shared Base, so one call creates them all.
+"""The tables authsvc adds to pki's (the certificate inventory and the signing keys), on pki's
+declarative Base (`authsvc.db.schema.import_models` registers all of them: schema checks, Alembic).
 
-Add a line here when a module adds tables (the Alembic environment imports this too).
+Each table's queries live with its feature: bootstrap tokens (authsvc/authn/bootstrap.py),
+issued kubeconfig credentials (authsvc/kubeconfig/issuer.py), failed logins
+(authsvc/login/ratelimit.py), rotation runs (authsvc/rotation/runs.py). A new table goes here,
+with a migration (scripts/new-migration.sh).
 """
 
 from __future__ import annotations
 
-import authsvc.authn.bootstrap
-import authsvc.kubeconfig.issuer
-import authsvc.login.ratelimit
-import authsvc.rotation.runs  # noqa: F401
-import pki.inventory
-import pki.tokens.signing_keys  # noqa: F401
+import datetime as dt
+
+from sqlalchemy import Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from pki.db import Base, UTCDateTime
+
+
+class BootstrapTokenRow(Base):
+    __tablename__ = "bootstrap_tokens"
+
+    token_id: Mapped[str] = mapped_column(String(6), primary_key=True)
+    secret_sha256: Mapped[str] = mapped_column(String(64))
+    groups_json: Mapped[str] = mapped_column(Text, default="[]")
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class IssuedCredentialRow(Base):
+    __tablename__ = "issued_credentials"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    username: Mapped[str] = mapped_column(String(255), index=True)
+    groups_json: Mapped[str] = mapped_column(Text, default="[]")
+    mode: Mapped[str] = mapped_column(String(16))
+    cluster: Mapped[str] = mapped_column(String(255))
+    issued_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+    expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    serial: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    token_jti: Mapped[str | None] = mapped_column(String(128), nullable=True, index=True)
+    requester: Mapped[str] = mapped_column(String(255), default="")
+
+
+class LoginFailureRow(Base):
+    __tablename__ = "login_failures"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    window_start: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class RotationRunRow(Base):
+    __tablename__ = "rotation_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+    exit_code: Mapped[int] = mapped_column(Integer)
+    planned: Mapped[int] = mapped_column(Integer, default=0)
+    done: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    needs_human: Mapped[int] = mapped_column(Integer, default=0)
+    next_expiry: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)

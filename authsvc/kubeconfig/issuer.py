@@ -21,13 +21,13 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
-from sqlalchemy import Engine, Integer, String, Text, select
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import Engine, select
 
+from authsvc.db.tables import IssuedCredentialRow
 from authsvc.errors import UsageError
 from authsvc.kubeconfig.documents import ClusterEntry, UserEntry, build_kubeconfig, exec_user_config
 from pki.csr import load_csr
-from pki.db import Base, UTCDateTime, make_sessionmaker
+from pki.db import make_sessionmaker
 from pki.issuance import CertificateIssuer
 from pki.issued_by import issued_by
 from pki.names import check_name, subject_user
@@ -56,21 +56,6 @@ class IssueMode(StrEnum):
 
 
 # --- the inventory of issued kubeconfig credentials -------------------------------------------
-
-
-class IssuedCredentialRow(Base):
-    __tablename__ = "issued_credentials"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    username: Mapped[str] = mapped_column(String(255), index=True)
-    groups_json: Mapped[str] = mapped_column(Text, default="[]")
-    mode: Mapped[str] = mapped_column(String(16))
-    cluster: Mapped[str] = mapped_column(String(255))
-    issued_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
-    expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    serial: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
-    token_jti: Mapped[str | None] = mapped_column(String(128), nullable=True, index=True)
-    requester: Mapped[str] = mapped_column(String(255), default="")
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,23 +20,15 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, Integer, String, case, delete, literal, select
+from sqlalchemy import Engine, case, delete, literal, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.sql.expression import Executable
 
+from authsvc.db.tables import LoginFailureRow
 from authsvc.errors import BackendUnavailable, RateLimited
 from pki.clock import Clock
-from pki.db import Base, UTCDateTime
-
-
-class LoginFailureRow(Base):
-    __tablename__ = "login_failures"
-
-    key: Mapped[str] = mapped_column(String(64), primary_key=True)
-    window_start: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
-    failures: Mapped[int] = mapped_column(Integer, default=0)
+from pki.db import UTCDateTime
 
 
 @dataclass(frozen=True, slots=True)

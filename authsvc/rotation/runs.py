@@ -6,28 +6,13 @@ import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, Integer, delete, func, insert, or_, select
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import Engine, delete, func, insert, or_, select
 
-from pki.db import Base, UTCDateTime
+from authsvc.db.tables import RotationRunRow
 from pki.inventory import CertificateRow, CertStatus
 from pki.profiles import ROOT_CA
 
 RESULTS = ("planned", "done", "failed", "needs_human")
-
-
-class RotationRunRow(Base):
-    __tablename__ = "rotation_runs"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
-    finished_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
-    exit_code: Mapped[int] = mapped_column(Integer)
-    planned: Mapped[int] = mapped_column(Integer, default=0)
-    done: Mapped[int] = mapped_column(Integer, default=0)
-    failed: Mapped[int] = mapped_column(Integer, default=0)
-    needs_human: Mapped[int] = mapped_column(Integer, default=0)
-    next_expiry: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,8 +18,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
+from authsvc.db.tables import LoginFailureRow
 from authsvc.home.opened import Home
-from authsvc.login.ratelimit import LoginFailureRow, limit_key
+from authsvc.login.ratelimit import limit_key
 from tests.components.slapd import ADMIN_DN, ADMIN_PASSWORD, ALICE, Slapd
 from tests.conftest import run_cli
 from tests.hostile.support import assert_clean, captured_logs, home_state, one_error_line

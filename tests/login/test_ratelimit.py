@@ -10,8 +10,9 @@ import pytest
 from sqlalchemy import Engine, func, select
 
 from authsvc.db.schema import open_engine
+from authsvc.db.tables import LoginFailureRow
 from authsvc.errors import BackendUnavailable, RateLimited
-from authsvc.login.ratelimit import Limit, LoginFailureRow, RateLimiter, limit_key
+from authsvc.login.ratelimit import Limit, RateLimiter, limit_key
 from pki.clock import FixedClock
 from pki.db import make_engine
 

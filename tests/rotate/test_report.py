@@ -12,9 +12,10 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
 
+from authsvc.db.tables import RotationRunRow
 from authsvc.home.opened import Home, open_home
 from authsvc.rotation.executor import rotate
-from authsvc.rotation.runs import RotationRunRow, last_runs
+from authsvc.rotation.runs import last_runs
 from authsvc.runtime import build_runtime
 from authsvc.web.app import create_app
 from pki.clock import FixedClock
