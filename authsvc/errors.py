@@ -11,6 +11,11 @@ class AuthsvcError(Exception):
     """Root of every error authsvc raises on purpose; the message is shown to the operator as is."""
 
 
+class InvalidInput(AuthsvcError, ValueError):
+    """A value or file given to authsvc is malformed (a kubeconfig, a users or token file, a
+    bootstrap token's groups, a URL); the message names it and, where it is a file, the line."""
+
+
 class ConfigError(AuthsvcError):
     """The configuration is invalid; the message lists every problem with its dotted path."""
 

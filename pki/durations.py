@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import re
 
+from pki.errors import InvalidValue
+
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86400}
 _PART = re.compile(r"(\d+)([smhdwy])")
 
@@ -21,12 +23,12 @@ def parse_duration(text: str, *, allow_zero: bool = False) -> dt.timedelta:
     """
     value = text.strip().lower()
     if not value or len(value) > 64 or not value.isascii() or _PART.sub("", value) != "":
-        raise ValueError(f"invalid duration {text!r}: use a number and a unit, e.g. 90s, 15m, 24h, 30d, 1y")
+        raise InvalidValue(f"invalid duration {text!r}: use a number and a unit, e.g. 90s, 15m, 24h, 30d, 1y")
     seconds = sum(int(n) * _UNIT_SECONDS[unit] for n, unit in _PART.findall(value))
     if seconds < 0 or (seconds == 0 and not allow_zero):
-        raise ValueError(f"invalid duration {text!r}: must be greater than zero")
+        raise InvalidValue(f"invalid duration {text!r}: must be greater than zero")
     if seconds > MAX_DURATION.total_seconds():
-        raise ValueError(f"invalid duration {text!r}: longer than the maximum of {MAX_DURATION.days // 365}y")
+        raise InvalidValue(f"invalid duration {text!r}: longer than the maximum of {MAX_DURATION.days // 365}y")
     return dt.timedelta(seconds=seconds)
 
 

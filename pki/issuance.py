@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import serialization
 from pki.ca import CertificateAuthority
 from pki.clock import Clock
 from pki.csr import csr_public_key, csr_sans, load_csr, refuse_ca_request
-from pki.errors import PolicyError
+from pki.errors import PolicyError, StoreError
 from pki.inventory import CertRecord, Inventory, SignedNames
 from pki.keys import KeyType, PrivateKey, PublicKey, generate_private_key, private_key_to_pem
 from pki.names import (
@@ -54,7 +54,7 @@ class IssuedCert:
 
     def key_pem(self, passphrase: bytes | None = None) -> bytes:
         if self.key is None:
-            raise ValueError("this certificate was signed from a CSR: its key stays with the requester")
+            raise StoreError("this certificate was signed from a CSR: its key stays with the requester")
         return private_key_to_pem(self.key, passphrase)
 
 

@@ -11,6 +11,8 @@ from urllib.parse import urlsplit
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
+from pki.errors import InvalidValue
+
 # Kubernetes takes any string as a user name, but names reach file names, YAML and logs:
 # control characters and path separators are refused everywhere.
 _FORBIDDEN = re.compile(r"[\x00-\x1f\x7f/\\]")
@@ -31,15 +33,15 @@ NODES_GROUP = "system:nodes"
 def check_name(value: str, *, what: str = "name") -> str:
     """Return `value` if it is safe as a user, group or cluster name; else raise ValueError."""
     if not value or not value.strip():
-        raise ValueError(f"{what} must not be empty")
+        raise InvalidValue(f"{what} must not be empty")
     if len(value) > MAX_NAME_LENGTH:
-        raise ValueError(f"{what} is longer than {MAX_NAME_LENGTH} characters")
+        raise InvalidValue(f"{what} is longer than {MAX_NAME_LENGTH} characters")
     if _FORBIDDEN.search(value):
-        raise ValueError(f"{what} {value!r} contains a control character or path separator")
+        raise InvalidValue(f"{what} {value!r} contains a control character or path separator")
     if value in {".", ".."}:
-        raise ValueError(f"{what} {value!r} is not allowed")
+        raise InvalidValue(f"{what} {value!r} is not allowed")
     if value != value.strip():
-        raise ValueError(f"{what} {value!r} has leading or trailing white space")
+        raise InvalidValue(f"{what} {value!r} has leading or trailing white space")
     return value
 
 
@@ -50,7 +52,7 @@ def check_dns_name(value: str) -> str:
     if labels[0] == "*" and len(labels) > 1:
         labels = labels[1:]
     if not name.isascii() or len(name) > MAX_NAME_LENGTH or not all(_DNS_LABEL.fullmatch(x) for x in labels):
-        raise ValueError(f"invalid DNS name {value!r}: use ASCII labels of letters, digits and '-' (IDNs as xn--)")
+        raise InvalidValue(f"invalid DNS name {value!r}: use ASCII labels of letters, digits and '-' (IDNs as xn--)")
     return name
 
 
@@ -59,7 +61,7 @@ def check_node_name(value: str) -> str:
     name = value.lower()
     labels = name.split(".")
     if not name.isascii() or len(name) > MAX_NAME_LENGTH or not all(_DNS1123_LABEL.fullmatch(x) for x in labels):
-        raise ValueError(f"invalid node name {value!r}: a node name is a DNS-1123 subdomain, e.g. worker-1")
+        raise InvalidValue(f"invalid node name {value!r}: a node name is a DNS-1123 subdomain, e.g. worker-1")
     return name
 
 
@@ -69,7 +71,7 @@ def user_subject(user: str, groups: Sequence[str] = ()) -> x509.Name:
     Raises ValueError when the user name does not fit in a CN (64 characters).
     """
     if not 1 <= len(user) <= MAX_COMMON_NAME_LENGTH:
-        raise ValueError(
+        raise InvalidValue(
             f"user name of {len(user)} characters does not fit in a certificate: a CN holds 1 to "
             f"{MAX_COMMON_NAME_LENGTH} (RFC 5280 ub-common-name)"
         )
@@ -152,23 +154,23 @@ def _parse_ip(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
     try:
         ip = ipaddress.ip_address(value)
     except ValueError:
-        raise ValueError(f"invalid IP SAN {value!r}: expected an IPv4 or IPv6 address") from None
+        raise InvalidValue(f"invalid IP SAN {value!r}: expected an IPv4 or IPv6 address") from None
     if getattr(ip, "scope_id", None):
         # A certificate holds only the 16 address bytes: the zone would be silently lost.
-        raise ValueError(f"invalid IP SAN {value!r}: an IPv6 zone (%...) cannot be in a certificate")
+        raise InvalidValue(f"invalid IP SAN {value!r}: an IPv6 zone (%...) cannot be in a certificate")
     return ip
 
 
 def _check_uri(value: str) -> str:
     if not _PRINTABLE_ASCII.fullmatch(value) or not urlsplit(value).scheme:
-        raise ValueError(f"invalid URI SAN {value!r}: expected an absolute ASCII URI such as spiffe://cluster/ns/x")
+        raise InvalidValue(f"invalid URI SAN {value!r}: expected an absolute ASCII URI such as spiffe://cluster/ns/x")
     return value
 
 
 def _check_email(value: str) -> str:
     local, at, domain = value.rpartition("@")
     if not _PRINTABLE_ASCII.fullmatch(value) or not at or not local or not domain or "@" in local:
-        raise ValueError(f"invalid email SAN {value!r}: expected user@domain in ASCII")
+        raise InvalidValue(f"invalid email SAN {value!r}: expected user@domain in ASCII")
     return value
 
 

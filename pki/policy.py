@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from pki.errors import PolicyError
+from pki.errors import InvalidValue, PolicyError
 from pki.keys import PublicKey, check_key_strength
 from pki.names import SubjectAltNames, check_dns_name, check_name, subject_user
 from pki.profiles import Profile
@@ -51,7 +51,7 @@ class SigningPolicy:
         try:
             regex = re.compile(self.user_pattern)
         except re.error as e:
-            raise ValueError(f"signing policy: user_pattern {self.user_pattern!r} is not a regex: {e}") from None
+            raise InvalidValue(f"signing policy: user_pattern {self.user_pattern!r} is not a regex: {e}") from None
         object.__setattr__(self, "_user_regex", regex)
         object.__setattr__(self, "_ip_networks", tuple(_network(cidr) for cidr in self.allowed_ip_sans))
 
@@ -60,7 +60,7 @@ def _network(cidr: str) -> IPNetwork:
     try:
         return ipaddress.ip_network(cidr, strict=False)
     except ValueError:
-        raise ValueError(f"signing policy: allowed_ip_sans entry {cidr!r} is not an IP network (CIDR)") from None
+        raise InvalidValue(f"signing policy: allowed_ip_sans entry {cidr!r} is not an IP network (CIDR)") from None
 
 
 @dataclass(frozen=True, slots=True)

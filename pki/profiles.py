@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 from cryptography.x509.oid import ExtendedKeyUsageOID, ObjectIdentifier
 
+from pki.errors import InvalidValue
+
 
 @dataclass(frozen=True, slots=True)
 class Profile:
@@ -49,4 +51,4 @@ def profile_named(name: str) -> Profile:
         return ALL_PROFILES[name]
     except KeyError:
         known = ", ".join(sorted(LEAF_PROFILES))
-        raise ValueError(f"unknown profile {name!r} (known: {known})") from None
+        raise InvalidValue(f"unknown profile {name!r} (known: {known})") from None

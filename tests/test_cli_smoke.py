@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import run_cli
 
 
@@ -25,3 +27,22 @@ def test_privileged_group_refused_in_one_line(tmp_path: Path) -> None:
 
 def test_bad_usage_exits_2(tmp_path: Path) -> None:
     assert run_cli(["certs", "create"], home=tmp_path / "h").exit_code == 2
+
+
+def test_a_bug_is_an_internal_error_not_a_user_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A ValueError from a bug (not a user error of authsvc or pki) says "internal error" and
+    nothing of its message; --debug shows the traceback. The twin: a user error says what it is."""
+    home = tmp_path / "h"
+    run_cli(["init"], home=home)
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise ValueError("secret-looking internals")
+
+    monkeypatch.setattr("authsvc.kubeconfig.issuer.KubeconfigIssuer.issue", broken)
+    result = run_cli(["issue", "alice", "-o", str(tmp_path / "a.conf")], home=home)
+    assert (result.exit_code, result.stderr) == (1, "error: internal error (run with --debug)\n")
+    with pytest.raises(ValueError, match="secret-looking internals"):  # --debug: the traceback
+        run_cli(["--debug", "issue", "alice", "-o", str(tmp_path / "a.conf")], home=home)
+    monkeypatch.undo()
+    user_error = run_cli(["issue", "alice", "-g", "system:masters", "-o", str(tmp_path / "a.conf")], home=home)
+    assert user_error.exit_code == 1 and user_error.stderr.startswith("error: ") and "internal" not in user_error.stderr

@@ -26,7 +26,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from authsvc.authn.base import AuthenticatorBase, ChainContext, TokenKind
 from authsvc.authn.chain import BOOTSTRAP_TOKEN
 from authsvc.db.tables import BootstrapTokenRow
-from authsvc.errors import BackendUnavailable
+from authsvc.errors import BackendUnavailable, InvalidInput
 from authsvc.identity import UserInfo
 from pki.clock import Clock
 from pki.db import make_sessionmaker
@@ -72,7 +72,7 @@ class BootstrapToken:
 def check_extra_groups(groups: Sequence[str]) -> tuple[str, ...]:
     bad = [g for g in groups if not EXTRA_GROUP.fullmatch(g)]
     if bad:
-        raise ValueError(f"extra groups {bad} must look like system:bootstrappers:<name> ([a-z0-9:-], as kubeadm's)")
+        raise InvalidInput(f"extra groups {bad} must look like system:bootstrappers:<name> ([a-z0-9:-], as kubeadm's)")
     return tuple(dict.fromkeys(groups))
 
 
@@ -121,7 +121,7 @@ class BootstrapTokenStore:
 
     def delete(self, token_id: str) -> None:
         if not TOKEN_ID.fullmatch(token_id):
-            raise ValueError(f"bootstrap token id {token_id!r} must be 6 characters [a-z0-9]")
+            raise InvalidInput(f"bootstrap token id {token_id!r} must be 6 characters [a-z0-9]")
         with self._sessions.begin() as session:
             row = session.get(BootstrapTokenRow, token_id)
             if row is None:

@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from authsvc.authn.base import ALL_KINDS, ANY_ISSUER, AuthenticatorBase, ChainContext
-from authsvc.errors import BackendUnavailable, ConfigError
+from authsvc.errors import BackendUnavailable, ConfigError, InvalidInput
 from authsvc.identity import UserInfo
 from authsvc.redact import token_digest
 
@@ -44,7 +44,7 @@ def parse_token_file(text: str, source: str = "token file") -> dict[bytes, tuple
         if not record or record == [""]:
             continue
         if len(record) < 3:
-            raise ValueError(
+            raise InvalidInput(
                 f"{source} line {number}: needs at least 3 columns (token, user name, user uid), found {len(record)}"
             )
         token, user, uid = (field.strip() for field in record[:3])
@@ -52,7 +52,7 @@ def parse_token_file(text: str, source: str = "token file") -> dict[bytes, tuple
             log.warning("%s line %d: empty token skipped", source, number)
             continue
         if not user:
-            raise ValueError(f"{source} line {number}: the user name is empty")
+            raise InvalidInput(f"{source} line {number}: the user name is empty")
         groups = tuple(g.strip() for g in record[3].split(",") if g.strip()) if len(record) > 3 else ()
         digest = _digest_of(token)
         if digest in table:

@@ -145,11 +145,12 @@ def _report(error: Exception) -> int:
     if isinstance(error, UsageError):
         click.echo(f"error: {_one_line(error)}", err=True)
         return 2
-    if isinstance(error, AuthsvcError | PKIError | ValueError):
+    if isinstance(error, AuthsvcError | PKIError):
         click.echo(f"error: {_one_line(error)}", err=True)
         return 1
     if isinstance(error, OSError):
         click.echo(f"error: {error.strerror or error}: {error.filename or ''}".rstrip(": "), err=True)
         return 1
-    click.echo(f"internal error: {type(error).__name__}: {_one_line(error)} (rerun with --debug)", err=True)
+    # A bug, not a user error: its message may mean nothing to the operator (or quote a secret).
+    click.echo("error: internal error (run with --debug)", err=True)
     return 1

@@ -21,6 +21,7 @@ import click
 
 from authsvc.cli import CliState
 from authsvc.cli.options import DURATION
+from authsvc.errors import InvalidInput
 
 if TYPE_CHECKING:
     from authsvc.home.opened import Home
@@ -36,7 +37,7 @@ def webhook_url(url: str) -> str:
     """An https URL; `/authenticate` when no path is given. ValueError otherwise."""
     parts = urlsplit(url)
     if parts.scheme != "https" or not parts.hostname:
-        raise ValueError(f"--url {url!r} must be an https:// URL (the webhook serves TLS only)")
+        raise InvalidInput(f"--url {url!r} must be an https:// URL (the webhook serves TLS only)")
     path = parts.path if parts.path not in ("", "/") else "/authenticate"
     return urlunsplit((parts.scheme, parts.netloc, path, parts.query, ""))
 
@@ -48,7 +49,7 @@ def default_webhook_url(bind: str) -> str:
     host, _, port = bind.rpartition(":")
     host = host.strip("[]")
     if host in ("", "0.0.0.0", "::"):  # noqa: S104 - recognising a wildcard, not binding one
-        raise ValueError(
+        raise InvalidInput(
             f"server.bind {bind!r} listens on every address: pass --url with the one the API server reaches"
         )
     return f"https://{f'[{host}]' if ':' in host else host}:{port}/authenticate"

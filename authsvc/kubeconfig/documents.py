@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from authsvc.errors import UsageError
+from authsvc.errors import InvalidInput, UsageError
 from pki.names import check_name
 from pki.store import atomic_write
 
@@ -146,15 +146,15 @@ def load_kubeconfig(path: Path, *, missing_ok: bool = False) -> dict[str, Any]:
     try:
         data = yaml.safe_load(text) or {}
     except yaml.YAMLError as e:
-        raise ValueError(f"{path} is not valid YAML: {str(e).splitlines()[0]}") from None
+        raise InvalidInput(f"{path} is not valid YAML: {str(e).splitlines()[0]}") from None
     if not isinstance(data, dict):
-        raise ValueError(f"{path} is not a kubeconfig (top level is not a mapping)")
+        raise InvalidInput(f"{path} is not a kubeconfig (top level is not a mapping)")
     for section in SECTIONS:
         entries = data.get(section)
         if entries is not None and not (
             isinstance(entries, list) and all(isinstance(e, dict) and isinstance(e.get("name"), str) for e in entries)
         ):
-            raise ValueError(f"{path} is not a kubeconfig: {section} must be a list of named entries")
+            raise InvalidInput(f"{path} is not a kubeconfig: {section} must be a list of named entries")
     return data
 
 

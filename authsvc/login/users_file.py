@@ -27,7 +27,7 @@ from pathlib import Path
 from argon2 import PasswordHasher, extract_parameters
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from authsvc.errors import BackendUnavailable, UsageError
+from authsvc.errors import BackendUnavailable, InvalidInput, UsageError
 from pki.names import check_name
 from pki.store import atomic_write
 
@@ -92,19 +92,19 @@ def parse_users(text: str, *, source: str = "users file") -> list[StaticUser]:
         if not row or row[0].lstrip().startswith("#"):
             continue
         if len(row) not in (3, 4):
-            raise ValueError(f'{source} line {number}: expected hash,user,uid[,"groups"], got {len(row)} fields')
+            raise InvalidInput(f'{source} line {number}: expected hash,user,uid[,"groups"], got {len(row)} fields')
         password_hash, username, uid = (field.strip() for field in row[:3])
         groups = tuple(g.strip() for g in row[3].split(",") if g.strip()) if len(row) == 4 else ()
         if not password_hash.startswith("$argon2"):
-            raise ValueError(f"{source} line {number}: the first field must be an argon2 hash, not a password")
+            raise InvalidInput(f"{source} line {number}: the first field must be an argon2 hash, not a password")
         try:
             check_name(username, what="user name")
             for group in groups:
                 check_name(group, what="group")
         except ValueError as e:
-            raise ValueError(f"{source} line {number}: {e}") from None
+            raise InvalidInput(f"{source} line {number}: {e}") from None
         if username in seen:
-            raise ValueError(f"{source} line {number}: user {username!r} is listed twice")
+            raise InvalidInput(f"{source} line {number}: user {username!r} is listed twice")
         seen.add(username)
         users.append(StaticUser(username, uid, groups, password_hash))
     return users

@@ -20,6 +20,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from sqlalchemy import Engine, func, select
 
+from authsvc.errors import InvalidInput
 from authsvc.home.layout import pki_path
 from authsvc.home.opened import Home
 from authsvc.init.webhook_pki import APISERVER_WEBHOOK_CLIENT, WEBHOOK_CLIENT_CA
@@ -278,7 +279,7 @@ def read_kubeconfig(path: Path) -> dict[str, Any]:
     """A kubeconfig parsed with libyaml when it is there: the daily no-op run reads every one."""
     data = yaml.load(path.read_bytes(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506 - safe
     if not isinstance(data, dict):
-        raise ValueError(f"{path} is not a kubeconfig (top level is not a mapping)")
+        raise InvalidInput(f"{path} is not a kubeconfig (top level is not a mapping)")
     return data
 
 

@@ -22,6 +22,7 @@ from typing import Any
 from flask import Blueprint, Flask
 from flask.blueprints import BlueprintSetupState
 
+from authsvc.errors import InvalidInput
 from authsvc.web.app import runtime_of
 from authsvc.webhook.reviewer import TokenReviewer
 from authsvc.webhook.tokenreview import V1, InvalidTokenReview, encode_reply, parse_tokenreview, tokenreview_reply
@@ -38,11 +39,11 @@ DRAIN_FACTOR = 16
 _STATUS_LINES = {s.value: f"{s.value} {s.phrase}" for s in HTTPStatus}
 
 
-class BodyTooLarge(ValueError):
+class BodyTooLarge(InvalidInput):
     pass
 
 
-class UnreadableBody(ValueError):
+class UnreadableBody(InvalidInput):
     pass
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from authsvc.errors import InvalidInput
 from authsvc.identity import UserInfo
 
 V1 = "authentication.k8s.io/v1"
@@ -44,7 +45,7 @@ class TokenReviewRequest:
     audiences: tuple[str, ...] = ()
 
 
-class InvalidTokenReview(ValueError):
+class InvalidTokenReview(InvalidInput):
     """The body is not a TokenReview we can answer; the message never contains the token."""
 
     def __init__(self, message: str, api_version: str = V1) -> None:

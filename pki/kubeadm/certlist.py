@@ -32,6 +32,7 @@ from enum import StrEnum
 from cryptography import x509
 
 from pki.ca import CertificateAuthority
+from pki.errors import InvalidValue
 from pki.keys import KeyType, PrivateKey, PublicKey, generate_private_key
 from pki.names import (
     NODE_PREFIX,
@@ -155,14 +156,14 @@ def key_type_for(encryption_algorithm: str) -> KeyType:
         return ENCRYPTION_ALGORITHMS[encryption_algorithm]
     except KeyError:
         known = ", ".join(ENCRYPTION_ALGORITHMS)
-        raise ValueError(f"unknown encryption algorithm {encryption_algorithm!r} (one of: {known})") from None
+        raise InvalidValue(f"unknown encryption algorithm {encryption_algorithm!r} (one of: {known})") from None
 
 
 def ca_spec(base_name: str) -> CASpec:
     for spec in CA_SPECS:
         if base_name in (spec.base_name, spec.name):
             return spec
-    raise ValueError(f"{base_name!r} is not one of kubeadm's CAs ({', '.join(s.base_name for s in CA_SPECS)})")
+    raise InvalidValue(f"{base_name!r} is not one of kubeadm's CAs ({', '.join(s.base_name for s in CA_SPECS)})")
 
 
 def find_spec(name: str) -> CertSpec | KubeconfigSpec | None:
@@ -196,7 +197,7 @@ class ClusterParams:
         """Raise ValueError naming the first parameter kubeadm would refuse."""
         check_name(self.cluster_name, what="cluster name")
         if check_node_name(self.node_name) != self.node_name:
-            raise ValueError(f"node name {self.node_name!r} must be lower case (kubeadm's node names are)")
+            raise InvalidValue(f"node name {self.node_name!r} must be lower case (kubeadm's node names are)")
         parse_advertise_address(self.advertise_address)
         first_service_ip(self.service_cidr)
         check_dns_name(self.dns_domain)
@@ -209,7 +210,7 @@ def parse_advertise_address(value: str) -> IPAddress:
     try:
         return ipaddress.ip_address(value)
     except ValueError:
-        raise ValueError(f"advertise address {value!r} is not an IP address") from None
+        raise InvalidValue(f"advertise address {value!r} is not an IP address") from None
 
 
 def first_service_ip(service_cidr: str) -> IPAddress:
@@ -218,10 +219,10 @@ def first_service_ip(service_cidr: str) -> IPAddress:
     try:
         network = ipaddress.ip_network(first, strict=True)
     except ValueError:
-        raise ValueError(f"service CIDR {service_cidr!r} is not a network address in CIDR form") from None
+        raise InvalidValue(f"service CIDR {service_cidr!r} is not a network address in CIDR form") from None
     if network.num_addresses < 10:
         # kubeadm: MinimumAddressesInServiceSubnet (the DNS service is the tenth address).
-        raise ValueError(f"service CIDR {first} is too small (kubeadm needs at least 10 addresses)")
+        raise InvalidValue(f"service CIDR {first} is too small (kubeadm needs at least 10 addresses)")
     return network.network_address + 1
 
 
@@ -236,14 +237,14 @@ def split_host_port(endpoint: str, default_port: int = API_SERVER_PORT) -> tuple
     port = default_port
     if port_text:
         if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-            raise ValueError(f"control-plane endpoint {endpoint!r} has an invalid port")
+            raise InvalidValue(f"control-plane endpoint {endpoint!r} has an invalid port")
         port = int(port_text)
     if is_ip_address(host):
         return host, port
     try:
         return check_node_name(host), port  # a host name: a DNS-1123 subdomain, no wildcard
     except ValueError:
-        raise ValueError(
+        raise InvalidValue(
             f"control-plane endpoint {endpoint!r}: {host!r} is neither an IP address nor a DNS name"
         ) from None
 
@@ -267,7 +268,7 @@ def classify_sans(values: Iterable[str]) -> SubjectAltNames:
     """appendSANsToAltNames: an IP if it parses as one, else an RFC 1123 (wildcard) DNS name."""
     sans = SubjectAltNames.parse(values)  # a bare value is exactly that: IP if it parses, else checked DNS
     if sans.uris or sans.emails:
-        raise ValueError("extra SANs are IP addresses or DNS names (no URI: or email: entries)")
+        raise InvalidValue("extra SANs are IP addresses or DNS names (no URI: or email: entries)")
     return sans
 
 

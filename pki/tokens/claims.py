@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pki.errors import PolicyError, TokenRejected
+from pki.errors import MalformedToken, PolicyError
 from pki.names import SERVICE_ACCOUNT_PREFIX, check_name
 
 KUBERNETES_CLAIM = "kubernetes.io"
@@ -223,7 +223,7 @@ def identity_from_claims(claims: Mapping[str, Any]) -> TokenIdentity:
 def _text(claims: Mapping[str, Any], key: str, *, required: bool = True) -> str:
     value = claims.get(key, "")
     if not isinstance(value, str) or (required and not value):
-        raise TokenRejected(f"token claim {key!r} is missing or not a string")
+        raise MalformedToken(f"token claim {key!r} is missing or not a string")
     return value
 
 
@@ -231,7 +231,7 @@ def _bound_identity(claims: Mapping[str, Any]) -> TokenIdentity:
     private = claims[KUBERNETES_CLAIM]
     account = private.get("serviceaccount") if isinstance(private, dict) else None
     if not isinstance(account, dict):
-        raise TokenRejected(f"token claim {KUBERNETES_CLAIM!r} has no serviceaccount")
+        raise MalformedToken(f"token claim {KUBERNETES_CLAIM!r} has no serviceaccount")
     namespace = _text(private, "namespace")
     name, uid = _text(account, "name"), _text(account, "uid", required=False)
     _check_subject(claims, namespace, name)
@@ -254,19 +254,19 @@ def _legacy_identity(claims: Mapping[str, Any]) -> TokenIdentity:
 
 def _check_subject(claims: Mapping[str, Any], namespace: str, name: str) -> None:
     if claims.get("sub") != service_account_username(namespace, name):
-        raise TokenRejected("token subject does not match its service-account claims")
+        raise MalformedToken("token subject does not match its service-account claims")
 
 
 def _user_identity(claims: Mapping[str, Any]) -> TokenIdentity:
     username = _text(claims, "sub")
     if username.startswith(SERVICE_ACCOUNT_PREFIX):
-        raise TokenRejected("a service-account subject without service-account claims")
+        raise MalformedToken("a service-account subject without service-account claims")
     groups = claims.get("groups", [])
     extra = claims.get("extra", {})
     if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
-        raise TokenRejected("token claim 'groups' must be a list of strings")
+        raise MalformedToken("token claim 'groups' must be a list of strings")
     if not isinstance(extra, dict) or not all(isinstance(v, list) for v in extra.values()):
-        raise TokenRejected("token claim 'extra' must map names to lists of strings")
+        raise MalformedToken("token claim 'extra' must map names to lists of strings")
     return TokenIdentity(
         KIND_USER,
         username,

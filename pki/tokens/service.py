@@ -24,7 +24,16 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from pki.clock import Clock
 from pki.durations import format_duration
-from pki.errors import KeyMaterialError, KeyUnavailable, PKIError, PolicyError, StoreError, TokenRejected
+from pki.errors import (
+    KeyMaterialError,
+    KeyUnavailable,
+    MalformedToken,
+    PKIError,
+    PolicyError,
+    RevokedToken,
+    StoreError,
+    WrongIssuer,
+)
 from pki.keys import PrivateKey, check_key_strength, public_key_pem
 from pki.policy import check_groups, check_user
 from pki.tokens import rotation
@@ -280,9 +289,9 @@ class TokenService:
         claims = result.claims
         jti = claims.get("jti", "")
         if not isinstance(jti, str):
-            raise TokenRejected("token claim 'jti' is not a string")
+            raise MalformedToken("token claim 'jti' is not a string")
         if jti and jti in snapshot.revoked:
-            raise TokenRejected(f"token {jti} has been revoked")
+            raise RevokedToken(f"token {jti} has been revoked")
         # A shape authsvc does not sign is refused here, not later; so is a shape under another kind's issuer.
         self._check_issuer(identity_from_claims(claims).kind, claims["iss"])
         expires = dt.datetime.fromtimestamp(claims["exp"], dt.UTC)
@@ -291,7 +300,7 @@ class TokenService:
     def _check_issuer(self, kind: str, issuer: str) -> None:
         expected = self._issuer_of_kind[kind]
         if issuer != expected:
-            raise TokenRejected(f"a {kind} token must be issued by {expected!r}, not {issuer!r}")
+            raise WrongIssuer(f"a {kind} token must be issued by {expected!r}, not {issuer!r}")
 
     def _expectations(self, audiences: tuple[str, ...]) -> Expectations:
         return Expectations(

@@ -18,7 +18,18 @@ from typing import Any
 import jwt
 from jwt.utils import base64url_decode
 
-from pki.errors import KeyMaterialError, TokenRejected
+from pki.errors import (
+    BadSignature,
+    DisallowedAlgorithm,
+    ExpiredToken,
+    ImmatureToken,
+    KeyMaterialError,
+    MalformedToken,
+    MissingClaim,
+    UnknownKey,
+    WrongAudience,
+    WrongIssuer,
+)
 from pki.keys import PublicKey, load_public_key_pem
 from pki.tokens.kid import algorithm_for, kid_for
 from pki.tokens.signing_keys import KeyState, SigningKeyRecord
@@ -77,7 +88,7 @@ class Verified:
 def verify_signed(token: str, keys: Mapping[str, VerificationKey], expect: Expectations, now: dt.datetime) -> Verified:
     """Check signature, issuer, times and audience; raise TokenRejected naming the first failure."""
     if len(token) > MAX_TOKEN_LENGTH:
-        raise TokenRejected(f"token is longer than {MAX_TOKEN_LENGTH} bytes")
+        raise MalformedToken(f"token is longer than {MAX_TOKEN_LENGTH} bytes")
     claims, key = _decode(token, candidate_keys(read_header(token), keys), expect.issuers)
     check_times(claims, now, expect.leeway)
     return Verified(claims, key, check_audience(claims, expect))
@@ -91,7 +102,7 @@ def read_header(token: str) -> dict[str, Any]:
     except (ValueError, TypeError):
         header = None
     if not isinstance(header, dict):
-        raise TokenRejected("not a JWT: the header is not base64url-encoded JSON")
+        raise MalformedToken("not a JWT: the header is not base64url-encoded JSON")
     return header
 
 
@@ -99,18 +110,18 @@ def candidate_keys(header: Mapping[str, Any], keys: Mapping[str, VerificationKey
     alg, kid = header.get("alg"), header.get("kid")
     if not isinstance(alg, str) or alg not in ALLOWED_ALGORITHMS:  # `[] in frozenset` raises TypeError
         allowed = ", ".join(sorted(ALLOWED_ALGORITHMS))
-        raise TokenRejected(f"algorithm {str(alg)[:16]!r} is not allowed (only {allowed})")
+        raise DisallowedAlgorithm(f"algorithm {str(alg)[:16]!r} is not allowed (only {allowed})")
     if kid is None:
         # Tokens from older kube-apiservers carry no kid: try every key of that algorithm, as it does.
         found = [k for k in keys.values() if k.algorithm == alg]
         if not found:
-            raise TokenRejected(f"no published signing key uses {alg}")
+            raise DisallowedAlgorithm(f"no published signing key uses {alg}")
         return found
     key = keys.get(kid) if isinstance(kid, str) else None
     if key is None:
-        raise TokenRejected(f"unknown signing key id {str(kid)[:64]!r} (not published, or retired)")
+        raise UnknownKey(f"unknown signing key id {str(kid)[:64]!r} (not published, or retired)")
     if key.algorithm != alg:
-        raise TokenRejected(f"key {key.kid} signs with {key.algorithm}, the token says {alg}")
+        raise DisallowedAlgorithm(f"key {key.kid} signs with {key.algorithm}, the token says {alg}")
     return [key]
 
 
@@ -123,13 +134,13 @@ def _decode(
         except jwt.InvalidSignatureError:
             continue
         except jwt.MissingRequiredClaimError as e:
-            raise TokenRejected(f"token has no {e.claim!r} claim") from None
+            raise MissingClaim(f"token has no {e.claim!r} claim") from None
         except jwt.InvalidIssuerError:
-            raise TokenRejected(f"token issuer is not accepted (expected one of {sorted(issuers)})") from None
+            raise WrongIssuer(f"token issuer is not accepted (expected one of {sorted(issuers)})") from None
         except jwt.PyJWTError as e:
-            raise TokenRejected(f"malformed token: {e}") from None
+            raise MalformedToken(f"malformed token: {e}") from None
         return decoded["payload"], key
-    raise TokenRejected("token signature does not verify")
+    raise BadSignature("token signature does not verify")
 
 
 MAX_NUMERIC_DATE = 253_402_300_799  # 9999-12-31T23:59:59Z
@@ -140,11 +151,11 @@ def _numeric_date(claims: Mapping[str, Any], name: str) -> float | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TokenRejected(f"token claim {name!r} is not a number of seconds")
+        raise MalformedToken(f"token claim {name!r} is not a number of seconds")
     # Past year 9999 a date cannot be a datetime (nor, past ~1e308, a float): such a claim is a
     # malformed token, refused like any other, never an internal error ("backend unavailable").
     if not -MAX_NUMERIC_DATE <= value <= MAX_NUMERIC_DATE:
-        raise TokenRejected(f"token claim {name!r} is out of range")
+        raise MalformedToken(f"token claim {name!r} is out of range")
     return float(value)
 
 
@@ -153,13 +164,13 @@ def check_times(claims: Mapping[str, Any], now: dt.datetime, leeway: dt.timedelt
     at, slack = now.timestamp(), leeway.total_seconds()
     exp = _numeric_date(claims, "exp")
     if exp is not None and exp <= at - slack:
-        raise TokenRejected(f"token expired at {_iso(exp)}")
+        raise ExpiredToken(f"token expired at {_iso(exp)}")
     nbf = _numeric_date(claims, "nbf")
     if nbf is not None and nbf > at + slack:
-        raise TokenRejected(f"token is not valid before {_iso(nbf)}")
+        raise ImmatureToken(f"token is not valid before {_iso(nbf)}")
     iat = _numeric_date(claims, "iat")
     if iat is not None and iat > at + slack:
-        raise TokenRejected(f"token was issued in the future ({_iso(iat)})")
+        raise ImmatureToken(f"token was issued in the future ({_iso(iat)})")
 
 
 def check_audience(claims: Mapping[str, Any], expect: Expectations) -> tuple[str, ...]:
@@ -172,10 +183,10 @@ def check_audience(claims: Mapping[str, Any], expect: Expectations) -> tuple[str
     elif isinstance(aud, list) and all(isinstance(a, str) for a in aud):
         named = tuple(aud)
     else:
-        raise TokenRejected("token claim 'aud' must be a string or a list of strings")
+        raise MalformedToken("token claim 'aud' must be a string or a list of strings")
     accepted = tuple(a for a in named if a in expect.audiences)
     if not accepted:
-        raise TokenRejected(f"token audiences {list(named)} include none of {sorted(expect.audiences)}")
+        raise WrongAudience(f"token audiences {list(named)} include none of {sorted(expect.audiences)}")
     return accepted
 
 
