@@ -169,7 +169,7 @@ def test_a_written_out_denied_groups_does_not_reopen_the_privileged_groups(
 ) -> None:
     home = _set_policy(home, denied_groups=denied_groups, denied_users=denied_groups)
     for path in CLI_PATHS:
-        result, out = _run(home, tmp_path / path.replace(" ", "-"), path, "kubeadm:cluster-admins")
+        result, _out = _run(home, tmp_path / path.replace(" ", "-"), path, "kubeadm:cluster-admins")
         assert result.exit_code == 1 and "'kubeadm:cluster-admins' is privileged" in one_error_line(result.stderr)
     refused = run_cli(["certs", "create", "system:kube-scheduler"], home=home.root)
     assert refused.exit_code == 1 and "is privileged" in one_error_line(refused.stderr)
