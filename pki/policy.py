@@ -4,9 +4,10 @@ Deny by default for privileged identities: the groups and users below are refuse
 `denied_groups` / `denied_users` say, unless the operator lists them in `allowed_groups` /
 `allowed_users`. A certificate in `system:masters` bypasses RBAC entirely and cannot be
 revoked by the API server; one in `kubeadm:cluster-admins` is cluster-admin in every cluster
-kubeadm >= 1.29 built. The same rule applies to every identity authsvc mints or refreshes:
-certificates, user tokens (`token create-user`, /login), the users file, the identities
-re-checked at review time, and (without the opt-in) external issuers' identities.
+kubeadm >= 1.29 built. `check_user` / `check_groups` are the one rule for every identity
+that is minted or refreshed, not only certificates (user tokens, logins, their re-checks);
+`privileged_user` / `privileged_group` test a name against the list alone, for identities
+that get no opt-in (those asserted by an external issuer).
 """
 
 from __future__ import annotations
