@@ -17,7 +17,7 @@ MAX_DURATION = dt.timedelta(days=100 * 365)
 
 
 def parse_duration(text: str, *, allow_zero: bool = False) -> dt.timedelta:
-    """Parse `text` into a timedelta; raise ValueError naming the text when it is not one.
+    """Parse `text` into a timedelta; raise InvalidValue naming the text when it is not one.
 
     Zero is refused unless `allow_zero` (a TTL of zero is a mistake; a cache TTL of zero is a choice).
     """

@@ -31,7 +31,7 @@ NODES_GROUP = "system:nodes"
 
 
 def check_name(value: str, *, what: str = "name") -> str:
-    """Return `value` if it is safe as a user, group or cluster name; else raise ValueError."""
+    """Return `value` if it is safe as a user, group or cluster name; else raise InvalidValue."""
     if not value or not value.strip():
         raise InvalidValue(f"{what} must not be empty")
     if len(value) > MAX_NAME_LENGTH:

@@ -1,9 +1,13 @@
 """The signing policy: small validators applied in turn, each naming what it refuses.
 
-Deny by default for privileged identities: `system:masters` and every other `system:`
-group or user name is refused unless the operator lists it in `allowed_groups` /
-`allowed_users`, because a certificate in `system:masters` bypasses RBAC entirely and
-cannot be revoked by the API server.
+Deny by default for privileged identities: the groups and users below are refused whatever
+`denied_groups` / `denied_users` say, unless the operator lists them in `allowed_groups` /
+`allowed_users`. A certificate in `system:masters` bypasses RBAC entirely and cannot be
+revoked by the API server; one in `kubeadm:cluster-admins` is cluster-admin in every cluster
+kubeadm >= 1.29 built. `check_user` / `check_groups` are the one rule for every identity
+that is minted or refreshed, not only certificates (user tokens, logins, their re-checks);
+`privileged_user` / `privileged_group` test a name against the list alone, for identities
+that get no opt-in (those asserted by an external issuer).
 """
 
 from __future__ import annotations
@@ -24,13 +28,29 @@ from pki.profiles import Profile
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
+# Groups that carry power in a cluster (globs), refused unless allowed_groups names them:
+# - `system:*`, Kubernetes' own: system:masters (bypasses RBAC and authorization webhooks),
+#   system:nodes (the Node authorizer), system:bootstrappers:* (kubeadm's node bootstrap
+#   token group system:bootstrappers:kubeadm:default-node-token may have node client
+#   certificates signed), system:serviceaccounts:*, ...
+# - `kubeadm:*`, kubeadm's own: from v1.29 kubeadm binds kubeadm:cluster-admins to the
+#   cluster-admin ClusterRole (cmd/kubeadm/app/constants ClusterAdminsGroupAndClusterRoleBinding;
+#   admin.conf and apiserver-kubelet-client authenticate with it). Its other bindings are to
+#   system: groups; the prefix covers the ones later releases add.
+# authsvc binds nothing of its own beyond these (its CronJob's RoleBinding names a service account).
+PRIVILEGED_GROUPS: tuple[str, ...] = ("system:*", "kubeadm:*")
+# Kubernetes' own user names: system:node:<node>, system:kube-controller-manager, system:anonymous, ...
+PRIVILEGED_USERS: tuple[str, ...] = ("system:*",)
+
 
 @dataclass(frozen=True, slots=True)
 class SigningPolicy:
-    # Glob patterns. A group matching allowed_groups is accepted even if it also matches denied_groups.
-    denied_groups: tuple[str, ...] = ("system:*",)
+    # Glob patterns. The privileged groups and users above are refused whatever these say; a
+    # name matching allowed_* is accepted even if it also matches a denied or privileged pattern
+    # (the explicit opt-in). denied_* add patterns of the operator's own.
+    denied_groups: tuple[str, ...] = ()
     allowed_groups: tuple[str, ...] = ()
-    denied_users: tuple[str, ...] = ("system:*",)
+    denied_users: tuple[str, ...] = ()
     allowed_users: tuple[str, ...] = ()
     user_pattern: str = r"^[A-Za-z0-9][A-Za-z0-9._@+=:-]*$"
     # Globs for DNS SANs (`*.svc.cluster.local`), CIDRs for IP SANs. Empty: no SAN allowed
@@ -47,7 +67,7 @@ class SigningPolicy:
     _ip_networks: tuple[IPNetwork, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        """Compile the patterns once; raise ValueError naming a bad pattern or CIDR."""
+        """Compile the patterns once; raise InvalidValue naming a bad pattern or CIDR."""
         try:
             regex = re.compile(self.user_pattern)
         except re.error as e:
@@ -76,12 +96,23 @@ def _matches(value: str, patterns: tuple[str, ...]) -> bool:
     return any(fnmatch.fnmatchcase(value, p) for p in patterns)
 
 
+def privileged_group(group: str) -> bool:
+    """Whether `group` is one of PRIVILEGED_GROUPS (case-sensitive, as RBAC compares names)."""
+    return _matches(group, PRIVILEGED_GROUPS)
+
+
+def privileged_user(user: str) -> bool:
+    """Whether `user` is one of PRIVILEGED_USERS."""
+    return _matches(user, PRIVILEGED_USERS)
+
+
 def check_user(policy: SigningPolicy, user: str) -> None:
     try:
         check_name(user, what="user name")
     except ValueError as e:
         raise PolicyError(str(e)) from None
-    if _matches(user, policy.denied_users) and not _matches(user, policy.allowed_users):
+    denied = privileged_user(user) or _matches(user, policy.denied_users)
+    if denied and not _matches(user, policy.allowed_users):
         raise PolicyError(f"user name {user!r} is privileged and not allowed by the signing policy")
     if not policy._user_regex.fullmatch(user) and not _matches(user, policy.allowed_users):
         raise PolicyError(f"user name {user!r} does not match the policy's pattern {policy.user_pattern}")
@@ -95,7 +126,8 @@ def check_groups(policy: SigningPolicy, groups: tuple[str, ...]) -> None:
             check_name(group, what="group")
         except ValueError as e:
             raise PolicyError(str(e)) from None
-        if _matches(group, policy.denied_groups) and not _matches(group, policy.allowed_groups):
+        denied = privileged_group(group) or _matches(group, policy.denied_groups)
+        if denied and not _matches(group, policy.allowed_groups):
             raise PolicyError(f"group {group!r} is privileged and not allowed by the signing policy")
 
 

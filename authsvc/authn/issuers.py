@@ -33,6 +33,7 @@ from authsvc.errors import BackendUnavailable, ConfigError
 from authsvc.identity import UserInfo
 from authsvc.settings.authn import IssuerSettings
 from pki.clock import Clock
+from pki.policy import privileged_group, privileged_user
 
 log = logging.getLogger(__name__)
 
@@ -46,13 +47,6 @@ DECODE_OPTIONS: dict[str, Any] = {
     "require": ["exp", "iss", "aud"],
     "enforce_minimum_key_length": True,
 }
-# Identities from outside must not claim Kubernetes' own names (system:masters, system:node:...).
-RESERVED_PREFIX = "system:"
-
-
-def reserved(name: str) -> bool:
-    """A Kubernetes name no identity from outside may carry."""
-    return name.startswith(RESERVED_PREFIX)
 
 
 class KeySource(Protocol):
@@ -193,8 +187,11 @@ def map_claims(claims: dict[str, Any], settings: IssuerSettings) -> UserInfo | N
             extra[key] = values
     name = settings.username_prefix + username
     group_names = tuple(settings.groups_prefix + g for g in groups)
-    if reserved(name) or any(reserved(g) for g in group_names):
-        log.warning("issuer %s: refused a token naming a reserved system: user or group", settings.url)
+    # Identities from outside never carry the privileged names (pki.policy: system:masters,
+    # system:node:..., kubeadm:cluster-admins, ...). No opt-in here: pki.policy.allowed_* is for
+    # what authsvc issues; bind the IdP's own group names (groups_prefix) instead.
+    if privileged_user(name) or any(privileged_group(g) for g in group_names):
+        log.warning("issuer %s: refused a token naming a privileged user or group", settings.url)
         return None
     audiences = _token_audiences(claims, settings) if settings.audience_aware else ()
     return UserInfo(name, uid, group_names, extra, audiences, backend=NAME)
@@ -252,7 +249,7 @@ class IssuerVerifier:
         """`user` with the directory groups of `username` (the claim, before username_prefix)
         added after the token's: same cache, stale-if-error and failure rules as LDAP logins.
         Directory groups get no groups_prefix (they are the directory's names, as for an LDAP
-        login; ldap.group_prefix applies); `system:` ones are never added (as in map_claims).
+        login; ldap.group_prefix applies); privileged ones are never added (as in map_claims).
         Raises BackendUnavailable when the directory cannot answer: the review fails closed."""
         if self.group_lookup is None:
             raise BackendUnavailable(f"issuer {self.settings.url}: the directory group lookup is not installed")
@@ -260,10 +257,10 @@ class IssuerVerifier:
         if directory_groups is None:
             log.info("issuer %s: a user the directory does not know keeps the token's groups only", self.settings.url)
             return user
-        refused = [g for g in directory_groups if reserved(g)]
+        refused = [g for g in directory_groups if privileged_group(g)]
         if refused:
-            log.warning("issuer %s: %d reserved system: directory group(s) not added", self.settings.url, len(refused))
-        added = [g for g in dict.fromkeys(directory_groups) if g not in user.groups and not reserved(g)]
+            log.warning("issuer %s: %d privileged directory group(s) not added", self.settings.url, len(refused))
+        added = [g for g in dict.fromkeys(directory_groups) if g not in user.groups and not privileged_group(g)]
         return dataclasses.replace(user, groups=(*user.groups, *added)) if added else user
 
 

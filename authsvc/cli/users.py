@@ -3,6 +3,9 @@
 The file (login.users_file, default <home>/users.csv) holds argon2 hashes only; passwords
 are asked twice on the terminal or read from standard input (--password-stdin).
 Concurrent runs take turns on a lock file beside it; the server picks up changes by itself.
+`add` refuses what /login would refuse (the signing policy's user and group rules, privileged
+groups included) and a group the file cannot hold as one name, before anything is written;
+`list` and `passwd` warn about entries whose logins the policy refuses.
 """
 
 from __future__ import annotations
@@ -12,8 +15,9 @@ import fcntl
 import os
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -21,6 +25,10 @@ from authsvc.cli import CliState
 from authsvc.cli.options import NameType
 from authsvc.cli.output import emit, output_option
 from authsvc.errors import UsageError
+
+if TYPE_CHECKING:
+    from authsvc.login.users_file import StaticUser
+    from pki.policy import SigningPolicy
 
 
 @click.group()
@@ -45,6 +53,25 @@ def _locked(path: Path) -> Iterator[None]:
         os.close(fd)
 
 
+def _policy(state: CliState) -> SigningPolicy:
+    policy: SigningPolicy = state.home().settings.pki.policy.to_policy()
+    return policy
+
+
+def _warn_refused(policy: SigningPolicy, users: Iterable[StaticUser]) -> None:
+    """One warning line per user whose logins the signing policy refuses (a privileged group
+    written by hand or by an older authsvc): /login answers 403 for them."""
+    from pki.errors import PolicyError
+    from pki.policy import check_groups, check_user
+
+    for user in users:
+        try:
+            check_user(policy, user.username)
+            check_groups(policy, user.groups)
+        except PolicyError as e:
+            click.echo(f"warning: user {user.username!r} cannot log in: {e}", err=True)
+
+
 def _read_password(from_stdin: bool) -> str:
     if from_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
@@ -65,9 +92,19 @@ PASSWORD_STDIN = click.option("--password-stdin", is_flag=True, help="Read the p
 @PASSWORD_STDIN
 @click.pass_obj
 def add(state: CliState, username: str, groups: tuple[str, ...], uid: str | None, password_stdin: bool) -> None:
-    """Add USERNAME with a password (asked twice unless --password-stdin)."""
-    from authsvc.login.users_file import StaticUser, hash_password, read_users, write_users
+    """Add USERNAME with a password (asked twice unless --password-stdin).
 
+    USERNAME and each --group must pass the signing policy (pki.policy: no system: or kubeadm:
+    names unless allowed_users / allowed_groups list them), as at /login; a group may not
+    contain ',' (the file's separator between groups).
+    """
+    from authsvc.login.users_file import StaticUser, check_groups_field, hash_password, read_users, write_users
+    from pki.policy import check_groups, check_user
+
+    check_groups_field(username, groups)
+    policy = _policy(state)
+    check_user(policy, username)
+    check_groups(policy, groups)
     path = _users_path(state)
     with _locked(path):
         current = read_users(path)
@@ -97,6 +134,7 @@ def passwd(state: CliState, username: str, password_stdin: bool) -> None:
         updated = [replace(u, password_hash=password_hash) if u.username == username else u for u in current]
         write_users(path, updated)
     click.echo(f"password of {username} changed", err=True)
+    _warn_refused(_policy(state), [u for u in current if u.username == username])
 
 
 @users.command("remove")
@@ -123,5 +161,6 @@ def list_users(state: CliState, output_format: str) -> None:
     """List the users (never the hashes)."""
     from authsvc.login.users_file import read_users
 
-    rows = [u.public() for u in read_users(_users_path(state))]
-    emit(rows, output_format, columns=[("USER", "user"), ("UID", "uid"), ("GROUPS", "groups")])
+    current = read_users(_users_path(state))
+    emit([u.public() for u in current], output_format, columns=[("USER", "user"), ("UID", "uid"), ("GROUPS", "groups")])
+    _warn_refused(_policy(state), current)

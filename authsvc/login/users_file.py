@@ -9,6 +9,12 @@ but the first column is an argon2id hash (argon2-cffi), never a password:
 `authsvc users add|passwd|remove|list` manage it (written atomically, mode 0600). The server
 re-reads it when it changes (size, mtime or inode differ), so edits apply without a restart.
 A file that cannot be parsed makes the backend unavailable (fail closed), it is not skipped.
+
+A user's groups share one field, joined by GROUP_SEPARATOR: a group name holding it would be
+read back as several groups (`dev,system:masters` as `dev` and `system:masters`), so no
+writer of the file accepts one. A file that already lists such groups (by hand, or from an
+older authsvc) is read as the format says; the signing policy then refuses the privileged
+ones at /login and at review time, and `authsvc users list` names them.
 """
 
 from __future__ import annotations
@@ -35,6 +41,9 @@ log = logging.getLogger(__name__)
 
 HEADER = '# authsvc users file: argon2 hash,user,uid,"group1,group2" (manage with `authsvc users`)\n'
 USERS_FILE_MODE = 0o600
+# Between the groups of the fourth field. The CSV layer quotes every other character (quotes
+# included); white space around a group is trimmed on reading, and check_name refuses it.
+GROUP_SEPARATOR = ","
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +93,16 @@ def verify_password(password_hash: str, password: str) -> bool:
 # -- the file format ------------------------------------------------------------------------
 
 
+def check_groups_field(username: str, groups: Sequence[str]) -> None:
+    """Raise InvalidInput unless every group reads back from the file as itself."""
+    for group in groups:
+        if GROUP_SEPARATOR in group:
+            raise InvalidInput(
+                f"group {group!r} of user {username!r} contains {GROUP_SEPARATOR!r}, which separates groups "
+                "in the users file: give each group its own --group"
+            )
+
+
 def parse_users(text: str, *, source: str = "users file") -> list[StaticUser]:
     """Parse the CSV text; raises ValueError naming the line for anything malformed."""
     users: list[StaticUser] = []
@@ -94,7 +113,7 @@ def parse_users(text: str, *, source: str = "users file") -> list[StaticUser]:
         if len(row) not in (3, 4):
             raise InvalidInput(f'{source} line {number}: expected hash,user,uid[,"groups"], got {len(row)} fields')
         password_hash, username, uid = (field.strip() for field in row[:3])
-        groups = tuple(g.strip() for g in row[3].split(",") if g.strip()) if len(row) == 4 else ()
+        groups = tuple(g.strip() for g in row[3].split(GROUP_SEPARATOR) if g.strip()) if len(row) == 4 else ()
         if not password_hash.startswith("$argon2"):
             raise InvalidInput(f"{source} line {number}: the first field must be an argon2 hash, not a password")
         try:
@@ -111,11 +130,13 @@ def parse_users(text: str, *, source: str = "users file") -> list[StaticUser]:
 
 
 def render_users(users: Iterable[StaticUser]) -> str:
+    """The file's text. Raises ValueError for a group the file cannot hold (check_groups_field)."""
     out = io.StringIO()
     out.write(HEADER)
     writer = csv.writer(out, lineterminator="\n")
     for user in users:
-        writer.writerow([user.password_hash, user.username, user.uid, ",".join(user.groups)])
+        check_groups_field(user.username, user.groups)
+        writer.writerow([user.password_hash, user.username, user.uid, GROUP_SEPARATOR.join(user.groups)])
     return out.getvalue()
 
 

@@ -48,7 +48,7 @@ class WebhookSide:
 
 
 class LoginMetrics(Protocol):
-    """Where login answers and LDAP failures are counted: the app's metrics (authsvc.metrics),
+    """Where login answers and LDAP failures are counted: the app's metrics (authsvc.metrics.server),
     which sum them over every process of `authsvc serve` with the TokenReview counters."""
 
     def login_result(self, result: str) -> None: ...

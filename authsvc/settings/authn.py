@@ -53,8 +53,9 @@ class IssuerSettings(Section):
     audience_aware: bool = False
     # Also the user's groups from the directory (ldap section, which must be enabled), looked
     # up by the username_claim value (before username_prefix), after the token's groups and
-    # without groups_prefix; `system:` ones are never added. A user the directory does not
-    # know keeps the token's groups; a directory that cannot answer fails the review closed.
+    # without groups_prefix; privileged ones (system:*, kubeadm:*) are never added. A user the
+    # directory does not know keeps the token's groups; a directory that cannot answer fails
+    # the review closed.
     groups_from_ldap: bool = False
     leeway: Duration = dt.timedelta(seconds=30)
     timeout: Duration = dt.timedelta(seconds=5)

@@ -12,11 +12,17 @@ from pki.policy import SigningPolicy
 
 
 class PolicySettings(Section):
-    """What `certs sign`, `certs create` and `issue` may sign (glob patterns; CIDRs for IPs)."""
+    """Which users and groups authsvc may put in a credential, what `certs sign|create` may sign."""
 
-    denied_groups: tuple[str, ...] = ("system:*",)
+    # Glob patterns. Privileged groups (pki/policy.py: system:*, and kubeadm:* as kubeadm
+    # >= 1.29 binds kubeadm:cluster-admins to cluster-admin) and users (system:*) are always
+    # refused, in certificates, user tokens, /login and the users file, unless allowed_groups /
+    # allowed_users names them: the explicit opt-in (e.g. [kubeadm:cluster-admins] for a
+    # break-glass admin). denied_groups / denied_users add patterns of your own; an older
+    # ['system:*'] here is still valid and changes nothing.
+    denied_groups: tuple[str, ...] = ()
     allowed_groups: tuple[str, ...] = ()
-    denied_users: tuple[str, ...] = ("system:*",)
+    denied_users: tuple[str, ...] = ()
     allowed_users: tuple[str, ...] = ()
     user_pattern: str = r"^[A-Za-z0-9][A-Za-z0-9._@+=:-]*$"
     allowed_dns_sans: tuple[str, ...] = ("*.svc", "*.svc.cluster.local", "localhost")

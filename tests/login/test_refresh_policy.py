@@ -25,7 +25,12 @@ class OneUser:
 
 @pytest.mark.parametrize(
     ("groups", "allowed"),
-    [(("dev", "ops"), True), (("dev", "system:masters"), False), (("system:nodes",), False)],
+    [
+        (("dev", "ops"), True),
+        (("dev", "system:masters"), False),
+        (("system:nodes",), False),
+        (("kubeadm:cluster-admins",), False),
+    ],
 )
 def test_the_users_file_refresher_applies_the_signing_policy(groups: tuple[str, ...], allowed: bool) -> None:
     refresher = UsersFileIdentityRefresher(OneUser(groups), SigningPolicy())  # type: ignore[arg-type]
