@@ -37,7 +37,7 @@ from authsvc.home import Home
 from authsvc.login.backends import LDAPLoginBackend
 from authsvc.services import Services
 from authsvc.settings import Settings
-from authsvc.setup import initialize_home
+from authsvc.setup import initialize_home, with_public_url
 from pki.clock import system_clock
 from tests.components.slapd import GROUPS_DN, PEOPLE_DN, SERVICE_DN, SERVICE_PASSWORD, Slapd
 from tests.ldap.fixtures import ENVIRON, ldap_service, ldap_settings
@@ -90,11 +90,13 @@ def authsvc_backend(server: Slapd, users: int) -> tuple[Callable[[int], object],
 
 
 def http_login(server: Slapd, root: Path) -> Callable[[int], object]:
-    settings = Settings.model_validate(
-        {
-            "ldap": ldap_settings(server, pool_size=1).model_dump(),
-            "login": {"backends": ["ldap"], "max_failures_per_address": 10**9},
-        }
+    settings = with_public_url(  # as `authsvc init` writes it: the app's discovery needs it
+        Settings.model_validate(
+            {
+                "ldap": ldap_settings(server, pool_size=1).model_dump(),
+                "login": {"backends": ["ldap"], "max_failures_per_address": 10**9},
+            }
+        )
     )
     initialize_home(root, Settings(), environ=ENVIRON)
     home = Home(root, settings, root / "authsvc.yaml", system_clock, ENVIRON)

@@ -170,6 +170,10 @@ def serve(
     else:
         plan = serve_plan(home, bind=bind, workers=workers, threads=threads, insecure=insecure_no_client_cert)
         check_backends(home)
+    public_address = (public_bind or home.settings.server.public_bind) if plan.client_ca else ""
+    if public or public_address or plan.client_ca is None:
+        # Discovery will be served: its URLs come from the settings only (ConfigError when unset).
+        home.settings.published_jwks_uri()
     # The hand-over to the workers: authsvc.wsgi reads these, once per process.
     os.environ[HOME_ENV] = str(home.root.resolve())
     os.environ[CONFIG_ENV] = str(home.config_path.resolve())
@@ -182,7 +186,6 @@ def serve(
     if plan.client_ca is None:
         click.echo("warning: no client certificates: anyone who can connect can ask about tokens", err=True)
     click.echo(f"authsvc serve: {plan.url} (workers {plan.workers}, threads {plan.threads}, {clients})", err=True)
-    public_address = (public_bind or home.settings.server.public_bind) if plan.client_ca else ""
     with shared_metrics(plan.workers > 1 or bool(public_address)):
         child = start_public_listener(state, plan, public_address) if public_address else None
         try:

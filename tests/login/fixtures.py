@@ -21,7 +21,7 @@ from authsvc.app import create_app
 from authsvc.home import Home
 from authsvc.services import Services
 from authsvc.settings import CONFIG_NAME, Settings
-from authsvc.setup import initialize_home
+from authsvc.setup import initialize_home, with_public_url
 from authsvc.users_file import StaticUser, hash_password, write_users
 from pki.clock import FixedClock
 from tests.components.slapd import Slapd
@@ -72,6 +72,7 @@ def make_home(tmp_path: Path, clock: FixedClock, login_home_template: Path) -> M
                 "authn": {"cache_ttl": 1, "negative_cache_ttl": 1},
             }
         )
+        settings = with_public_url(settings)  # as `authsvc init` writes it: discovery needs it
         root = tmp_path / f"home{next(count)}"
         shutil.copytree(login_home_template, root)
         return Home(root, settings, root / CONFIG_NAME, clock, ENVIRON)
