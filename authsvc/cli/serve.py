@@ -58,6 +58,7 @@ def parse_bind(value: str) -> tuple[str, int]:
 def serve_plan(home: Any, *, bind: str | None, workers: int | None, threads: int | None, insecure: bool) -> ServePlan:
     """What to run, from the settings and the flags; every file must exist (else: run init)."""
     from authsvc.errors import HomeError
+    from pki.store import read_private_key_file
 
     server = home.settings.server
     host, port = parse_bind(bind or server.bind)
@@ -68,7 +69,8 @@ def serve_plan(home: Any, *, bind: str | None, workers: int | None, threads: int
     for path in (cert, key, client_ca, client_crl):
         if path is not None and not path.is_file():
             raise HomeError(f"{path} does not exist: run `authsvc init --home {home.root}` (or fix server.* paths)")
-    if b"ENCRYPTED" in key.read_bytes()[:64]:
+    # granian signs every handshake with it: a key others can read is refused like the CA keys.
+    if b"ENCRYPTED" in read_private_key_file(key, what="serving key")[:64]:
         raise HomeError(f"{key} is encrypted: granian needs the serving key in clear PKCS#8 (mode 0600)")
     return ServePlan(
         host,
@@ -91,6 +93,18 @@ def check_backends(home: Any) -> None:
     build_chain(Services(home))
     if "engine" in home.__dict__:  # opened by a backend: close it before granian forks the workers
         home.engine.dispose()
+
+
+def check_public_listener(home: Any) -> None:
+    """What the public listener publishes and signs with, checked before anything listens: discovery's
+    URLs come from the settings only (ConfigError when unset), and /login signs with pki/sa.key
+    (StoreError when it is too open)."""
+    from pki.store import read_private_key_file
+
+    home.settings.published_jwks_uri()
+    signing_key = home.key_path("sa")
+    if home.settings.login.backends and signing_key.exists():
+        read_private_key_file(signing_key, what="signing key")
 
 
 def granian_server(plan: ServePlan) -> Any:
@@ -172,8 +186,7 @@ def serve(
         check_backends(home)
     public_address = (public_bind or home.settings.server.public_bind) if plan.client_ca else ""
     if public or public_address or plan.client_ca is None:
-        # Discovery will be served: its URLs come from the settings only (ConfigError when unset).
-        home.settings.published_jwks_uri()
+        check_public_listener(home)
     # The hand-over to the workers: authsvc.wsgi reads these, once per process.
     os.environ[HOME_ENV] = str(home.root.resolve())
     os.environ[CONFIG_ENV] = str(home.config_path.resolve())

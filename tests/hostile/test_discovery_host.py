@@ -13,15 +13,10 @@ with one line naming the setting, before anything listens; its twins start.
 
 from __future__ import annotations
 
-import contextlib
 import http.client
 import json
-import os
 import shutil
-import signal
 import ssl
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +29,7 @@ from authsvc.home import Home
 from authsvc.settings import Settings
 from authsvc.setup import initialize_home, write_config_step
 from tests.components.support import free_port, log_tail
-from tests.serve.support import authsvc_serve
+from tests.serve.support import authsvc_serve, serve_refusal
 
 PUBLIC_URL = "https://authsvc.example:8444"  # not the listener's address: only the settings can say it
 JWKS_URI = f"{PUBLIC_URL}/openid/v1/jwks"
@@ -153,21 +148,6 @@ def test_the_server_log_has_no_traceback(served: Served) -> None:
 # ---- at start -------------------------------------------------------------------------------
 
 
-def serve_until_exit(home: Path, *, public: bool, timeout: float = 40) -> subprocess.CompletedProcess[str]:
-    """`authsvc serve` expected to refuse: its result, or a test failure if it started serving."""
-    args = [sys.executable, "-m", "authsvc.cli", f"--home={home}", "serve", f"--bind=127.0.0.1:{free_port()}"]
-    args += [f"--public-bind=127.0.0.1:{free_port()}"] if public else []
-    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        stdout, stderr = process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.communicate()
-        pytest.fail("authsvc serve started without a configured public URL")
-    return subprocess.CompletedProcess(args, process.returncode, stdout, stderr)
-
-
 @pytest.fixture
 def home(home_template: Path, tmp_path: Path) -> Path:
     root = tmp_path / "home"
@@ -178,7 +158,7 @@ def home(home_template: Path, tmp_path: Path) -> Path:
 @pytest.mark.parametrize("public_url", [None, "http://authsvc.example:8444", "https://"])
 def test_serve_refuses_to_publish_discovery_without_a_configured_url(home: Path, public_url: str | None) -> None:
     configure(home, server={"public_url": public_url})
-    result = serve_until_exit(home, public=True)
+    result = serve_refusal(home, public=True)
     assert result.returncode == 1, result.stderr
     (line,) = result.stderr.splitlines()
     assert line.startswith("error: ") and "server.public_url" in line and "Traceback" not in result.stderr
