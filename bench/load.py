@@ -90,9 +90,10 @@ def judge(probe: Probe, status: int, body: bytes) -> Outcome:
 # -- the home ------------------------------------------------------------------------------------
 
 
-def write_config(home: Path, args: argparse.Namespace, slapd: Slapd | None) -> None:
+def write_config(home: Path, args: argparse.Namespace, slapd: Slapd | None, public_port: int) -> None:
     ttl = f"{args.cache_ttl}s"
     config: dict[str, object] = {
+        "server": {"public_url": f"https://127.0.0.1:{public_port}"},  # what discovery publishes
         "authn": {"chain": ["tokenfile", "bootstrap", "authsvc"], "tokenfile": {"path": "tokens.csv"},
                   "cache_ttl": ttl, "negative_cache_ttl": ttl},
         "tokens": {"cache_refresh": ttl},
@@ -319,7 +320,7 @@ def run(args: argparse.Namespace) -> int:
         if postgres is not None:
             os.environ[DATABASE_ENV] = postgres.url
         home, port, public_port = Path(tmp) / "home", free_port(), free_port()
-        write_config(home, args, slapd)
+        write_config(home, args, slapd, public_port)
         cli(home, "init")
         probes = offline_probes(home)
         files = files_of(home)

@@ -41,6 +41,8 @@ import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from pki.store import write_private_key
+
 BIN = Path(sys.executable).parent
 BENCH_DIR = Path(__file__).resolve().parent
 STATIC_TOKEN = "bench-static-token-0123456789abcdef"
@@ -79,12 +81,7 @@ def make_home(root: Path) -> Files:
     subprocess.run([BIN / "authsvc", "--home", str(home), "init"], check=True, capture_output=True)
     (home / "tokens.csv").write_text(f"{STATIC_TOKEN},bench,uid-1,dev\n")
     issuer_key = ec.generate_private_key(ec.SECP256R1())
-    key_file = root / "issuer.key"
-    key_file.write_bytes(
-        issuer_key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
+    key_file = write_private_key(root / "issuer.key", issuer_key)
     jwk = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(issuer_key.public_key()))
     (home / "issuer-jwks.json").write_text(json.dumps({"keys": [{**jwk, "kid": "bench", "alg": "ES256"}]}))
     config_file = home / "authsvc.yaml"

@@ -35,12 +35,13 @@ from pki.kubeadm.certlist import (
 )
 from pki.kubeadm.expiration import DEFAULT_WARN_WITHIN, is_ca_certificate
 from pki.names import SubjectAltNames
+from pki.store import KEY_FORBIDDEN_BITS
 
 KEY_SUFFIXES = (".key",)
 PUBLIC_SUFFIXES = (".crt", ".pem", ".pub")
-# Certificates: no write or execute for group and others (0644 or stricter). Keys: owner only.
+# Certificates: no write or execute for group and others (0644 or stricter). Keys: owner only
+# (KEY_FORBIDDEN_BITS, whoever owns the file: CIS asks for 0600).
 CERT_FORBIDDEN_BITS = 0o133
-KEY_FORBIDDEN_BITS = 0o077
 
 
 class Severity(StrEnum):

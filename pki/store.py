@@ -28,6 +28,10 @@ from pki.keys import PrivateKey, load_private_key_pem, private_key_to_pem
 KEY_MODE = 0o600
 CERT_MODE = 0o644
 DIR_MODE = 0o700
+# Permission bits a private key file must not have: none for group or others (OpenSSH's rule;
+# key_mode_problem says when a group may read one).
+GROUP_BITS, OTHERS_BITS = 0o070, 0o007
+KEY_FORBIDDEN_BITS = GROUP_BITS | OTHERS_BITS
 
 
 def ensure_dir(path: Path, mode: int = DIR_MODE) -> Path:
@@ -198,11 +202,49 @@ def load_certificate(path: Path, *, what: str = "certificate") -> x509.Certifica
     return load_certificates(path, what=what)[0]
 
 
+def key_mode_problem(status: os.stat_result, path: Path) -> str | None:
+    """Why a private key file with this status is too open to use, or None.
+
+    OpenSSH's rule for private keys: a key file owned by the user reading it must be 0600 or
+    stricter. A key owned by someone else may be readable by its group: that is how a key is
+    handed to a service that must not change it (root:<service group> 0440 from a Kubernetes
+    Secret with fsGroup, Debian's root:ssl-cert 0640). Access for others is refused whoever
+    owns the file: every local user could read that key.
+    """
+    mode = stat.S_IMODE(status.st_mode)
+    if mode & OTHERS_BITS:
+        who = "others"
+    elif mode & GROUP_BITS and status.st_uid == os.geteuid():
+        who = "its group"
+    else:
+        return None
+    rule = f"a private key must not be accessible to {who}"
+    return f"permissions {mode:04o} for '{path}' are too open: {rule} (chmod 600 it)"
+
+
+def read_private_key_file(path: Path, *, what: str = "private key") -> bytes:
+    """The bytes of a private key file; StoreError when it is missing, unreadable or too open
+    (key_mode_problem). The mode is that of the opened file: the file checked is the file read."""
+    try:
+        with path.open("rb") as handle:
+            problem = key_mode_problem(os.fstat(handle.fileno()), path)
+            if problem is None:
+                return handle.read()
+    except FileNotFoundError:
+        raise StoreError(f"{what} {path} does not exist") from None
+    except OSError as e:
+        raise StoreError(f"cannot read {what} {path}: {e.strerror}") from e
+    raise StoreError(problem)
+
+
 def load_private_key(
     path: Path, passphrase: bytes | None = None, *, what: str = "private key", trusted: bool = False
 ) -> PrivateKey:
-    """`trusted`: a key in authsvc's own home (see load_private_key_pem)."""
-    return load_private_key_pem(read_bytes(path, what=what), passphrase, source=f"{what} {path}", trusted=trusted)
+    """The key in `path` (read_private_key_file: refused when group or others may read it).
+
+    `trusted`: a key in authsvc's own home (see load_private_key_pem)."""
+    data = read_private_key_file(path, what=what)
+    return load_private_key_pem(data, passphrase, source=f"{what} {path}", trusted=trusted)
 
 
 # backups/<time>/: one directory per run that replaced files, named by the run's UTC time.

@@ -61,6 +61,7 @@ def parse_bind(value: str) -> tuple[str, int]:
 def serve_plan(home: Home, *, bind: str | None, workers: int | None, threads: int | None, insecure: bool) -> ServePlan:
     """What to run, from the settings and the flags; every file must exist (else: run init)."""
     from authsvc.errors import HomeError
+    from pki.store import read_private_key_file
 
     server = home.settings.server
     host, port = parse_bind(bind or server.bind)
@@ -71,7 +72,8 @@ def serve_plan(home: Home, *, bind: str | None, workers: int | None, threads: in
     for path in (cert, key, client_ca, client_crl):
         if path is not None and not path.is_file():
             raise HomeError(f"{path} does not exist: run `authsvc init --home {home.root}` (or fix server.* paths)")
-    if b"ENCRYPTED" in key.read_bytes()[:64]:
+    # granian signs every handshake with it: a key others can read is refused like the CA keys.
+    if b"ENCRYPTED" in read_private_key_file(key, what="serving key")[:64]:
         raise HomeError(f"{key} is encrypted: granian needs the serving key in clear PKCS#8 (mode 0600)")
     return ServePlan(
         host,
@@ -95,6 +97,18 @@ def check_backends(home: Home) -> None:
 
     build_chain(ChainContext.of(home))
     home.stores.close()  # a backend may have opened the database: not across granian's fork
+
+
+def check_public_listener(home: Any) -> None:
+    """What the public listener publishes and signs with, checked before anything listens: discovery's
+    URLs come from the settings only (ConfigError when unset), and /login signs with pki/sa.key
+    (StoreError when it is too open)."""
+    from pki.store import read_private_key_file
+
+    home.settings.published_jwks_uri()
+    signing_key = home.layout.key_path("sa")
+    if home.settings.login.backends and signing_key.exists():
+        read_private_key_file(signing_key, what="signing key")
 
 
 def granian_server(plan: ServePlan) -> Any:
@@ -174,6 +188,9 @@ def serve(
     else:
         plan = serve_plan(home, bind=bind, workers=workers, threads=threads, insecure=insecure_no_client_cert)
         check_backends(home)
+    public_address = (public_bind or home.settings.server.public_bind) if plan.client_ca else ""
+    if public or public_address or plan.client_ca is None:
+        check_public_listener(home)
     # The hand-over to the workers: authsvc.wsgi reads these, once per process.
     os.environ[HOME_ENV] = str(home.root.resolve())
     os.environ[CONFIG_ENV] = str(home.layout.config_path.resolve())
@@ -186,7 +203,6 @@ def serve(
     if plan.client_ca is None:
         click.echo("warning: no client certificates: anyone who can connect can ask about tokens", err=True)
     click.echo(f"authsvc serve: {plan.url} (workers {plan.workers}, threads {plan.threads}, {clients})", err=True)
-    public_address = (public_bind or home.settings.server.public_bind) if plan.client_ca else ""
     with shared_metrics(plan.workers > 1 or bool(public_address)):
         child = start_public_listener(state, plan, public_address) if public_address else None
         try:

@@ -25,6 +25,7 @@ from authsvc.errors import InvalidInput
 
 if TYPE_CHECKING:
     from authsvc.home.opened import Home
+    from authsvc.settings.server import ServerSettings
     from authsvc.settings.tokens import TokenSettings
 
 WEBHOOK_CLUSTER = "authsvc"
@@ -189,10 +190,13 @@ def user_token_issuer(tokens: TokenSettings, requested: str | None) -> str:
     return tokens.user_issuer
 
 
-def default_discovery_url(public_url: str, issuer: str) -> str:
+def default_discovery_url(server: ServerSettings, issuer: str) -> str:
     """The user issuer's discovery document on the public listener (which needs no client certificate)."""
     from pki.tokens.jwks import discovery_path
 
+    public_url = server.published_url(
+        "the API server fetches the user issuer's discovery there (or pass --discovery-url)"
+    )
     return public_url.rstrip("/") + discovery_path(issuer)
 
 
@@ -245,7 +249,7 @@ def apiserver_config(
         issuer=chosen_issuer,
         audiences=audiences or (tokens.user_audience,),
         ca_pem=read_bytes(home.layout.cert_path("ca"), what="cluster CA certificate"),
-        discovery_url=discovery_url or default_discovery_url(home.settings.server.public_url, chosen_issuer),
+        discovery_url=discovery_url or default_discovery_url(home.settings.server, chosen_issuer),
         username_prefix=username_prefix,
         groups_prefix=groups_prefix,
     )

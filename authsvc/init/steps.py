@@ -13,7 +13,7 @@ from pathlib import Path
 
 from authsvc.db.schema import migrate_database_step
 from authsvc.errors import HomeError
-from authsvc.home.layout import HomeLayout, pki_path
+from authsvc.home.layout import CONFIG_NAME, HomeLayout, pki_path
 from authsvc.home.opened import Home
 from authsvc.init.kubeadm_tree import ensure_kubeadm_ca, kubeadm_cas_step, kubeadm_certs_step, kubeadm_kubeconfigs_step
 from authsvc.init.signing_key import signing_key_step
@@ -45,6 +45,25 @@ class InitContext:
 
 
 InitStep = Callable[[InitContext], None]
+
+# Where scripts/run.sh and the docs put the public listener (the serving certificate that init
+# makes names 127.0.0.1).
+DEFAULT_PUBLIC_BIND = "127.0.0.1:8444"
+WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::", "[::]"})  # noqa: S104 - names to recognise, not to bind
+
+
+def with_public_url(settings: Settings) -> Settings:
+    """The settings a new configuration file is written with: server.public_url written down
+    (discovery and exec-mode kubeconfigs publish it, and nothing guesses it from requests), as
+    the public listener's address: server.public_bind, or 127.0.0.1:8444 when there is none.
+    A wildcard bind leaves it unset: only the operator knows the name clients use, and
+    `authsvc serve` says so at start."""
+    server = settings.server
+    host, _, _ = (server.public_bind or DEFAULT_PUBLIC_BIND).rpartition(":")
+    if server.public_url is not None or host in WILDCARD_HOSTS:
+        return settings
+    public_url = f"https://{server.public_bind or DEFAULT_PUBLIC_BIND}"
+    return settings.model_copy(update={"server": server.model_copy(update={"public_url": public_url})})
 
 
 def write_config_step(ctx: InitContext) -> None:
@@ -119,6 +138,9 @@ def initialize_home(
 
     `config_path`: where the configuration lives (default <root>/authsvc.yaml); written there
     only when it does not exist yet."""
+    config_path = config_path or root / CONFIG_NAME
+    if not config_path.exists():
+        settings = with_public_url(settings)
     if not dry_run:
         ensure_dir(root, DIR_MODE)
         ensure_dir(root / "pki", DIR_MODE)

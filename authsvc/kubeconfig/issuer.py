@@ -361,7 +361,9 @@ class KubeconfigIssuer:
 
     def login_url(self) -> str:
         """Where `authsvc login` posts credentials: the public URL of this authsvc, plus /login."""
-        public_url = self.settings.server.public_url
+        public_url = self.settings.server.published_url(
+            "exec-mode kubeconfigs send logins to <server.public_url>/login"
+        )
         check_server_url(public_url, source="server.public_url in authsvc.yaml")
         return public_url.rstrip("/") + "/login"
 

@@ -43,6 +43,10 @@ CACHE_VERSION = 1
 EXPIRY_MARGIN_SECONDS = 60
 HTTP_TIMEOUT_SECONDS = 30
 USER_ENV, PASSWORD_ENV, EXEC_INFO_ENV = "AUTHSVC_USERNAME", "AUTHSVC_PASSWORD", "KUBERNETES_EXEC_INFO"
+# A cache file larger than this is not ours (a thousand tokens take about 1 MiB): it counts as empty.
+MAX_CACHE_BYTES = 4 << 20
+# 10000-01-01T00:00:00Z: no RFC 3339 expirationTimestamp is later.
+MAX_EXPIRES = 253402300800
 
 
 class LoginError(Exception):
@@ -154,17 +158,50 @@ class CacheLock:
 
 
 def read_cache(directory: str) -> dict[str, Any]:
-    """The cache document; an absent, unreadable or foreign file counts as empty."""
+    """The cache document, rebuilt from what in the file has the cache's shape.
+
+    The file is the user's (to edit, to break, to share with another tool): an absent,
+    unreadable, oversized, corrupt or foreign file counts as empty, and an entry of the wrong
+    shape as absent. A broken cache costs a login, never a traceback.
+    """
     try:
-        with open(os.path.join(directory, CACHE_NAME), encoding="utf-8") as handle:
-            document = json.load(handle)
-    except (OSError, ValueError):
-        return {"version": CACHE_VERSION, "servers": {}}
+        with open(os.path.join(directory, CACHE_NAME), "rb") as handle:
+            data = handle.read(MAX_CACHE_BYTES + 1)  # bounded: the path may even name /dev/zero
+        document = json.loads(data) if len(data) <= MAX_CACHE_BYTES else None
+    except (OSError, ValueError, RecursionError):  # ValueError: not UTF-8 or not JSON; deep nesting
+        document = None
     if not isinstance(document, dict) or document.get("version") != CACHE_VERSION:
-        return {"version": CACHE_VERSION, "servers": {}}
-    if not isinstance(document.get("servers"), dict):
-        document["servers"] = {}
-    return document
+        document = {}
+    return {"version": CACHE_VERSION, "servers": cached_servers(document.get("servers"))}
+
+
+def cached_servers(servers: object) -> dict[str, Any]:
+    """{login URL: {"last_user": str, "tokens": {user name: entry}}}, keeping only well-formed parts."""
+    if not isinstance(servers, dict):
+        return {}
+    clean: dict[str, Any] = {}
+    for url, server in servers.items():
+        if not isinstance(server, dict):
+            continue
+        last_user, tokens = server.get("last_user"), server.get("tokens")
+        clean[url] = {
+            "last_user": last_user if isinstance(last_user, str) else "",
+            "tokens": {user: entry for user, entry in tokens.items() if is_token_entry(entry)}
+            if isinstance(tokens, dict)
+            else {},
+        }
+    return clean
+
+
+def is_token_entry(entry: object) -> bool:
+    """What `parse_answer` writes: a token, its RFC 3339 expiry, and that expiry in seconds."""
+    if not isinstance(entry, dict):
+        return False
+    token, stamp, expires = entry.get("token"), entry.get("expirationTimestamp"), entry.get("expires")
+    if not (isinstance(token, str) and token and isinstance(stamp, str)):
+        return False
+    # bool is an int; NaN and infinities fail the range (an "Infinity" entry would never expire).
+    return isinstance(expires, int | float) and not isinstance(expires, bool) and 0 < expires < MAX_EXPIRES
 
 
 def write_cache(directory: str, document: dict[str, Any]) -> None:

@@ -14,7 +14,7 @@ from authsvc.settings.audit import AuditSettings
 from authsvc.settings.authn import AuthnSettings
 from authsvc.settings.cluster import ClusterSettings
 from authsvc.settings.database import DatabaseSettings
-from authsvc.settings.fields import Section
+from authsvc.settings.fields import Section, https_url
 from authsvc.settings.ldap import LDAPSettings
 from authsvc.settings.login import LoginSettings
 from authsvc.settings.pki import PKISettings
@@ -34,6 +34,25 @@ class Settings(Section):
     login: LoginSettings = LoginSettings()
     audit: AuditSettings = AuditSettings()
     rotation: RotationSettings = RotationSettings()
+
+    def published_jwks_uri(self) -> str:
+        """The `jwks_uri` that discovery publishes: tokens.jwks_uri, else <server.public_url>/openid/v1/jwks.
+
+        Only from configuration, never from a request (its Host or Forwarded headers are the
+        caller's to choose, and discovery is publicly cacheable). Raises ConfigError when
+        neither is set or server.public_url is not an https URL.
+        """
+        # Imported here: loading the settings (e.g. for `authsvc login`) must not load the token stack.
+        from pki.tokens.jwks import JWKS_PATH
+
+        if self.tokens.jwks_uri is not None:
+            return self.tokens.jwks_uri
+        public_url = self.server.published_url("discovery publishes <server.public_url>/openid/v1/jwks")
+        try:
+            https_url(public_url, "server.public_url")
+        except ValueError as e:
+            raise ConfigError(f"{e} (in authsvc.yaml)") from None
+        return public_url.rstrip("/") + JWKS_PATH
 
 
 def format_validation_error(error: ValidationError, source: str) -> str:

@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from authsvc.errors import ConfigError
 from authsvc.settings.fields import Section
 
 
@@ -30,6 +31,18 @@ class ServerSettings(Section):
     # The public listener: TLS without client certificates, for people and probes (/login,
     # OIDC discovery and JWKS, /healthz, /readyz, /metrics; never /authenticate). Empty: none.
     public_bind: str = ""
-    # URL people and kubectl reach /login at (written into exec-mode kubeconfigs): the public
-    # listener's address as seen from outside.
-    public_url: str = "https://127.0.0.1:8444"
+    # The public listener's URL as people, kubectl and token verifiers reach it: exec-mode
+    # kubeconfigs send logins to <public_url>/login, and discovery publishes
+    # <public_url>/openid/v1/jwks (never an address taken from a request's Host or Forwarded
+    # headers). `authsvc init` writes https://127.0.0.1:8444; unset, `authsvc serve` refuses to
+    # serve discovery (unless tokens.jwks_uri is set).
+    public_url: str | None = None
+
+    def published_url(self, used_for: str) -> str:
+        """`public_url`, for something authsvc publishes (`used_for` says what); ConfigError when unset."""
+        if self.public_url is None:
+            raise ConfigError(
+                f"server.public_url is not set in authsvc.yaml: {used_for}; set it to the public listener's "
+                "URL as clients reach it (e.g. https://authsvc.example:8444)"
+            )
+        return self.public_url

@@ -34,7 +34,8 @@ class TokenSettings(Section):
     # kube-apiserver's --api-audiences, when set there; empty means [issuer].
     api_audiences: tuple[str, ...] = ()
     leeway: Duration = dt.timedelta(seconds=30)
-    # jwks_uri advertised by discovery; default: this server's own /openid/v1/jwks.
+    # jwks_uri advertised by discovery; default: <server.public_url>/openid/v1/jwks (this server's
+    # own key set). Only ever from configuration: never built from a request's headers.
     jwks_uri: str | None = None
     # Cache-Control max-age of discovery and JWKS (kube-apiserver: 1h).
     jwks_max_age: Duration = dt.timedelta(hours=1)
@@ -63,6 +64,12 @@ class TokenSettings(Section):
                 "is served beside the service-account issuer's /.well-known/openid-configuration"
             )
         return value
+
+    @field_validator("jwks_uri")
+    @classmethod
+    def _check_jwks_uri(cls, value: str | None) -> str | None:
+        # kube-apiserver's --service-account-jwks-uri must be https too.
+        return None if value is None else https_url(value, "jwks_uri")
 
     @model_validator(mode="after")
     def _user_issuer_of_its_own(self) -> TokenSettings:

@@ -6,6 +6,11 @@ With `tokens.user_issuer` set, `GET <its path>/.well-known/openid-configuration`
 issuer's discovery (its `issuer`, the same keys): where kube-apiserver's JWT authenticator for
 user tokens looks, `{issuer}/.well-known/openid-configuration` or `discoveryURL`.
 
+Every URL in these documents comes from the settings (the issuers, `tokens.jwks_uri` or
+`server.public_url`), fixed when the app is built; nothing is taken from the request: its Host,
+X-Forwarded-Host or Forwarded headers are the caller's to choose, and the replies are publicly
+cacheable, so a shared cache would hand the caller's key-set URL to every verifier.
+
 The JWKS body is rendered once per key snapshot; a request costs a cache check and a copy.
 """
 
@@ -14,7 +19,8 @@ from __future__ import annotations
 import json
 from urllib.parse import unquote
 
-from flask import Blueprint, Response, abort, current_app, request
+from flask import Blueprint, Flask, Response, abort, current_app, request
+from flask.blueprints import BlueprintSetupState
 
 from authsvc.web.app import runtime_of
 from pki.errors import KeyUnavailable
@@ -33,8 +39,20 @@ def _cache_control() -> str:
     return f"public, max-age={max_age}"
 
 
+JWKS_URI_EXTENSION = "authsvc.jwks_uri"
+
+
+@blueprint.record_once
+def _fix_jwks_uri(state: BlueprintSetupState) -> None:
+    # Raises ConfigError while the app is built (at start), not on the first request.
+    app = state.app
+    assert isinstance(app, Flask)  # flask types the setup state's app as its sans-IO base
+    app.extensions[JWKS_URI_EXTENSION] = runtime_of(app).settings.published_jwks_uri()
+
+
 def _jwks_uri() -> str:
-    return runtime_of(current_app).settings.tokens.jwks_uri or request.url_root.rstrip("/") + JWKS_PATH
+    jwks_uri: str = current_app.extensions[JWKS_URI_EXTENSION]
+    return jwks_uri
 
 
 def _discovery_response(document: dict[str, object]) -> Response:

@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from pki.errors import KeyUnavailable
+from pki.errors import KeyUnavailable, StoreError
 from pki.keys import PrivateKey
 from pki.store import CERT_MODE, atomic_write, backup_files, load_private_key, write_private_key
 from pki.tokens.kid import kid_for
@@ -33,7 +33,12 @@ class SigningKeyFiles:
         return cls(pki_dir / "sa.key", pki_dir / "sa-next.key", pki_dir / "sa.pub", passphrase)
 
     def load(self, path: Path) -> PrivateKey:
-        return load_private_key(path, self.passphrase, what="signing key")
+        """KeyUnavailable when the file is missing, unreadable or too open (pki.store.key_mode_problem):
+        nothing can be signed until it is fixed, and /login says so (503) instead of failing."""
+        try:
+            return load_private_key(path, self.passphrase, what="signing key")
+        except StoreError as e:
+            raise KeyUnavailable(str(e)) from e
 
     def load_active(self, expected_kid: str) -> PrivateKey:
         """sa.key, checked to be the inventory's active key (finishing an interrupted activation)."""

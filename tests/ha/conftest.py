@@ -37,6 +37,9 @@ tokens:
   cache_refresh: {CACHE_TTL_SECONDS}s
 login:
   backends: [users]
+server:
+  # Both replicas behind one name, as a load balancer would publish them (discovery names it).
+  public_url: https://authsvc.example:8444
 """
 LOGIN_USERS = {"carol": "carol-pw", "dave": "dave-pw"}
 

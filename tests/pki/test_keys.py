@@ -23,6 +23,7 @@ from pki.keys import (
 )
 from pki.names import user_subject
 from pki.profiles import CLIENT
+from pki.store import write_private_key
 from tests.pki.conftest import run_openssl
 
 LABELS = {
@@ -55,8 +56,7 @@ def test_key_types_are_the_cli_choices() -> None:
 def test_openssl_reads_the_encrypted_key(
     session_keys: Callable[[KeyType], PrivateKey], openssl: Path, tmp_path: Path
 ) -> None:
-    path = tmp_path / "k.pem"
-    path.write_bytes(private_key_to_pem(session_keys(KeyType.EC_P256), b"s3cret"))
+    path = write_private_key(tmp_path / "k.pem", session_keys(KeyType.EC_P256), b"s3cret")
     assert run_openssl(openssl, "pkey", "-in", path, "-passin", "pass:s3cret", "-noout").returncode == 0
     assert run_openssl(openssl, "pkey", "-in", path, "-passin", "pass:wrong", "-noout").returncode != 0
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.components.support import log_tail, wait_for_port
+from tests.components.support import free_port, log_tail, wait_for_port
 
 
 @contextlib.contextmanager
@@ -50,3 +50,19 @@ def authsvc_serve(
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)  # what is left of this server's session
             process.wait()
+
+
+def serve_refusal(home: Path, *, public: bool, timeout: float = 40) -> subprocess.CompletedProcess[str]:
+    """`authsvc serve` on loopback, expected to refuse to start: its exit status and output, or a
+    test failure when it is still running after `timeout` (then everything it started is killed)."""
+    args = [sys.executable, "-m", "authsvc.cli", f"--home={home}", "serve", f"--bind=127.0.0.1:{free_port()}"]
+    args += [f"--public-bind=127.0.0.1:{free_port()}"] if public else []
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        pytest.fail(f"authsvc serve was expected to refuse to start, but it is serving: {' '.join(args)}")
+    return subprocess.CompletedProcess(args, process.returncode, stdout, stderr)

@@ -62,13 +62,14 @@ def test_discovery_and_jwks_shapes(token_home: Home, base_url: str) -> None:
     discovery, headers = get(f"{base_url}/.well-known/openid-configuration")
     assert discovery == {
         "issuer": ISSUER,
-        "jwks_uri": f"{base_url}/openid/v1/jwks",
+        # From the settings, not from the address this request came to (tests/hostile/test_discovery_host.py).
+        "jwks_uri": f"{token_home.settings.server.public_url}/openid/v1/jwks",
         "response_types_supported": ["id_token"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["RS256"],
     }
     assert headers["Content-Type"] == "application/json" and headers["Cache-Control"] == "public, max-age=3600"
-    keyset, headers = get(str(discovery["jwks_uri"]))
+    keyset, headers = get(f"{base_url}/openid/v1/jwks")
     assert headers["Content-Type"] == "application/jwk-set+json" and headers["Cache-Control"] == "public, max-age=3600"
     (key,) = keyset["keys"]  # type: ignore[misc]
     assert set(key) == {"use", "kty", "kid", "alg", "n", "e"} and (key["use"], key["kty"], key["alg"]) == (

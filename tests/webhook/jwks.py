@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from authsvc.home.opened import Home
 from pki.names import SubjectAltNames
 from pki.profiles import SERVER
+from pki.store import CERT_MODE, KEY_MODE, atomic_write
 
 DISCOVERY = "/.well-known/openid-configuration"
 
@@ -30,8 +31,8 @@ def server_tls_files(home: Home, directory: Path) -> tuple[Path, Path]:
     """A loopback server certificate from the home's cluster CA (what ca_file pki/ca.crt trusts)."""
     issued = home.stores.issuer().create("jwks-test", profile=SERVER, sans=SubjectAltNames.parse(["IP:127.0.0.1"]))
     cert, key = directory / "jwks.crt", directory / "jwks.key"
-    cert.write_bytes(issued.cert_pem)
-    key.write_bytes(issued.key_pem())
+    atomic_write(cert, issued.cert_pem, CERT_MODE)
+    atomic_write(key, issued.key_pem(), KEY_MODE)
     return cert, key
 
 

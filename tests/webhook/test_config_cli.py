@@ -226,10 +226,10 @@ def test_serve_plan_requires_client_certificates_unless_told_otherwise(home: Pat
 
 
 def test_serve_refuses_an_encrypted_serving_key(home: Path, tmp_path: Path) -> None:
-    from pki.keys import generate_private_key, private_key_to_pem
+    from pki.keys import generate_private_key
+    from pki.store import write_private_key
 
-    encrypted = tmp_path / "encrypted.key"
-    encrypted.write_bytes(private_key_to_pem(generate_private_key(), b"passphrase"))
+    encrypted = write_private_key(tmp_path / "encrypted.key", generate_private_key(), b"passphrase")
     config = yaml.safe_load((home / "authsvc.yaml").read_text())
     config["server"]["tls_key"] = str(encrypted)
     config_file = tmp_path / "authsvc.yaml"
