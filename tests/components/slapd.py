@@ -457,6 +457,7 @@ class Slapd:
         self.startup_timeout = startup_timeout
         self._proc: subprocess.Popen[bytes] | None = None
         self._prepared = False
+        self._frozen = False
 
     # -- properties ---------------------------------------------------------------------------
 
@@ -663,12 +664,34 @@ class Slapd:
         finally:
             conn.unbind()
 
+    def freeze(self) -> None:
+        """Hang slapd (SIGSTOP): the kernel still accepts connections and takes requests, but
+        nothing answers, as with a directory stuck on its disk or a lock. ``thaw()`` resumes it."""
+        proc = self._proc
+        if proc is None or proc.poll() is not None:
+            raise RuntimeError("slapd is not running: nothing to freeze")
+        proc.send_signal(signal.SIGSTOP)
+        self._frozen = True
+
+    def thaw(self) -> None:
+        """Resume a frozen slapd (SIGCONT); it answers what was sent meanwhile."""
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGCONT)
+        self._frozen = False
+
+    @property
+    def frozen(self) -> bool:
+        return self._frozen
+
     def stop(self, timeout: float = 10.0) -> None:
         """Stop slapd (SIGTERM to its PID, then SIGKILL after ``timeout``) and wait for it."""
         proc = self._proc
         if proc is None:
             return
         if proc.poll() is None:
+            if self._frozen:  # a stopped process acts on SIGTERM only once it runs again
+                self.thaw()
             try:
                 proc.send_signal(signal.SIGTERM)
                 proc.wait(timeout=timeout)
@@ -678,6 +701,7 @@ class Slapd:
             except ProcessLookupError:
                 pass
         self._proc = None
+        self._frozen = False
         _LIVE.discard(self)
 
     def kill(self) -> None:
@@ -687,6 +711,7 @@ class Slapd:
             proc.kill()
             proc.wait()
         self._proc = None
+        self._frozen = False
         _LIVE.discard(self)
 
     def close(self) -> None:
