@@ -93,9 +93,10 @@ def test_the_cache_still_answers_what_it_was_told() -> None:
 def test_a_threaded_server_with_a_small_cache_answers_every_review(
     home_template: Path, tmp_path: Path, threads: int
 ) -> None:
-    """`authsvc serve` (one worker, four threads), a cache of 16 entries, 1 s lifetimes, and
-    six connections sending 2 valid and ~2,000 distinct invalid tokens for 15 s: every
-    review answered 200, rightly."""
+    """`authsvc serve` (one worker, four threads), a cache of 16 entries, 1 s lifetimes, six
+    connections for 15 s. Fourteen tokens come back all the time (cached, expiring every
+    second: dropped and stored again), and a stream of tokens never seen before keeps the full
+    cache evicting: both changes, from four threads at once. Every review answered 200, rightly."""
     home = tmp_path / "home"
     shutil.copytree(home_template, home)
     config_file = home / "authsvc.yaml"
@@ -110,9 +111,13 @@ def test_a_threaded_server_with_a_small_cache_answers_every_review(
     config["server"]["threads"] = threads
     config_file.write_text(yaml.safe_dump(config))
     (home / "tokens.csv").write_text("".join(f"{token},{name},uid-{name},dev\n" for token, name in STATIC.items()))
-    probes = [Probe("static", token, name) for token, name in STATIC.items()]
-    probes += [Probe("unknown", f"race-unknown-{i:05d}-0123456789abcdef", None) for i in range(2000)]
-    random.Random(14).shuffle(probes)
+    hot = [Probe("static", token, name) for token, name in STATIC.items()]
+    hot += [Probe("unknown", f"race-hot-{i:02d}-0123456789abcdef", None) for i in range(CACHE_SIZE - 2 - len(hot))]
+    probes: list[Probe] = []
+    for i in range(2000):
+        probes.append(hot[i % len(hot)])
+        if i % 4 == 0:  # one in five: a token the cache has never seen, so a full cache evicts
+            probes.append(Probe("unknown", f"race-new-{i:05d}-0123456789abcdef", None))
 
     port = free_port()
     with authsvc_serve(home, tmp_path / "serve.log", webhook=port, public=None, workers=1):
