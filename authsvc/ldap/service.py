@@ -105,7 +105,6 @@ class LDAPService:
         if cached is not None:
             return cached.value
         try:
-            self.directory.refuse_while_open()
             return self.within_budget(lambda: self.cache.put(key, self._load(username)), key=("lookup", key))
         except BackendUnavailable:
             stale = self.cache.stale(key)
@@ -117,7 +116,10 @@ class LDAPService:
         """`work()` (directory calls) on a background thread, waited for at most request_budget;
         concurrent calls with the same `key` share one run. Past the budget the directory counts
         as hung (its breaker opens) and BackendUnavailable is raised; the work runs on to its own
-        timeouts, so a late answer it stores still serves the next request."""
+        timeouts, so a late answer it stores still serves the next request. While the directory
+        counts as hung, BackendUnavailable at once (the background threads may all be waiting
+        on it: queued work would wait out the budget)."""
+        self.directory.refuse_while_open()
         try:
             return self.deadlines.run(("request", next(self._requests)) if key is None else key, work)
         except BudgetExceeded as e:

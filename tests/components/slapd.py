@@ -362,6 +362,16 @@ def parse_ldif(text: str) -> list[tuple[str, dict[str, list[str]]]]:
 
 # --- the server ------------------------------------------------------------------------------
 
+
+def _all_threads_stopped(pid: int) -> bool:
+    """Whether the kernel reports every thread of `pid` as stopped (state T in /proc)."""
+    states = []
+    for stat in Path(f"/proc/{pid}/task").glob("*/stat"):
+        with contextlib.suppress(OSError):  # a thread that just ended
+            states.append(stat.read_text().rpartition(")")[2].split()[0])
+    return bool(states) and all(state == "T" for state in states)
+
+
 _LIVE: weakref.WeakSet[Slapd] = weakref.WeakSet()
 
 
@@ -672,6 +682,13 @@ class Slapd:
             raise RuntimeError("slapd is not running: nothing to freeze")
         proc.send_signal(signal.SIGSTOP)
         self._frozen = True
+        # The signal is delivered asynchronously: return once every thread is stopped, so that
+        # no request sent after freeze() can still be answered.
+        deadline = time.monotonic() + 5.0
+        while not _all_threads_stopped(proc.pid):
+            if time.monotonic() >= deadline:
+                raise RuntimeError(f"slapd (pid {proc.pid}) did not stop within 5s of SIGSTOP")
+            time.sleep(0.001)
 
     def thaw(self) -> None:
         """Resume a frozen slapd (SIGCONT); it answers what was sent meanwhile."""
