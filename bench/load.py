@@ -11,13 +11,16 @@ Every answer is judged against what the token is: the right user, a denial for a
 token, or (while a backend is down) "authenticated false" with an error. A WRONG answer is a
 valid token authenticated as someone else, or an invalid one authenticated: must be 0.
 
---faults stops slapd at 20% of the run and starts it again at 45% (with --postgres, PostgreSQL
-at 55% and 80%), and reports, per restart, how long after it wrong-or-failed answers went on.
-Caches are short in fault mode (webhook result cache --cache-ttl, LDAP group cache and
-stale-if-error): with the defaults (30 s, 60 s + 5 min stale) a short outage is never seen.
+--faults stops slapd at 15% of the run and starts it again at 30%, freezes it (SIGSTOP: it
+accepts connections and answers nothing, a hung directory) at 40% and thaws it (SIGCONT) at 60%
+(with --postgres, stops PostgreSQL at 70% and starts it at 85%), and reports, per fault, how
+long after it wrong-or-failed answers went on and the slowest review while it lasted, of all
+and of the tokens that never need the directory. Caches are short in fault mode (webhook result
+cache --cache-ttl, LDAP group cache and stale-if-error): with the defaults (30 s, 60 s + 5 min
+stale) a short outage is never seen.
 
     .venv/bin/python bench/load.py [--duration 20] [--requests 200000] [--concurrency 4]
-                                   [--faults] [--postgres] [--no-ldap] [--workers 2] [--threads 1]
+                                   [--faults] [--postgres] [--no-ldap] [--workers 2] [--threads 4]
 """
 
 from __future__ import annotations
@@ -67,6 +70,7 @@ class Outcome(IntEnum):
 
 
 GOOD = (Outcome.RIGHT_USER, Outcome.DENIED)
+DIRECTORY_KINDS = ("ldap-login",)  # tokens re-checked in the directory at review time
 
 
 @dataclass(frozen=True)
@@ -290,8 +294,20 @@ def report(records: list[Record], probes: list[Probe], faults: list[Fault], args
         print(f"  fault {fault.component}: down {fault.stopped:.1f}s-{fault.restarted:.1f}s "
               f"(outage answers {during[Outcome.OUTAGE]}, false denials {during[Outcome.FALSE_DENIAL]}, {noticed}); "
               f"recovered {recovery:.2f}s after restart")  # fmt: skip
+        slowest, slowest_free = slowest_during(records, probes, fault.stopped, fault.restarted)
+        print(
+            f"    slowest review while down {slowest:.2f}s; of tokens that never need the directory {slowest_free:.2f}s"
+        )
     print(f"  WRONG ANSWERS: {outcomes[Outcome.WRONG]} (must be 0)")
     return 1 if outcomes[Outcome.WRONG] else 0
+
+
+def slowest_during(records: list[Record], probes: list[Probe], start: float, end: float) -> tuple[float, float]:
+    """The longest latency of the reviews sent between `start` and `end` (record times are when
+    a reply came), of all of them and of those whose tokens never need the directory."""
+    during = [r for r in records if start <= r[0] - r[3] < end]
+    free = [r[3] for r in during if probes[r[1]].kind not in DIRECTORY_KINDS]
+    return max((r[3] for r in during), default=0.0), max(free, default=0.0)
 
 
 # -- the run -------------------------------------------------------------------------------------
@@ -308,9 +324,10 @@ def components(args: argparse.Namespace) -> Iterator[tuple[Slapd | None, Postgre
 def faults_for(slapd: Slapd | None, postgres: Postgres | None) -> list[Fault]:
     faults = []
     if slapd is not None:
-        faults.append(Fault("slapd", 0.20, 0.45, slapd.stop, slapd.start))
+        faults.append(Fault("slapd", 0.15, 0.30, slapd.stop, slapd.start))
+        faults.append(Fault("slapd frozen (SIGSTOP)", 0.40, 0.60, slapd.freeze, slapd.thaw))
     if postgres is not None:
-        faults.append(Fault("postgresql", 0.55, 0.80, postgres.stop, postgres.start))
+        faults.append(Fault("postgresql", 0.70, 0.85, postgres.stop, postgres.start))
     return faults
 
 
@@ -348,8 +365,10 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200_000, help="TokenReviews in all, at most")
     parser.add_argument("--concurrency", type=int, default=4, help="connections (one client process each)")
     parser.add_argument("--workers", type=int, default=2, help="server worker processes")
-    parser.add_argument("--threads", type=int, default=1, help="granian blocking threads per worker")
-    parser.add_argument("--faults", action="store_true", help="stop and restart slapd (and PostgreSQL) mid-run")
+    parser.add_argument("--threads", type=int, default=4, help="granian blocking threads per worker")
+    parser.add_argument(
+        "--faults", action="store_true", help="stop, restart, freeze and thaw slapd (and stop PostgreSQL) mid-run"
+    )
     parser.add_argument("--postgres", action="store_true", help="the inventory in a real PostgreSQL")
     parser.add_argument("--no-ldap", action="store_true", help="no slapd, no /login tokens")
     parser.add_argument(

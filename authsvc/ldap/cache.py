@@ -1,8 +1,8 @@
 """A small TTL cache that may serve an expired answer while its source is down (stale-if-error).
 
 Used for "does this user still exist, and in which groups": fresh answers for `ttl`; after
-that the source is asked again, and only if it raises BackendUnavailable is the old answer
-served, for at most `stale_if_error` more. Time comes from the injected clock.
+that the source is asked again, and only if it cannot answer is the old answer served, for at
+most `stale_if_error` more (authsvc/ldap/service.py). Time comes from the injected clock.
 """
 
 from __future__ import annotations
@@ -11,11 +11,9 @@ import datetime as dt
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from authsvc.errors import BackendUnavailable
 from pki.clock import Clock
 
 log = logging.getLogger(__name__)
@@ -61,21 +59,15 @@ class StaleIfErrorCache(Generic[K, V]):
                 self._items.popitem(last=False)
         return value
 
-    def get_or_load(self, key: K, load: Callable[[], V]) -> V:
-        """A fresh cached value, else `load()` (stored); when `load` raises BackendUnavailable,
-        the expired value if it is within the stale-if-error window, else the error."""
-        entry = self.fresh(key)
-        if entry is not None:
-            return entry.value
-        try:
-            return self.put(key, load())
-        except BackendUnavailable:
-            stale = self._entry(key)
-            if stale is None or self.clock() - stale.stored_at >= self.ttl + self.stale_if_error:
-                raise
-            self.stale_served += 1
-            log.warning("serving a cached answer from %s while the source is unavailable", stale.stored_at.isoformat())
-            return stale.value
+    def stale(self, key: K) -> Cached[V] | None:
+        """The entry for `key` if it is past the TTL but within the stale-if-error window: what
+        may be served while the source is unavailable (logged and counted when there is one)."""
+        entry = self._entry(key)
+        if entry is None or self.clock() - entry.stored_at >= self.ttl + self.stale_if_error:
+            return None
+        self.stale_served += 1
+        log.warning("serving a cached answer from %s while the source is unavailable", entry.stored_at.isoformat())
+        return entry
 
     def invalidate(self, key: K) -> None:
         with self._lock:

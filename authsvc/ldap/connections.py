@@ -86,6 +86,10 @@ def server_url(connection: ldap3.Connection) -> str:
     return f"{scheme}://{server.host}:{server.port}"
 
 
+class PoolBusy(BackendUnavailable):
+    """Every connection stayed lent out for the whole wait: the directory is slow to answer."""
+
+
 class ConnectionPool:
     """At most `size` open connections made by `factory`, lent to one thread at a time.
 
@@ -111,9 +115,9 @@ class ConnectionPool:
 
     @contextlib.contextmanager
     def connection(self) -> Iterator[ldap3.Connection]:
-        """Lend a connection. Raises BackendUnavailable when none frees up within `wait` seconds."""
+        """Lend a connection. Raises PoolBusy when none frees up within `wait` seconds."""
         if not self._slots.acquire(timeout=self._wait):
-            raise BackendUnavailable(f"all {self.size} LDAP connections stayed busy for {self._wait:g}s")
+            raise PoolBusy(f"all {self.size} LDAP connections stayed busy for {self._wait:g}s")
         try:
             conn = self._take_idle() or self._factory()
             try:

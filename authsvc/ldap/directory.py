@@ -6,14 +6,22 @@ twice, or a wrong password is an answer (None / False), never an error.
 
 Two small pools: searches run on connections bound as the service account; password checks
 rebind connections of their own, so the service connections never change identity.
+
+A directory that hangs (accepts connections, answers nothing) costs each call its timeouts;
+the first call that times out opens the circuit breaker (authsvc/ldap/breaker.py): calls then
+fail at once, without a network round trip, until a background probe gets an answer. A call
+that fails fast (connection refused: the server is down, not hung) does not open it, so a
+restarted server is used again by the very next call.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import re
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -23,9 +31,11 @@ import ldap3
 from ldap3.core.exceptions import LDAPBindError, LDAPCommunicationError, LDAPException
 
 from authsvc.errors import BackendUnavailable
+from authsvc.ldap.breaker import CircuitBreaker
 from authsvc.ldap.config import DirectoryConfig
-from authsvc.ldap.connections import ConnectionPool, make_server_pool, server_url
+from authsvc.ldap.connections import ConnectionPool, PoolBusy, make_server_pool, server_url
 from authsvc.ldap.filters import user_filter
+from pki.clock import Clock, system_clock
 
 log = logging.getLogger(__name__)
 
@@ -70,10 +80,15 @@ class Entry:
 class Directory:
     """Thread-safe client for one configured directory (one per server process)."""
 
-    def __init__(self, config: DirectoryConfig, *, on_error: ErrorHook = lambda _op: None) -> None:
+    def __init__(
+        self, config: DirectoryConfig, *, on_error: ErrorHook = lambda _op: None, clock: Clock = system_clock
+    ) -> None:
         self.config = config
         self.settings = config.settings
         self._on_error = on_error
+        self.breaker = CircuitBreaker(probe_interval=self.settings.probe_interval, clock=clock)
+        # A failure that took this long counts as "hung", even when it is not a timeout error.
+        self._slow = self.settings.request_budget.total_seconds()
         self._server_pool = make_server_pool(config)
         self._open_lock = threading.Lock()  # ldap3's ServerPool state is not thread-safe
         wait = self.settings.receive_timeout.total_seconds()
@@ -175,13 +190,32 @@ class Directory:
         return result
 
     def ready(self) -> bool:
-        """True when the directory answers a probe now (a base search of user_base: ~1 ms)."""
-        base = self.settings.user_base
+        """True when the directory answers a probe now (a base search of user_base: ~1 ms); False
+        at once while the breaker is open (a background probe is started if one is due)."""
+        if self.breaker.opened is not None:
+            self._start_probe()
+            return False
         try:
-            self._run("readiness probe", lambda c: self.search(c, base, "(objectClass=*)", ["1.1"], scope=ldap3.BASE))
+            self._run("readiness probe", self._probe_search)
         except BackendUnavailable:
             return False
         return True
+
+    def count_error(self, what: str) -> None:
+        """Count a failure noticed outside the directory's own calls (a request's budget spent)."""
+        self._on_error(what)
+
+    def refuse_while_open(self) -> None:
+        """Raise BackendUnavailable at once while the directory counts as hung (breaker open),
+        and start a background probe if one is due; return while it answers."""
+        opened = self.breaker.opened
+        if opened is None:
+            return
+        self._start_probe()
+        raise BackendUnavailable(
+            f"LDAP directory unavailable since {opened.since:%H:%M:%S} ({opened.reason}); "
+            "not asked again until it answers a probe"
+        )
 
     def close(self) -> None:
         self._search_pool.clear()
@@ -190,32 +224,75 @@ class Directory:
     # -- plumbing -------------------------------------------------------------------------
 
     def _run(
-        self, what: str, operation: Callable[[ldap3.Connection], T], *, pool: ConnectionPool | None = None
+        self,
+        what: str,
+        operation: Callable[[ldap3.Connection], T],
+        *,
+        pool: ConnectionPool | None = None,
+        probe: bool = False,
     ) -> tuple[T, str]:
         """Run `operation` on a pooled connection; one retry on a fresh connection when the
-        pooled one turns out to be broken (a restarted server closes idle connections)."""
+        pooled one turns out to be broken (a restarted server closes idle connections), none
+        after a timeout (a hung server would cost it twice). Refused at once while the breaker
+        is open, except for the `probe` that may close it."""
+        if not probe:
+            self.refuse_while_open()
         pool = pool or self._search_pool
+        started = time.monotonic()
         for attempt in (1, 2):
             try:
                 with pool.connection() as conn:
-                    return operation(conn), server_url(conn)
+                    result = operation(conn), server_url(conn)
             except RETRYABLE as e:
-                if attempt == 2:
-                    raise self._unavailable(what, e) from e
-            except BackendUnavailable as e:
+                if attempt == 2 or isinstance(e, TimeoutError):
+                    raise self._unavailable(what, e, started, quiet=probe) from e
+                continue
+            except PoolBusy as e:
+                raise self._unavailable(what, e, started, quiet=probe) from e
+            except BackendUnavailable as e:  # it answered, with something we cannot use
+                self.breaker.answered()
                 self._on_error(what)
                 log.error("LDAP %s failed: %s", what, e)
                 raise
             except (LDAPException, OSError) as e:
-                raise self._unavailable(what, e) from e
+                raise self._unavailable(what, e, started, quiet=probe) from e
+            self.breaker.answered()
+            return result
         raise AssertionError("unreachable")
 
-    def _unavailable(self, what: str, error: Exception) -> BackendUnavailable:
-        self._on_error(what)
+    def _unavailable(self, what: str, error: Exception, started: float, *, quiet: bool) -> BackendUnavailable:
+        """Log and count a failed call; open the breaker when it failed by waiting (a timeout,
+        no free connection, or simply as long as a request's budget)."""
         servers = ", ".join(self.settings.servers)
         reason = " ".join(str(error).split())[:300] or type(error).__name__
-        log.error("LDAP %s failed (servers %s): %s: %s", what, servers, type(error).__name__, reason)
+        hung = isinstance(error, TimeoutError | PoolBusy) or time.monotonic() - started >= self._slow
+        if hung:
+            self.breaker.trip(f"{what}: {type(error).__name__}")
+        if quiet:  # a recovery probe: the breaker's log lines say enough
+            log.debug("LDAP %s failed: %s: %s", what, type(error).__name__, reason)
+        else:
+            self._on_error(what)
+            log.error("LDAP %s failed (servers %s): %s: %s", what, servers, type(error).__name__, reason)
         return BackendUnavailable(f"LDAP directory unavailable ({servers}): {reason}")
+
+    def _probe_search(self, conn: ldap3.Connection) -> list[Entry]:
+        return self.search(conn, self.settings.user_base, "(objectClass=*)", ["1.1"], scope=ldap3.BASE)
+
+    def _start_probe(self) -> None:
+        """One recovery probe on a thread of its own, if the breaker says one is due: whoever
+        noticed the open breaker (a review, /readyz) does not wait for it."""
+        if self.breaker.claim_probe():
+            threading.Thread(target=self._recovery_probe, name="authsvc-ldap-probe", daemon=True).start()
+
+    def _recovery_probe(self) -> None:
+        answered = False
+        try:
+            self._run("recovery probe", self._probe_search, probe=True)
+            answered = True
+        except BackendUnavailable:
+            pass
+        finally:
+            self.breaker.probe_done(answered)
 
     def _open(self) -> ldap3.Connection:
         s = self.settings
@@ -231,9 +308,16 @@ class Directory:
             )
             try:
                 conn.open()
-                if s.start_tls and not conn.server.ssl:
-                    conn.start_tls()
             except BaseException:
+                self._forget(conn)
+                raise
+        # Outside the lock: a round trip, and a hung server would hold every other opening.
+        if s.start_tls and not conn.server.ssl:
+            try:
+                conn.start_tls()
+            except BaseException:
+                with contextlib.suppress(LDAPException, OSError):
+                    conn.unbind()
                 self._forget(conn)
                 raise
         return conn

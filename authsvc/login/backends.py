@@ -60,6 +60,10 @@ class LDAPLoginBackend:
         self.decoy_dn = f"cn=authsvc-no-such-user,{ldap.settings.user_base}"
 
     def authenticate(self, username: str, password: str) -> Verdict:
+        """Waits for the directory at most ldap.request_budget in all (then BackendUnavailable)."""
+        return self.ldap.within_budget(lambda: self._ask(username, password))
+
+    def _ask(self, username: str, password: str) -> Verdict:
         user = self.ldap.find_user(username)
         if user is None or not user.exact:
             self.ldap.check_password(self.decoy_dn, password)

@@ -42,8 +42,16 @@ class LDAPSettings(Section):
     ca_file: str | None = None
     # ldap:// without StartTLS sends passwords in clear text: only when explicitly allowed.
     allow_plaintext: bool = False
+    # Per network operation (connect; each answer awaited). A look-up makes several of them.
     connect_timeout: Duration = dt.timedelta(seconds=5)
     receive_timeout: Duration = dt.timedelta(seconds=10)
+    # The most one request (a TokenReview, a POST /login) waits for the directory in all, well
+    # under kube-apiserver's 30 s webhook timeout. Past it, a review answers from the
+    # stale-if-error cache or fails closed (an error, never "authenticated"), and the directory
+    # counts as hung: calls fail at once until a probe gets an answer (also what /readyz says).
+    request_budget: Duration = dt.timedelta(seconds=2)
+    # While the directory counts as hung, how often one background probe asks it again.
+    probe_interval: Duration = dt.timedelta(seconds=1)
     # A server that failed is skipped this long before it is tried again (ServerPool exhaust).
     retry_failed_server_after: ZeroOrDuration = dt.timedelta(seconds=10)
     follow_referrals: bool = False
@@ -95,6 +103,20 @@ class LDAPSettings(Section):
     def _check_timeout(cls, value: dt.timedelta) -> dt.timedelta:
         if not dt.timedelta(0) < value <= dt.timedelta(minutes=2):
             raise ValueError("must be more than 0s and at most 120s")
+        return value
+
+    @field_validator("request_budget")
+    @classmethod
+    def _check_budget(cls, value: dt.timedelta) -> dt.timedelta:
+        if not dt.timedelta(0) < value <= dt.timedelta(seconds=20):
+            raise ValueError("must be more than 0s and at most 20s (kube-apiserver gives up on a webhook after 30s)")
+        return value
+
+    @field_validator("probe_interval")
+    @classmethod
+    def _check_probe_interval(cls, value: dt.timedelta) -> dt.timedelta:
+        if not dt.timedelta(0) < value <= dt.timedelta(minutes=5):
+            raise ValueError("must be more than 0s and at most 5m")
         return value
 
     @field_validator("user_filter")

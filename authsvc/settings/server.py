@@ -14,7 +14,9 @@ class ServerSettings(Section):
     bind: str = "127.0.0.1:8443"
     workers: int = Field(2, ge=1, le=64)
     # Python threads per worker (granian's blocking threads): requests a worker runs at once.
-    threads: int = Field(1, ge=1, le=64)
+    # A review that waits for a backend (the directory, up to ldap.request_budget) holds one;
+    # with a single thread every other review on that worker would wait behind it.
+    threads: int = Field(4, ge=1, le=64)
     # Paths relative to the home. init creates these.
     tls_cert: str = "pki/authsvc/serving.crt"
     tls_key: str = "pki/authsvc/serving.key"

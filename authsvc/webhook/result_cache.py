@@ -4,7 +4,10 @@ Only decisions are cached: an answer that a backend could not give (an outage) n
 the next request asks again. Denials live shorter than identities, so a token that was just
 created starts working soon; an identity never outlives its token's own `exp`.
 
-Reads take no lock (a dict lookup is atomic under the GIL); writes and evictions take one.
+A hit takes no lock: it is one dict lookup, and every change to the dict (a write, an
+eviction, dropping an expired entry) is made under the lock, so a reader only ever sees the
+dict before or after a change. With `server.threads > 1` several reviews share one cache: an
+expired entry dropped without the lock once raced with an eviction (KeyError, HTTP 500).
 Eviction is oldest-first: entries expire quickly anyway, and this keeps a hit to one lookup.
 """
 
@@ -30,9 +33,15 @@ class ResultCache(Generic[V]):
         if entry is None:
             return None
         if entry[1] <= now:
-            self._entries.pop(key, None)
+            self._drop(key, entry)
             return None
         return entry[0]
+
+    def _drop(self, key: bytes, entry: tuple[V, float]) -> None:
+        """Forget an expired entry, unless another thread has replaced or evicted it meanwhile."""
+        with self._lock:
+            if self._entries.get(key) is entry:
+                del self._entries[key]
 
     def put(self, key: bytes, value: V, now: float, *, positive: bool, not_after: float | None = None) -> None:
         """Remember a decision: `positive` (an identity) for ttl, else for negative_ttl;

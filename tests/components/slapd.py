@@ -362,6 +362,16 @@ def parse_ldif(text: str) -> list[tuple[str, dict[str, list[str]]]]:
 
 # --- the server ------------------------------------------------------------------------------
 
+
+def _all_threads_stopped(pid: int) -> bool:
+    """Whether the kernel reports every thread of `pid` as stopped (state T in /proc)."""
+    states = []
+    for stat in Path(f"/proc/{pid}/task").glob("*/stat"):
+        with contextlib.suppress(OSError):  # a thread that just ended
+            states.append(stat.read_text().rpartition(")")[2].split()[0])
+    return bool(states) and all(state == "T" for state in states)
+
+
 _LIVE: weakref.WeakSet[Slapd] = weakref.WeakSet()
 
 
@@ -457,6 +467,7 @@ class Slapd:
         self.startup_timeout = startup_timeout
         self._proc: subprocess.Popen[bytes] | None = None
         self._prepared = False
+        self._frozen = False
 
     # -- properties ---------------------------------------------------------------------------
 
@@ -663,12 +674,41 @@ class Slapd:
         finally:
             conn.unbind()
 
+    def freeze(self) -> None:
+        """Hang slapd (SIGSTOP): the kernel still accepts connections and takes requests, but
+        nothing answers, as with a directory stuck on its disk or a lock. ``thaw()`` resumes it."""
+        proc = self._proc
+        if proc is None or proc.poll() is not None:
+            raise RuntimeError("slapd is not running: nothing to freeze")
+        proc.send_signal(signal.SIGSTOP)
+        self._frozen = True
+        # The signal is delivered asynchronously: return once every thread is stopped, so that
+        # no request sent after freeze() can still be answered.
+        deadline = time.monotonic() + 5.0
+        while not _all_threads_stopped(proc.pid):
+            if time.monotonic() >= deadline:
+                raise RuntimeError(f"slapd (pid {proc.pid}) did not stop within 5s of SIGSTOP")
+            time.sleep(0.001)
+
+    def thaw(self) -> None:
+        """Resume a frozen slapd (SIGCONT); it answers what was sent meanwhile."""
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGCONT)
+        self._frozen = False
+
+    @property
+    def frozen(self) -> bool:
+        return self._frozen
+
     def stop(self, timeout: float = 10.0) -> None:
         """Stop slapd (SIGTERM to its PID, then SIGKILL after ``timeout``) and wait for it."""
         proc = self._proc
         if proc is None:
             return
         if proc.poll() is None:
+            if self._frozen:  # a stopped process acts on SIGTERM only once it runs again
+                self.thaw()
             try:
                 proc.send_signal(signal.SIGTERM)
                 proc.wait(timeout=timeout)
@@ -678,6 +718,7 @@ class Slapd:
             except ProcessLookupError:
                 pass
         self._proc = None
+        self._frozen = False
         _LIVE.discard(self)
 
     def kill(self) -> None:
@@ -687,6 +728,7 @@ class Slapd:
             proc.kill()
             proc.wait()
         self._proc = None
+        self._frozen = False
         _LIVE.discard(self)
 
     def close(self) -> None:

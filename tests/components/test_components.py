@@ -17,6 +17,7 @@ from ldap3.core.exceptions import (
     LDAPException,
     LDAPInvalidCredentialsResult,
     LDAPSocketOpenError,
+    LDAPSocketReceiveError,
 )
 from ldap3.utils.conv import escape_filter_chars
 
@@ -234,6 +235,27 @@ class TestSlapd:
             _bind(small_slapd, user_dn("alice"), "alice-pw")
         small_slapd.start()
         _bind(small_slapd, user_dn("alice"), "alice-pw").unbind()
+
+    def test_freeze_and_thaw(self, small_slapd: Slapd) -> None:
+        """Frozen: connections are still accepted but nothing answers (the read times out);
+        thawed: the same process answers again; a frozen server still stops."""
+        conn = small_slapd.connection()
+        small_slapd.freeze()
+        try:
+            with socket.create_connection((small_slapd.host, small_slapd.port), timeout=2):
+                pass  # the kernel completes the handshake for a stopped process
+            hung = ldap3.Connection(small_slapd._server(), receive_timeout=1, raise_exceptions=True)
+            hung.open()
+            with pytest.raises(LDAPSocketReceiveError):
+                hung.bind()
+        finally:
+            small_slapd.thaw()
+        assert _groups_of(conn, user_dn("alice")) == {"dev"}
+        conn.unbind()
+        small_slapd.freeze()
+        small_slapd.stop(timeout=5)  # thaws first: SIGTERM would wait for a SIGCONT
+        assert not small_slapd.running and not small_slapd.frozen
+        small_slapd.start()
 
     def test_tls(self, tmp_path: Path) -> None:
         _require_slapd()

@@ -1,10 +1,11 @@
-"""Outages, recovery, failover and the TTL/stale-if-error cache, with slapd really stopped."""
+"""Outages, recovery, failover and the TTL/stale-if-error cache, with slapd really stopped or frozen."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -14,7 +15,7 @@ from authsvc.identity import UserInfo
 from authsvc.ldap.service import LDAPService
 from pki.clock import FixedClock
 from tests.components.slapd import Slapd, User, user_dn
-from tests.components.support import free_port
+from tests.components.support import eventually, free_port
 from tests.ldap.fixtures import ldap_service, ldap_settings, require_slapd
 
 pytestmark = pytest.mark.slapd
@@ -40,6 +41,8 @@ def test_stopped_directory_fails_closed_then_recovers_without_restart(private_sl
         service.check_password(user_dn("alice"), "alice-pw")
     assert not service.ready()
     assert errors[:2] == ["user search", "user bind"]
+    # Refused at once is "down", not "hung": no breaker, so the restarted server is used at once.
+    assert service.directory.breaker.opened is None
 
     private_slapd.start()  # same ports, same data; the service is not rebuilt
     assert service.ready()
@@ -178,3 +181,84 @@ def _groups_now(refresher: LDAPIdentityRefresher, user: UserInfo) -> tuple[str, 
     assert refreshed is not None, user.username
     assert (refreshed.username, refreshed.uid) == (user.username, user.uid)
     return refreshed.groups
+
+
+BUDGET = dt.timedelta(seconds=1)
+QUICK = 0.5  # seconds: an answer that did not wait for the directory
+
+
+def _timed(call: Callable[[], object]) -> float:
+    started = time.monotonic()
+    with contextlib.suppress(BackendUnavailable):
+        call()
+    return time.monotonic() - started
+
+
+Hung = tuple[FixedClock, LDAPService, LDAPIdentityRefresher, list[str]]
+
+
+@pytest.fixture
+def hung(private_slapd: Slapd) -> Iterator[Hung]:
+    """`cached`'s service (60 s TTL, 5 min stale) with a 1 s request budget, a 3 s receive
+    timeout and its error hook's calls; slapd thawed again at the end whatever happened."""
+    clock = FixedClock(dt.datetime(2030, 1, 1, tzinfo=dt.UTC))
+    settings = ldap_settings(
+        private_slapd,
+        group_cache_ttl=dt.timedelta(seconds=60),
+        stale_if_error=dt.timedelta(minutes=5),
+        request_budget=BUDGET,
+        receive_timeout=dt.timedelta(seconds=3),
+    )
+    errors: list[str] = []
+    service = ldap_service(settings, clock=clock, on_error=errors.append)
+    yield clock, service, LDAPIdentityRefresher(service), errors
+    private_slapd.thaw()
+    service.close()
+
+
+def test_a_frozen_directory_costs_one_budget_then_nothing(private_slapd: Slapd, hung: Hung) -> None:
+    clock, service, refresher, errors = hung
+    alice = _token_user(service, "alice")
+    assert _groups_now(refresher, alice) == ("dev",)  # cached for 60 s
+
+    private_slapd.freeze()
+    clock.advance(dt.timedelta(seconds=61))  # past the TTL: the directory is asked, and hangs
+    started = time.monotonic()
+    assert _groups_now(refresher, alice) == ("dev",)  # the stale answer, once the budget is spent
+    assert BUDGET.total_seconds() <= time.monotonic() - started < BUDGET.total_seconds() + QUICK
+    opened = service.directory.breaker.opened
+    assert opened is not None and "request_budget" in opened.reason
+    assert "request budget" in errors  # authsvc_ldap_errors_total{operation="request budget"}
+
+    # Known hung: no more waiting. A user never cached fails closed at once; so does /readyz.
+    assert _timed(lambda: refresher(UserInfo("bob"))) < QUICK
+    with pytest.raises(BackendUnavailable, match="not asked again"):
+        refresher(UserInfo("bob"))
+    assert _timed(lambda: service.find_user("carol")) < QUICK
+    started = time.monotonic()
+    assert not service.ready()
+    assert time.monotonic() - started < QUICK
+
+    private_slapd.thaw()
+    clock.advance(dt.timedelta(seconds=1))  # ldap.probe_interval: the next probe may go
+    assert eventually(service.ready, bool, timeout=10)
+    assert service.directory.breaker.opened is None
+    assert refresher(UserInfo("bob")) is not None
+
+
+def test_a_hung_call_is_not_tried_twice(private_slapd: Slapd) -> None:
+    """ldap3 raises a socket timeout like a broken connection; retrying it on a new connection
+    (right for a restarted server) would double the wait on a hung one."""
+    settings = ldap_settings(private_slapd, receive_timeout=dt.timedelta(seconds=1))
+    service = ldap_service(settings)
+    try:
+        assert service.find_user("alice") is not None
+        private_slapd.freeze()
+        started = time.monotonic()
+        with pytest.raises(BackendUnavailable):
+            service.directory.find_user("alice")  # the directory itself: no request budget
+        assert 1.0 <= time.monotonic() - started < 1.9
+        assert service.directory.breaker.opened is not None
+    finally:
+        private_slapd.thaw()
+        service.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from authsvc.home.opened import Home
 from authsvc.web.app import runtime_of
 from pki.clock import FixedClock
 from tests.components.slapd import Slapd
+from tests.components.support import eventually
 from tests.ldap.fixtures import HOSTILE_NAMES, SPECIAL_PASSWORD
 from tests.login.fixtures import ADMIN, ADMIN_PASSWORD, MakeHome, basic
 
@@ -207,3 +209,27 @@ def _metric(client: FlaskClient, sample: str) -> float:
         if line.startswith(sample + " "):
             return float(line.rsplit(" ", 1)[1])
     return 0.0
+
+
+def test_a_frozen_directory_costs_a_login_one_budget_then_nothing(
+    make_home: MakeHome, app_for: Any, private_slapd: Slapd, clock: FixedClock
+) -> None:
+    """A hung directory (SIGSTOP): /login answers 503 after ldap.request_budget (1 s here), not
+    after the directory's timeouts; the next ones and /readyz at once; after SIGCONT it logs in
+    again, same app."""
+    client = app_for(make_home(private_slapd, ldap={"request_budget": dt.timedelta(seconds=1)})).test_client()
+    assert login(client, "alice", "alice-pw").status_code == 200
+    private_slapd.freeze()
+    try:
+        started = time.monotonic()
+        assert login(client, "bob", "bob-pw").status_code == 503
+        assert 1.0 <= time.monotonic() - started < 1.5
+        started = time.monotonic()
+        assert login(client, "carol", "carol-pw").status_code == 503
+        assert client.get("/readyz").status_code == 503
+        assert time.monotonic() - started < 0.5
+    finally:
+        private_slapd.thaw()
+    clock.advance(dt.timedelta(seconds=1))  # ldap.probe_interval
+    assert eventually(lambda: client.get("/readyz").status_code, lambda s: s == 200, timeout=10) == 200
+    assert login(client, "bob", "bob-pw").status_code == 200
