@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
-from authsvc.tokenreview import KIND, V1
+from authsvc.webhook.tokenreview import KIND, V1
 
 JSON_HEADERS = {"Content-Type": "application/json"}
 

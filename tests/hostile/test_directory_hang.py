@@ -33,7 +33,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from authsvc.home import Home
+from authsvc.home.opened import open_home
 from tests.components.slapd import ALICE, BOB, CAROL, Slapd
 from tests.components.support import eventually, free_port
 from tests.hostile.apiserver_load import (
@@ -129,7 +129,7 @@ def login(public: int, context: ssl.SSLContext, uid: str, password: str) -> str:
 def serving(private_slapd: Slapd, home_template: Path, tmp_path: Path) -> Iterator[Serving]:
     home = tmp_path / "home"
     shutil.copytree(home_template, home)
-    with JWKSServer(*server_tls_files(Home.open(home, environ={}), tmp_path)) as idp:
+    with JWKSServer(*server_tls_files(open_home(home, environ={}), tmp_path)) as idp:
         configure(home, private_slapd, idp)
         webhook, public = free_port(), free_port()
         env = {**os.environ, **LDAP_ENVIRON, "PYTHONUNBUFFERED": "1"}

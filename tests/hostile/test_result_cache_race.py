@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from authsvc.cache import ResultCache
+from authsvc.webhook.result_cache import ResultCache
 from tests.components.support import free_port
 from tests.hostile.apiserver_load import Probe, Verdict, apiserver_context, hammer, wrong
 from tests.serve.support import authsvc_serve
