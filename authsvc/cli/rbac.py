@@ -54,6 +54,11 @@ def rbac() -> None:
     "watch/list -> get, list, watch; update/patch -> get, update, patch.",
 )
 @click.option(
+    "--include-denied",
+    is_flag=True,
+    help="Cover requests the API server refused (403) while the log was recorded too (audit2rbac does).",
+)
+@click.option(
     "--max-bad-lines",
     type=click.IntRange(min=0),
     default=0,
@@ -77,6 +82,7 @@ def suggest(
     namespace: str | None,
     name_prefix: str,
     expand_verbs: bool,
+    include_denied: bool,
     max_bad_lines: int,
     output_format: str,
     apply_: bool,
@@ -107,7 +113,7 @@ def suggest(
         raise UsageError("--apply and --dry-run need --kubeconfig FILE")
     if apply_ and dry_run:
         raise UsageError("--apply and --dry-run cannot be combined: --dry-run alone checks what --apply would do")
-    options = SuggestOptions(subject, namespace, check_name_prefix(name_prefix), expand_verbs)
+    options = SuggestOptions(subject, namespace, check_name_prefix(name_prefix), expand_verbs, include_denied)
     suggestion = build(audit_logs, options)
     _report(suggestion)
     suggestion.check(max_bad_lines)

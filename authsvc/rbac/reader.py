@@ -7,8 +7,8 @@ that is not an audit.k8s.io/v1 or v1beta1 Event is counted and listed with its l
 
 The fast path: when the caller gives a needle (the subject's name as the API server writes it,
 see subjects.Subject.needle), a line without it is not parsed; it only has to look like an
-event of a known version (braces, and the apiVersion as Go's encoder writes it). Anything
-else is parsed and checked in full.
+event of a known version as Go's encoder writes one (it begins with the kind and apiVersion and
+ends with a brace). Anything else is parsed and checked in full.
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import IO, Any, cast
 
 KNOWN_VERSIONS = ("audit.k8s.io/v1", "audit.k8s.io/v1beta1")
-_VERSION_MARKS = tuple(f'"apiVersion":"{v}"'.encode() for v in KNOWN_VERSIONS)
+# How Go's encoder begins every event line the API server writes (TypeMeta comes first).
+_EVENT_STARTS = tuple(f'{{"kind":"Event","apiVersion":"{v}",'.encode() for v in KNOWN_VERSIONS)
 _GZIP_MAGIC = b"\x1f\x8b"
 # Metadata-level events are a few KiB. A longer line (a RequestResponse event of a big list)
 # is reported and skipped rather than held in memory whole.
@@ -119,7 +120,7 @@ class AuditLogReader:
 
 
 def _looks_like_event(line: bytes) -> bool:
-    return line[:1] == b"{" and line[-1:] == b"}" and any(mark in line for mark in _VERSION_MARKS)
+    return line.startswith(_EVENT_STARTS) and line.endswith(b"}")
 
 
 def _lines(stream: IO[bytes]) -> Iterator[bytes | None]:

@@ -31,6 +31,9 @@ class SuggestOptions:
     namespace: str | None = None  # only requests in this namespace (audit2rbac's --namespace)
     name_prefix: str = DEFAULT_NAME_PREFIX
     expand_verbs: bool = False
+    # Requests the API server refused (403) when the log was recorded are left out: the subject
+    # was not allowed them and got by (or someone tried what it must not do). audit2rbac keeps them.
+    include_denied: bool = False
 
 
 @dataclass
@@ -38,7 +41,7 @@ class Tally:
     """What the subject's events amounted to (each request counted once, see requests.stage_use)."""
 
     requests: int = 0
-    denied: int = 0  # answered 403 while the log was recorded: included, like audit2rbac
+    denied: int = 0  # answered 403 while the log was recorded (left out unless include_denied)
     other_namespaces: int = 0
     impersonating: int = 0  # requests the subject made as someone else (not theirs to cover)
 
@@ -74,8 +77,12 @@ class Suggestion:
             lines.append(
                 f"{_count(tally.other_namespaces, 'request')} outside namespace {self.options.namespace} left out"
             )
-        if tally.denied:
+        if tally.denied and self.options.include_denied:
             lines.append(f"{_count(tally.denied, 'request')} had been denied (403) when recorded; the rules allow them")
+        elif tally.denied:
+            lines.append(
+                f"{_count(tally.denied, 'request')} denied (403) when recorded left out (--include-denied covers them)"
+            )
         if tally.impersonating:
             lines.append(
                 f"{_count(tally.impersonating, 'request')} made as another user (impersonation) are not covered: "
@@ -91,7 +98,7 @@ class Suggestion:
         if read.problem_count > max_bad_lines:
             first = read.problems[0] if read.problems else None
             raise InvalidInput(
-                f"{read.problem_count} lines of the audit log could not be read (first: {first}); the rules "
+                f"{_count(read.problem_count, 'unusable line')} in the audit log (first: {first}); the rules "
                 f"could miss requests: fix the log, or accept that with --max-bad-lines {read.problem_count}"
             )
         if self.tally.requests == 0 and self.grants.empty and not self.grants.default_covered:
@@ -133,11 +140,13 @@ def _take(event: dict[str, Any], options: SuggestOptions, grants: Grants, tally:
     if options.namespace is not None and request.namespace != options.namespace:
         tally.other_namespaces += use == "count"
         return
-    grants.add(request)
+    status = event.get("responseStatus")
+    denied = isinstance(status, dict) and status.get("code") == 403
     if use == "count":
         tally.requests += 1
-        status = event.get("responseStatus")
-        tally.denied += isinstance(status, dict) and status.get("code") == 403
+        tally.denied += denied
+    if options.include_denied or not denied:
+        grants.add(request)
 
 
 def _count(number: int, noun: str) -> str:
