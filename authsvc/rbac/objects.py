@@ -84,7 +84,9 @@ def render(objects: Sequence[RbacObject], fmt: str) -> str:
     documents = to_dicts(objects)
     if fmt == "json":
         return json.dumps({"apiVersion": "v1", "kind": "List", "items": documents}, indent=2)
-    return yaml.safe_dump_all(documents, sort_keys=False, explicit_start=False).rstrip()
+    # libyaml's emitter when PyYAML has it (same output, ~4x faster on a large suggestion).
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+    return yaml.dump_all(documents, Dumper=dumper, sort_keys=False).rstrip()
 
 
 def describe(obj: RbacObject) -> str:

@@ -32,7 +32,8 @@ _GZIP_MAGIC = b"\x1f\x8b"
 # Metadata-level events are a few KiB. A longer line (a RequestResponse event of a big list)
 # is reported and skipped rather than held in memory whole.
 MAX_LINE = 4 * 1024 * 1024
-MAX_LISTED = 10  # problems kept with their line numbers; the rest are only counted
+MAX_LISTED = 10
+_DECODER = json.JSONDecoder()  # problems kept with their line numbers; the rest are only counted
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,8 +103,12 @@ class AuditLogReader:
         report = self.report
         report.parsed += 1
         try:
-            event = json.loads(line)
-        except (ValueError, RecursionError):
+            # raw_decode of str: json.loads would sniff the encoding and skip whitespace again.
+            text = line.decode()
+            event, end = _DECODER.raw_decode(text)
+            if end != len(text):
+                raise ValueError("trailing data")
+        except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
             report.add_problem(source, number, "not JSON", "not JSON")
             return None
         if not isinstance(event, dict) or event.get("kind") != "Event":

@@ -9,7 +9,8 @@ non-resource request (/healthz, /metrics, discovery) has none, and its URL is re
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import lru_cache
 from typing import Any, Literal
 
 # kube-apiserver's long-running check (BasicLongRunningRequestCheck in its server setup): only
@@ -51,26 +52,44 @@ class Request:
 def request_of(event: dict[str, Any]) -> Request:
     """The request an event records. Raises BadEvent naming the field that is wrong."""
     verb = event.get("verb")
-    if not isinstance(verb, str) or not _VERB.fullmatch(verb):
-        raise BadEvent(f"verb {_shown(verb)} is not a request verb")
     ref = event.get("objectRef")
-    if ref is None:
-        return Request(verb, url=_url_of(event.get("requestURI")))
-    if not isinstance(ref, dict):
+    if ref is not None and not isinstance(ref, dict):
         raise BadEvent("objectRef is not an object")
-    resource = _field(ref, "resource", _RESOURCE, required=True)
-    subresource = _field(ref, "subresource", _RESOURCE)
-    namespace = _field(ref, "namespace", _NAMESPACE)
-    name = _name_of(ref.get("name"))
-    if not _sees_name(verb, subresource):
-        name = ""
+    try:
+        if ref is None:
+            return _url_request(verb, event.get("requestURI"))
+        fields = (ref.get("apiGroup"), ref.get("resource"), ref.get("subresource"), ref.get("namespace"))
+        request = _resource_request(verb, *fields)
+    except TypeError:  # a list or an object where a string belongs: not hashable, so not cached
+        raise BadEvent("a field holds a list or an object where a string belongs") from None
+    name = _name_of(ref.get("name")) if _sees_name(request.verb, request.resource) else ""
+    return replace(request, name=name) if name else request
+
+
+# Logs repeat the same requests (a controller's watch, a probe's get): each shape is checked
+# once, and the object name (of many more values) on its own. Bounded: memory stays flat.
+@lru_cache(maxsize=8192)
+def _resource_request(verb: Any, group: Any, resource: Any, subresource: Any, namespace: Any) -> Request:
+    _check_verb(verb)
+    resource = _checked("resource", resource, _RESOURCE, required=True)
+    subresource = _checked("subresource", subresource, _RESOURCE)
     return Request(
         verb,
-        namespace=namespace,
-        api_group=_field(ref, "apiGroup", _API_GROUP),
+        namespace=_checked("namespace", namespace, _NAMESPACE),
+        api_group=_checked("apiGroup", group, _API_GROUP),
         resource=f"{resource}/{subresource}" if subresource else resource,
-        name=name,
     )
+
+
+@lru_cache(maxsize=1024)
+def _url_request(verb: Any, uri: Any) -> Request:
+    _check_verb(verb)
+    return Request(verb, url=_url_of(uri))
+
+
+def _check_verb(verb: Any) -> None:
+    if not isinstance(verb, str) or not _VERB.fullmatch(verb):
+        raise BadEvent(f"verb {_shown(verb)} is not a request verb")
 
 
 def stage_use(stage: Any, event: dict[str, Any]) -> Use:
@@ -98,7 +117,7 @@ def _long_running(event: dict[str, Any]) -> bool:
     return event.get("verb") in LONG_RUNNING_VERBS or subresource in LONG_RUNNING_SUBRESOURCES
 
 
-def _sees_name(verb: str, subresource: str) -> bool:
+def _sees_name(verb: str, resource: str) -> bool:
     """Whether the authorizer saw objectRef.name for this request.
 
     At Metadata level the API server fills objectRef.name of a create from the object in the
@@ -108,11 +127,10 @@ def _sees_name(verb: str, subresource: str) -> bool:
     """
     if verb == "deletecollection":
         return False
-    return verb != "create" or bool(subresource)
+    return verb != "create" or "/" in resource  # "/": a subresource
 
 
-def _field(ref: dict[str, Any], key: str, shape: re.Pattern[str], *, required: bool = False) -> str:
-    value = ref.get(key)
+def _checked(key: str, value: Any, shape: re.Pattern[str], *, required: bool = False) -> str:
     if value is None and not required:
         return ""
     if not isinstance(value, str) or not shape.fullmatch(value) or (required and not value):
