@@ -69,13 +69,8 @@ def apply_objects(api_client: ApiClient, objects: Sequence[RbacObject], *, dry_r
 
 
 def _read(api: RbacAuthorizationV1Api, obj: RbacObject) -> Any | None:
-    read = getattr(api, _METHODS[str(obj.kind)][0])
-    try:
-        return _call(obj, "read", read, **_where(obj))
-    except ApplyRefused as e:
-        if isinstance(e.__cause__, ApiException) and e.__cause__.status == 404:
-            return None
-        raise
+    """The object as it is in the cluster, or None when there is none."""
+    return _call(obj, "read", getattr(api, _METHODS[str(obj.kind)][0]), _where(obj), missing_ok=True)
 
 
 def _write(api: RbacAuthorizationV1Api, obj: RbacObject, current: Any, dry_run: bool) -> Applied:
@@ -84,21 +79,23 @@ def _write(api: RbacAuthorizationV1Api, obj: RbacObject, current: Any, dry_run: 
     where = _where(obj)
     namespace = {"namespace": where["namespace"]} if "namespace" in where else {}
     if current is None:
-        _call(obj, "create", getattr(api, create), body=obj, **namespace, **flags)
+        _call(obj, "create", getattr(api, create), {"body": obj, **namespace, **flags})
         return Applied(describe(obj), "created", dry_run)
     wanted, found = to_dicts([obj, current])
     if all(wanted.get(f) == found.get(f) for f in fields):
         return Applied(describe(obj), "unchanged", dry_run)
     # The read's resourceVersion makes the update conditional: a concurrent change is a conflict.
     _meta(obj).resource_version = current.metadata.resource_version
-    _call(obj, "update", getattr(api, replace), body=obj, **where, **flags)
+    _call(obj, "update", getattr(api, replace), {"body": obj, **where, **flags})
     return Applied(describe(obj), "configured", dry_run)
 
 
-def _call(obj: RbacObject, verb: str, method: Any, **kwargs: Any) -> Any:
+def _call(obj: RbacObject, verb: str, method: Any, kwargs: dict[str, Any], *, missing_ok: bool = False) -> Any:
     try:
         return method(**kwargs)
     except ApiException as e:
+        if missing_ok and e.status == 404:
+            return None
         raise ApplyRefused(f"cannot {verb} {describe(obj)}: {_status_message(e)}") from e
     except HTTPError as e:
         raise BackendUnavailable(f"cannot reach the API server to {verb} {describe(obj)}: {e}") from e

@@ -121,7 +121,7 @@ def suggest(sources: Sequence[str], options: SuggestOptions) -> Suggestion:
         for number, event in reader.events(source):
             if not subject.matches(effective_user(event)):
                 if subject.matches(event.get("user")):
-                    tally.impersonating += stage_counts(event)
+                    tally.impersonating += _counted(event)
                 continue
             try:
                 _take(event, options, grants, tally)
@@ -153,7 +153,7 @@ def _count(number: int, noun: str) -> str:
     return f"{number:,} {noun}{'' if number == 1 else 's'}"
 
 
-def stage_counts(event: dict[str, Any]) -> int:
+def _counted(event: dict[str, Any]) -> int:
     """1 if this event is the one that counts its request, else 0 (bad stages count 0)."""
     try:
         return int(stage_use(event.get("stage"), event) == "count")
