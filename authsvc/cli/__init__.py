@@ -33,6 +33,7 @@ COMMANDS: dict[str, str] = {
     "users": "authsvc.cli.users:users",
     "rotate": "authsvc.cli.rotate:rotate",
     "ca": "authsvc.cli.ca:ca",
+    "rbac": "authsvc.cli.rbac:rbac",
 }
 
 # The exec-plugin fast path. kubectl runs `authsvc login` before every command, and
