@@ -24,7 +24,7 @@ import click
 from authsvc.cli import CliState
 from authsvc.cli.options import NameType
 from authsvc.cli.output import emit, output_option
-from authsvc.errors import UsageError
+from authsvc.errors import Conflict, InvalidInput, NotFound
 
 if TYPE_CHECKING:
     from authsvc.login.users_file import StaticUser
@@ -78,7 +78,7 @@ def _read_password(from_stdin: bool) -> str:
     else:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     if not password:
-        raise UsageError("the password must not be empty")
+        raise InvalidInput("the password must not be empty")
     return password
 
 
@@ -109,7 +109,7 @@ def add(state: CliState, username: str, groups: tuple[str, ...], uid: str | None
     with _locked(path):
         current = read_users(path)
         if any(u.username == username for u in current):
-            raise UsageError(f"user {username!r} already exists in {path}: use `authsvc users passwd`")
+            raise Conflict(f"user {username!r} already exists in {path}: use `authsvc users passwd`")
         user = StaticUser(username, uid or str(uuid.uuid4()), groups, hash_password(_read_password(password_stdin)))
         write_users(path, [*current, user])
     click.echo(f"added {username} to {path}", err=True)
@@ -129,7 +129,7 @@ def passwd(state: CliState, username: str, password_stdin: bool) -> None:
     with _locked(path):
         current = read_users(path)
         if not any(u.username == username for u in current):
-            raise UsageError(f"no user {username!r} in {path}")
+            raise NotFound(f"no user {username!r} in {path}")
         password_hash = hash_password(_read_password(password_stdin))
         updated = [replace(u, password_hash=password_hash) if u.username == username else u for u in current]
         write_users(path, updated)
@@ -149,7 +149,7 @@ def remove(state: CliState, username: str) -> None:
         current = read_users(path)
         remaining = [u for u in current if u.username != username]
         if len(remaining) == len(current):
-            raise UsageError(f"no user {username!r} in {path}")
+            raise NotFound(f"no user {username!r} in {path}")
         write_users(path, remaining)
     click.echo(f"removed {username} from {path}", err=True)
 
