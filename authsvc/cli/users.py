@@ -10,12 +10,9 @@ groups included) and a group the file cannot hold as one name, before anything i
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import os
 import sys
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,6 +22,7 @@ from authsvc.cli import CliState
 from authsvc.cli.options import NameType
 from authsvc.cli.output import emit, output_option
 from authsvc.errors import Conflict, InvalidInput, NotFound
+from pki.store import exclusive_lock
 
 if TYPE_CHECKING:
     from authsvc.login.users_file import StaticUser
@@ -39,18 +37,6 @@ def users() -> None:
 def _users_path(state: CliState) -> Path:
     home = state.home()
     return Path(home.layout.path(home.settings.login.users_file))
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """Serialises read-modify-write runs of this command on the same file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
 
 
 def _policy(state: CliState) -> SigningPolicy:
@@ -106,7 +92,7 @@ def add(state: CliState, username: str, groups: tuple[str, ...], uid: str | None
     check_user(policy, username)
     check_groups(policy, groups)
     path = _users_path(state)
-    with _locked(path):
+    with exclusive_lock(path):
         current = read_users(path)
         if any(u.username == username for u in current):
             raise Conflict(f"user {username!r} already exists in {path}: use `authsvc users passwd`")
@@ -126,7 +112,7 @@ def passwd(state: CliState, username: str, password_stdin: bool) -> None:
     from authsvc.login.users_file import hash_password, read_users, write_users
 
     path = _users_path(state)
-    with _locked(path):
+    with exclusive_lock(path):
         current = read_users(path)
         if not any(u.username == username for u in current):
             raise NotFound(f"no user {username!r} in {path}")
@@ -145,7 +131,7 @@ def remove(state: CliState, username: str) -> None:
     from authsvc.login.users_file import read_users, write_users
 
     path = _users_path(state)
-    with _locked(path):
+    with exclusive_lock(path):
         current = read_users(path)
         remaining = [u for u in current if u.username != username]
         if len(remaining) == len(current):
