@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "webhook-config": "authsvc.cli.webhook_config:webhook_config",
     "apiserver-config": "authsvc.cli.webhook_config:apiserver_config",
     "token": "authsvc.cli.token:token",
+    "tokens": "authsvc.cli.tokens:tokens",
     "keys": "authsvc.cli.keys:keys",
     "login": "authsvc.cli.login:login",
     "logout": "authsvc.cli.login:logout",
