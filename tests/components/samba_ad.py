@@ -33,17 +33,15 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import datetime as dt
 import errno
 import json
+import re
 import shutil
 import signal
 import socket
-import ssl
 import subprocess
 import tempfile
 import time
-import uuid
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -53,6 +51,9 @@ from types import TracebackType
 
 import ldap3
 from ldap3.core.exceptions import LDAPException
+from ldap3.protocol.microsoft import extended_dn_control
+
+from authsvc.ldap.connections import VerifiedTls
 
 from .support import find_binary, log_tail
 
@@ -71,6 +72,7 @@ __all__ = [
     "REALM",
     "SERVICE_DN",
     "SERVICE_PASSWORD",
+    "STATE_USERS",
     "ADGroup",
     "ADUser",
     "AccountState",
@@ -376,7 +378,8 @@ class SambaAD:
         path = find_binary(name)
         if path is None:
             raise FileNotFoundError(
-                f"{name} not found; install Samba's AD DC (apt-get install samba samba-ad-dc samba-ad-provision winbind)"
+                f"{name} not found; install Samba's AD DC "
+                "(apt-get install samba samba-ad-dc samba-ad-provision winbind)"
             )
         return str(path)
 
@@ -555,7 +558,9 @@ class SambaAD:
     # -- clients and runtime changes ----------------------------------------------------------
 
     def tls(self) -> ldap3.Tls:
-        return ldap3.Tls(validate=ssl.CERT_REQUIRED, ca_certs_file=str(self.ca_file))
+        """TLS verified with the CA, host name included (authsvc's VerifiedTls: ldap3's own
+        check uses ssl.match_hostname, deprecated)."""
+        return VerifiedTls(str(self.ca_file), self.host)
 
     def connection(self, bind_dn: str, password: str) -> ldap3.Connection:
         """An open LDAPS connection (CA verified, `raise_exceptions=True`) bound as `bind_dn`."""
@@ -585,10 +590,28 @@ class SambaAD:
             conn.unbind()
 
     def object_guid(self, name: str) -> str:
-        """The account's objectGUID in the usual text form (16 bytes, little-endian fields)."""
-        raw = self.read(self.user(name).dn, "objectGUID")["objectGUID"][0]
-        assert isinstance(raw, bytes)
-        return str(uuid.UUID(bytes_le=raw))
+        """The account's objectGUID as the DC itself writes it: the <GUID=...> part of the DN the
+        extended DN control (1.2.840.113556.1.4.529, string format) returns."""
+        conn = self.admin_connection()
+        try:
+            conn.search(
+                self.user(name).dn,
+                "(objectClass=*)",
+                search_scope=ldap3.BASE,
+                attributes=["1.1"],
+                controls=[extended_dn_control(hex_format=False)],
+            )
+            extended = str(conn.response[0]["dn"])
+        finally:
+            conn.unbind()
+        match = re.match(r"<GUID=([0-9a-fA-F-]{36})>", extended)
+        if match is None:
+            raise AssertionError(f"no <GUID=...> in the extended DN {extended!r}")
+        return match.group(1).lower()
+
+    def set_attribute(self, dn: str, attribute: str, value: str) -> None:
+        """Replace one attribute's value as the administrator (e.g. accountExpires)."""
+        self._modify(dn, {attribute: [(ldap3.MODIFY_REPLACE, [value])]})
 
     def set_disabled(self, name: str, disabled: bool) -> None:
         """`samba-tool user disable|enable NAME`, over LDAP: flip ACCOUNTDISABLE (0x2)."""
@@ -604,8 +627,3 @@ class SambaAD:
 
     def remove_member(self, group: str, member_dn: str) -> None:
         self._modify(f"CN={group},{GROUPS_DN}", {"member": [(ldap3.MODIFY_DELETE, [member_dn])]})
-
-
-def filetime(when: dt.datetime) -> int:
-    """A time as AD stores it (accountExpires, pwdLastSet): 100 ns since 1601-01-01 UTC."""
-    return int((when - dt.datetime(1601, 1, 1, tzinfo=dt.UTC)).total_seconds() * 10**7)
