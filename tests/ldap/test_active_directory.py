@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import re
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -39,6 +40,7 @@ from tests.components.samba_ad import (
     NESTED_CHAIN,
     STATE_USERS,
     AccountState,
+    PortsTaken,
     SambaAD,
 )
 from tests.components.slapd import Dataset, Group, Slapd, User, group_dn, user_dn
@@ -362,6 +364,14 @@ def test_ldap_test_says_which_flavor_is_in_force(
     (root / "authsvc.yaml").write_text(yaml.safe_dump({"ldap": {**settings, "flavor": "generic"}}))
     generic = cli(["ldap", "test", "carol"], home=root, env=ENVIRON)
     assert generic.exit_code == 2 and "no single entry" in generic.stderr
+
+
+def test_a_second_dc_is_refused_while_the_ports_are_taken(active_directory: SambaAD, tmp_path: Path) -> None:
+    second = SambaAD(tls_cert=tmp_path / "c", tls_key=tmp_path / "k", tls_ca=tmp_path / "ca")
+    with pytest.raises(PortsTaken, match=re.escape("port(s) 389, 636 on 127.0.0.1 already in use")):
+        second.start()
+    assert not second.running and second.timings.provision == 0  # refused before provisioning anything
+    assert active_directory.running
 
 
 def test_states_are_what_the_dc_says(active_directory: SambaAD) -> None:

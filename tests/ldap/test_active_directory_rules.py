@@ -208,3 +208,19 @@ def test_login_lines_in_the_audit_log(tmp_path: Path) -> None:
         "client": "::1",
     }
     assert "decision" not in line  # readers of TokenReview decisions do not count logins
+
+
+# --- the fixture's rules -----------------------------------------------------------------------------
+
+
+def test_a_missing_samba_fails_under_ci_and_skips_otherwise(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.components import support
+    from tests.ldap.fixtures import require_samba
+
+    monkeypatch.setattr(support, "find_binary", lambda name: None)
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match=r"CI=true: .*'samba'.*apt-get install samba samba-ad-dc"):
+        require_samba()
+    monkeypatch.setenv("CI", "")
+    with pytest.raises(pytest.skip.Exception, match="samba"):
+        require_samba()
