@@ -66,7 +66,7 @@ _FILETIME_EPOCH = dt.datetime(1601, 1, 1, tzinfo=dt.UTC)
 class BindRefusal:
     """Why the directory did not accept a user's password (for the audit log, never the client)."""
 
-    result: int  # LDAP resultCode
+    result: int | None  # LDAP resultCode; None when nothing was sent
     ad_code: str  # AD's data code ("533"), "" when the server gave none
     reason: str  # "account disabled (AD data 533)"
 

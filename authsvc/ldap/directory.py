@@ -23,7 +23,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -86,7 +86,7 @@ class DirectoryUser:
 class Entry:
     dn: str
     attributes: dict[str, list[Any]]
-    raw: dict[str, list[bytes]] = field(default_factory=dict)  # the values as sent (binary ones: objectGUID)
+    raw: Mapping[str, list[bytes]] = field(default_factory=dict)  # the values as sent (binary ones: objectGUID)
 
 
 class Directory:
@@ -139,7 +139,7 @@ class Directory:
         is no refusal of these credentials: it names the fix when the server requires TLS.
         """
         if not dn or not password:
-            return BindRefusal(0, "", "empty user name or password (never sent: it would bind anonymously)")
+            return BindRefusal(None, "", "empty user name or password (never sent: it would bind anonymously)")
         secret = password.encode("utf-8", "surrogatepass")
 
         def bind(conn: ldap3.Connection) -> BindRefusal | None:
@@ -429,7 +429,7 @@ def matched_attributes(template: str, username_attribute: str) -> tuple[str, ...
     return found or (username_attribute,)
 
 
-def _values(attributes: dict[str, list[Any]], name: str) -> list[Any]:
+def _values(attributes: Mapping[str, list[Any]], name: str) -> list[Any]:
     """An attribute's values by name, whatever case the server spelled it in."""
     if name in attributes:
         return attributes[name]

@@ -5,9 +5,12 @@ per machine at a time: a test session starts one and shares it. Everything else 
 databases, smb.conf, the pid file, the log, the TLS copies) lives in one folder.
 
     samba-tool domain provision --realm=AUTHSVC.TEST --domain=AUTHSVC --server-role=dc
-        --dns-backend=NONE --targetdir=DIR --option="server services=ldap" ...   (~10-20 s)
-    <seed script> (Samba's own Python bindings, sam.ldb opened offline: one process, ~2 s)
-    samba -s DIR/etc/smb.conf -i -M single                                       (~3-9 s)
+        --dns-backend=NONE --targetdir=DIR --option="server services=ldap" ...   (~8-10 s; 30 s under load)
+    <seed script> (Samba's own Python bindings, sam.ldb opened offline: one process, ~1-4 s)
+    samba -s DIR/etc/smb.conf -i -M single                                       (~1-2 s)
+
+Provisioned once per session, straight into the session's folder: a template to copy would only
+pay for a second DC in the same session, and the fixed ports allow one at a time.
 
 Facts learned while building this (Samba 4.17, Debian bookworm):
 
@@ -24,7 +27,8 @@ Facts learned while building this (Samba 4.17, Debian bookworm):
   52e, not 533, for a disabled account with a wrong password.
 * Simple binds without TLS are refused ("BindSimple: Transport encryption required.", result 8
   strongerAuthRequired): Samba's default `ldap server require strong auth = yes`, as AD's.
-* `tls keyfile` must be mode 0600 and owned by the user samba runs as, or samba refuses TLS.
+* `tls keyfile` must be mode 0600 ("Invalid permissions on TLS private key file"): samba then
+  starts no LDAP server at all.
 * `interfaces` must name an address an interface has: 127.0.0.2 is refused ("no network
   interfaces found"), so a second DC on another loopback address is not an option.
 """
