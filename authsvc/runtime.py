@@ -2,9 +2,10 @@
 
 Built once per process (each granian worker, each test app) and handed to the Flask factory
 (authsvc/web/app.py). Every collaborator is a typed field, built here in dependency order:
-metrics first (the login side counts into them), then the login components and what the
-webhook takes from them (identity refreshers, the directory group lookup, readiness), then
-the authenticator chain, the TokenReviewer with its result cache, and the audit log.
+metrics and the audit log first (the login side counts into the one and records attempts in
+the other), then the login components and what the webhook takes from them (identity
+refreshers, the directory group lookup, readiness), then the authenticator chain and the
+TokenReviewer with its result cache.
 """
 
 from __future__ import annotations
@@ -82,12 +83,12 @@ def build_runtime(
     # In Kubernetes the rotate Job and the webhook pods share the database: /metrics shows the
     # Job's last run (read from `rotation_runs` at most every 30 s).
     metrics.registry.register(RotationCollector(lambda: home.stores.engine))
-    login = build_login(home, metrics)
+    if audit is None:
+        audit = AuditLog.open(settings.audit, home.root)
+    login = build_login(home, metrics, audit)
     side = webhook_side(login, settings.pki.policy.to_policy())
     if chain is None:
         chain = build_chain(ChainContext.of(home, side.refreshers, side.group_lookup))
-    if audit is None:
-        audit = AuditLog.open(settings.audit, home.root)
     authn = settings.authn
     cache: ResultCache[Answer] = ResultCache(
         authn.cache_ttl.total_seconds(), authn.negative_cache_ttl.total_seconds(), authn.cache_size

@@ -174,10 +174,18 @@ class E2ECluster:
 
     # ----------------------------------------------------------------- diagnostics
 
-    def audit_records(self) -> list[dict[str, Any]]:
+    def audit_lines(self) -> list[dict[str, Any]]:
         if not self.audit_log.exists():
             return []
         return [json.loads(line) for line in self.audit_log.read_text().splitlines() if line.strip()]
+
+    def audit_records(self) -> list[dict[str, Any]]:
+        """The TokenReview decisions in the audit log (not its /login lines, `"event": "login"`)."""
+        return [line for line in self.audit_lines() if "event" not in line]
+
+    def login_records(self) -> list[dict[str, Any]]:
+        """The audit log's lines about /login attempts (with the reason of each refusal)."""
+        return [line for line in self.audit_lines() if line.get("event") == "login"]
 
     def webhook_decisions(self, token: str) -> list[dict[str, Any]]:
         """The audit records of every TokenReview authsvc answered for `token` (found by its fingerprint)."""

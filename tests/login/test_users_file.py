@@ -133,6 +133,10 @@ def test_ldap_test_command(tmp_path: Path, directory_server: Slapd, login_home_t
     assert report["dn"] == "uid=carol,ou=people,dc=example,dc=org"
     assert report["groups"] == ["ldap:admins", "ldap:ops", "ldap:platform"]
     assert report["server"] == directory_server.url and report["uid"]
+    assert (report["flavor"], report["account"]) == (
+        "generic",
+        "not checked (ldap.account_checks: none; the user filter alone decides)",
+    )
     table = run_cli(["ldap", "test", "alice"], home=home, env=ENVIRON)
     assert "dn:" in table.stdout and "ldap:dev" in table.stdout
 
