@@ -28,7 +28,7 @@ from authsvc.errors import BackendUnavailable
 from authsvc.home.layout import HomeLayout
 from authsvc.home.opened import Home
 from authsvc.identity import UserInfo
-from authsvc.init.steps import with_public_url
+from authsvc.init.steps import with_public_listener
 from authsvc.ldap.active_directory import AD_REFUSALS
 from authsvc.ldap.service import LDAPService
 from authsvc.login.backends import LDAPLoginBackend
@@ -94,7 +94,7 @@ def ad_client(
     )
     root = tmp_path / "home"
     shutil.copytree(login_home_template, root)
-    home = Home.of(HomeLayout.at(root), with_public_url(settings), clock=clock, environ=ENVIRON)
+    home = Home.of(HomeLayout.at(root), with_public_listener(settings), clock=clock, environ=ENVIRON)
     return app_for(home).test_client()
 
 
@@ -363,7 +363,7 @@ def test_ldap_test_says_which_flavor_is_in_force(
     # The twin: without the flavor line the generic defaults apply, and find nobody in AD.
     (root / "authsvc.yaml").write_text(yaml.safe_dump({"ldap": {**settings, "flavor": "generic"}}))
     generic = cli(["ldap", "test", "carol"], home=root, env=ENVIRON)
-    assert generic.exit_code == 2 and "no single entry" in generic.stderr
+    assert generic.exit_code == 1 and "no single entry" in generic.stderr
 
 
 def test_a_second_dc_is_refused_while_the_ports_are_taken(active_directory: SambaAD, tmp_path: Path) -> None:
