@@ -129,13 +129,13 @@ def _account_uids(
 
         found = look_up(client, namespace, name, uid=uid, pod=pod, pod_uid=pod_uid)
         return found.account, found.pod
-    if uid is None:
+    if not uid:
         raise UsageError(
             "the API server refuses a service-account token without the account's UID: connect authsvc to the "
             f"cluster to look it up (--kubeconfig or cluster.api.kubeconfig), or give --uid (kubectl get "
             f"serviceaccount {name} -n {namespace} -o jsonpath={{.metadata.uid}})"
         )
-    if pod is not None and pod_uid is None:
+    if pod is not None and not pod_uid:
         raise UsageError(
             "the API server refuses a pod-bound token without the pod's UID: connect authsvc to the cluster "
             f"(--kubeconfig), or give --bound-pod-uid "
