@@ -88,6 +88,7 @@ def connect(source: ClusterSource) -> ClusterClient:
 
     Nothing is sent to the API server here: the first call says whether it answers.
     """
+    import yaml
     from kubernetes import client, config
     from kubernetes.config.config_exception import ConfigException
 
@@ -103,6 +104,9 @@ def connect(source: ClusterSource) -> ClusterClient:
                 client_configuration=configuration,
                 persist_config=False,
             )
+    except yaml.YAMLError as e:
+        detail = f"not valid YAML ({str(e).splitlines()[0]})"
+        raise NoClusterConnection(f"cannot use {source.describe()} to reach the cluster: {detail}") from None
     except (ConfigException, OSError, ValueError, TypeError) as e:
         detail = " ".join(str(e).split()) or type(e).__name__
         raise NoClusterConnection(f"cannot use {source.describe()} to reach the cluster: {detail}") from None
