@@ -177,12 +177,12 @@ def unchecked_uid_warnings(kind: str, claims: dict[str, Any]) -> list[str]:
     private = claims.get(KUBERNETES_CLAIM)
     private = private if isinstance(private, dict) else {}
     warnings = []
-    for ref in ("serviceaccount", "pod"):
+    # claim -> (words, kube-apiserver's kind in its refusal)
+    for ref, (words, kind) in {"serviceaccount": ("service account", "ServiceAccount"), "pod": ("pod", "Pod")}.items():
         value = private.get(ref)
         if isinstance(value, dict) and not value.get("uid"):
             warnings.append(
-                f"the token names no {ref} UID: kube-apiserver refuses it "
-                f"({'ServiceAccount' if ref == 'serviceaccount' else 'Pod'} UID (...) does not match claim ())"
+                f"the token names no {words} UID: kube-apiserver refuses it ({kind} UID (...) does not match claim ())"
             )
     return warnings
 

@@ -207,8 +207,11 @@ class BootstrapTokens:
     ) -> CreatedToken:
         """A new token in the store and, when connected, in the cluster; all of it or nothing."""
         token_id, secret = new_token()
+        # Whole seconds: the Secret's `expiration` is RFC 3339 without fractions, and both places
+        # must say the same.
+        expires_at = (now + ttl).replace(microsecond=0) if ttl else None
         record = BootstrapToken(
-            token_id, check_extra_groups(groups), description, now, now + ttl if ttl else None, check_usages(usages)
+            token_id, check_extra_groups(groups), description, now, expires_at, check_usages(usages)
         )
         if self.client is None:
             self.store.add(record, secret)
