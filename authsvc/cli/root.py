@@ -86,16 +86,9 @@ class CliState:
 
     def cluster_source(self) -> ClusterSource | None:
         """Where the cluster connection comes from (authsvc/cluster/connection.py), or None."""
-        from authsvc.cluster.connection import resolve_source
+        from authsvc.cluster.connection import home_source
 
-        home = self.home()
-        return resolve_source(
-            option=self.kubeconfig,
-            context=self.kube_context,
-            settings=home.settings.cluster.api,
-            home_root=home.root,
-            environ=self.environ,
-        )
+        return home_source(self.home(), self.environ, option=self.kubeconfig, context=self.kube_context)
 
     def cluster(self, *, required: bool = False) -> ClusterClient | None:
         """The cluster connection, or None when nothing configures one (NoClusterConnection if `required`)."""

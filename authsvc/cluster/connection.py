@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from authsvc.cluster.errors import NO_CONNECTION, NoClusterConnection, api_error, unreachable
 
 if TYPE_CHECKING:
+    from authsvc.home.opened import Home
     from authsvc.settings.cluster import ClusterAPISettings
 
 T = TypeVar("T")
@@ -75,6 +76,15 @@ def resolve_source(
     if settings.in_cluster and environ.get(SERVICE_HOST_ENV) and in_cluster_token.is_file():
         return ClusterSource("in-cluster", None, None, timeout)
     return None
+
+
+def home_source(
+    home: Home, environ: Mapping[str, str], *, option: str | None = None, context: str | None = None
+) -> ClusterSource | None:
+    """`resolve_source` for an opened home (its cluster.api settings; relative paths from its root)."""
+    return resolve_source(
+        option=option, context=context, settings=home.settings.cluster.api, home_root=home.root, environ=environ
+    )
 
 
 def require_source(source: ClusterSource | None) -> ClusterSource:
@@ -128,7 +138,9 @@ class ClusterClient:
 
     `call(action, method, ...)` is how every request goes out: `action` ("create Secret
     kube-system/bootstrap-token-abcdef") goes into the error message, the request carries the
-    configured timeout, and an `ApiException` or urllib3 error comes back as a ClusterError.
+    configured timeout (a watch passes its own `_request_timeout`), and an `ApiException` or
+    urllib3 error comes back as a ClusterError. More APIs (certificates, coordination for
+    leases) are added here as cached properties, like `core` and `rbac`.
     """
 
     def __init__(self, api_client: Any, source: ClusterSource) -> None:
@@ -159,18 +171,15 @@ class ClusterClient:
         from kubernetes.client.exceptions import ApiException
         from urllib3.exceptions import HTTPError
 
+        kwargs.setdefault("_request_timeout", self.source.request_timeout)
         try:
-            return method(*args, _request_timeout=self.source.request_timeout, **kwargs)
+            return method(*args, **kwargs)
         except ApiException as e:
             if not e.status:
                 raise unreachable(e, self.where) from None
             raise api_error(e.status, e.body, action, self.where) from None
         except (HTTPError, OSError) as e:
             raise unreachable(e, self.where) from None
-
-    def serialize(self, obj: Any) -> Any:
-        """The object as the API server's JSON (camelCase keys, None fields left out)."""
-        return self.api_client.sanitize_for_serialization(obj)
 
     def close(self) -> None:
         self.api_client.close()

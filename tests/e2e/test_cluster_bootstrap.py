@@ -106,6 +106,28 @@ def test_a_removed_binding_comes_back(cluster: E2ECluster) -> None:
     assert cluster.can_list_namespaces(cluster.admin_kubeconfig).ok
 
 
+def test_a_foreign_object_is_refused_unless_adopted(cluster: E2ECluster) -> None:
+    # kubeadm:get-nodes remade by someone else, bound to another role: authsvc does not take it over
+    # silently; --adopt replaces it (delete + create: a binding's roleRef cannot change in place).
+    cluster.admin("delete", "clusterrolebinding", "kubeadm:get-nodes")
+    cluster.admin("create", "clusterrolebinding", "kubeadm:get-nodes", "--clusterrole=view", "--group=someone")
+    before = bootstrap_objects(cluster)
+    connection = ("--kubeconfig", str(cluster.admin_kubeconfig))
+
+    refused = cluster.authsvc("cluster", "bootstrap", *connection)
+
+    assert refused.code == 1 and refused.stderr.count("\n") == 1, refused.describe()
+    assert refused.stderr.startswith("error: ClusterRoleBinding kubeadm:get-nodes exists and is not managed by authsvc")
+    assert "its roleRef, subjects differ" in refused.stderr and "--adopt" in refused.stderr
+    assert bootstrap_objects(cluster) == before
+    adopted = cluster.authsvc.ok("cluster", "bootstrap", "--adopt", *connection)
+    assert "clusterrolebinding.rbac.authorization.k8s.io/kubeadm:get-nodes replaced" in adopted, adopted
+    binding = json.loads(cluster.admin("get", "clusterrolebinding", "kubeadm:get-nodes", "-o", "json"))
+    assert binding["roleRef"]["name"] == "kubeadm:get-nodes"
+    assert binding["subjects"][0]["name"] == "system:bootstrappers:kubeadm:default-node-token"
+    assert "replaced" not in cluster.authsvc.ok("cluster", "bootstrap", *connection)
+
+
 def anonymous_get(cluster: E2ECluster, path: str) -> tuple[int, dict[str, Any]]:
     """GET with no credentials at all, as `kubeadm join` fetches cluster-info."""
     context = ssl.create_default_context(cafile=str(cluster.ca_file))
