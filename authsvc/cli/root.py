@@ -128,6 +128,8 @@ def cli(ctx: click.Context, home: str | None, config: str | None, debug: bool, n
     \b
     Typical first steps:
       authsvc init                          create a home with the cluster PKI
+      authsvc cluster bootstrap --kubeconfig authsvc-data/super-admin.conf
+                                            kubeadm's RBAC and discovery objects
       authsvc issue alice -g dev -o a.conf  hand a person a kubeconfig
       authsvc serve                         run the TokenReview webhook
     """
