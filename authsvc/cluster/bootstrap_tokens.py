@@ -13,6 +13,7 @@ without one). `BootstrapTokens` keeps the two places in step and reports where t
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import hashlib
 import hmac
@@ -35,6 +36,7 @@ from authsvc.authn.bootstrap import (
 )
 from authsvc.cluster import apply, cluster_info, objects
 from authsvc.cluster.apply import Action, Change
+from authsvc.cluster.errors import ClusterError
 from authsvc.cluster.objects import COMPONENT_BOOTSTRAP_TOKEN, KINDS, ObjectRef, managed_labels
 from pki.errors import NotFoundError
 
@@ -228,7 +230,11 @@ class BootstrapTokens:
         try:
             apply.write(client, changes)
         except BaseException:
+            # Refused after the checks passed (cluster-info changed meanwhile, the API server
+            # went away): no token is better than one that half exists.
             self.store.delete(token_id)
+            with contextlib.suppress(ClusterError):
+                objects.delete(client, secret_ref(token_id))
             raise
         return CreatedToken(f"{token_id}.{secret}", record, tuple(changes), notes)
 
