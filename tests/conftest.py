@@ -61,7 +61,10 @@ def run_cli(
     argv = ([f"--home={home}"] if home is not None else []) + list(args)
     runner = CliRunner()
     code = 0
-    with runner.isolation(input=input, env=env) as streams:
+    # A KUBECONFIG (or a pod's environment) in the test runner's environment would connect
+    # commands to some cluster: tests say which cluster they mean (--kubeconfig, or env=).
+    isolated: dict[str, str | None] = {"KUBECONFIG": None, "KUBERNETES_SERVICE_HOST": None, **(env or {})}
+    with runner.isolation(input=input, env=isolated) as streams:
         try:
             main(argv)
         except SystemExit as e:

@@ -22,6 +22,8 @@ COMMANDS: dict[str, str] = {
     "pki": "authsvc.cli.pki:pki",
     "db": "authsvc.cli.db:db",
     "issue": "authsvc.cli.issue:issue",
+    "access": "authsvc.cli.access:access",
+    "cluster": "authsvc.cli.cluster:cluster",
     "serve": "authsvc.cli.serve:serve",
     "webhook-config": "authsvc.cli.webhook_config:webhook_config",
     "apiserver-config": "authsvc.cli.webhook_config:apiserver_config",

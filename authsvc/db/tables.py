@@ -26,6 +26,9 @@ class BootstrapTokenRow(Base):
     description: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # kubeadm's usages (`authentication`, `signing`), a JSON list; tokens made before usages
+    # existed had both, as kubeadm's default.
+    usages_json: Mapped[str] = mapped_column(Text, default='["authentication", "signing"]')
 
 
 class IssuedCredentialRow(Base):

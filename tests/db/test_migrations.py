@@ -165,3 +165,24 @@ def test_replicas_starting_together_migrate_once(postgres_url: str) -> None:
             assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalars().all() == [HEAD]
     finally:
         engine.dispose()
+
+
+def test_bootstrap_tokens_from_before_usages_keep_both(database_url: str) -> None:
+    # 0006 adds usages: a token made before could authenticate and (kubeadm's default) sign.
+    engine = make_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            command.upgrade(alembic_config(connection=conn), "0005")
+            conn.execute(
+                sa.text(
+                    "INSERT INTO bootstrap_tokens (token_id, secret_sha256, groups_json, description, created_at)"
+                    " VALUES ('abcdef', :hash, '[]', '', CURRENT_TIMESTAMP)"
+                ),
+                {"hash": "0" * 64},
+            )
+        upgrade_database(database_url)
+        with engine.connect() as conn:
+            usages = conn.execute(sa.text("SELECT usages_json FROM bootstrap_tokens")).scalar_one()
+    finally:
+        engine.dispose()
+    assert usages == '["authentication", "signing"]'

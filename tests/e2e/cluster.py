@@ -3,7 +3,8 @@
     authsvc init  →  kubeadm tree (cluster CA, apiserver serving cert, sa.key, admin.conf, ...)
     authsvc serve →  the TokenReview webhook (granian, TLS, mTLS with the webhook client CA)
     authsvc webhook-config / keys export-public → the apiserver's webhook kubeconfig and SA keys
-    etcd + kube-apiserver v1.20.2 started with those files; RBAC on.
+    etcd + kube-apiserver v1.20.2 started with those files; RBAC on; bootstrap tokens read natively
+    authsvc cluster bootstrap (with super-admin.conf) → kubeadm's objects: admin.conf works
 
 `start_cluster` builds it (the session fixture in conftest.py calls it once); `E2ECluster` is
 what the tests get: the CLI, kubectl, the admin kubeconfig and small RBAC helpers.
@@ -94,6 +95,9 @@ class E2ECluster:
     issuer: str
     sa_key_bundle: Path
     webhook_context: ssl.SSLContext
+    # `kubectl get namespaces` with admin.conf before `authsvc cluster bootstrap` ran: the twin of
+    # its success afterwards, observed once on the fresh control plane (test_cluster_bootstrap.py).
+    admin_before_bootstrap: Result | None = None
 
     # ----------------------------------------------------------------- files
 
@@ -275,6 +279,9 @@ def start_cluster(workdir: Path, kubectl_binary: Path, apiserver_binary: Path, e
             # Each event is written before the API server goes on (not batched): a test that just
             # made a request finds it in the log once its ResponseComplete stage is written.
             "--audit-log-mode=blocking",
+            # Bootstrap-token Secrets authenticate natively (authsvc writes them when connected);
+            # tokens that are only in authsvc's database still go to the webhook.
+            "--enable-bootstrap-token-auth",
         ],
     )
     control_plane = ControlPlane(apiserver_binary, etcd_binary, secure_port=apiserver_port)
@@ -295,18 +302,13 @@ def _bootstrap_rbac(cluster: E2ECluster) -> None:
 
     kubeadm ≥ 1.29 puts admin.conf's user in the group kubeadm:cluster-admins and creates, at
     init time and with super-admin.conf (system:masters), the ClusterRoleBinding that makes that
-    group cluster-admin. kube-apiserver v1.20 has no such built-in binding, so the fixture
-    creates it the same way: without it admin.conf is authenticated but Forbidden everywhere.
+    group cluster-admin. kube-apiserver v1.20 has no such built-in binding: `authsvc cluster
+    bootstrap` creates it (and the rest of kubeadm's objects) the same way. Before it, admin.conf
+    is authenticated but Forbidden everywhere: recorded here, on the fresh control plane, for the
+    test that proves both.
     """
-    as_super_admin = cluster.kubectl(
-        cluster.super_admin_kubeconfig,
-        "create",
-        "clusterrolebinding",
-        "kubeadm:cluster-admins",
-        "--clusterrole=cluster-admin",
-        "--group=kubeadm:cluster-admins",
-    )
-    assert as_super_admin.ok, as_super_admin.describe()
+    cluster.admin_before_bootstrap = cluster.kubectl(cluster.admin_kubeconfig, "get", "namespaces", "-o", "name")
+    cluster.authsvc.ok("cluster", "bootstrap", "--kubeconfig", str(cluster.super_admin_kubeconfig))
     reader = eventually(
         lambda: cluster.kubectl(
             cluster.admin_kubeconfig,
