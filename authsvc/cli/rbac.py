@@ -7,16 +7,16 @@ warnings go to stderr; stdout holds only the objects, and only when the command 
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
+from authsvc.cli.options import cluster_options
 from authsvc.errors import UsageError
 
 if TYPE_CHECKING:
-    from kubernetes.client import ApiClient
-
+    from authsvc.cli import CliState
+    from authsvc.cluster.connection import ClusterClient
     from authsvc.rbac.subjects import Subject
     from authsvc.rbac.suggest import Suggestion
 
@@ -68,13 +68,10 @@ def rbac() -> None:
 @click.option("-o", "--output", "output_format", type=click.Choice(["yaml", "json"]), default="yaml", show_default=True)
 @click.option("--apply", "apply_", is_flag=True, help="Create or update the objects in the cluster.")
 @click.option("--dry-run", is_flag=True, help="Send them to the API server as a dry run: checked, not stored.")
-@click.option(
-    "--kubeconfig",
-    metavar="FILE",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Credentials for --apply / --dry-run (an admin's kubeconfig).",
-)
+@cluster_options
+@click.pass_obj
 def suggest(
+    state: CliState,
     audit_logs: tuple[str, ...],
     user: str | None,
     serviceaccount: str | None,
@@ -87,7 +84,6 @@ def suggest(
     output_format: str,
     apply_: bool,
     dry_run: bool,
-    kubeconfig: Path | None,
 ) -> None:
     """Suggest the narrowest Roles, ClusterRoles and bindings that allow what the subject did.
 
@@ -109,8 +105,6 @@ def suggest(
     from authsvc.rbac.suggest import suggest as build
 
     subject = _subject(user, serviceaccount, group)
-    if (apply_ or dry_run) and kubeconfig is None:
-        raise UsageError("--apply and --dry-run need --kubeconfig FILE")
     if apply_ and dry_run:
         raise UsageError("--apply and --dry-run cannot be combined: --dry-run alone checks what --apply would do")
     options = SuggestOptions(subject, namespace, check_name_prefix(name_prefix), expand_verbs, include_denied)
@@ -118,8 +112,7 @@ def suggest(
     _report(suggestion)
     suggestion.check(max_bad_lines)
     if apply_ or dry_run:
-        assert kubeconfig is not None
-        _apply(suggestion, _api_client(kubeconfig), dry_run=dry_run)
+        _apply(suggestion, state.require_cluster(), dry_run=dry_run)
     elif suggestion.objects:
         click.echo(render(suggestion.objects, output_format))
 
@@ -146,25 +139,13 @@ def _report(suggestion: Suggestion) -> None:
         click.echo(note, err=True)
 
 
-def _apply(suggestion: Suggestion, api_client: ApiClient, *, dry_run: bool) -> None:
-    """--apply / --dry-run: takes a ready ApiClient, so the cluster connection can supply it."""
-    from authsvc.rbac.apply import apply_objects
+def _apply(suggestion: Suggestion, client: ClusterClient, *, dry_run: bool) -> None:
+    """--apply / --dry-run through the cluster connection: every write checked by the API server
+    first (a server-side dry run), then made unless --dry-run; an object of the same name that
+    authsvc did not write is refused before anything is written."""
+    from authsvc.cluster.apply import execute, plan
 
-    with api_client:
-        for applied in apply_objects(api_client, suggestion.objects, dry_run=dry_run):
-            click.echo(str(applied))
-
-
-def _api_client(kubeconfig: Path) -> ApiClient:
-    """An ApiClient for the cluster of `kubeconfig` (its current context)."""
-    # TODO(issue 16): use authsvc.cluster's client builder
-    from kubernetes.config import new_client_from_config
-    from kubernetes.config.config_exception import ConfigException
-
-    from authsvc.errors import InvalidInput
-
-    try:
-        client: ApiClient = new_client_from_config(config_file=str(kubeconfig))  # type: ignore[no-untyped-call]
-        return client
-    except ConfigException as e:
-        raise InvalidInput(f"{kubeconfig}: not a usable kubeconfig: {e}") from e
+    changes = plan(client, suggestion.objects)
+    execute(client, changes, dry_run=dry_run)
+    for change in changes:
+        click.echo(change.describe(dry_run=dry_run))

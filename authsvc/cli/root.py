@@ -85,9 +85,24 @@ class CliState:
         return self._home
 
     def cluster_source(self) -> ClusterSource | None:
-        """Where the cluster connection comes from (authsvc/cluster/connection.py), or None."""
-        from authsvc.cluster.connection import home_source
+        """Where the cluster connection comes from (authsvc/cluster/connection.py), or None.
 
+        Without a home (`rbac suggest --apply --kubeconfig F` needs none), from the command line
+        and the environment alone, with cluster.api's defaults."""
+        from authsvc.cluster.connection import home_source, resolve_source
+
+        if self._home is None and self.config_path is None and not self.home_path.is_dir():
+            from pathlib import Path
+
+            from authsvc.settings.cluster import ClusterAPISettings
+
+            return resolve_source(
+                option=self.kubeconfig,
+                context=self.kube_context,
+                settings=ClusterAPISettings(),
+                home_root=Path.cwd(),
+                environ=self.environ,
+            )
         return home_source(self.home(), self.environ, option=self.kubeconfig, context=self.kube_context)
 
     def cluster(self, *, required: bool = False) -> ClusterClient | None:

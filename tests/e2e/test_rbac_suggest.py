@@ -124,7 +124,7 @@ def test_service_account_suggestion_applied_by_authsvc(cluster: E2ECluster, name
     name = f"authsvc:suggested:serviceaccount:{NS1}:rbac-bot"
 
     dry = suggestion_once_logged(cluster, *subject, extra=("--dry-run", *admin))
-    assert f"role.rbac.authorization.k8s.io/{name} -n {NS1} created (server dry run)" in dry.stdout, dry.describe()
+    assert f"role.rbac.authorization.k8s.io/{name} -n {NS1} created (dry run)" in dry.stdout, dry.describe()
     # A dry run stores nothing.
     absent = cluster.kubectl(cluster.admin_kubeconfig, "get", "role", name, "-n", NS1)
     assert not absent.ok and "NotFound" in absent.stderr, absent.describe()

@@ -141,7 +141,6 @@ def test_nothing_to_grant_is_not_an_error(tmp_path: Path) -> None:
         (["--serviceaccount", "deployer"], "NAMESPACE:NAME"),
         (["--user", "system:serviceaccount:ci:x"], "use --serviceaccount"),
         (["--user", "alice", "--name-prefix", "a/b"], "--name-prefix"),
-        (["--user", "alice", "--apply"], "need --kubeconfig"),
         (["--user", "alice", "--dry-run", "--apply", "--kubeconfig", "k"], "cannot be combined"),
         (["--user", "alice", "-o", "table"], "Invalid value for '-o'"),
     ],
@@ -161,4 +160,14 @@ def test_apply_with_an_unusable_kubeconfig_changes_nothing_and_exits_1(tmp_path:
         ["rbac", "suggest", "--audit-log", str(log), "--user", "alice", "--apply", "--kubeconfig", str(kubeconfig)]
     )
 
-    assert result.exit_code == 1 and "not a usable kubeconfig" in result.stderr, result.stderr
+    assert result.exit_code == 1 and "cannot use --kubeconfig" in result.stderr, result.stderr
+
+
+def test_apply_without_a_cluster_connection_says_how_to_get_one(tmp_path: Path, log: Path) -> None:
+    result = run_cli(
+        ["rbac", "suggest", "--audit-log", str(log), "--user", "alice", "--apply"],
+        home=tmp_path / "no-home",
+        env={"KUBECONFIG": ""},
+    )
+    assert result.exit_code == 1 and result.stdout == ""
+    assert result.stderr.endswith("error: no cluster connection: set cluster.api.kubeconfig or --kubeconfig\n")
