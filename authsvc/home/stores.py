@@ -7,6 +7,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 from authsvc.errors import HomeError
+from authsvc.home.keys_at_rest import ca_key_encrypted
 from authsvc.home.layout import HomeLayout, pki_path
 from authsvc.home.secrets import HomeSecrets
 from authsvc.settings import Settings
@@ -14,7 +15,7 @@ from pki.ca import CertificateAuthority
 from pki.clock import Clock
 from pki.inventory import Inventory
 from pki.issuance import CertificateIssuer
-from pki.store import load_certificates, load_private_key
+from pki.store import load_certificates
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -60,7 +61,7 @@ class HomeStores:
             active_key=self.layout.key_path("sa"),
             next_key=self.layout.key_path("sa-next"),
             public_bundle=pki_path(self.layout.root, "sa", "pub"),
-            passphrase=self.secrets.key_passphrase,
+            passphrase=lambda: self.secrets.key_passphrase,
             backups=self.layout.backups_dir,
             home=self.layout.root,
         )
@@ -78,7 +79,7 @@ class HomeStores:
         if not cert_file.exists():
             raise HomeError(f"CA certificate {cert_file} does not exist: run `authsvc init` first")
         certs = load_certificates(cert_file, what=f"{name} certificate")
-        key = load_private_key(key_file, self.secrets.key_passphrase, what=f"{name} key", trusted=True)
+        key = self.secrets.load_private_key(key_file, what=f"{name} key", encrypt=ca_key_encrypted(self.settings, name))
         chain_file = pki_path(self.layout.root, name, "chain.crt")
         # After a root, the file holds other roots (a CA rollover's trust bundle), not its chain.
         rest = tuple(certs[1:]) if certs[0].issuer != certs[0].subject else ()
