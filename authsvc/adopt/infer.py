@@ -121,6 +121,12 @@ def _advertise_address(inference: Inference, certs: Mapping[str, x509.Certificat
 def _endpoint(inference: Inference, by_file: Mapping[str, SourceKubeconfig]) -> None:
     admin = next((by_file[n] for n in ADMIN_KUBECONFIGS if n in by_file), None)
     if admin is None:
+        if "control_plane_endpoint" not in inference.values:
+            inference.notes.append(
+                "cluster.server: no admin.conf to read the API server's URL from, so `authsvc issue` would write "
+                "the default: set cluster.server (and cluster.control_plane_endpoint) in authsvc.yaml, or import "
+                "with --kubeconfig-dir or --cluster-config"
+            )
         return
     source = f"{admin.file_name}: server"
     inference.put("server", admin.server, source)

@@ -101,8 +101,8 @@ def read_target_certificate(target: RenewTarget) -> x509.Certificate | None:
     data = user.get("client-certificate-data")
     if not isinstance(data, str):
         elsewhere = user.get("client-certificate")
-        where = f" ({elsewhere}, which its user rotates itself)" if isinstance(elsewhere, str) else ""
-        raise NotManaged(f"{target.path.name}: its client certificate is not embedded{where}: not managed here")
+        where = f"is {elsewhere}, which its user rotates itself" if isinstance(elsewhere, str) else "is not embedded"
+        raise NotManaged(f"{target.path.name}: its client certificate {where}: not managed here")
     return x509.load_pem_x509_certificate(base64.b64decode(data))
 
 

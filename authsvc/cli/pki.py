@@ -108,8 +108,12 @@ def _print_adoption(report: AdoptionReport) -> None:
 
 
 def _shown(value: object) -> str:
+    from pki.durations import format_duration
+
     if isinstance(value, tuple):
         return ", ".join(map(str, value)) or "(none)"
+    if isinstance(value, dt.timedelta):
+        return format_duration(value)
     return str(value)
 
 

@@ -1,9 +1,9 @@
-"""kubeadm's tree in a home: the `authsvc init` steps, check-expiration, renew and import.
+"""kubeadm's tree in a home: the `authsvc init` steps that make it.
 
 The tree itself (names, subjects, SANs, usages, lifetimes) is data in pki/kubeadm/certlist.py; this
-module decides where the files go (kubeadm's layout: <home>/pki/..., kubeconfigs in <home>),
+module decides where the files go (kubeadm's layout: <home>/pki/..., kubeconfigs in <home>) and
 records every certificate in the inventory (name = kubeadm base name or kubeconfig file,
-auto_renew) and keeps a backup of whatever a renewal replaces.
+auto_renew). Renewing them is authsvc/certs/renewal.py; adopting a tree, authsvc/adopt/.
 
 Leaf keys are written unencrypted even when pki.key_passphrase_* is set: kube-apiserver, etcd
 and the kubelet read them and cannot decrypt. CA keys follow the passphrase setting.
@@ -47,9 +47,6 @@ if TYPE_CHECKING:
     from authsvc.settings import Settings
 
 PHASES = ("certs", "kubeconfig")
-RESTART_HINT = (
-    "restart kube-apiserver, kube-controller-manager, kube-scheduler and etcd so that they use the new certificates"
-)
 
 
 def cluster_params(settings: Settings) -> ClusterParams:
