@@ -78,7 +78,7 @@ def run_secret_command(command: Sequence[str], *, environ: Mapping[str, str], cw
     except OSError as e:
         raise ConfigError(f"cannot run the {what} command {program!r}: {e.strerror}") from None
     except subprocess.TimeoutExpired:
-        limit = f"{SECRET_COMMAND_TIMEOUT:.0f}s"
+        limit = f"{SECRET_COMMAND_TIMEOUT:g}s"
         raise ConfigError(f"the {what} command {program!r} did not finish within {limit}") from None
     if result.returncode != 0:
         said = _first_line(result.stderr)
