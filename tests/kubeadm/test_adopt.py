@@ -230,3 +230,25 @@ def test_in_place_needs_the_home_above_the_pki_directory(kubeadm_etc: Path, tmp_
     own = run_cli(["pki", "import", str(kubeadm_etc / "pki")], home=kubeadm_etc)
     assert own.exit_code == 2 and "add --in-place" in own.stderr
     assert not (kubeadm_etc / "authsvc.yaml").exists() and not (tmp_path / "home").exists()
+
+
+def test_in_place_keys_encrypt_leaves_what_the_control_plane_reads_in_clear(kubeadm_etc: Path) -> None:
+    assert run_cli(["pki", "import", "--in-place"], home=kubeadm_etc).exit_code == 0
+    secret = kubeadm_etc / "authsvc-passphrase"
+    secret.touch(mode=0o600)
+    secret.write_text("in place, still a secret\n")
+    data = config(kubeadm_etc)
+    data["pki"]["key_passphrase_file"] = str(secret)
+    (kubeadm_etc / "authsvc.yaml").write_text(yaml.safe_dump(data))
+    result = run_cli(["keys", "encrypt"], home=kubeadm_etc)
+    assert result.exit_code == 0, result.stderr
+    assert "left in clear: pki/ca.key (kube-controller-manager signs the cluster's CSRs with it" in result.stdout
+    assert "left in clear: pki/sa.key" in result.stdout
+    pki = kubeadm_etc / "pki"
+    assert (pki / "ca.key").read_bytes().startswith(b"-----BEGIN RSA PRIVATE KEY")  # kubeadm's file, untouched
+    for name in ("front-proxy-ca.key", "etcd/ca.key", "authsvc/webhook-client-ca.key"):
+        assert (pki / name).read_bytes().startswith(b"-----BEGIN ENCRYPTED PRIVATE KEY"), name
+    assert run_cli(["certs", "create", "alice", "-g", "dev"], home=kubeadm_etc).exit_code == 0  # ca.key in clear
+    renewed = run_cli(["certs", "renew", "etcd-server"], home=kubeadm_etc)  # etcd/ca.key decrypted
+    assert renewed.exit_code == 0, renewed.stderr
+    assert run_cli(["pki", "check"], home=kubeadm_etc).exit_code == 0
