@@ -104,7 +104,10 @@ def _print_adoption(report: AdoptionReport) -> None:
     for name, why in report.not_managed:
         click.echo(f"not managed: {name}: {why} (`certs check-expiration` and `certs renew all` leave it out)")
     for path in report.created:
-        click.echo(f"created {path} ({_purpose(path)})")
+        if path.suffix == ".key" and path.with_suffix(".crt") in report.created:
+            continue  # said with its certificate
+        pair = f"{path} and {path.with_suffix('.key').name}" if path.suffix == ".crt" else str(path)
+        click.echo(f"created {pair} ({_purpose(path)})")
 
 
 def _shown(value: object) -> str:

@@ -55,8 +55,8 @@ class Drift:
         return shaped.setting
 
     def describe(self) -> str:
-        """`SANs lack DNS:x, have DNS:y too (server.serving_sans)`: what differs and which settings say so."""
-        return f"{self.have}, the configuration says {self.want} ({self.setting})"
+        """`SANs lack DNS:x (server.serving_sans: DNS:x, DNS:localhost)`: what differs, and what the settings say."""
+        return f"{self.have} ({self.setting}: {self.want})"
 
     @property
     def fix(self) -> str:

@@ -36,7 +36,7 @@ SIGNING_KEY_READERS = (
 )
 CLEAR_BY_NAME = {"sa": SIGNING_KEY_READERS, "sa-next": "it becomes pki/sa.key when activated; " + SIGNING_KEY_READERS}
 IN_PLACE_CLEAR = {"ca": "kube-controller-manager signs the cluster's CSRs with it (--cluster-signing-key-file)"}
-LEAF_READER = "the program it is for (kube-apiserver, etcd, the kubelet, authsvc serve's granian) reads it"
+LEAF_READER = "a TLS key: kube-apiserver, etcd, the kubelet or authsvc serve's granian reads it"
 
 
 @dataclass(frozen=True, slots=True)
