@@ -62,7 +62,7 @@ def test_import_infers_the_clusters_settings_and_says_where_from(kubeadm_etc: Pa
     assert f"managed kubeconfigs (renewed by `certs renew` and `rotate`): {', '.join(MANAGED)}" in out
     assert f"not managed: kubelet.conf: its client certificate is {KUBELET_CLIENT_FILE}" in out
     for made in ("serving.crt", "webhook-client-ca.crt", "apiserver-webhook-client.crt"):
-        assert f"created {home / 'pki' / 'authsvc' / made} (" in out
+        assert f"created {home / 'pki' / 'authsvc' / made} and " in out
     assert checksums(kubeadm_etc) == before, "the source is only read"
     for name in [*MANAGED, "kubelet.conf"]:
         assert (home / name).read_bytes() == (kubeadm_etc / name).read_bytes()
@@ -73,6 +73,8 @@ def test_every_command_works_from_the_adopted_home(kubeadm_etc: Path, tmp_path: 
     home = tmp_path / "home"
     adopt(kubeadm_etc, home)
     assert run_cli(["pki", "check"], home=home).exit_code == 0, "adoption leaves no drift and no finding"
+    planned = run_cli(["init", "--dry-run"], home=home)
+    assert planned.exit_code == 0 and "would" not in planned.stdout, planned.stdout  # nothing left to make
 
     issued = run_cli(["issue", "bob", "-g", "dev", "-o", str(tmp_path / "bob.conf")], home=home)
     assert issued.exit_code == 0, issued.stderr
@@ -128,6 +130,8 @@ def test_without_kubeconfigs_import_says_they_are_not_managed(kubeadm_etc: Path,
         assert f"not managed: {name}: not in {lone.parent}" in result.stdout
     assert "inferred cluster.node_name: cp-7" in result.stdout  # the certificates still say it
     assert "note: cluster.server: no admin.conf" in result.stderr
+    planned = run_cli(["init", "--dry-run", "--phase", "kubeconfig"], home=home).stdout
+    assert "would write kubeconfig kubelet.conf (server https://127.0.0.7:6443)" in planned, planned  # the node's
     table = run_cli(["certs", "check-expiration"], home=home).stdout
     assert "!MISSING! admin.conf" in table
     renewed = run_cli(["certs", "renew", "all"], home=home)
