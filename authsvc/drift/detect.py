@@ -7,6 +7,8 @@ A certificate has drifted when:
   lifetime reissues what lives longer; raising one takes effect at the next renewal, which uses it);
 - `key-type`: its key is not of the configured type.
 
+Only certificates signed by the home's CA of that name are compared: a file an operator put in
+place of authsvc's (a serving certificate from their own CA, say) is theirs, never reissued.
 Missing files, kubeconfigs whose client certificate is a file of its own (the kubelet's, which it
 rotates itself) and unreadable files are not drift: `check-expiration` and `pki check` report them.
 """
@@ -24,6 +26,7 @@ from authsvc.errors import AuthsvcError
 from authsvc.kubeconfig.documents import current_entries, decoded, load_kubeconfig
 from pki.durations import format_duration
 from pki.errors import PKIError
+from pki.issued_by import issued_by
 from pki.keys import key_type_of
 from pki.names import SubjectAltNames, subject_user
 
@@ -70,13 +73,31 @@ def detect_drift(home: Home, *, include_cas: bool = True) -> list[Drift]:
     """Every drift of the home's certificates at the home's clock, in the order of `expected`."""
     now = home.clock()
     found: list[Drift] = []
+    cas = _CACertificates(home)
     for expected in expected_certificates(home.layout, home.settings):
         if expected.is_ca and not include_cas:
             continue
         cert = read_certificate(expected)
-        if cert is not None:
+        if cert is not None and (expected.is_ca or cas.signed(cert, expected.ca)):
             found += drift_of(expected, cert, now)
     return found
+
+
+class _CACertificates:
+    """The home's CA certificates (every one of a rollover's bundle), each file read once."""
+
+    def __init__(self, home: Home) -> None:
+        self.home = home
+        self._loaded: dict[str, list[x509.Certificate]] = {}
+
+    def signed(self, cert: x509.Certificate, ca: str) -> bool:
+        if ca not in self._loaded:
+            path = self.home.layout.cert_path(ca)
+            try:
+                self._loaded[ca] = x509.load_pem_x509_certificates(path.read_bytes()) if path.is_file() else []
+            except (ValueError, OSError):
+                self._loaded[ca] = []
+        return any(issued_by(cert, candidate) for candidate in self._loaded[ca])
 
 
 def read_certificate(expected: Expected) -> x509.Certificate | None:

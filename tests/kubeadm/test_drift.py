@@ -117,3 +117,24 @@ def test_serve_warns_about_drift_and_serves(tree_copy: Tree, tmp_path: Path) -> 
     text = log.read_text()
     assert "warning: pki/authsvc/serving.crt: SANs lack DNS:authsvc.example.test" in text, text
     assert "`authsvc certs renew authsvc/serving`" in text
+
+
+def test_a_certificate_from_another_ca_is_the_operators_and_never_reissued(tree_copy: Tree, tmp_path: Path) -> None:
+    """A serving certificate the operator put in place of authsvc's (their own CA's) is not compared."""
+    from pki.ca import CertificateAuthority
+    from pki.keys import generate_private_key
+    from pki.names import common_name_subject
+    from pki.profiles import SERVER
+    from pki.store import write_certificates, write_private_key
+
+    theirs = CertificateAuthority.create_root("their-ca", now=tree_copy.now)
+    key = generate_private_key()
+    cert = theirs.issue(
+        subject=common_name_subject("authsvc"), public_key=key.public_key(), profile=SERVER, now=tree_copy.now,
+        sans=SubjectAltNames.parse(["DNS:elsewhere.example"]),
+    )  # fmt: skip
+    write_private_key(tree_copy.pki / "authsvc/serving.key", key)
+    write_certificates(tree_copy.pki / "authsvc/serving.crt", [cert])
+    assert findings(tree_copy) == (0, [])
+    configure(tree_copy, server={"serving_sans": ["DNS:localhost"]})
+    assert findings(tree_copy) == (0, []), "still theirs: nothing drifted that authsvc made"
