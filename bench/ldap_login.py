@@ -34,7 +34,7 @@ import ldap3
 
 from authsvc.home.layout import HomeLayout
 from authsvc.home.opened import Home
-from authsvc.init.steps import initialize_home, with_public_url
+from authsvc.init.steps import initialize_home, with_public_listener
 from authsvc.login.backends import LDAPLoginBackend
 from authsvc.runtime import build_runtime
 from authsvc.settings import Settings
@@ -91,7 +91,7 @@ def authsvc_backend(server: Slapd, users: int) -> tuple[Callable[[int], object],
 
 
 def http_login(server: Slapd, root: Path) -> Callable[[int], object]:
-    settings = with_public_url(  # as `authsvc init` writes it: the app's discovery needs it
+    settings = with_public_listener(  # as `authsvc init` writes it: the app's discovery needs it
         Settings.model_validate(
             {
                 "ldap": ldap_settings(server, pool_size=1).model_dump(),

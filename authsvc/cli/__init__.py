@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "webhook-config": "authsvc.cli.webhook_config:webhook_config",
     "apiserver-config": "authsvc.cli.webhook_config:apiserver_config",
     "token": "authsvc.cli.token:token",
+    "tokens": "authsvc.cli.tokens:tokens",
     "keys": "authsvc.cli.keys:keys",
     "login": "authsvc.cli.login:login",
     "logout": "authsvc.cli.login:logout",
@@ -33,6 +34,7 @@ COMMANDS: dict[str, str] = {
     "users": "authsvc.cli.users:users",
     "rotate": "authsvc.cli.rotate:rotate",
     "ca": "authsvc.cli.ca:ca",
+    "rbac": "authsvc.cli.rbac:rbac",
 }
 
 # The exec-plugin fast path. kubectl runs `authsvc login` before every command, and

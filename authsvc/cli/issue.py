@@ -124,12 +124,12 @@ def _print(service: KubeconfigIssuer, request: IssueRequest) -> None:
 
 
 def _write(service: KubeconfigIssuer, request: IssueRequest, path: Path, *, force: bool) -> None:
-    from authsvc.errors import UsageError
+    from authsvc.errors import Conflict
     from authsvc.kubeconfig.documents import write_kubeconfig
 
     service.check(request)
     if path.exists() and not force:
-        raise UsageError(f"{path} already exists: use --force to replace it")
+        raise Conflict(f"{path} already exists: use --force to replace it")
     issued = service.issue(request)
     write_kubeconfig(path, issued.config)
     _report(issued, f"wrote {path}:")

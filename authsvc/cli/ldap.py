@@ -11,7 +11,7 @@ import click
 
 from authsvc.cli import CliState
 from authsvc.cli.output import emit, output_option
-from authsvc.errors import UsageError
+from authsvc.errors import ConfigError, NotFound
 
 
 @click.group()
@@ -30,16 +30,16 @@ def test(state: CliState, username: str, output_format: str) -> None:
     home = state.home()
     settings = home.settings.ldap
     if not settings.enabled:
-        raise UsageError(f"ldap.enabled is false in {home.layout.config_path}: configure the ldap section first")
+        raise ConfigError(f"ldap.enabled is false in {home.layout.config_path}: configure the ldap section first")
     service = LDAPService.from_settings(settings, home_root=home.root, environ=home.secrets.environ, clock=home.clock)
     try:
         user = service.find_user(username)
         if user is None:
-            raise UsageError(
+            raise NotFound(
                 f"no single entry under {settings.user_base} matches {settings.user_filter} for {username!r}"
             )
         if not user.exact:
-            raise UsageError(
+            raise NotFound(
                 f"the directory matched {user.dn} for {username!r} only by folding the spelling "
                 f"(stored: {user.username!r}): /login refuses this spelling"
             )

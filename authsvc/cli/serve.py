@@ -160,7 +160,8 @@ def granian_server(plan: ServePlan) -> Any:
     "--public-bind",
     metavar="HOST:PORT",
     help="Public listener (TLS, no client certificate): /login, OIDC discovery, JWKS, health, metrics. "
-    "[default: server.public_bind; none when empty]",
+    "An empty value (--public-bind '') serves none. [default: server.public_bind, which `authsvc init` "
+    "sets to 127.0.0.1:8444]",
 )
 @click.option("--workers", type=click.IntRange(1, 64), help="Worker processes. [default: server.workers]")
 @click.option("--threads", type=click.IntRange(1, 64), help="Threads per worker. [default: server.threads]")
@@ -210,7 +211,8 @@ def serve(
         plan = serve_plan(home, bind=bind, workers=workers, threads=threads, insecure=insecure_no_client_cert)
         check_backends(home)
         warn_drift(home)
-    public_address = (public_bind or home.settings.server.public_bind) if plan.client_ca else ""
+    public_address = public_bind if public_bind is not None else home.settings.server.public_bind
+    public_address = public_address if plan.client_ca else ""
     if public or public_address or plan.client_ca is None:
         check_public_listener(home)
     # The hand-over to the workers: authsvc.wsgi reads these, once per process.

@@ -31,7 +31,10 @@ if TYPE_CHECKING:
 WEBHOOK_CLUSTER = "authsvc"
 WEBHOOK_USER = "kube-apiserver"
 WEBHOOK_CONTEXT = "webhook"
-DEFAULT_WEBHOOK_CACHE_TTL = dt.timedelta(minutes=2)  # kube-apiserver's default
+# How long kube-apiserver keeps a webhook answer: what it caches, a revocation or a directory
+# change reaches it only after this. kube-apiserver's own default is 2m; 30s matches
+# authn.cache_ttl and config/apiserver/.
+DEFAULT_WEBHOOK_CACHE_TTL = dt.timedelta(seconds=30)
 
 
 def webhook_url(url: str) -> str:
@@ -136,7 +139,7 @@ def _client_key_pem(home: Home, key_file: Path) -> bytes:
     "--url", default=None, help="The webhook URL the API server calls. [default: https://<server.bind>/authenticate]"
 )
 @click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), help="File to write (0600).")
-@click.option("--cache-ttl", type=DURATION, default=DEFAULT_WEBHOOK_CACHE_TTL, show_default="2m")
+@click.option("--cache-ttl", type=DURATION, default=DEFAULT_WEBHOOK_CACHE_TTL, show_default="30s")
 @click.pass_obj
 def webhook_config(state: CliState, url: str | None, out: Path | None, cache_ttl: dt.timedelta) -> None:
     """Write the API server's webhook kubeconfig and print the flags to add.

@@ -23,10 +23,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cryptography import x509
-
-from pki.kubeadm.expiration import is_ca_certificate
-
 if TYPE_CHECKING:
     from authsvc.settings import Settings
 
@@ -82,6 +78,11 @@ def classify(name: str, path: Path, settings: Settings) -> HomeKey | None:
 
 
 def _is_ca(certificate: Path) -> bool:
+    # Imported here: every command opens a home (and this module), few list its keys.
+    from cryptography import x509
+
+    from pki.kubeadm.expiration import is_ca_certificate
+
     try:
         return is_ca_certificate(x509.load_pem_x509_certificates(certificate.read_bytes())[0])
     except (ValueError, IndexError, OSError):

@@ -1,5 +1,8 @@
 """What is loaded from a home on demand: the database engine, the inventory, the token service,
-the CAs and the certificate issuer. Each is built on first use and kept."""
+the CAs and the certificate issuer. Each is built on first use and kept.
+
+SQLAlchemy and PyJWT are imported on first use too: commands that read only files
+(`certs check-expiration`, `pki check`) never pay for them."""
 
 from __future__ import annotations
 
@@ -13,13 +16,13 @@ from authsvc.home.secrets import HomeSecrets
 from authsvc.settings import Settings
 from pki.ca import CertificateAuthority
 from pki.clock import Clock
-from pki.inventory import Inventory
-from pki.issuance import CertificateIssuer
 from pki.store import load_certificates
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
+    from pki.inventory import Inventory
+    from pki.issuance import CertificateIssuer
     from pki.tokens import SigningKeyFiles, TokenService
 
 
@@ -50,6 +53,8 @@ class HomeStores:
 
     @cached_property
     def inventory(self) -> Inventory:
+        from pki.inventory import Inventory
+
         return Inventory(self.engine)
 
     @property
@@ -87,6 +92,8 @@ class HomeStores:
         return CertificateAuthority.load(certs[0], key, chain)
 
     def issuer(self, ca_name: str = "ca") -> CertificateIssuer:
+        from pki.issuance import CertificateIssuer
+
         return CertificateIssuer(
             self.load_ca(ca_name),
             self.inventory,

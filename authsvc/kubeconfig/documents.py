@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from authsvc.errors import InvalidInput, UsageError
+from authsvc.errors import Conflict, InvalidInput
 from pki.errors import StoreError
 from pki.names import check_name
 from pki.store import atomic_write
@@ -36,7 +36,7 @@ def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
-class KubeconfigConflict(UsageError):
+class KubeconfigConflict(Conflict):
     """The target kubeconfig already holds entries of the same names with other content."""
 
 
@@ -225,7 +225,7 @@ def kubeconfig_lock(path: Path) -> Iterator[None]:
     try:
         fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
     except FileExistsError:
-        raise UsageError(
+        raise Conflict(
             f"{path} is locked by another writer ({lock} exists); if no kubectl or authsvc is running, remove the lock"
         ) from None
     os.close(fd)

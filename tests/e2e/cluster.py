@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 from authsvc.redact import token_fingerprint
-from tests.components.kube_apiserver import ControlPlane, ControlPlaneFiles, free_ports, write_kubeconfig
+from tests.components.kube_apiserver import REPO_ROOT, ControlPlane, ControlPlaneFiles, free_ports, write_kubeconfig
 from tests.components.support import log_tail
 from tests.e2e.harness import AuthsvcCli, AuthsvcServer, Kubectl, Result, child_env, eventually
 
@@ -36,6 +36,9 @@ ISSUER = "https://kubernetes.default.svc.cluster.local"
 STATIC_TOKEN = "e2e-static-token-5c1b7f0e9a2d4c38b6e1"
 STATIC_USER = "static-sam"
 STATIC_GROUP = "static-team"
+# The API server's own audit log (JSON lines) under the policy authsvc ships, for `rbac suggest`.
+AUDIT_POLICY = REPO_ROOT / "config" / "apiserver" / "audit-policy.yaml"
+APISERVER_AUDIT_LOG = "apiserver-audit.log"
 
 
 def home_settings(apiserver_port: int, webhook_port: int, public_port: int) -> dict[str, Any]:
@@ -124,6 +127,11 @@ class E2ECluster:
         return self.home / "audit.log"
 
     @property
+    def apiserver_audit_log(self) -> Path:
+        """kube-apiserver's audit log (--audit-log-path), under config/apiserver/audit-policy.yaml."""
+        return self.workdir / APISERVER_AUDIT_LOG
+
+    @property
     def config_file(self) -> Path:
         return self.home / "authsvc.yaml"
 
@@ -184,6 +192,7 @@ class E2ECluster:
             "etcd": cp.etcd_log,
             "authsvc serve": self.webhook.log_path,
             "authsvc audit": self.audit_log,
+            "kube-apiserver audit": self.apiserver_audit_log,
         }
         lines = [f"{what}: {path}" for what, path in logs.items()]
         for what in ("kube-apiserver", "authsvc serve"):
@@ -251,6 +260,14 @@ def start_cluster(workdir: Path, kubectl_binary: Path, apiserver_binary: Path, e
         webhook_cache_ttl="0s",
         probe_client_cert_file=probe_cert,
         probe_client_key_file=probe_key,
+        extra_args=[
+            f"--audit-policy-file={AUDIT_POLICY}",
+            f"--audit-log-path={workdir / APISERVER_AUDIT_LOG}",
+            "--audit-log-format=json",
+            # Each event is written before the API server goes on (not batched): a test that just
+            # made a request finds it in the log once its ResponseComplete stage is written.
+            "--audit-log-mode=blocking",
+        ],
     )
     control_plane = ControlPlane(apiserver_binary, etcd_binary, secure_port=apiserver_port)
     cluster = E2ECluster(

@@ -29,7 +29,7 @@ def authsvc_serve(
     once every listener accepts connections. It runs in a session of its own, so that teardown
     ends every process it started (the session id is its pid) even after the parent was killed."""
     args = [sys.executable, "-m", "authsvc.cli", f"--home={home}", "serve", f"--bind=127.0.0.1:{webhook}"]
-    args += [f"--workers={workers}", *([f"--public-bind=127.0.0.1:{public}"] if public else [])]
+    args += [f"--workers={workers}", f"--public-bind=127.0.0.1:{public}" if public else "--public-bind="]
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             args, stdout=log, stderr=subprocess.STDOUT, env=dict(env or os.environ), start_new_session=True
@@ -56,7 +56,7 @@ def serve_refusal(home: Path, *, public: bool, timeout: float = 40) -> subproces
     """`authsvc serve` on loopback, expected to refuse to start: its exit status and output, or a
     test failure when it is still running after `timeout` (then everything it started is killed)."""
     args = [sys.executable, "-m", "authsvc.cli", f"--home={home}", "serve", f"--bind=127.0.0.1:{free_port()}"]
-    args += [f"--public-bind=127.0.0.1:{free_port()}"] if public else []
+    args += [f"--public-bind=127.0.0.1:{free_port()}" if public else "--public-bind="]
     process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         stdout, stderr = process.communicate(timeout=timeout)

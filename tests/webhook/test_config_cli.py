@@ -84,7 +84,7 @@ def test_webhook_config_is_what_the_api_server_needs(home: Path, tmp_path: Path)
     assert result.exit_code == 0, result.stderr
     assert f"--authentication-token-webhook-config-file={out}" in result.stdout
     assert "--authentication-token-webhook-version=v1" in result.stdout
-    assert "--authentication-token-webhook-cache-ttl=120s" in result.stdout
+    assert "--authentication-token-webhook-cache-ttl=30s" in result.stdout
     assert out.stat().st_mode & 0o777 == 0o600
     config = yaml.safe_load(out.read_text())
     cluster, user = config["clusters"][0]["cluster"], config["users"][0]["user"]

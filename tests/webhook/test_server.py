@@ -152,7 +152,7 @@ def _start(served: Served) -> subprocess.Popen[bytes]:
     served.logs += [out, err, served.home / "audit.log"]
     with out.open("wb") as stdout, err.open("wb") as stderr:
         process = subprocess.Popen(
-            [str(authsvc), "--home", str(served.home), "serve", "--bind", f"127.0.0.1:{served.port}"],
+            [str(authsvc), "--home", str(served.home), "serve", "--bind", f"127.0.0.1:{served.port}", "--public-bind="],
             stdout=stdout,
             stderr=stderr,
             start_new_session=True,
