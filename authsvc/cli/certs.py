@@ -12,7 +12,7 @@ import click
 from authsvc.cli import CliState, LazyGroup
 from authsvc.cli.options import DURATION, NameType
 from authsvc.cli.output import emit, output_option
-from pki.keys import KEY_TYPES
+from pki.keys import KEY_TYPES, PASSPHRASE_SETTINGS
 
 if TYPE_CHECKING:
     from authsvc.home.opened import Home
@@ -134,7 +134,7 @@ def create(
 
     home = state.home()
     if encrypt_key and home.secrets.key_passphrase is None:
-        raise ConfigError("--encrypt-key needs pki.key_passphrase_file or pki.key_passphrase_env in the config")
+        raise ConfigError(f"--encrypt-key needs {PASSPHRASE_SETTINGS} in the config")
     target = out_dir or home.layout.issued_dir
     cert_file, key_file = target / f"{name}.crt", target / f"{name}.key"
     if not force and (cert_file.exists() or key_file.exists()):

@@ -129,9 +129,9 @@ def dump_yaml(document: dict[str, Any]) -> str:
 def _client_key_pem(home: Home, key_file: Path) -> bytes:
     """The client key in clear PKCS#8 (the API server cannot decrypt one), whatever the file holds."""
     from pki.keys import private_key_to_pem
-    from pki.store import load_private_key
 
-    return private_key_to_pem(load_private_key(key_file, home.secrets.key_passphrase, what="webhook client key"))
+    key = home.secrets.load_private_key(key_file, what="webhook client key", encrypt=False, trusted=False)
+    return private_key_to_pem(key)
 
 
 @click.command("webhook-config")

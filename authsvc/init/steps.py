@@ -13,6 +13,7 @@ from pathlib import Path
 
 from authsvc.db.schema import migrate_database_step
 from authsvc.errors import HomeError
+from authsvc.home.keys_at_rest import ca_key_encrypted
 from authsvc.home.layout import CONFIG_NAME, HomeLayout, pki_path
 from authsvc.home.opened import Home
 from authsvc.init.kubeadm_tree import ensure_kubeadm_ca, kubeadm_cas_step, kubeadm_certs_step, kubeadm_kubeconfigs_step
@@ -24,7 +25,7 @@ from pki.clock import Clock, system_clock
 from pki.keys import KeyType
 from pki.names import SubjectAltNames
 from pki.profiles import ROOT_CA, Profile
-from pki.store import DIR_MODE, atomic_write, ensure_dir, write_certificates, write_private_key
+from pki.store import DIR_MODE, KEY_MODE, atomic_write, ensure_dir, write_certificates
 
 
 @dataclass
@@ -101,7 +102,8 @@ def ensure_ca(
     ca = CertificateAuthority.create_root(
         common_name, now=ctx.now, key_type=key_type or pki.ca_key_type, ttl=pki.ca_ttl, profile=profile, sans=sans
     )
-    ctx.written.append(write_private_key(key_file, ca.key, ctx.home.secrets.key_passphrase))
+    key_pem = ctx.home.secrets.key_pem(ca.key, encrypt=ca_key_encrypted(ctx.home.settings, name))
+    ctx.written.append(atomic_write(key_file, key_pem, KEY_MODE))
     ctx.written.append(write_certificates(cert_file, [ca.certificate]))
     ctx.home.stores.inventory.record(
         ca.certificate, profile="root-ca", now=ctx.now, name=name, ca_name=name, requester="init"

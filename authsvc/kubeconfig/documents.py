@@ -22,6 +22,7 @@ from typing import Any
 import yaml
 
 from authsvc.errors import Conflict, InvalidInput
+from pki.errors import StoreError
 from pki.names import check_name
 from pki.store import atomic_write
 
@@ -156,6 +157,25 @@ def load_kubeconfig(path: Path, *, missing_ok: bool = False) -> dict[str, Any]:
         ):
             raise InvalidInput(f"{path} is not a kubeconfig: {section} must be a list of named entries")
     return data
+
+
+def current_entries(config: dict[str, Any], path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The `cluster` and `user` mappings the current context names (StoreError when it names none)."""
+    contexts = {c["name"]: c.get("context") or {} for c in config.get("contexts") or []}
+    context = contexts.get(config.get("current-context"), {})
+
+    def entry(section: str, key: str) -> dict[str, Any]:
+        for item in config.get(section) or []:
+            if item["name"] == context.get(key) and isinstance(item.get(key), dict):
+                return item[key]  # type: ignore[no-any-return]
+        raise StoreError(f"{path}: the current context names no {key} of the file")
+
+    return entry("clusters", "cluster"), entry("users", "user")
+
+
+def decoded(entry: dict[str, Any], key: str) -> bytes | None:
+    value = entry.get(key)
+    return base64.b64decode(value) if isinstance(value, str) else None
 
 
 def merge_conflicts(existing: dict[str, Any], incoming: dict[str, Any]) -> list[str]:

@@ -1,8 +1,10 @@
 """`cluster:` section: what kubeconfigs point at, what kubeadm's tree is for, how to reach the API server.
 
 The fields are kubeadm's InitConfiguration/ClusterConfiguration values (`authsvc init` takes
-them as kubeadm's flags and stores them here on the first run). Each is checked the way
-kubeadm checks it, so a bad value in authsvc.yaml is reported with its dotted path.
+them as kubeadm's flags and stores them here on the first run; `authsvc pki import` infers them
+from an adopted cluster). Each is checked the way kubeadm checks it, so a bad value in
+authsvc.yaml is reported with its dotted path. The certificates they shape are compared with
+them (authsvc/drift/): `pki check` reports a difference, `certs renew` and `rotate` reissue.
 """
 
 from __future__ import annotations
