@@ -88,7 +88,10 @@ def test_turning_a_passphrase_on_then_keys_encrypt(home: Home, openssl: Path) ->
     for command in (["certs", "create", "alice"], ["webhook-config", "-o", str(root / "wh.conf")]):
         done = run_cli(command, home=root)
         assert done.exit_code == 0, (command, done.stderr)
-    assert run_cli(["token", "create", "-n", "ci", "--serviceaccount", "deployer", "--uid", "u-1"], home=root).exit_code == 0
+    assert (
+        run_cli(["token", "create", "-n", "ci", "--serviceaccount", "deployer", "--uid", "u-1"], home=root).exit_code
+        == 0
+    )
     again = run_cli(["keys", "encrypt"], home=root)
     assert again.exit_code == 0 and "nothing to do" in again.stdout
 
@@ -133,7 +136,10 @@ def test_an_encrypted_sa_key_is_reported_and_decrypted(home: Home) -> None:
     assert set(found) == {"sa.key"}
     assert "kube-apiserver (--service-account-signing-key-file)" in found["sa.key"]
     assert "run `authsvc keys decrypt sa`" in found["sa.key"]
-    assert run_cli(["token", "create", "-n", "ci", "--serviceaccount", "deployer", "--uid", "u-1"], home=root).exit_code == 0
+    assert (
+        run_cli(["token", "create", "-n", "ci", "--serviceaccount", "deployer", "--uid", "u-1"], home=root).exit_code
+        == 0
+    )
     result = run_cli(["keys", "decrypt", "sa"], home=root)
     assert result.exit_code == 0 and result.stdout.startswith("decrypted: pki/sa.key"), result.stdout + result.stderr
     assert not sa.read_bytes().startswith(ENCRYPTED) and key_findings(root) == {}
