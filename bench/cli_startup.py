@@ -17,9 +17,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from itertools import count
 from pathlib import Path
+
+from measure import wall_ms
 
 VENV_BIN = Path(sys.executable).parent
 FLOORS = {
@@ -28,15 +29,6 @@ FLOORS = {
     "floor: + authsvc.settings (the models built)": "import click, cryptography.x509, yaml, authsvc.settings",
     "floor: + sqlalchemy.orm": "import click, cryptography.x509, yaml, authsvc.settings, sqlalchemy.orm",
 }
-
-
-def wall_ms(command: list[str], env: dict[str, str]) -> float:
-    started = time.perf_counter()
-    result = subprocess.run(command, env=env, capture_output=True, check=False)
-    elapsed = (time.perf_counter() - started) * 1000
-    if result.returncode != 0:
-        raise SystemExit(f"{' '.join(command)} failed: {result.stderr.decode()}")
-    return elapsed
 
 
 def main() -> None:

@@ -18,10 +18,8 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import json
 import os
 import random
-import resource
 import shutil
 import sys
 import tempfile
@@ -29,6 +27,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from measure import in_child
 
 from authsvc.rbac.objects import render
 from authsvc.rbac.subjects import Subject
@@ -85,39 +85,6 @@ def write_log(path: Path, count: int, share: float, compress: bool) -> Path:
             user = "alice" if rnd.random() < share else rnd.choice(USERS)
             out.write(event_line(rnd, number, user))
     return path
-
-
-def in_child(work: Callable[[], Any]) -> tuple[float, float, float, Any]:
-    """(wall s, CPU s, peak RSS growth MiB, result) of `work` in a forked child (as bench/rotate.py)."""
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(read_end)
-        start_rss, start_cpu = _rss_kib(), _cpu()
-        started = time.perf_counter()
-        result = work()
-        seconds, cpu = time.perf_counter() - started, _cpu() - start_cpu
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        with os.fdopen(write_end, "w") as out:
-            json.dump([seconds, cpu, (peak - start_rss) / 1024, result], out)
-        os._exit(0)
-    os.close(write_end)
-    with os.fdopen(read_end) as data:
-        text = data.read()
-    _, status = os.waitpid(pid, 0)
-    if status != 0 or not text:
-        raise SystemExit(f"a benchmark run failed (status {status})")
-    seconds, cpu, growth, result = json.loads(text)
-    return seconds, cpu, growth, result
-
-
-def _cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-def _rss_kib() -> int:
-    return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
 
 
 def run_suggest(log: Path, subject: Subject) -> dict[str, int]:
