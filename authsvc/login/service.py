@@ -63,6 +63,18 @@ class LoginService:
 
     def login(self, username: str, password: str, address: str = "") -> IssuedLogin:
         """Raises AuthenticationFailed, RateLimited, BackendUnavailable or PolicyError."""
+        identity = self.verify_credentials(username, password, address)
+        token, expires_at = self.issue(identity, self.token_ttl)
+        self.signed_in(identity, address)
+        return IssuedLogin(token, expires_at, identity.username, identity.uid, identity.groups, identity.source)
+
+    def verify_credentials(self, username: str, password: str, address: str = "") -> LoginIdentity:
+        """Who the credentials name, under every check of /login (empty values, rate limits, the
+        backends in order, failures counted and cleared); nothing is issued and nothing counted as
+        a success yet: the caller issues what it hands out, then calls `signed_in`. The browser
+        sign-in (/authorize) comes through here too, so both share limits, refusals and metrics.
+
+        Raises AuthenticationFailed, RateLimited or BackendUnavailable."""
         if not username or not password:
             self.on_result("refused")
             raise AuthenticationFailed(INVALID_CREDENTIALS)
@@ -80,16 +92,19 @@ class LoginService:
             raise AuthenticationFailed(INVALID_CREDENTIALS)
         if failures_on_record:  # most logins have none: no write then
             self.limiter.record_success(username, identity.username)
-        token, expires_at = self.issue(identity, self.token_ttl)
+        return identity
+
+    def signed_in(self, identity: LoginIdentity, address: str, *, via: str = "/login") -> None:
+        """Count and log a login that handed something out (`via`: which endpoint)."""
         self.on_result("ok")
         log.info(
-            "login ok: user %s (%s) from %s, %d groups",
+            "login ok: user %s (%s) from %s via %s, %d groups",
             identity.username,
             identity.source,
             address or "-",
+            via,
             len(identity.groups),
         )
-        return IssuedLogin(token, expires_at, identity.username, identity.uid, identity.groups, identity.source)
 
     def _limit(self, check: Callable[[], bool]) -> bool:
         try:

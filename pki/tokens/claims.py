@@ -10,7 +10,10 @@ Shapes follow kube-apiserver so that it accepts authsvc's service-account tokens
   and the flat `kubernetes.io/serviceaccount/...` claims. kube-apiserver's legacy tokens
   never expire; authsvc's always carry `exp` (a token that cannot expire cannot be retired).
 - user tokens: `sub` = user name, `groups`, optional `uid`/`extra`, and `authsvc.io/source`
-  naming the login backend that vouched for the user.
+  naming the login backend that vouched for the user. Access tokens of the OIDC provider are user
+  tokens that also name their `client_id` and `scope` (RFC 9068 section 2.2).
+- ID tokens (OpenID Connect Core 1.0 section 2): a user token's identity claims for one client
+  (`aud` = its client id), with `auth_time`, and `nonce` / `at_hash` when the flow has them.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ POD_UID_EXTRA = "authentication.kubernetes.io/pod-uid"
 KIND_SERVICE_ACCOUNT = "serviceaccount"
 KIND_LEGACY = "legacy-serviceaccount"
 KIND_USER = "user"
+KIND_ID_TOKEN = "id_token"
 
 _DNS_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
 _LABEL_RE = re.compile(_DNS_LABEL)
@@ -166,6 +170,8 @@ def user_claims(
     source: str,
     uid: str = "",
     extra: Mapping[str, Sequence[str]] | None = None,
+    client_id: str = "",
+    scope: str = "",
 ) -> dict[str, Any]:
     """Claims of a user token; a user name in the service-account namespace is refused."""
     _check_user_name(username)
@@ -182,6 +188,56 @@ def user_claims(
         claims["uid"] = uid
     if extra:
         claims["extra"] = {_checked_name(k, what="extra key"): [str(v) for v in vals] for k, vals in extra.items()}
+    if client_id:
+        claims["client_id"] = client_id
+    if scope:
+        claims["scope"] = scope
+    return claims
+
+
+@dataclass(frozen=True, slots=True)
+class IDTokenRequest:
+    """What an ID token says beyond the user: for which client, and the flow's values."""
+
+    client_id: str
+    auth_time: dt.datetime
+    nonce: str = ""
+    # Left half of the access token's hash (OIDC Core 3.1.3.6), when one is issued with it.
+    at_hash: str = ""
+
+
+def id_token_claims(
+    *,
+    issuer: str,
+    username: str,
+    groups: Sequence[str],
+    request: IDTokenRequest,
+    now: dt.datetime,
+    ttl: dt.timedelta,
+    jti: str,
+    source: str,
+    uid: str = "",
+) -> dict[str, Any]:
+    """Claims of an ID token: `sub` is the user name and `groups` the groups (what kube-apiserver's
+    --oidc-username-claim=sub and --oidc-groups-claim=groups read), `aud` the client id."""
+    _check_user_name(username)
+    claims: dict[str, Any] = {
+        "iss": issuer,
+        "sub": username,
+        "aud": request.client_id,
+        **time_claims(now, ttl),
+        "auth_time": int(request.auth_time.timestamp()),
+        "jti": jti,
+        "preferred_username": username,
+        "groups": [_checked_name(g, what="group") for g in groups],
+        SOURCE_CLAIM: _checked_name(source, what="token source"),
+    }
+    if uid:
+        claims["uid"] = uid
+    if request.nonce:
+        claims["nonce"] = request.nonce
+    if request.at_hash:
+        claims["at_hash"] = request.at_hash
     return claims
 
 

@@ -1,0 +1,292 @@
+"""The provider's state in the inventory database: authorization codes and refresh-token families.
+
+Replicas share the database, so a code redeemed on one is spent on all, and a refresh token
+rotated on one is stale on all. Values are stored as SHA-256 digests (a database dump holds no
+usable code or token). Every "use once" is one conditional UPDATE whose row count says who won,
+so two replicas (or two threads) presenting the same code or refresh token at once cannot both
+succeed, on SQLite as on PostgreSQL.
+
+    code presented       UPDATE .. SET used_at WHERE unused AND unexpired AND same client
+                         a code presented again (used_at set) revokes the family its tokens began
+    refresh presented    UPDATE .. SET used_at WHERE unused AND its family is live for that client
+                         a rotated one presented again revokes its whole family (RFC 9700 4.14.2)
+
+Raises BackendUnavailable when the database cannot answer (the endpoints answer 503: fail closed).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import secrets
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, Engine, RowMapping, delete, insert, select, update
+from sqlalchemy.exc import SQLAlchemyError
+
+from authsvc.db.tables import OIDCCodeRow, OIDCFamilyRow, OIDCIssueRow
+from authsvc.errors import BackendUnavailable
+from authsvc.oidc.models import RefreshGrant, SignedInUser, StoredCode
+from pki.clock import Clock
+
+log = logging.getLogger(__name__)
+
+# Expired codes and families are deleted at most this often per process.
+PURGE_INTERVAL_SECONDS = 60.0
+# A spent code is kept this long after it expired, to recognise a late replay.
+KEEP_EXPIRED = dt.timedelta(hours=1)
+
+
+def digest(value: str) -> str:
+    return hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def new_family_id() -> str:
+    return secrets.token_hex(16)
+
+
+@dataclass(frozen=True, slots=True)
+class CodeRequest:
+    """What an authorization code is bound to (RFC 6749 4.1.2; RFC 7636 4.4)."""
+
+    client_id: str
+    redirect_uri: str
+    scope: str
+    nonce: str = ""
+    code_challenge: str = ""
+    code_challenge_method: str = ""
+
+
+# Revokes the access tokens (by jti) of a revoked family: TokenService.revoke.
+RevokeAccess = Callable[[str], None]
+
+
+class OIDCStore:
+    def __init__(
+        self,
+        engine: Engine,
+        clock: Clock,
+        *,
+        code_ttl: dt.timedelta,
+        refresh_ttl: dt.timedelta,
+        revoke_access: RevokeAccess,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.engine = engine
+        self.clock = clock
+        self.code_ttl = code_ttl
+        self.refresh_ttl = refresh_ttl
+        self.revoke_access = revoke_access
+        self._monotonic = monotonic
+        self._last_purge = -PURGE_INTERVAL_SECONDS
+
+    # -- codes --------------------------------------------------------------------------------
+
+    def save_code(self, code: str, request: CodeRequest, user: SignedInUser) -> None:
+        now = self.clock()
+        row = dict(
+            code_sha256=digest(code),
+            client_id=request.client_id,
+            redirect_uri=request.redirect_uri,
+            scope=request.scope,
+            nonce=request.nonce,
+            code_challenge=request.code_challenge,
+            code_challenge_method=request.code_challenge_method,
+            username=user.username,
+            uid=user.uid,
+            groups_json=json.dumps(list(user.groups)),
+            source=user.source,
+            auth_time=user.auth_time,
+            expires_at=now + self.code_ttl,
+        )
+        with self._transaction("save an authorization code") as conn:
+            conn.execute(insert(OIDCCodeRow).values(row))
+            self._purge(conn, now)
+
+    def redeem_code(self, code: str, client_id: str) -> StoredCode | None:
+        """The code's request and user if it is unused, unexpired and the client's, spending it;
+        None otherwise. A code presented a second time revokes what its first use began."""
+        now, key, family_id = self.clock(), digest(code), new_family_id()
+        table = OIDCCodeRow.__table__.c
+        with self._transaction("redeem an authorization code") as conn:
+            claimed = conn.execute(
+                update(OIDCCodeRow)
+                .where(table.code_sha256 == key, table.client_id == client_id)
+                .where(table.used_at.is_(None), table.expires_at > now)
+                .values(used_at=now, family_id=family_id)
+            ).rowcount
+            row = conn.execute(select(OIDCCodeRow.__table__).where(table.code_sha256 == key)).mappings().one_or_none()
+        if claimed == 1 and row is not None:
+            return _stored_code(row, family_id)
+        if row is not None and row["used_at"] is not None and row["family_id"] and row["client_id"] == client_id:
+            log.warning("authorization code presented again by client %s: revoking what it began", client_id)
+            self.revoke_family(row["family_id"], "authorization code used twice")
+        return None
+
+    # -- families and refresh tokens ----------------------------------------------------------
+
+    def record_issue(
+        self, code_or_grant: StoredCode | RefreshGrant, access_jti: str, refresh_token: str | None
+    ) -> None:
+        """Record what /token handed out: a code's first issue starts its family."""
+        now = self.clock()
+        user = code_or_grant.user
+        with self._transaction("record issued tokens") as conn:
+            if isinstance(code_or_grant, StoredCode):
+                conn.execute(
+                    insert(OIDCFamilyRow).values(
+                        family_id=code_or_grant.family_id,
+                        client_id=code_or_grant.client_id,
+                        username=user.username,
+                        uid=user.uid,
+                        groups_json=json.dumps(list(user.groups)),
+                        source=user.source,
+                        scope=code_or_grant.scope,
+                        auth_time=user.auth_time,
+                        created_at=now,
+                        expires_at=now + self.refresh_ttl,
+                        revoked_reason="",
+                    )
+                )
+            else:  # the groups the refresh was issued with, as the directory has them now
+                conn.execute(
+                    update(OIDCFamilyRow)
+                    .where(OIDCFamilyRow.__table__.c.family_id == code_or_grant.family_id)
+                    .values(groups_json=json.dumps(list(user.groups)))
+                )
+            conn.execute(
+                insert(OIDCIssueRow).values(
+                    family_id=code_or_grant.family_id,
+                    refresh_sha256=digest(refresh_token) if refresh_token else None,
+                    access_jti=access_jti,
+                    issued_at=now,
+                )
+            )
+
+    def find_refresh_token(self, refresh_token: str, client_id: str) -> RefreshGrant | None:
+        """The grant behind an unused refresh token of a live family of this client, without
+        spending it (the user is checked again before it is spent); None otherwise."""
+        now, key = self.clock(), digest(refresh_token)
+        issues, families = OIDCIssueRow.__table__.c, OIDCFamilyRow.__table__.c
+        with self._transaction("read a refresh token") as conn:
+            found = (
+                conn.execute(
+                    select(OIDCFamilyRow.__table__)
+                    .join(OIDCIssueRow.__table__, families.family_id == issues.family_id)
+                    .where(issues.refresh_sha256 == key, issues.used_at.is_(None))
+                    .where(families.client_id == client_id, families.revoked_at.is_(None), families.expires_at > now)
+                )
+                .mappings()
+                .one_or_none()
+            )
+        return None if found is None else _grant(found)
+
+    def rotate_refresh_token(self, refresh_token: str, client_id: str) -> RefreshGrant | None:
+        """The grant behind an unused refresh token of a live family of this client, spending the
+        token; None otherwise. A spent token presented again revokes its family."""
+        now, key = self.clock(), digest(refresh_token)
+        issues, families = OIDCIssueRow.__table__.c, OIDCFamilyRow.__table__.c
+        live = (
+            select(families.family_id)
+            .where(families.client_id == client_id, families.revoked_at.is_(None), families.expires_at > now)
+            .scalar_subquery()
+        )
+        with self._transaction("rotate a refresh token") as conn:
+            claimed = conn.execute(
+                update(OIDCIssueRow)
+                .where(issues.refresh_sha256 == key, issues.used_at.is_(None), issues.family_id.in_(live))
+                .values(used_at=now)
+            ).rowcount
+            found = (
+                conn.execute(
+                    select(issues.used_at.label("token_used_at"), OIDCFamilyRow.__table__)
+                    .join(OIDCFamilyRow.__table__, families.family_id == issues.family_id)
+                    .where(issues.refresh_sha256 == key)
+                )
+                .mappings()
+                .one_or_none()
+            )
+        if found is None or found["client_id"] != client_id:
+            return None
+        if claimed == 1:
+            return _grant(found)
+        if found["token_used_at"] is not None and found["revoked_at"] is None:
+            log.warning(
+                "refresh token of user %s (client %s) presented after rotation: revoking its family",
+                found["username"],
+                client_id,
+            )
+            self.revoke_family(found["family_id"], "refresh token reused after rotation")
+        return None
+
+    def revoke_family(self, family_id: str, reason: str) -> None:
+        """End a family: its refresh tokens stop working, its access tokens are revoked."""
+        now = self.clock()
+        families, issues = OIDCFamilyRow.__table__.c, OIDCIssueRow.__table__.c
+        with self._transaction("revoke a token family") as conn:
+            conn.execute(
+                update(OIDCFamilyRow)
+                .where(families.family_id == family_id, families.revoked_at.is_(None))
+                .values(revoked_at=now, revoked_reason=reason)
+            )
+            jtis = conn.execute(select(issues.access_jti).where(issues.family_id == family_id)).scalars().all()
+        for jti in jtis:
+            if jti:
+                self.revoke_access(jti)
+
+    def family_revoked(self, family_id: str) -> bool:
+        with self._transaction("read a token family") as conn:
+            revoked = conn.execute(
+                select(OIDCFamilyRow.__table__.c.revoked_at).where(OIDCFamilyRow.__table__.c.family_id == family_id)
+            ).scalar_one_or_none()
+        return revoked is not None
+
+    # -- plumbing -----------------------------------------------------------------------------
+
+    @contextmanager
+    def _transaction(self, what: str) -> Iterator[Connection]:
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except SQLAlchemyError as e:
+            raise BackendUnavailable(f"cannot {what} in the database: {type(e).__name__}") from e
+
+    def _purge(self, conn: Connection, now: dt.datetime) -> None:
+        """Delete codes and families long expired (not on every call: at most once a minute)."""
+        if self._monotonic() - self._last_purge < PURGE_INTERVAL_SECONDS:
+            return
+        self._last_purge = self._monotonic()
+        cutoff = now - KEEP_EXPIRED
+        codes, families, issues = OIDCCodeRow.__table__.c, OIDCFamilyRow.__table__.c, OIDCIssueRow.__table__.c
+        conn.execute(delete(OIDCCodeRow).where(codes.expires_at < cutoff))
+        old = select(families.family_id).where(families.expires_at < cutoff).scalar_subquery()
+        # Explicitly, not by ON DELETE CASCADE: SQLite enforces foreign keys only when asked to.
+        conn.execute(delete(OIDCIssueRow).where(issues.family_id.in_(old)))
+        conn.execute(delete(OIDCFamilyRow).where(families.expires_at < cutoff))
+
+
+def _user(row: RowMapping) -> SignedInUser:
+    groups = tuple(str(g) for g in json.loads(row["groups_json"]))
+    return SignedInUser(row["username"], row["uid"], groups, row["source"], row["auth_time"])
+
+
+def _stored_code(row: RowMapping, family_id: str) -> StoredCode:
+    return StoredCode(
+        client_id=row["client_id"],
+        redirect_uri=row["redirect_uri"],
+        scope=row["scope"],
+        nonce=row["nonce"],
+        code_challenge=row["code_challenge"],
+        code_challenge_method=row["code_challenge_method"],
+        user=_user(row),
+        family_id=family_id,
+    )
+
+
+def _grant(family: RowMapping) -> RefreshGrant:
+    return RefreshGrant(family["family_id"], family["client_id"], family["scope"], _user(family))
