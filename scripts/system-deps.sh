@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests drive for real: openssl, kubectl's peers (slapd,
-# PostgreSQL, etcd) and what scripts/kube-apiserver.sh needs to build kube-apiserver.
+# PostgreSQL, etcd), what scripts/kube-apiserver.sh needs to build kube-apiserver, and the
+# headless browser of the OIDC sign-in test (chromium + chromium-driver, driven by Selenium).
 # Run as root on Debian bookworm; as another user it only reports what is missing.
 set -euo pipefail
 
-packages=(openssl slapd ldap-utils postgresql etcd-server golang-1.19-go rsync dpkg-dev wrk ca-certificates)
+packages=(openssl slapd ldap-utils postgresql etcd-server golang-1.19-go rsync dpkg-dev wrk ca-certificates chromium chromium-driver)
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

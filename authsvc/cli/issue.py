@@ -49,6 +49,10 @@ MODES = ("cert", "token", "exec")
     help="Add the cluster, user and context to an existing kubeconfig instead.",
 )
 @click.option("--force", is_flag=True, help="Replace an existing file, or same-named entries when merging.")
+@click.option(
+    "--browser", is_flag=True, help="With --mode exec: kubectl signs in with the browser (OIDC) instead of a password."
+)
+@click.option("--client-id", default=None, help="With --browser: the public OIDC client. [default: the only one]")
 @click.pass_obj
 def issue(
     state: CliState,
@@ -64,6 +68,8 @@ def issue(
     output: str | None,
     merge_into: Path | None,
     force: bool,
+    browser: bool,
+    client_id: str | None,
 ) -> None:
     """Issue a kubeconfig for USER, with the cluster's server URL and CA from authsvc.yaml.
 
@@ -73,7 +79,9 @@ def issue(
              --csr FILE --key-path PATH: sign the user's CSR instead; the kubeconfig
              names the key file (client-key) and the key never leaves the user
       token  a bearer token signed by authsvc (revocable; its id is recorded)
-      exec   kubectl runs `authsvc login` to get a token with the user's directory password
+      exec   kubectl runs `authsvc login` to get a token with the user's directory password;
+             with --browser, the user signs in in the browser and kubectl gets an ID token
+             that the API server verifies itself (its --oidc-* flags: `authsvc apiserver-config`)
 
     \b
     The kubeconfig is written 0600 to ./USER.kubeconfig unless -o says otherwise
@@ -84,6 +92,7 @@ def issue(
       authsvc issue alice -g dev -o alice.kubeconfig
       authsvc issue bob -g ops --csr bob.csr --key-path /home/bob/.kube/bob.key -o bob.kubeconfig
       authsvc issue carol --mode exec --merge-into ~/.kube/config
+      authsvc issue dave --mode exec --browser -o dave.kubeconfig
     """
     from authsvc.errors import UsageError
     from authsvc.kubeconfig.issuer import IssueMode, IssueRequest, KubeconfigIssuer
@@ -101,6 +110,8 @@ def issue(
         csr_pem=csr.read_bytes() if csr is not None else None,
         key_path=key_path,
         requester=_requester(state),
+        browser=browser,
+        client_id=client_id,
     )
     service = KubeconfigIssuer(state.home())
     if merge_into is not None:
