@@ -45,7 +45,7 @@ CARRIED = (
     "max_age",
     "login_hint",
 )
-PURPOSE = "Sign in to get a Kubernetes credential for {client}."
+PURPOSE = "{client} asks who you are: sign in with your account."
 
 
 @blueprint.record_once

@@ -33,7 +33,9 @@ from pki.errors import KeyUnavailable, PolicyError
 log = logging.getLogger(__name__)
 
 # Serves the templates and the stylesheet of every sign-in page.
-blueprint = Blueprint("signin", __name__, template_folder="templates", static_folder="static")
+blueprint = Blueprint(
+    "signin", __name__, template_folder="templates", static_folder="static", static_url_path="/assets"
+)
 
 CSRF_COOKIE = "__Host-authsvc-csrf"
 CSRF_FIELD = "csrf_token"
@@ -47,8 +49,10 @@ SECURITY_HEADERS = {
     "Content-Security-Policy": CONTENT_SECURITY_POLICY,
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
-    # The sign-in URL carries the client's state and PKCE challenge; the redirect, a code.
-    "Referrer-Policy": "no-referrer",
+    # The sign-in URL carries the client's state and PKCE challenge, the redirect a code: no
+    # Referer leaves this origin. Not `no-referrer`: browsers then send `Origin: null` with the
+    # form's POST, and the CSRF check wants this origin there.
+    "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
     "Cross-Origin-Opener-Policy": "same-origin",
 }
