@@ -84,7 +84,7 @@ def redirect_uri_matches(registered: Iterable[str], requested: str, *, loopback_
     """`requested` is one of `registered` exactly, or (public clients) a loopback redirect with a port."""
     if requested in registered:
         return True
-    if not loopback_any_port:
+    if not loopback_any_port or not requested.startswith("http://"):  # urlsplit would lower-case the scheme
         return False
     parts = urlsplit(requested)
     try:

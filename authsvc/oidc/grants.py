@@ -55,6 +55,15 @@ class AuthorizationCode(grants.AuthorizationCodeGrant):  # type: ignore[misc]  #
         redirect_uri: str = super().validate_authorization_request()
         return redirect_uri
 
+    @staticmethod
+    def validate_authorization_redirect_uri(request: Any, client: Any) -> str:
+        """Exact match (clients.py). Authlib's own message quotes the URI, and refuses to build an
+        error whose text holds characters such as a backslash: the caller's URI is not repeated."""
+        redirect_uri = request.payload.redirect_uri
+        if not redirect_uri or not client.check_redirect_uri(redirect_uri):
+            raise InvalidRequestError("The 'redirect_uri' is not registered for this client.")
+        return str(redirect_uri)
+
     def save_authorization_code(self, code: str, request: Any) -> None:
         data = request.payload.data
         code_request = CodeRequest(

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import json
 import logging
+from typing import Any
 
 from authlib.oauth2 import OAuth2Error
+from authlib.oauth2.rfc6749 import InvalidRequestError
 from flask import Blueprint, Flask, Response, abort, current_app, request
 from flask.blueprints import BlueprintSetupState
 
@@ -63,11 +65,21 @@ def _server() -> ProviderServer:
     return server
 
 
+def _consent_grant(server: ProviderServer) -> Any:
+    """Authlib's validation of the authorization request; raises OAuth2Error."""
+    try:
+        return server.get_consent_grant(end_user=None)
+    except ValueError as e:
+        # Authlib refuses to build an error whose description would carry characters RFC 6749
+        # forbids there (it quotes some parameters): the request is invalid all the same.
+        raise InvalidRequestError("The request has parameters that are not valid.") from e
+
+
 @blueprint.get(AUTHORIZE_PATH)
 def authorize_form() -> Response:
     server = _server()
     try:
-        grant = server.get_consent_grant(end_user=None)
+        grant = _consent_grant(server)
     except OAuth2Error as error:
         return _authorization_error(server, error)
     values = request.args
@@ -89,7 +101,7 @@ def authorize_signin() -> Response:
             400, "Sign-in form expired", "This form was not sent by this page, or it expired: start the sign-in again."
         )
     try:
-        grant = server.get_consent_grant(end_user=None)
+        grant = _consent_grant(server)
     except OAuth2Error as error:
         return _authorization_error(server, error)
     form = request.form
