@@ -26,16 +26,32 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, Engine, RowMapping, delete, insert, select, update
+from sqlalchemy import Connection, Engine, RowMapping, bindparam, delete, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from authsvc.db.tables import OIDCCodeRow, OIDCFamilyRow, OIDCIssueRow
 from authsvc.errors import BackendUnavailable
 from authsvc.oidc.models import RefreshGrant, SignedInUser, StoredCode
 from pki.clock import Clock
+from pki.db import UTCDateTime
 
 log = logging.getLogger(__name__)
 
+_CODES, _FAMILIES, _ISSUES = OIDCCodeRow.__table__, OIDCFamilyRow.__table__, OIDCIssueRow.__table__
+# The statements of the sign-in path, built once (building one costs more than running it).
+_INSERT_CODE, _INSERT_FAMILY, _INSERT_ISSUE = insert(_CODES), insert(_FAMILIES), insert(_ISSUES)
+_NOW = bindparam("p_now", type_=UTCDateTime())
+# Spend a code: one statement whose returned row says whether this caller won.
+_REDEEM = (
+    update(_CODES)
+    .where(_CODES.c.code_sha256 == bindparam("p_key"), _CODES.c.client_id == bindparam("p_client"))
+    .where(_CODES.c.used_at.is_(None), _CODES.c.expires_at > _NOW)
+    .values(used_at=_NOW, family_id=bindparam("p_family"))
+    .returning(*_CODES.c)
+)
+_CODE_BY_KEY = select(_CODES.c.used_at, _CODES.c.family_id, _CODES.c.client_id).where(
+    _CODES.c.code_sha256 == bindparam("p_key")
+)
 # Expired codes and families are deleted at most this often per process.
 PURGE_INTERVAL_SECONDS = 60.0
 # A spent code is kept this long after it expired, to recognise a late replay.
@@ -105,24 +121,19 @@ class OIDCStore:
             expires_at=now + self.code_ttl,
         )
         with self._transaction("save an authorization code") as conn:
-            conn.execute(insert(OIDCCodeRow).values(row))
+            conn.execute(_INSERT_CODE, row)
             self._purge(conn, now)
 
     def redeem_code(self, code: str, client_id: str) -> StoredCode | None:
         """The code's request and user if it is unused, unexpired and the client's, spending it;
         None otherwise. A code presented a second time revokes what its first use began."""
         now, key, family_id = self.clock(), digest(code), new_family_id()
-        table = OIDCCodeRow.__table__.c
         with self._transaction("redeem an authorization code") as conn:
-            claimed = conn.execute(
-                update(OIDCCodeRow)
-                .where(table.code_sha256 == key, table.client_id == client_id)
-                .where(table.used_at.is_(None), table.expires_at > now)
-                .values(used_at=now, family_id=family_id)
-            ).rowcount
-            row = conn.execute(select(OIDCCodeRow.__table__).where(table.code_sha256 == key)).mappings().one_or_none()
-        if claimed == 1 and row is not None:
-            return _stored_code(row, family_id)
+            params = {"p_key": key, "p_client": client_id, "p_now": now, "p_family": family_id}
+            claimed = conn.execute(_REDEEM, params).mappings().one_or_none()
+            row = None if claimed else conn.execute(_CODE_BY_KEY, {"p_key": key}).mappings().one_or_none()
+        if claimed is not None:
+            return _stored_code(claimed, family_id)
         if row is not None and row["used_at"] is not None and row["family_id"] and row["client_id"] == client_id:
             log.warning("authorization code presented again by client %s: revoking what it began", client_id)
             self.revoke_family(row["family_id"], "authorization code used twice")
@@ -139,7 +150,8 @@ class OIDCStore:
         with self._transaction("record issued tokens") as conn:
             if isinstance(code_or_grant, StoredCode):
                 conn.execute(
-                    insert(OIDCFamilyRow).values(
+                    _INSERT_FAMILY,
+                    dict(
                         family_id=code_or_grant.family_id,
                         client_id=code_or_grant.client_id,
                         username=user.username,
@@ -151,7 +163,7 @@ class OIDCStore:
                         created_at=now,
                         expires_at=now + self.refresh_ttl,
                         revoked_reason="",
-                    )
+                    ),
                 )
             else:  # the groups the refresh was issued with, as the directory has them now
                 conn.execute(
@@ -160,12 +172,14 @@ class OIDCStore:
                     .values(groups_json=json.dumps(list(user.groups)))
                 )
             conn.execute(
-                insert(OIDCIssueRow).values(
+                _INSERT_ISSUE,
+                dict(
                     family_id=code_or_grant.family_id,
                     refresh_sha256=digest(refresh_token) if refresh_token else None,
                     access_jti=access_jti,
                     issued_at=now,
-                )
+                    used_at=None,
+                ),
             )
 
     def find_refresh_token(self, refresh_token: str, client_id: str) -> RefreshGrant | None:

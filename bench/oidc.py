@@ -1,0 +1,195 @@
+"""OpenID Connect sign-ins per second against POST /login, on the same `authsvc serve` (granian,
+TLS), in the same run, interleaved; and token refreshes per second.
+
+(a) POST /login: HTTP Basic in, a user token out (rate-limit read, users-file check, RS256 token)
+(b) code flow: POST /authorize (the form: CSRF, the same credential check, a code row) and
+    POST /token (PKCE, the code spent, the family and issue rows, an access token and an ID token:
+    two RS256 signatures). The form's GET before them is timed apart: (b') is all three.
+(c) refresh: POST /token with the last refresh token (user re-checked, rotation, two signatures)
+
+One client connection (keep-alive) through requests; the users file uses cheap argon2 parameters
+so that the figures show authsvc's work rather than the password hash (the default profile costs
+~50-100 ms per check, the same in (a) and (b)).
+
+    .venv/bin/python bench/oidc.py [--count 200] [--rounds 3]
+
+The ratio line is (b)/(a); the target is >= 0.5.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import os
+import re
+import secrets
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import requests
+import yaml
+
+from authsvc.init.steps import initialize_home
+from authsvc.login.users_file import StaticUser, hash_password, write_users
+from authsvc.settings import Settings
+from tests.components.support import free_port
+from tests.login.fixtures import CHEAP_HASHER
+
+AUTHSVC = Path(sys.executable).with_name("authsvc")
+USER, PASSWORD, CLIENT = "bench-user", "bench-password-123", "kubectl"
+REDIRECT = "http://127.0.0.1:40000/callback"
+
+
+def start_server(root: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    url = f"https://127.0.0.1:{port}"
+    settings = {
+        "server": {"public_url": url, "workers": 2},
+        "tokens": {"user_issuer": f"{url}/users"},
+        "login": {"backends": ["users"], "max_failures_per_user": 1000, "max_failures_per_address": 1000},
+        "oidc": {"clients": [{"id": CLIENT, "type": "public", "redirect_uris": ["http://127.0.0.1/callback"]}]},
+        "audit": {"enabled": False},
+    }
+    home = root / "home"
+    home.mkdir(mode=0o700)
+    (home / "authsvc.yaml").write_text(yaml.safe_dump(settings))
+    initialized = initialize_home(home, Settings.model_validate(settings), environ={}).home
+    user = StaticUser(USER, "bench-uid", ("bench",), hash_password(PASSWORD, CHEAP_HASHER))
+    write_users(initialized.layout.path("users.csv"), [user])
+    initialized.stores.engine.dispose()
+    log = (root / "serve.log").open("wb")
+    args = [str(AUTHSVC), f"--home={home}", "serve", f"--bind=127.0.0.1:{port}", "--insecure-no-client-cert"]
+    process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    ca = str(home / "pki" / "ca.crt")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(f"{url}/healthz", verify=ca, timeout=2).status_code == 200:
+                return process, url
+        except requests.RequestException:
+            time.sleep(0.2)
+    raise SystemExit(f"authsvc serve did not start: see {root / 'serve.log'}")
+
+
+def session(ca: str) -> requests.Session:
+    s = requests.Session()
+    s.verify, s.trust_env = ca, False
+    return s
+
+
+def login(s: requests.Session, url: str) -> None:
+    answer = s.post(f"{url}/login", auth=(USER, PASSWORD), timeout=30)
+    assert answer.status_code == 200, answer.text
+
+
+def code_flow(s: requests.Session, url: str, timing: dict[str, float] | None = None) -> str:
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    params = {
+        "response_type": "code",
+        "client_id": CLIENT,
+        "redirect_uri": REDIRECT,
+        "scope": "openid profile groups",
+        "state": secrets.token_urlsafe(16),
+        "nonce": secrets.token_urlsafe(16),
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+    }
+    started = time.perf_counter()
+    page = s.get(f"{url}/authorize", params=params, timeout=30)
+    if timing is not None:
+        timing["get"] += time.perf_counter() - started
+    form = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', page.text))
+    form.update(username=USER, password=PASSWORD)
+    answer = s.post(f"{url}/authorize", data={k: _unescape(v) for k, v in form.items()}, allow_redirects=False)
+    assert answer.status_code == 302, answer.text
+    code = parse_qs(urlsplit(answer.headers["Location"]).query)["code"][0]
+    data = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": REDIRECT,
+        "client_id": CLIENT,
+        "code_verifier": verifier,
+    }
+    tokens = s.post(f"{url}/token", data=data, timeout=30)
+    assert tokens.status_code == 200, tokens.text
+    refresh_token: str = tokens.json()["refresh_token"]
+    return refresh_token
+
+
+def _unescape(value: str) -> str:
+    import html
+
+    return html.unescape(value)
+
+
+def refresh(s: requests.Session, url: str, token: str) -> str:
+    data = {"grant_type": "refresh_token", "refresh_token": token, "client_id": CLIENT}
+    answer = s.post(f"{url}/token", data=data, timeout=30)
+    assert answer.status_code == 200, answer.text
+    new: str = answer.json()["refresh_token"]
+    return new
+
+
+def rate(run: object, count: int, excluded: dict[str, float] | None = None) -> float:
+    started = time.perf_counter()
+    for _ in range(count):
+        run()  # type: ignore[operator]
+    elapsed = time.perf_counter() - started - (excluded["get"] if excluded else 0.0)
+    return count / elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--count", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=3)
+    options = parser.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="bench-oidc-"))
+    process, url = start_server(root)
+    try:
+        s = session(str(root / "home" / "pki" / "ca.crt"))
+        holder = {"token": code_flow(s, url)}
+        login(s, url)  # warm both paths
+
+        def refresh_once() -> None:
+            holder["token"] = refresh(s, url, holder["token"])
+
+        rows: dict[str, list[float]] = {"login": [], "flow": [], "with_get": [], "refresh": []}
+        for _ in range(options.rounds):
+            rows["login"].append(rate(lambda: login(s, url), options.count))
+            timing = {"get": 0.0}
+            flow = rate(lambda timing=timing: code_flow(s, url, timing), options.count, timing)
+            rows["flow"].append(flow)
+            rows["with_get"].append(options.count / (options.count / flow + timing["get"]))
+            rows["refresh"].append(rate(refresh_once, options.count))
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
+        shutil.rmtree(root, ignore_errors=True)
+    median = {name: statistics.median(values) for name, values in rows.items()}
+    print(f"{'':48}{'per second (median of ' + str(options.rounds) + ' rounds)':>36}")
+    print(f"{'(a) POST /login':48}{median['login']:>12.1f}   {_spread(rows['login'])}")
+    print(f"{'(b) code flow: POST /authorize + POST /token':48}{median['flow']:>12.1f}   {_spread(rows['flow'])}")
+    print(f"{'(b) with the GET of the form':48}{median['with_get']:>12.1f}   {_spread(rows['with_get'])}")
+    print(f"{'(c) refresh: POST /token (rotation)':48}{median['refresh']:>12.1f}   {_spread(rows['refresh'])}")
+    ratios = [flow / login for flow, login in zip(rows["flow"], rows["login"], strict=True)]
+    shown = ", ".join(f"{r:.2f}" for r in ratios)
+    print(f"ratio (b)/(a): {statistics.median(ratios):.2f} (rounds {shown}; target >= 0.5)")
+
+
+def _spread(values: list[float]) -> str:
+    return "rounds " + ", ".join(f"{v:.1f}" for v in values)
+
+
+if __name__ == "__main__":
+    main()
