@@ -89,6 +89,11 @@ class OIDCClientSettings(Section):
 
 
 class OIDCSettings(Section):
+    # The registered clients; none: the provider is off (docs/oidc.md). Each is
+    #   {id: kubernetes, type: public, redirect_uris: ["http://127.0.0.1/callback"]}   (kubectl)
+    #   {id: NAME, type: confidential, redirect_uris: [https://...], secret_sha256: HEX}
+    # (also `refresh_tokens: false` to hand that client no refresh tokens). Needs
+    # tokens.user_issuer (the issuer) and server.public_url (where the endpoints are).
     clients: tuple[OIDCClientSettings, ...] = ()
     # An authorization code is good once, for this long (RFC 6749 section 4.1.2: at most 10 minutes).
     code_ttl: Duration = Field(dt.timedelta(seconds=60), gt=dt.timedelta(0), le=dt.timedelta(minutes=10))
