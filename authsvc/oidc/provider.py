@@ -20,6 +20,7 @@ the server must hold in clear (HS256): neither adds anything, both widen what an
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import secrets
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -227,8 +228,14 @@ class RequestObjectsRefused(JWTAuthenticationRequest):  # type: ignore[misc]
         return {}
 
 
+# Authlib logs whole token responses at DEBUG ("Issue token %r to %r": access, ID and refresh
+# tokens in clear). Tokens never reach a log (authsvc logs a hash prefix), whatever the level.
+AUTHLIB_LOG_LEVEL = logging.INFO
+
+
 def build_provider(home: Home, refreshers: Mapping[str, IdentityRefresher]) -> Provider | None:
     """The provider for a server process, or None when `oidc.clients` is empty."""
+    logging.getLogger("authlib").setLevel(AUTHLIB_LOG_LEVEL)
     settings = home.settings
     if not settings.oidc.enabled or settings.tokens.user_issuer is None or settings.server.public_url is None:
         return None  # the settings refuse clients without both (authsvc/settings/__init__.py)
