@@ -121,13 +121,28 @@ def authorize_signin() -> Response:
     runtime = runtime_of(current_app)
     user = SignedInUser.of(outcome, runtime.clock())
     try:
-        response: Response = server.create_authorization_response(grant=grant, grant_user=user)
+        response = _authorized(server, grant, user)
+    except OAuth2Error as error:
+        return _authorization_error(server, error)
     except BackendUnavailable as e:
         log.error("authorization failed closed: %s", e)
         return problem_page(503, "Try again later", "The sign-in service cannot store the authorization now.")
-    if runtime.login.service is not None and response.status_code == 302:
+    if runtime.login.service is not None:
         runtime.login.service.signed_in(outcome, request.remote_addr or "", via="/authorize")
     return secured(response)
+
+
+def _authorized(server: ProviderServer, grant: Any, user: SignedInUser) -> Response:
+    """The code and the redirect to the client: Authlib's create_authorization_response without
+    its second validation of the request (the grant was validated above, from this very POST)."""
+    try:
+        status, body, headers = grant.create_authorization_response(grant.redirect_uri, user)
+    except OAuth2Error as error:
+        error.state = grant.request.payload.state
+        raise
+    response: Response = server.handle_response(status, body, headers)
+    grant.execute_hook("after_authorization_response", response)
+    return response
 
 
 def _authorization_error(server: ProviderServer, error: OAuth2Error) -> Response:
