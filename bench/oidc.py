@@ -7,7 +7,8 @@ TLS), in the same run, interleaved; and token refreshes per second.
     two RS256 signatures). The form's GET before them is timed apart: (b') is all three.
 (c) refresh: POST /token with the last refresh token (user re-checked, rotation, two signatures)
 
-One client connection (keep-alive) through requests; the users file uses cheap argon2 parameters
+The three alternate one operation at a time (a, b, c, a, b, c, ...), so that they share whatever
+load the machine has. One client connection (keep-alive) through requests; the users file uses cheap argon2 parameters
 so that the figures show authsvc's work rather than the password hash (the default profile costs
 ~50-100 ms per check, the same in (a) and (b)).
 
@@ -141,12 +142,10 @@ def refresh(s: requests.Session, url: str, token: str) -> str:
     return new
 
 
-def rate(run: object, count: int, excluded: dict[str, float] | None = None) -> float:
+def timed(run: object) -> float:
     started = time.perf_counter()
-    for _ in range(count):
-        run()  # type: ignore[operator]
-    elapsed = time.perf_counter() - started - (excluded["get"] if excluded else 0.0)
-    return count / elapsed
+    run()  # type: ignore[operator]
+    return time.perf_counter() - started
 
 
 def main() -> None:
@@ -166,12 +165,19 @@ def main() -> None:
 
         rows: dict[str, list[float]] = {"login": [], "flow": [], "with_get": [], "refresh": []}
         for _ in range(options.rounds):
-            rows["login"].append(rate(lambda: login(s, url), options.count))
-            timing = {"get": 0.0}
-            flow = rate(lambda timing=timing: code_flow(s, url, timing), options.count, timing)
-            rows["flow"].append(flow)
-            rows["with_get"].append(options.count / (options.count / flow + timing["get"]))
-            rows["refresh"].append(rate(refresh_once, options.count))
+            # Interleaved one by one: the machine's load moves (other processes share its 2
+            # cores), and both paths must see the same load for their ratio to mean anything.
+            spent = {"login": 0.0, "flow": 0.0, "get": 0.0, "refresh": 0.0}
+            for _ in range(options.count):
+                spent["login"] += timed(lambda: login(s, url))
+                timing = {"get": 0.0}
+                spent["flow"] += timed(lambda timing=timing: code_flow(s, url, timing)) - timing["get"]
+                spent["get"] += timing["get"]
+                spent["refresh"] += timed(refresh_once)
+            rows["login"].append(options.count / spent["login"])
+            rows["flow"].append(options.count / spent["flow"])
+            rows["with_get"].append(options.count / (spent["flow"] + spent["get"]))
+            rows["refresh"].append(options.count / spent["refresh"])
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=30)

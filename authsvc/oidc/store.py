@@ -53,6 +53,32 @@ _REDEEM = (
 _CODE_BY_KEY = select(_CODES.c.used_at, _CODES.c.family_id, _CODES.c.client_id).where(
     _CODES.c.code_sha256 == bindparam("p_key")
 )
+_LIVE_FAMILY = (
+    _FAMILIES.c.client_id == bindparam("p_client"),
+    _FAMILIES.c.revoked_at.is_(None),
+    _FAMILIES.c.expires_at > _NOW,
+)
+_UNUSED_REFRESH = (_ISSUES.c.refresh_sha256 == bindparam("p_key"), _ISSUES.c.used_at.is_(None))
+_FIND_REFRESH = (
+    select(_FAMILIES)
+    .join(_ISSUES, _FAMILIES.c.family_id == _ISSUES.c.family_id)
+    .where(*_UNUSED_REFRESH)
+    .where(*_LIVE_FAMILY)
+)
+# Spend a refresh token of a live family of the client.
+_ROTATE = (
+    update(_ISSUES)
+    .where(*_UNUSED_REFRESH, _ISSUES.c.family_id.in_(select(_FAMILIES.c.family_id).where(*_LIVE_FAMILY)))
+    .values(used_at=_NOW)
+)
+_REFRESH_AND_FAMILY = (
+    select(_ISSUES.c.used_at.label("token_used_at"), _FAMILIES)
+    .join(_FAMILIES, _FAMILIES.c.family_id == _ISSUES.c.family_id)
+    .where(_ISSUES.c.refresh_sha256 == bindparam("p_key"))
+)
+_UPDATE_GROUPS = (
+    update(_FAMILIES).where(_FAMILIES.c.family_id == bindparam("p_family")).values(groups_json=bindparam("p_groups"))
+)
 # Expired codes and families are deleted at most this often per process.
 PURGE_INTERVAL_SECONDS = 60.0
 # A spent code is kept this long after it expired, to recognise a late replay.
@@ -126,15 +152,18 @@ class OIDCStore:
             self._purge(conn, now)
 
     def redeem_code(self, code: str, client_id: str) -> StoredCode | None:
-        """The code's request and user if it is unused, unexpired and the client's, spending it;
-        None otherwise. A code presented a second time revokes what its first use began."""
+        """The code's request and user if it is unused, unexpired and the client's, spending it and
+        starting its token family (in the same transaction); None otherwise. A code presented a
+        second time revokes what its first use began."""
         now, key, family_id = self.clock(), digest(code), new_family_id()
         with self._transaction("redeem an authorization code") as conn:
             params = {"p_key": key, "p_client": client_id, "p_now": now, "p_family": family_id}
             claimed = conn.execute(_REDEEM, params).mappings().one_or_none()
-            row = None if claimed else conn.execute(_CODE_BY_KEY, {"p_key": key}).mappings().one_or_none()
-        if claimed is not None:
-            return _stored_code(claimed, family_id)
+            if claimed is not None:
+                stored = _stored_code(claimed, family_id)
+                conn.execute(_INSERT_FAMILY, self._family_row(stored, now))
+                return stored
+            row = conn.execute(_CODE_BY_KEY, {"p_key": key}).mappings().one_or_none()
         if row is not None and row["used_at"] is not None and row["family_id"] and row["client_id"] == client_id:
             log.warning("authorization code presented again by client %s: revoking what it began", client_id)
             self.revoke_family(row["family_id"], "authorization code used twice")
@@ -145,33 +174,13 @@ class OIDCStore:
     def record_issue(
         self, code_or_grant: StoredCode | RefreshGrant, access_jti: str, refresh_token: str | None
     ) -> None:
-        """Record what /token handed out: a code's first issue starts its family."""
+        """Record what /token handed out in the family (started when the code was redeemed)."""
         now = self.clock()
         user = code_or_grant.user
         with self._transaction("record issued tokens") as conn:
-            if isinstance(code_or_grant, StoredCode):
-                conn.execute(
-                    _INSERT_FAMILY,
-                    dict(
-                        family_id=code_or_grant.family_id,
-                        client_id=code_or_grant.client_id,
-                        username=user.username,
-                        uid=user.uid,
-                        groups_json=json.dumps(list(user.groups)),
-                        source=user.source,
-                        scope=code_or_grant.scope,
-                        auth_time=user.auth_time,
-                        created_at=now,
-                        expires_at=now + self.refresh_ttl,
-                        revoked_reason="",
-                    ),
-                )
-            else:  # the groups the refresh was issued with, as the directory has them now
-                conn.execute(
-                    update(OIDCFamilyRow)
-                    .where(OIDCFamilyRow.__table__.c.family_id == code_or_grant.family_id)
-                    .values(groups_json=json.dumps(list(user.groups)))
-                )
+            if isinstance(code_or_grant, RefreshGrant):  # the groups of the refresh, as the directory has them now
+                groups = json.dumps(list(user.groups))
+                conn.execute(_UPDATE_GROUPS, {"p_family": code_or_grant.family_id, "p_groups": groups})
             conn.execute(
                 _INSERT_ISSUE,
                 dict(
@@ -183,49 +192,38 @@ class OIDCStore:
                 ),
             )
 
+    def _family_row(self, code: StoredCode, now: dt.datetime) -> dict[str, object]:
+        user = code.user
+        return dict(
+            family_id=code.family_id,
+            client_id=code.client_id,
+            username=user.username,
+            uid=user.uid,
+            groups_json=json.dumps(list(user.groups)),
+            source=user.source,
+            scope=code.scope,
+            auth_time=user.auth_time,
+            created_at=now,
+            expires_at=now + self.refresh_ttl,
+            revoked_at=None,
+            revoked_reason="",
+        )
+
     def find_refresh_token(self, refresh_token: str, client_id: str) -> RefreshGrant | None:
         """The grant behind an unused refresh token of a live family of this client, without
         spending it (the user is checked again before it is spent); None otherwise."""
-        now, key = self.clock(), digest(refresh_token)
-        issues, families = OIDCIssueRow.__table__.c, OIDCFamilyRow.__table__.c
+        params = {"p_key": digest(refresh_token), "p_client": client_id, "p_now": self.clock()}
         with self._transaction("read a refresh token") as conn:
-            found = (
-                conn.execute(
-                    select(OIDCFamilyRow.__table__)
-                    .join(OIDCIssueRow.__table__, families.family_id == issues.family_id)
-                    .where(issues.refresh_sha256 == key, issues.used_at.is_(None))
-                    .where(families.client_id == client_id, families.revoked_at.is_(None), families.expires_at > now)
-                )
-                .mappings()
-                .one_or_none()
-            )
+            found = conn.execute(_FIND_REFRESH, params).mappings().one_or_none()
         return None if found is None else _grant(found)
 
     def rotate_refresh_token(self, refresh_token: str, client_id: str) -> RefreshGrant | None:
         """The grant behind an unused refresh token of a live family of this client, spending the
         token; None otherwise. A spent token presented again revokes its family."""
-        now, key = self.clock(), digest(refresh_token)
-        issues, families = OIDCIssueRow.__table__.c, OIDCFamilyRow.__table__.c
-        live = (
-            select(families.family_id)
-            .where(families.client_id == client_id, families.revoked_at.is_(None), families.expires_at > now)
-            .scalar_subquery()
-        )
+        params = {"p_key": digest(refresh_token), "p_client": client_id, "p_now": self.clock()}
         with self._transaction("rotate a refresh token") as conn:
-            claimed = conn.execute(
-                update(OIDCIssueRow)
-                .where(issues.refresh_sha256 == key, issues.used_at.is_(None), issues.family_id.in_(live))
-                .values(used_at=now)
-            ).rowcount
-            found = (
-                conn.execute(
-                    select(issues.used_at.label("token_used_at"), OIDCFamilyRow.__table__)
-                    .join(OIDCFamilyRow.__table__, families.family_id == issues.family_id)
-                    .where(issues.refresh_sha256 == key)
-                )
-                .mappings()
-                .one_or_none()
-            )
+            claimed = conn.execute(_ROTATE, params).rowcount
+            found = conn.execute(_REFRESH_AND_FAMILY, params).mappings().one_or_none()
         if found is None or found["client_id"] != client_id:
             return None
         if claimed == 1:
