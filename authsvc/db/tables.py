@@ -91,7 +91,7 @@ class OIDCCodeRow(Base):
 
 
 class OIDCFamilyRow(Base):
-    """One sign-in's refresh tokens (a "family"): each refresh rotates the token; presenting a
+    """One sign-in's tokens (a "family"): each refresh rotates the refresh token; presenting a
     rotated one again revokes the whole family (OAuth 2.0 Security BCP, RFC 9700 section 4.14.2)."""
 
     __tablename__ = "oidc_families"
@@ -111,9 +111,9 @@ class OIDCFamilyRow(Base):
 
 
 class OIDCIssueRow(Base):
-    """What /token handed out in a family: the access token's `jti` (revoked with the family)
-    and the refresh token, by the SHA-256 of its value, when one was issued; `used_at` is set when
-    that refresh token is rotated."""
+    """What /token handed out in a family: the access token and the refresh token (when one was
+    issued), by the SHA-256 of their values; `used_at` is set when that refresh token is rotated.
+    Both stop working when the family is revoked."""
 
     __tablename__ = "oidc_issues"
 
@@ -122,6 +122,7 @@ class OIDCIssueRow(Base):
         String(64), ForeignKey("oidc_families.family_id", ondelete="CASCADE"), index=True
     )
     refresh_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True, unique=True)
-    access_jti: Mapped[str] = mapped_column(String(128), default="")
+    access_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    access_expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     issued_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)

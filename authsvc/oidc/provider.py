@@ -7,8 +7,9 @@ Built once per process (authsvc/runtime.py) when `oidc.clients` is set. The web 
 What each token is:
 - the **ID token**: a JWT under the user issuer (`tokens.user_issuer`) for one client (`aud` =
   client id), with `sub` = user name and `groups`; what kube-apiserver's --oidc-* flags verify;
-- the **access token**: an authsvc user token (audience `tokens.user_audience`) naming the client
-  and scope: /userinfo takes it, and so does the webhook (it is a user token like /login's);
+- the **access token**: 256 random bits for /userinfo, stored as a SHA-256 beside the refresh
+  token; it dies with its family (not a JWT: nothing but /userinfo takes it, and a second RS256
+  signature per exchange would double the cost of /token for no reader);
 - the **refresh token**: 256 random bits, stored as a SHA-256, rotated at each use.
 
 Request objects (`request`, `request_uri`, RFC 9101) are refused with `request_not_supported` /
@@ -19,7 +20,6 @@ the server must hold in clear (HS256): neither adds anything, both widen what an
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import secrets
 from collections.abc import Callable, Mapping
@@ -29,7 +29,6 @@ from authlib.integrations.flask_oauth2 import AuthorizationServer, ResourceProte
 from authlib.oauth2.rfc6750 import BearerTokenValidator
 from authlib.oauth2.rfc9101 import JWTAuthenticationRequest
 from authlib.oidc.core import UserInfo, UserInfoEndpoint
-from flask import g
 
 from authsvc.authn.base import IdentityRefresher
 from authsvc.identity import UserInfo as KubeUserInfo
@@ -38,14 +37,12 @@ from authsvc.oidc.grants import AuthorizationCode, IDToken, RefreshToken, S256Co
 from authsvc.oidc.models import PresentedAccessToken, RefreshGrant, SignedInUser, StoredCode
 from authsvc.oidc.store import OIDCStore
 from authsvc.settings.oidc import OIDCSettings
-from pki.errors import TokenRejected
 from pki.tokens import TokenService
 
 if TYPE_CHECKING:
     from authsvc.home.opened import Home
 
 AUTHORIZE_PATH, TOKEN_PATH, USERINFO_PATH = "/authorize", "/token", "/userinfo"
-_ACCESS_JTI = "authsvc_oidc_access_jti"
 
 
 class Provider:
@@ -86,22 +83,12 @@ class Provider:
         expires_in: int | None = None,
         include_refresh_token: bool = True,
     ) -> dict[str, Any]:
-        """Authlib's token generator: the access token (an authsvc user token), a refresh token."""
-        ttl = self.settings.id_token_ttl
-        issued = self.token_service.issue_user_token(
-            user.username,
-            user.groups,
-            ttl=ttl,
-            uid=user.uid,
-            source=user.source,
-            client_id=client.client_id,
-            scope=scope or "",
-        )
-        setattr(g, _ACCESS_JTI, issued.jti)  # for save_token, in the same request
+        """Authlib's token generator: an access token and (for clients that take one) a refresh
+        token, both random; the ID token is added by the OIDC extension (grants.IDToken)."""
         token: dict[str, Any] = {
             "token_type": "Bearer",
-            "access_token": issued.token,
-            "expires_in": int(ttl.total_seconds()),
+            "access_token": secrets.token_urlsafe(32),
+            "expires_in": int(self.settings.id_token_ttl.total_seconds()),
             "scope": scope or "",
         }
         if include_refresh_token:
@@ -110,7 +97,8 @@ class Provider:
 
     def save_token(self, token: dict[str, Any], request: Any) -> None:
         started: StoredCode | RefreshGrant = request.authorization_code or request.refresh_token
-        self.store.record_issue(started, getattr(g, _ACCESS_JTI, ""), token.get("refresh_token"))
+        expires_at = self.token_service.clock() + self.settings.id_token_ttl
+        self.store.record_issue(started, token["access_token"], expires_at, token.get("refresh_token"))
 
     def id_token(self, token: dict[str, Any], client_id: str, user: SignedInUser, code: StoredCode | None) -> str:
         algorithm = self.token_service.signing_algorithm
@@ -134,19 +122,15 @@ class Provider:
         return SignedInUser(now.username, now.uid, now.groups, user.source, user.auth_time)
 
     def access_token(self, token: str) -> PresentedAccessToken | None:
-        """The access token behind a bearer token at /userinfo, or None (an authsvc user token
-        that names no client, e.g. from /login, is not one). Raises KeyUnavailable."""
-        try:
-            verified = self.token_service.verify(token, audiences=(self.user_audience,))
-        except TokenRejected:
+        """The access token behind a bearer token at /userinfo, or None. Raises BackendUnavailable."""
+        if not token or len(token) > 256:
             return None
-        client = self.clients(verified.claims.get("client_id"))
-        identity = verified.identity()
-        if client is None or identity.kind != "user":
+        found = self.store.find_access_token(token)
+        if found is None:
             return None
-        auth_time = dt.datetime.fromtimestamp(verified.claims["iat"], dt.UTC)
-        user = SignedInUser(identity.username, identity.uid, identity.groups, identity.source, auth_time)
-        return PresentedAccessToken(client, str(verified.claims.get("scope", "")), user)
+        client_id, scope, user = found
+        client = self.clients(client_id)
+        return None if client is None else PresentedAccessToken(client, scope, user)
 
     # -- discovery ----------------------------------------------------------------------------
 
@@ -239,13 +223,11 @@ def build_provider(home: Home, refreshers: Mapping[str, IdentityRefresher]) -> P
     settings = home.settings
     if not settings.oidc.enabled or settings.tokens.user_issuer is None or settings.server.public_url is None:
         return None  # the settings refuse clients without both (authsvc/settings/__init__.py)
-    token_service = home.stores.token_service
     store = OIDCStore(
         home.stores.engine,
         home.clock,
         code_ttl=settings.oidc.code_ttl,
         refresh_ttl=settings.oidc.refresh_ttl,
-        revoke_access=lambda jti: token_service.revoke(jti, reason="OIDC token family revoked"),
     )
     return Provider(
         settings.oidc,
@@ -253,6 +235,6 @@ def build_provider(home: Home, refreshers: Mapping[str, IdentityRefresher]) -> P
         public_url=settings.server.public_url,
         user_audience=settings.tokens.user_audience,
         store=store,
-        token_service=token_service,
+        token_service=home.stores.token_service,
         refreshers=refreshers,
     )

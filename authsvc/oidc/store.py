@@ -6,10 +6,13 @@ usable code or token). Every "use once" is one conditional UPDATE whose row coun
 so two replicas (or two threads) presenting the same code or refresh token at once cannot both
 succeed, on SQLite as on PostgreSQL.
 
-    code presented       UPDATE .. SET used_at WHERE unused AND unexpired AND same client
+    code presented       UPDATE .. SET used_at WHERE unused AND unexpired AND same client,
+                         RETURNING the code's row; the family starts in the same transaction
                          a code presented again (used_at set) revokes the family its tokens began
     refresh presented    UPDATE .. SET used_at WHERE unused AND its family is live for that client
                          a rotated one presented again revokes its whole family (RFC 9700 4.14.2)
+    access presented     a live family's unexpired access token (/userinfo); a revoked family's
+                         access tokens stop at once
 
 Raises BackendUnavailable when the database cannot answer (the endpoints answer 503: fail closed).
 """
@@ -76,6 +79,17 @@ _REFRESH_AND_FAMILY = (
     .join(_FAMILIES, _FAMILIES.c.family_id == _ISSUES.c.family_id)
     .where(_ISSUES.c.refresh_sha256 == bindparam("p_key"))
 )
+_REVOKE_FAMILY = (
+    update(_FAMILIES)
+    .where(_FAMILIES.c.family_id == bindparam("p_family"), _FAMILIES.c.revoked_at.is_(None))
+    .values(revoked_at=_NOW, revoked_reason=bindparam("p_reason"))
+)
+_FIND_ACCESS = (
+    select(_FAMILIES)
+    .join(_ISSUES, _FAMILIES.c.family_id == _ISSUES.c.family_id)
+    .where(_ISSUES.c.access_sha256 == bindparam("p_key"), _ISSUES.c.access_expires_at > _NOW)
+    .where(_FAMILIES.c.revoked_at.is_(None), _FAMILIES.c.expires_at > _NOW)
+)
 _UPDATE_GROUPS = (
     update(_FAMILIES).where(_FAMILIES.c.family_id == bindparam("p_family")).values(groups_json=bindparam("p_groups"))
 )
@@ -105,10 +119,6 @@ class CodeRequest:
     code_challenge_method: str = ""
 
 
-# Revokes the access tokens (by jti) of a revoked family: TokenService.revoke.
-RevokeAccess = Callable[[str], None]
-
-
 class OIDCStore:
     def __init__(
         self,
@@ -117,14 +127,12 @@ class OIDCStore:
         *,
         code_ttl: dt.timedelta,
         refresh_ttl: dt.timedelta,
-        revoke_access: RevokeAccess,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.engine = engine
         self.clock = clock
         self.code_ttl = code_ttl
         self.refresh_ttl = refresh_ttl
-        self.revoke_access = revoke_access
         self._monotonic = monotonic
         self._last_purge = -PURGE_INTERVAL_SECONDS
 
@@ -172,7 +180,11 @@ class OIDCStore:
     # -- families and refresh tokens ----------------------------------------------------------
 
     def record_issue(
-        self, code_or_grant: StoredCode | RefreshGrant, access_jti: str, refresh_token: str | None
+        self,
+        code_or_grant: StoredCode | RefreshGrant,
+        access_token: str,
+        access_expires_at: dt.datetime,
+        refresh_token: str | None,
     ) -> None:
         """Record what /token handed out in the family (started when the code was redeemed)."""
         now = self.clock()
@@ -186,7 +198,8 @@ class OIDCStore:
                 dict(
                     family_id=code_or_grant.family_id,
                     refresh_sha256=digest(refresh_token) if refresh_token else None,
-                    access_jti=access_jti,
+                    access_sha256=digest(access_token),
+                    access_expires_at=access_expires_at,
                     issued_at=now,
                     used_at=None,
                 ),
@@ -238,19 +251,16 @@ class OIDCStore:
         return None
 
     def revoke_family(self, family_id: str, reason: str) -> None:
-        """End a family: its refresh tokens stop working, its access tokens are revoked."""
-        now = self.clock()
-        families, issues = OIDCFamilyRow.__table__.c, OIDCIssueRow.__table__.c
+        """End a family: its refresh and access tokens stop working at once, on every replica."""
         with self._transaction("revoke a token family") as conn:
-            conn.execute(
-                update(OIDCFamilyRow)
-                .where(families.family_id == family_id, families.revoked_at.is_(None))
-                .values(revoked_at=now, revoked_reason=reason)
-            )
-            jtis = conn.execute(select(issues.access_jti).where(issues.family_id == family_id)).scalars().all()
-        for jti in jtis:
-            if jti:
-                self.revoke_access(jti)
+            conn.execute(_REVOKE_FAMILY, {"p_family": family_id, "p_now": self.clock(), "p_reason": reason})
+
+    def find_access_token(self, access_token: str) -> tuple[str, str, SignedInUser] | None:
+        """(client id, scope, user) of an unexpired access token of a live family; None otherwise."""
+        params = {"p_key": digest(access_token), "p_now": self.clock()}
+        with self._transaction("read an access token") as conn:
+            found = conn.execute(_FIND_ACCESS, params).mappings().one_or_none()
+        return None if found is None else (found["client_id"], found["scope"], _user(found))
 
     def family_revoked(self, family_id: str) -> bool:
         with self._transaction("read a token family") as conn:

@@ -174,7 +174,7 @@ def userinfo() -> Response:
     server = _server()
     try:
         response: Response = server.create_endpoint_response("userinfo")
-    except KeyUnavailable as e:
+    except BackendUnavailable as e:
         log.error("userinfo failed closed: %s", e)
         return _json_error(503, "temporarily_unavailable", "try again later")
     response.headers["Cache-Control"] = "no-store"

@@ -10,8 +10,7 @@ Shapes follow kube-apiserver so that it accepts authsvc's service-account tokens
   and the flat `kubernetes.io/serviceaccount/...` claims. kube-apiserver's legacy tokens
   never expire; authsvc's always carry `exp` (a token that cannot expire cannot be retired).
 - user tokens: `sub` = user name, `groups`, optional `uid`/`extra`, and `authsvc.io/source`
-  naming the login backend that vouched for the user. Access tokens of the OIDC provider are user
-  tokens that also name their `client_id` and `scope` (RFC 9068 section 2.2).
+  naming the login backend that vouched for the user.
 - ID tokens (OpenID Connect Core 1.0 section 2): a user token's identity claims for one client
   (`aud` = its client id), with `auth_time`, and `nonce` / `at_hash` when the flow has them.
 """
@@ -170,8 +169,6 @@ def user_claims(
     source: str,
     uid: str = "",
     extra: Mapping[str, Sequence[str]] | None = None,
-    client_id: str = "",
-    scope: str = "",
 ) -> dict[str, Any]:
     """Claims of a user token; a user name in the service-account namespace is refused."""
     _check_user_name(username)
@@ -188,10 +185,6 @@ def user_claims(
         claims["uid"] = uid
     if extra:
         claims["extra"] = {_checked_name(k, what="extra key"): [str(v) for v in vals] for k, vals in extra.items()}
-    if client_id:
-        claims["client_id"] = client_id
-    if scope:
-        claims["scope"] = scope
     return claims
 
 

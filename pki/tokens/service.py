@@ -191,11 +191,8 @@ class TokenService:
         extra: Mapping[str, Sequence[str]] | None = None,
         source: str = "cli",
         audience: str | None = None,
-        client_id: str = "",
-        scope: str = "",
     ) -> IssuedToken:
-        """A user token; the signing policy's user and group rules apply (PolicyError). `client_id`
-        and `scope`: the OIDC client and scope an access token was issued to."""
+        """A user token; the signing policy's user and group rules apply (PolicyError)."""
         self.check_policy(username, groups)
         now = self.clock()
         claims = user_claims(
@@ -209,8 +206,6 @@ class TokenService:
             source=source,
             uid=uid,
             extra=extra,
-            client_id=client_id,
-            scope=scope,
         )
         return self._sign(claims, KIND_USER, source)
 

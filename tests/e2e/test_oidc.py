@@ -79,14 +79,11 @@ def test_the_api_server_accepts_the_id_token_as_the_user_and_her_groups(
     assert not authenticated_by_webhook(cluster, id_token)
 
 
-def test_the_access_token_is_a_user_token_the_webhook_vouches_for(
-    cluster: E2ECluster, signed_in: dict[str, Any]
-) -> None:
-    # Not an ID token (audience authsvc): kube-apiserver's OIDC authenticator refuses it, and the
-    # webhook takes it as the user token it is, re-checking the user in the users file.
-    listed = get_namespaces(cluster, "oidc-olivia-access", signed_in["access_token"])
-    assert listed.ok, listed.describe()
-    assert authenticated_by_webhook(cluster, signed_in["access_token"])
+def test_the_access_token_is_no_credential_for_the_api_server(cluster: E2ECluster, signed_in: dict[str, Any]) -> None:
+    # An opaque token for /userinfo only: neither kube-apiserver nor the webhook takes it.
+    refused = get_namespaces(cluster, "oidc-olivia-access", signed_in["access_token"])
+    assert not refused.ok and UNAUTHORIZED in refused.stderr, refused.describe()
+    assert not authenticated_by_webhook(cluster, signed_in["access_token"])
 
 
 def test_an_id_token_for_another_client_is_unauthorized(cluster: E2ECluster, signed_in: dict[str, Any]) -> None:

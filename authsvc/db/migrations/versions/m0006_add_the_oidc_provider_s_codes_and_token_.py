@@ -1,8 +1,8 @@
-"""add the OIDC provider's codes and refresh-token families
+"""add the OIDC provider's codes and token families
 
 Revision ID: 0006
 Revises: '0005'
-Create Date: 2026-12-03 14:41:27.007907
+Create Date: 2026-12-03 15:38:13.850521
 """
 
 from __future__ import annotations
@@ -67,11 +67,13 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("family_id", sa.String(length=64), nullable=False),
         sa.Column("refresh_sha256", sa.String(length=64), nullable=True),
-        sa.Column("access_jti", sa.String(length=128), nullable=False),
+        sa.Column("access_sha256", sa.String(length=64), nullable=False),
+        sa.Column("access_expires_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("issued_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("used_at", sa.DateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(["family_id"], ["oidc_families.family_id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("access_sha256"),
         sa.UniqueConstraint("refresh_sha256"),
     )
     with op.batch_alter_table("oidc_issues", schema=None) as batch_op:
