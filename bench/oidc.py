@@ -8,7 +8,7 @@ TLS), in the same run, interleaved; and token refreshes per second.
 (c) refresh: POST /token with the last refresh token (user re-checked, rotation, two signatures)
 
 The three alternate one operation at a time (a, b, c, a, b, c, ...), so that they share whatever
-load the machine has. One client connection (keep-alive) through requests; the users file uses cheap argon2 parameters
+load the machine has. One client connection (keep-alive, http.client); the users file uses cheap argon2 parameters
 so that the figures show authsvc's work rather than the password hash (the default profile costs
 ~50-100 ms per check, the same in (a) and (b)).
 
@@ -22,18 +22,22 @@ from __future__ import annotations
 import argparse
 import base64
 import hashlib
+import html
+import http.client
+import json
 import os
 import re
 import secrets
 import shutil
 import signal
+import ssl
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -82,18 +86,44 @@ def start_server(root: Path) -> tuple[subprocess.Popen[bytes], str]:
     raise SystemExit(f"authsvc serve did not start: see {root / 'serve.log'}")
 
 
-def session(ca: str) -> requests.Session:
-    s = requests.Session()
-    s.verify, s.trust_env = ca, False
-    return s
+class Client:
+    """One keep-alive HTTPS connection (http.client: a few µs per request where requests costs
+    about a millisecond, which would count against the path with more requests) and its cookies."""
+
+    def __init__(self, url: str, ca: str) -> None:
+        parts = urlsplit(url)
+        context = ssl.create_default_context(cafile=ca)
+        self.connection = http.client.HTTPSConnection(parts.hostname or "", parts.port, context=context, timeout=30)
+        self.cookies: dict[str, str] = {}
+
+    def request(
+        self, method: str, path: str, form: dict[str, str] | None = None, headers: dict[str, str] | None = None
+    ) -> tuple[int, http.client.HTTPResponse, bytes]:
+        sent = dict(headers or {})
+        body = None
+        if form is not None:
+            body = urlencode(form).encode()
+            sent["Content-Type"] = "application/x-www-form-urlencoded"
+        if self.cookies:
+            sent["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+        self.connection.request(method, path, body, sent)
+        response = self.connection.getresponse()
+        data = response.read()
+        for header in response.headers.get_all("Set-Cookie") or []:
+            name, _, rest = header.partition("=")
+            self.cookies[name] = rest.split(";", 1)[0]
+        return response.status, response, data
 
 
-def login(s: requests.Session, url: str) -> None:
-    answer = s.post(f"{url}/login", auth=(USER, PASSWORD), timeout=30)
-    assert answer.status_code == 200, answer.text
+BASIC = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
 
 
-def code_flow(s: requests.Session, url: str, timing: dict[str, float] | None = None) -> str:
+def login(c: Client) -> None:
+    status, _, body = c.request("POST", "/login", headers={"Authorization": BASIC, "Content-Length": "0"})
+    assert status == 200, body
+
+
+def code_flow(c: Client, timing: dict[str, float] | None = None) -> str:
     verifier = secrets.token_urlsafe(48)
     challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
     params = {
@@ -107,13 +137,15 @@ def code_flow(s: requests.Session, url: str, timing: dict[str, float] | None = N
         "code_challenge_method": "S256",
     }
     started = time.perf_counter()
-    page = s.get(f"{url}/authorize", params=params, timeout=30)
+    status, _, page = c.request("GET", "/authorize?" + urlencode(params))
     if timing is not None:
         timing["get"] += time.perf_counter() - started
-    form = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', page.text))
+    assert status == 200, page
+    hidden = re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', page.decode())
+    form = {name: html.unescape(value) for name, value in hidden}
     form.update(username=USER, password=PASSWORD)
-    answer = s.post(f"{url}/authorize", data={k: _unescape(v) for k, v in form.items()}, allow_redirects=False)
-    assert answer.status_code == 302, answer.text
+    status, answer, body = c.request("POST", "/authorize", form)
+    assert status == 302, body
     code = parse_qs(urlsplit(answer.headers["Location"]).query)["code"][0]
     data = {
         "grant_type": "authorization_code",
@@ -122,23 +154,17 @@ def code_flow(s: requests.Session, url: str, timing: dict[str, float] | None = N
         "client_id": CLIENT,
         "code_verifier": verifier,
     }
-    tokens = s.post(f"{url}/token", data=data, timeout=30)
-    assert tokens.status_code == 200, tokens.text
-    refresh_token: str = tokens.json()["refresh_token"]
+    status, _, body = c.request("POST", "/token", data)
+    assert status == 200, body
+    refresh_token: str = json.loads(body)["refresh_token"]
     return refresh_token
 
 
-def _unescape(value: str) -> str:
-    import html
-
-    return html.unescape(value)
-
-
-def refresh(s: requests.Session, url: str, token: str) -> str:
+def refresh(c: Client, token: str) -> str:
     data = {"grant_type": "refresh_token", "refresh_token": token, "client_id": CLIENT}
-    answer = s.post(f"{url}/token", data=data, timeout=30)
-    assert answer.status_code == 200, answer.text
-    new: str = answer.json()["refresh_token"]
+    status, _, body = c.request("POST", "/token", data)
+    assert status == 200, body
+    new: str = json.loads(body)["refresh_token"]
     return new
 
 
@@ -156,12 +182,12 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="bench-oidc-"))
     process, url = start_server(root)
     try:
-        s = session(str(root / "home" / "pki" / "ca.crt"))
-        holder = {"token": code_flow(s, url)}
-        login(s, url)  # warm both paths
+        c = Client(url, str(root / "home" / "pki" / "ca.crt"))
+        holder = {"token": code_flow(c)}
+        login(c)  # warm both paths
 
         def refresh_once() -> None:
-            holder["token"] = refresh(s, url, holder["token"])
+            holder["token"] = refresh(c, holder["token"])
 
         rows: dict[str, list[float]] = {"login": [], "flow": [], "with_get": [], "refresh": []}
         for _ in range(options.rounds):
@@ -169,9 +195,9 @@ def main() -> None:
             # cores), and both paths must see the same load for their ratio to mean anything.
             spent = {"login": 0.0, "flow": 0.0, "get": 0.0, "refresh": 0.0}
             for _ in range(options.count):
-                spent["login"] += timed(lambda: login(s, url))
+                spent["login"] += timed(lambda: login(c))
                 timing = {"get": 0.0}
-                spent["flow"] += timed(lambda timing=timing: code_flow(s, url, timing)) - timing["get"]
+                spent["flow"] += timed(lambda timing=timing: code_flow(c, timing)) - timing["get"]
                 spent["get"] += timing["get"]
                 spent["refresh"] += timed(refresh_once)
             rows["login"].append(options.count / spent["login"])
