@@ -60,7 +60,7 @@ class Provider:
         refreshers: Mapping[str, IdentityRefresher],
     ) -> None:
         self.settings = settings
-        self.issuer = issuer
+        self.issuer = issuer  # tokens.user_issuer: the `iss` of the ID tokens (signed by TokenService)
         self.base_url = public_url.rstrip("/")
         self.user_audience = user_audience
         self.clients = ClientRegistry(settings.clients)

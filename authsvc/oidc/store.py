@@ -262,13 +262,6 @@ class OIDCStore:
             found = conn.execute(_FIND_ACCESS, params).mappings().one_or_none()
         return None if found is None else (found["client_id"], found["scope"], _user(found))
 
-    def family_revoked(self, family_id: str) -> bool:
-        with self._transaction("read a token family") as conn:
-            revoked = conn.execute(
-                select(OIDCFamilyRow.__table__.c.revoked_at).where(OIDCFamilyRow.__table__.c.family_id == family_id)
-            ).scalar_one_or_none()
-        return revoked is not None
-
     # -- plumbing -----------------------------------------------------------------------------
 
     @contextmanager
@@ -285,12 +278,12 @@ class OIDCStore:
             return
         self._last_purge = self._monotonic()
         cutoff = now - KEEP_EXPIRED
-        codes, families, issues = OIDCCodeRow.__table__.c, OIDCFamilyRow.__table__.c, OIDCIssueRow.__table__.c
-        conn.execute(delete(OIDCCodeRow).where(codes.expires_at < cutoff))
-        old = select(families.family_id).where(families.expires_at < cutoff).scalar_subquery()
-        # Explicitly, not by ON DELETE CASCADE: SQLite enforces foreign keys only when asked to.
-        conn.execute(delete(OIDCIssueRow).where(issues.family_id.in_(old)))
-        conn.execute(delete(OIDCFamilyRow).where(families.expires_at < cutoff))
+        conn.execute(delete(_CODES).where(_CODES.c.expires_at < cutoff))
+        old = select(_FAMILIES.c.family_id).where(_FAMILIES.c.expires_at < cutoff)
+        # The issues first, explicitly: not every database may cascade (an SQLite connection
+        # enforces foreign keys only when told to).
+        conn.execute(delete(_ISSUES).where(_ISSUES.c.family_id.in_(old)))
+        conn.execute(delete(_FAMILIES).where(_FAMILIES.c.expires_at < cutoff))
 
 
 def _user(row: RowMapping) -> SignedInUser:
