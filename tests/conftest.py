@@ -20,7 +20,13 @@ from pki.clock import FixedClock
 # fixture imported into a conftest or test module is a new fixture there, set up again: the
 # real servers (PostgreSQL, slapd, the control plane) and the login home would start once
 # per importing module.
-pytest_plugins = ["tests.db.fixtures", "tests.e2e.fixtures", "tests.ldap.fixtures", "tests.login.fixtures"]
+pytest_plugins = [
+    "tests.db.fixtures",
+    "tests.e2e.fixtures",
+    "tests.ldap.fixtures",
+    "tests.login.fixtures",
+    "tests.oidc.fixtures",
+]
 
 
 @pytest.fixture

@@ -67,6 +67,10 @@ MODES = ("cert", "token", "exec")
 )
 @click.option("--dry-run", is_flag=True, help="Check everything and print the binding; issue and write nothing.")
 @cluster_options
+@click.option(
+    "--browser", is_flag=True, help="With --mode exec: kubectl signs in with the browser (OIDC) instead of a password."
+)
+@click.option("--client-id", default=None, help="With --browser: the public OIDC client. [default: the only one]")
 @click.pass_obj
 def issue(
     state: CliState,
@@ -84,6 +88,8 @@ def issue(
     force: bool,
     cluster_role: str | None,
     dry_run: bool,
+    browser: bool,
+    client_id: str | None,
 ) -> None:
     """Issue a kubeconfig for USER, with the cluster's server URL and CA from authsvc.yaml.
 
@@ -93,7 +99,9 @@ def issue(
              --csr FILE --key-path PATH: sign the user's CSR instead; the kubeconfig
              names the key file (client-key) and the key never leaves the user
       token  a bearer token signed by authsvc (revocable; its id is recorded)
-      exec   kubectl runs `authsvc login` to get a token with the user's directory password
+      exec   kubectl runs `authsvc login` to get a token with the user's directory password;
+             with --browser, the user signs in in the browser and kubectl gets an ID token
+             that the API server verifies itself (its --oidc-* flags: `authsvc apiserver-config`)
 
     \b
     The kubeconfig is written 0600 to ./USER.kubeconfig unless -o says otherwise
@@ -111,6 +119,7 @@ def issue(
       authsvc issue bob -g ops --csr bob.csr --key-path /home/bob/.kube/bob.key -o bob.kubeconfig
       authsvc issue carol --mode exec --merge-into ~/.kube/config
       authsvc issue dave --clusterrole view -n team-a --kubeconfig admin.conf
+      authsvc issue dave --mode exec --browser -o dave.kubeconfig
     """
     from authsvc.errors import UsageError
     from authsvc.kubeconfig.issuer import IssueMode, IssueRequest, KubeconfigIssuer
@@ -128,6 +137,8 @@ def issue(
         csr_pem=csr.read_bytes() if csr is not None else None,
         key_path=key_path,
         requester=_requester(state),
+        browser=browser,
+        client_id=client_id,
     )
     service = KubeconfigIssuer(state.home())
     service.check(request)

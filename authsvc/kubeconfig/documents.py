@@ -102,6 +102,27 @@ def exec_user_config(
     }
 
 
+def browser_exec_config(
+    *, issuer: str, client_id: str, ca_pem: bytes | None, username: str | None, install_hint: str
+) -> dict[str, Any]:
+    """The exec plugin for `authsvc login --browser`: the ID token of an OIDC sign-in in the
+    browser, which kube-apiserver verifies itself (--oidc-issuer-url, --oidc-client-id)."""
+    args = ["login", "--browser", "--issuer", issuer, "--client-id", client_id]
+    if ca_pem is not None:
+        args += ["--ca-data", b64(ca_pem)]
+    if username is not None:
+        args += ["--username", username]  # prefills the sign-in form (login_hint)
+    return {
+        "apiVersion": EXEC_API_VERSION,
+        "command": "authsvc",
+        "args": args,
+        # The browser needs no terminal; the URL is printed on stderr for a browser elsewhere.
+        "interactiveMode": "IfAvailable",
+        "provideClusterInfo": True,
+        "installHint": install_hint,
+    }
+
+
 def build_kubeconfig(
     cluster: ClusterEntry, user: UserEntry, *, context_name: str | None = None, namespace: str | None = None
 ) -> dict[str, Any]:

@@ -83,6 +83,22 @@ class LoginService:
 
     def login(self, username: str, password: str, address: str = "") -> IssuedLogin:
         """Raises AuthenticationFailed, RateLimited, BackendUnavailable or PolicyError."""
+        identity = self.verify_credentials(username, password, address)
+        try:
+            token, expires_at = self.issue(identity, self.token_ttl)
+        except PolicyError as e:
+            self.policy_refused(identity, e, address)
+            raise
+        self.signed_in(identity, address)
+        return IssuedLogin(token, expires_at, identity.username, identity.uid, identity.groups, identity.source)
+
+    def verify_credentials(self, username: str, password: str, address: str = "") -> LoginIdentity:
+        """Who the credentials name, under every check of /login (empty values, rate limits, the
+        backends in order, failures counted and cleared); nothing is issued and nothing counted as
+        a success yet: the caller issues what it hands out, then calls `signed_in`. The browser
+        sign-in (/authorize) comes through here too, so both share limits, refusals and metrics.
+
+        Raises AuthenticationFailed, RateLimited or BackendUnavailable."""
         if not username or not password:
             self._refused(username, "", "empty user name or password", address)
             raise AuthenticationFailed(INVALID_CREDENTIALS)
@@ -100,22 +116,25 @@ class LoginService:
             raise AuthenticationFailed(INVALID_CREDENTIALS)
         if failures_on_record:  # most logins have none: no write then
             self.limiter.record_success(username, identity.username)
-        try:
-            token, expires_at = self.issue(identity, self.token_ttl)
-        except PolicyError as e:
-            reason = f"signing policy: {e}"
-            self.on_attempt(LoginAttempt("refused", identity.username, identity.source, reason, address))
-            raise
+        return identity
+
+    def signed_in(self, identity: LoginIdentity, address: str, *, via: str = "/login") -> None:
+        """Count and log a login that handed something out (`via`: which endpoint)."""
         self.on_result("ok")
         self.on_attempt(LoginAttempt("ok", identity.username, identity.source, "", address))
         log.info(
-            "login ok: user %s (%s) from %s, %d groups",
+            "login ok: user %s (%s) from %s via %s, %d groups",
             identity.username,
             identity.source,
             address or "-",
+            via,
             len(identity.groups),
         )
-        return IssuedLogin(token, expires_at, identity.username, identity.uid, identity.groups, identity.source)
+
+    def policy_refused(self, identity: LoginIdentity, error: PolicyError, address: str) -> None:
+        """Audit a login whose credentials were right but whose identity the signing policy refuses."""
+        reason = f"signing policy: {error}"
+        self.on_attempt(LoginAttempt("refused", identity.username, identity.source, reason, address))
 
     def _refused(self, user: str, backend: str, reason: str, address: str) -> None:
         """Count, log and audit a refusal: the reason is the operator's, never the client's."""

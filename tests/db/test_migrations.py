@@ -186,3 +186,17 @@ def test_bootstrap_tokens_from_before_usages_keep_both(database_url: str) -> Non
     finally:
         engine.dispose()
     assert usages == '["authentication", "signing"]'
+
+
+def test_import_models_registers_authsvcs_tables_in_a_fresh_process() -> None:
+    # What scripts/new-migration.sh's autogenerate sees: without authsvc.db.tables it would write
+    # a migration that drops every authsvc table (the other tests import the tables anyway).
+    import subprocess
+    import sys
+
+    code = (
+        "from authsvc.db.schema import import_models; import_models(); "
+        "from pki.db import Base; print(' '.join(sorted(Base.metadata.tables)))"
+    )
+    tables = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert {"oidc_codes", "oidc_families", "oidc_issues", "login_failures", "certificates"} <= set(tables)

@@ -34,6 +34,12 @@ NAMESPACE_READER = "e2e:namespace-reader"
 SERVICE_CIDR = "10.0.0.0/24"
 # tokens.issuer: kube-apiserver's --service-account-issuer and --api-audiences (kubeadm's value).
 ISSUER = "https://kubernetes.default.svc.cluster.local"
+# The OpenID Connect provider (docs/oidc.md): its issuer is the user issuer on the public
+# listener, and kube-apiserver verifies its ID tokens itself (--oidc-* from `apiserver-config`).
+OIDC_CLIENT = "kubernetes"  # kube-apiserver's --oidc-client-id
+OIDC_OTHER_CLIENT = "e2e-other-app"  # another public client: its ID tokens are not for the API server
+OIDC_REDIRECT = "http://127.0.0.1/callback"  # loopback, any port (RFC 8252)
+OIDC_USER, OIDC_PASSWORD, OIDC_GROUP = "olivia", "olivia-e2e-password", "oidc-team"
 STATIC_TOKEN = "e2e-static-token-5c1b7f0e9a2d4c38b6e1"
 STATIC_USER = "static-sam"
 STATIC_GROUP = "static-team"
@@ -61,6 +67,9 @@ def home_settings(apiserver_port: int, webhook_port: int, public_port: int) -> d
         "server": {"bind": webhook, "public_bind": public, "public_url": f"https://{public}", "workers": 1},
         "tokens": {
             "issuer": ISSUER,
+            # User tokens and the OIDC provider's ID tokens carry an issuer of their own, served
+            # on the public listener: kube-apiserver's --oidc-issuer-url.
+            "user_issuer": f"https://{public}/users",
             # Revocations reach the webhook's key cache within a second (the default is 5 s).
             "cache_refresh": "1s",
             # kube-apiserver verifies service-account tokens itself (sa.pub is in its
@@ -79,6 +88,14 @@ def home_settings(apiserver_port: int, webhook_port: int, public_port: int) -> d
         # The decisions the webhook made, one JSON line each: how a test proves whether a token
         # went through the webhook at all.
         "audit": {"path": "audit.log", "flush_ms": 0},  # each line written before the answer: tests read it
+        # Browser sign-in (/authorize) with the users file (`authsvc users add` in start_cluster).
+        "login": {"backends": ["users"]},
+        "oidc": {
+            "clients": [
+                {"id": OIDC_CLIENT, "type": "public", "redirect_uris": [OIDC_REDIRECT]},
+                {"id": OIDC_OTHER_CLIENT, "type": "public", "redirect_uris": [OIDC_REDIRECT]},
+            ]
+        },
     }
 
 
@@ -255,6 +272,8 @@ def start_cluster(workdir: Path, kubectl_binary: Path, apiserver_binary: Path, e
     cli.ok("webhook-config", "--url", f"https://127.0.0.1:{webhook_port}/authenticate", "-o", str(webhook_config))
     sa_key_bundle = workdir / "sa-public-keys.pem"
     cli.ok("keys", "export-public", "-o", str(sa_key_bundle))
+    cli.ok("users", "add", OIDC_USER, "-g", OIDC_GROUP, "--password-stdin", input=OIDC_PASSWORD + "\n")
+    oidc_flags = _oidc_flags(cli, workdir)
 
     context = webhook_client_context(home)
     webhook = AuthsvcServer(cli, f"127.0.0.1:{webhook_port}", workdir / "authsvc-serve.log")
@@ -282,6 +301,9 @@ def start_cluster(workdir: Path, kubectl_binary: Path, apiserver_binary: Path, e
             # Bootstrap-token Secrets authenticate natively (authsvc writes them when connected);
             # tokens that are only in authsvc's database still go to the webhook.
             "--enable-bootstrap-token-auth",
+            # kube-apiserver 1.20 fetches the issuer's discovery 10 s after it starts, then retries
+            # every 10 s: authsvc serve is up before it (above), so ID tokens verify from then on.
+            *oidc_flags,
         ],
     )
     control_plane = ControlPlane(apiserver_binary, etcd_binary, secure_port=apiserver_port)
@@ -295,6 +317,14 @@ def start_cluster(workdir: Path, kubectl_binary: Path, apiserver_binary: Path, e
         cluster.stop()
         raise
     return cluster
+
+
+def _oidc_flags(cli: AuthsvcCli, workdir: Path) -> list[str]:
+    """The --oidc-* flags as `authsvc apiserver-config` prints them (1.20 has no structured authentication)."""
+    printed = cli.ok("apiserver-config", "--client-id", OIDC_CLIENT, "-o", str(workdir / "authn-config.yaml"))
+    flags = [line for line in printed.splitlines() if line.startswith("--oidc-")]
+    assert any(flag.startswith("--oidc-issuer-url=") for flag in flags), printed
+    return flags
 
 
 def _bootstrap_rbac(cluster: E2ECluster) -> None:

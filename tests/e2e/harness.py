@@ -163,6 +163,23 @@ class AuthsvcServer:
             )
         self._wait_healthy(context)
 
+    def _listener_urls(self) -> list[str]:
+        """This listener's URL, and the public listener's when authsvc.yaml has one (its own
+        granian process, which may answer a moment after the webhook's)."""
+        import yaml
+
+        urls = [self.url]
+        if "--insecure-no-client-cert" in self.extra_args:
+            return urls  # one listener with everything
+        given = [arg.partition("=")[2] for arg in self.extra_args if arg.startswith("--public-bind=")]
+        config = self.cli.home / "authsvc.yaml"
+        public_bind = given[-1] if given else None
+        if public_bind is None and config.exists():
+            public_bind = (yaml.safe_load(config.read_text()).get("server") or {}).get("public_bind")
+        if public_bind:
+            urls.append(f"https://{public_bind}")
+        return urls
+
     def _wait_healthy(self, context: ssl.SSLContext) -> None:
         assert self.process is not None
         opener = urllib.request.build_opener(
@@ -170,6 +187,7 @@ class AuthsvcServer:
         )
         deadline = time.monotonic() + SERVE_START_TIMEOUT
         last = "no answer yet"
+        waiting = self._listener_urls()
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(
@@ -177,9 +195,12 @@ class AuthsvcServer:
                     f"log {self.log_path}:\n{log_tail(self.log_path)}"
                 )
             try:
-                with opener.open(f"{self.url}/healthz", timeout=2) as response:
+                with opener.open(f"{waiting[0]}/healthz", timeout=2) as response:
                     if response.status == 200:
-                        return
+                        waiting.pop(0)
+                        if not waiting:
+                            return
+                        continue
                     last = f"HTTP {response.status}"
             except (OSError, urllib.error.URLError) as exc:
                 last = str(exc)

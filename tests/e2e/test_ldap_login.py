@@ -6,8 +6,9 @@ credentials in AUTHSVC_USERNAME / AUTHSVC_PASSWORD (automation's way); the token
 out is then checked by kube-apiserver through the webhook, which re-checks carol in LDAP, and
 RBAC grants by her directory group.
 
-/login is served by the session's `authsvc serve` on its public listener (TLS without client
-certificates: people have none); its webhook listener keeps requiring the API server's certificate.
+/login is served by the shared `authsvc serve`'s public listener (no client certificates: people
+have none); its webhook listener keeps requiring the API server's certificate. `server.public_url`
+stays as it is: it is also the OIDC issuer's, whose discovery kube-apiserver reads once.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ LDAP_GROUP = "ops"  # carol's directory group (direct member)
 
 @pytest.fixture(scope="module")
 def login_url(cluster: E2ECluster) -> Iterator[str]:
-    """slapd and authsvc configured for LDAP login; /login on the public listener; undone after."""
+    """slapd and authsvc configured for LDAP login on the public listener; everything undone after."""
     for binary in ("slapd", "slapadd"):
         require_binary(binary)
     original = cluster.config_file.read_text()
