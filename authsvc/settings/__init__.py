@@ -18,6 +18,7 @@ from authsvc.settings.fields import Section, https_url
 from authsvc.settings.ldap import LDAPSettings
 from authsvc.settings.login import LoginSettings
 from authsvc.settings.pki import PKISettings
+from authsvc.settings.proxy import ProxySettings
 from authsvc.settings.rotation import RotationSettings
 from authsvc.settings.server import ServerSettings
 from authsvc.settings.tokens import TokenSettings
@@ -34,6 +35,7 @@ class Settings(Section):
     login: LoginSettings = LoginSettings()
     audit: AuditSettings = AuditSettings()
     rotation: RotationSettings = RotationSettings()
+    proxy: ProxySettings = ProxySettings()
 
     def published_jwks_uri(self) -> str:
         """The `jwks_uri` that discovery publishes: tokens.jwks_uri, else <server.public_url>/openid/v1/jwks.
