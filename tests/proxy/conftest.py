@@ -10,7 +10,7 @@ import yaml
 
 from authsvc.home.opened import Home, open_home
 from pki.clock import FixedClock
-from tests.proxy.support import RunningProxy, EchoUpstream, running_proxy
+from tests.proxy.support import EchoUpstream, RunningProxy, running_proxy
 
 STATIC_TOKEN = "proxy-static-token-0123456789abcdef"
 STATIC_USER = "sam"

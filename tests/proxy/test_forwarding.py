@@ -18,7 +18,7 @@ import requests
 from authsvc.home.opened import Home
 from tests.conftest import run_cli
 from tests.proxy.conftest import STATIC_GROUP, STATIC_TOKEN, STATIC_USER, audit_lines
-from tests.proxy.support import RunningProxy, EchoUpstream, pattern_block
+from tests.proxy.support import EchoUpstream, RunningProxy, pattern_block
 
 
 def get(proxy: RunningProxy, home: Home, path: str, **kwargs: object) -> requests.Response:
