@@ -57,6 +57,7 @@ def proxy(
     from authsvc.cli.serve import parse_bind
     from authsvc.proxy.runtime import build_proxy
     from authsvc.proxy.server import Listener, serve, server_context
+    from authsvc.proxy.upstream import build_upstream
     from authsvc.runtime import build_runtime
 
     home = state.home()
@@ -68,15 +69,16 @@ def proxy(
     context = server_context(
         home.layout.path(settings.tls_cert), home.layout.path(settings.tls_key), client_ca, settings.tls_min_version
     )
+    # Everything that can be refused is checked before anything is opened or started.
+    upstream = build_upstream(home, mode=mode, token_file=token_file)
     logging.basicConfig(
         level=logging.DEBUG if state.debug else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
     )
     runtime = build_runtime(home)
-    components = build_proxy(runtime, mode=mode, token_file=token_file)
+    components = build_proxy(runtime, upstream=upstream)
     listener = Listener(host, port)
 
     def ready() -> None:
-        upstream = components.upstream
         certificates = f"client certificates from {client_ca}" if client_ca else "no client certificates"
         click.echo(f"authsvc proxy: https://{listener.url} -> {upstream.url} ({upstream.mode} mode, {certificates})")
         if metrics_listener is not None:

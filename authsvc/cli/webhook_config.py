@@ -21,7 +21,7 @@ import click
 
 from authsvc.cli import CliState
 from authsvc.cli.options import DURATION
-from authsvc.errors import InvalidInput
+from authsvc.errors import InvalidInput, UsageError
 
 if TYPE_CHECKING:
     from authsvc.home.opened import Home
@@ -220,6 +220,12 @@ def default_discovery_url(server: ServerSettings, issuer: str) -> str:
 @click.option("--username-prefix", default="", help="Prefix of user names from these tokens.")
 @click.option("--groups-prefix", default="", help="Prefix of group names from these tokens.")
 @click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), help="File to write.")
+@click.option(
+    "--proxy",
+    "for_proxy",
+    is_flag=True,
+    help="Print the --requestheader-* flags that make the API server trust `authsvc proxy` instead.",
+)
 @click.pass_obj
 def apiserver_config(
     state: CliState,
@@ -230,8 +236,10 @@ def apiserver_config(
     username_prefix: str,
     groups_prefix: str,
     out: Path | None,
+    for_proxy: bool,
 ) -> None:
-    """Write an AuthenticationConfiguration that verifies authsvc's user tokens natively.
+    """Write an AuthenticationConfiguration that verifies authsvc's user tokens natively;
+    with --proxy, print the flags for `authsvc proxy`'s request-header mode.
 
     For kube-apiserver 1.30+ (v1beta1) or 1.34+ (v1), flag --authentication-config (it
     cannot be combined with --oidc-* flags). Claims: sub → user name, groups, uid.
@@ -239,12 +247,27 @@ def apiserver_config(
     --service-account-issuer, which user tokens carry otherwise.
 
     \b
-    Example:
+    --proxy prints --requestheader-client-ca-file (the front-proxy CA), --requestheader-
+    allowed-names (the CN of proxy.request_header.client_cert) and the header flags; kubeadm
+    sets the same values, so a kubeadm API server needs no change.
+
+    \b
+    Examples:
       authsvc apiserver-config -o /etc/kubernetes/authsvc-authn.yaml
+      authsvc apiserver-config --proxy
     """
     from pki.store import atomic_write, read_bytes
 
     home = state.home()
+    if for_proxy:
+        from authsvc.proxy.apiserver_flags import requestheader_flags
+
+        if out is not None:
+            raise UsageError("--proxy prints flags: -o does not go with it")
+        click.echo(
+            "\n".join(["# add to kube-apiserver (authsvc proxy, request-header mode):", *requestheader_flags(home)])
+        )
+        return
     tokens = home.settings.tokens
     chosen_issuer = user_token_issuer(tokens, issuer)
     document = authentication_configuration(

@@ -59,16 +59,17 @@ class ProxyComponents:
 def build_proxy(
     runtime: Runtime,
     *,
+    upstream: Upstream | None = None,
     mode: str | None = None,
     token_file: Path | None = None,
     revocation: RevocationCheck | None = None,
 ) -> ProxyComponents:
-    """The proxy of `runtime`'s home; `mode` and `token_file` override the settings,
-    `revocation` replaces the default check. Raises ConfigError / HomeError for settings or
-    files that cannot work."""
+    """The proxy of `runtime`'s home: `upstream` as given or built with `mode` and `token_file`
+    (overriding the settings); `revocation` replaces the default check. Raises ConfigError /
+    HomeError for settings or files that cannot work."""
     home = runtime.home
     settings = home.settings
-    upstream = build_upstream(home, mode=mode, token_file=token_file)
+    upstream = upstream or build_upstream(home, mode=mode, token_file=token_file)
     pool = concurrent.futures.ThreadPoolExecutor(settings.proxy.threads, thread_name_prefix="proxy-authn")
     metrics = ProxyMetrics()
     runtime.metrics.registry.register(metrics)
