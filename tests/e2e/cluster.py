@@ -238,6 +238,17 @@ def webhook_client_context(home: Path) -> ssl.SSLContext:
     return context
 
 
+def requestheader_flags(home: Path) -> list[str]:
+    pki = home / "pki"
+    return [
+        f"--requestheader-client-ca-file={pki / 'front-proxy-ca.crt'}",
+        "--requestheader-allowed-names=front-proxy-client",
+        "--requestheader-username-headers=X-Remote-User",
+        "--requestheader-group-headers=X-Remote-Group",
+        "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+    ]
+
+
 def start_cluster(workdir: Path, kubectl_binary: Path, apiserver_binary: Path, etcd_binary: Path) -> E2ECluster:
     """Init a home, start authsvc serve, then etcd + kube-apiserver wired to it."""
     home = workdir / "home"
@@ -282,6 +293,10 @@ def start_cluster(workdir: Path, kubectl_binary: Path, apiserver_binary: Path, e
             # Bootstrap-token Secrets authenticate natively (authsvc writes them when connected);
             # tokens that are only in authsvc's database still go to the webhook.
             "--enable-bootstrap-token-auth",
+            # `authsvc proxy` in request-header mode (test_proxy.py): the front-proxy CA and the
+            # CN of its client certificate, with kubeadm's header names (what
+            # `authsvc apiserver-config --proxy` prints).
+            *requestheader_flags(home),
         ],
     )
     control_plane = ControlPlane(apiserver_binary, etcd_binary, secure_port=apiserver_port)
