@@ -25,8 +25,11 @@ import requests
 import yaml
 
 from tests.components.kube_apiserver import free_ports
+from tests.components.slapd import CAROL
 from tests.e2e.cluster import E2ECluster
 from tests.e2e.harness import AuthsvcProxy, eventually
+from tests.e2e.test_ldap_login import LDAP_GROUP, login_env
+from tests.e2e.test_ldap_login import login_url as login_url  # the module's slapd + /login fixture
 
 NAMESPACE = "e2e-proxy"
 TEAM = "proxy-team"  # group bound to read namespaces and pods in NAMESPACE
@@ -63,8 +66,8 @@ def proxy(cluster: E2ECluster, rbac: None) -> Iterator[AuthsvcProxy]:
 
 
 def issue(cluster: E2ECluster, proxy: AuthsvcProxy, user: str, *args: str) -> Path:
-    out = cluster.path(f"{user}-via-proxy.kubeconfig")
-    cluster.authsvc.ok("issue", user, *args, "--via-proxy", proxy.url, "-o", str(out))
+    out = cluster.path(f"{user}-via-{proxy.port}.kubeconfig")
+    cluster.authsvc.ok("issue", user, *args, "--via-proxy", proxy.url, "-o", str(out), "--force")
     return out
 
 
@@ -387,3 +390,40 @@ def test_kubectl_exec_and_port_forward_upgrade_requests_reach_the_api_server(
 
 def _last_error(stderr: str) -> str:
     return [line for line in stderr.strip().splitlines() if line.strip()][-1]
+
+
+# ---------------------------------------------------------------- LDAP through the exec plugin
+
+
+@pytest.fixture(scope="module")
+def ldap_proxy(cluster: E2ECluster, rbac: None, request: pytest.FixtureRequest) -> Iterator[AuthsvcProxy]:
+    """slapd and /login configured (test_ldap_login's fixture), then a proxy that reads that
+    configuration: it re-checks /login tokens in the same directory, as the webhook does."""
+    request.getfixturevalue("login_url")
+    running = start_proxy(cluster, "proxy-ldap")
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def test_an_ldap_user_logs_in_through_the_exec_plugin_and_reaches_the_api_server_as_herself(
+    cluster: E2ECluster, ldap_proxy: AuthsvcProxy
+) -> None:
+    cluster.bind("e2e:proxy-ldap-ops", READER_ROLE, group=LDAP_GROUP)
+    kubeconfig = issue(cluster, ldap_proxy, CAROL.uid, "--mode", "exec")
+    env = login_env(cluster, "carol-via-proxy", CAROL.uid, CAROL.password)
+
+    assert_reaches_as(cluster, kubeconfig, CAROL.uid, env)
+    assert (CAROL.uid, None) in apiserver_users(cluster, f"/api/v1/namespaces/{NAMESPACE}/secrets")
+
+
+def test_an_ldap_login_with_a_wrong_password_gets_nothing_through(
+    cluster: E2ECluster, ldap_proxy: AuthsvcProxy
+) -> None:
+    kubeconfig = issue(cluster, ldap_proxy, CAROL.uid, "--mode", "exec")
+    env = login_env(cluster, "carol-via-proxy-wrong", CAROL.uid, "not-" + CAROL.password)
+
+    result = cluster.kubectl(kubeconfig, "get", "pods", "-n", NAMESPACE, env=env)
+
+    assert not result.ok and "getting credentials" in result.stderr, result.describe()
