@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "access": "authsvc.cli.access:access",
     "cluster": "authsvc.cli.cluster:cluster",
     "serve": "authsvc.cli.serve:serve",
+    "proxy": "authsvc.cli.proxy:proxy",
     "webhook-config": "authsvc.cli.webhook_config:webhook_config",
     "apiserver-config": "authsvc.cli.webhook_config:apiserver_config",
     "token": "authsvc.cli.token:token",

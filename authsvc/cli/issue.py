@@ -31,6 +31,12 @@ MODES = ("cert", "token", "exec")
 @click.option("--cluster", type=NameType("cluster name"), default=None, help="Cluster name. [default: cluster.name]")
 @click.option("--server", metavar="URL", default=None, help="API server URL. [default: cluster.server]")
 @click.option(
+    "--via-proxy",
+    metavar="URL",
+    default=None,
+    help="Point the kubeconfig at `authsvc proxy` at URL (with the proxy's CA) instead of the API server.",
+)
+@click.option(
     "-n",
     "--namespace",
     type=NameType("namespace"),
@@ -79,6 +85,7 @@ def issue(
     ttl: dt.timedelta | None,
     cluster: str | None,
     server: str | None,
+    via_proxy: str | None,
     namespace: str | None,
     mode: str,
     csr: Path | None,
@@ -108,6 +115,10 @@ def issue(
     (`-o -` prints it); an existing file is replaced only with --force.
 
     \b
+    With --via-proxy URL, kubectl talks to `authsvc proxy` at URL instead (the same
+    credential; the proxy authenticates it and forwards each request as USER).
+
+    \b
     With --clusterrole ROLE, authsvc also creates the binding that gives USER that role
     (a ClusterRoleBinding, or a RoleBinding in --namespace; labelled managed-by=authsvc), so
     the kubeconfig works the moment it is handed out. The binding is checked by the API
@@ -120,6 +131,7 @@ def issue(
       authsvc issue carol --mode exec --merge-into ~/.kube/config
       authsvc issue dave --clusterrole view -n team-a --kubeconfig admin.conf
       authsvc issue dave --mode exec --browser -o dave.kubeconfig
+      authsvc issue erin --mode exec --via-proxy https://k8s-proxy.example:8445 -o erin.kubeconfig
     """
     from authsvc.errors import UsageError
     from authsvc.kubeconfig.issuer import IssueMode, IssueRequest, KubeconfigIssuer
@@ -139,6 +151,7 @@ def issue(
         requester=_requester(state),
         browser=browser,
         client_id=client_id,
+        via_proxy=via_proxy,
     )
     service = KubeconfigIssuer(state.home())
     service.check(request)

@@ -23,7 +23,7 @@ import click
 
 from authsvc.cli import CliState
 from authsvc.cli.options import DURATION
-from authsvc.errors import InvalidInput
+from authsvc.errors import InvalidInput, UsageError
 
 if TYPE_CHECKING:
     from authsvc.home.opened import Home
@@ -227,6 +227,12 @@ def default_discovery_url(server: ServerSettings, issuer: str) -> str:
     help="OIDC client whose ID tokens the API server accepts (--oidc-client-id). [default: the only public one]",
 )
 @click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), help="File to write.")
+@click.option(
+    "--proxy",
+    "for_proxy",
+    is_flag=True,
+    help="Print the --requestheader-* flags that make the API server trust `authsvc proxy` instead.",
+)
 @click.pass_obj
 def apiserver_config(
     state: CliState,
@@ -238,8 +244,10 @@ def apiserver_config(
     groups_prefix: str,
     client_id: str | None,
     out: Path | None,
+    for_proxy: bool,
 ) -> None:
-    """Write an AuthenticationConfiguration that verifies authsvc's user tokens natively.
+    """Write an AuthenticationConfiguration that verifies authsvc's user tokens natively;
+    with --proxy, print the flags for `authsvc proxy`'s request-header mode.
 
     For kube-apiserver 1.30+ (v1beta1) or 1.34+ (v1), flag --authentication-config (it
     cannot be combined with --oidc-* flags). Claims: sub → user name, groups, uid.
@@ -252,12 +260,27 @@ def apiserver_config(
     other: kube-apiserver refuses both together).
 
     \b
-    Example:
+    --proxy prints --requestheader-client-ca-file (the front-proxy CA), --requestheader-
+    allowed-names (the CN of proxy.request_header.client_cert) and the header flags; kubeadm
+    sets the same values, so a kubeadm API server needs no change.
+
+    \b
+    Examples:
       authsvc apiserver-config -o /etc/kubernetes/authsvc-authn.yaml
+      authsvc apiserver-config --proxy
     """
     from pki.store import atomic_write, read_bytes
 
     home = state.home()
+    if for_proxy:
+        from authsvc.proxy.apiserver_flags import requestheader_flags
+
+        if out is not None:
+            raise UsageError("--proxy prints flags: -o does not go with it")
+        click.echo(
+            "\n".join(["# add to kube-apiserver (authsvc proxy, request-header mode):", *requestheader_flags(home)])
+        )
+        return
     tokens = home.settings.tokens
     chosen_issuer = user_token_issuer(tokens, issuer)
     oidc_client = _oidc_client(home, client_id)

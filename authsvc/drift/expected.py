@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Generic, TypeVar
 
-from authsvc.init.webhook_pki import APISERVER_WEBHOOK_CLIENT, SERVING_NAME, WEBHOOK_CLIENT_CA
+from authsvc.init.webhook_pki import APISERVER_WEBHOOK_CLIENT, PROXY_SERVING_NAME, SERVING_NAME, WEBHOOK_CLIENT_CA
 from pki.keys import KeyType
 from pki.kubeadm.certlist import (
     CA_SPECS,
@@ -134,8 +134,9 @@ def _kubeconfigs(layout: HomeLayout, settings: Settings) -> list[Expected]:
 
 
 def _webhook(layout: HomeLayout, settings: Settings) -> list[Expected]:
-    """authsvc's serving certificate and the API server's webhook client certificate, when the
-    settings point at the ones `authsvc init` made (an operator's own certificates are theirs)."""
+    """authsvc's serving certificates (webhook, proxy) and the API server's webhook client
+    certificate, when the settings point at the ones `authsvc init` made (an operator's own
+    certificates are theirs)."""
     server, pki = settings.server, settings.pki
     lifetime = Shaped(pki.server_ttl, "pki.server_ttl")
     key_type = Shaped(KeyType(pki.key_type), "pki.key_type")
@@ -147,6 +148,12 @@ def _webhook(layout: HomeLayout, settings: Settings) -> list[Expected]:
                 SERVING_NAME, SERVING_NAME, "ca", layout.cert_path(SERVING_NAME), SERVER, lifetime, key_type, sans=sans
             )
         )
+    proxy_cert = layout.cert_path(PROXY_SERVING_NAME)
+    # Only once made: a home from before `authsvc proxy` has none until `authsvc init` runs again.
+    if layout.path(settings.proxy.tls_cert) == proxy_cert and proxy_cert.exists():
+        sans = Shaped(SubjectAltNames.parse(settings.proxy.serving_sans), "proxy.serving_sans")
+        name = PROXY_SERVING_NAME
+        found.append(Expected(name, name, "ca", proxy_cert, SERVER, lifetime, key_type, sans=sans))
     if layout.path(server.client_ca) == layout.cert_path(WEBHOOK_CLIENT_CA):
         path = layout.cert_path(APISERVER_WEBHOOK_CLIENT)
         name = APISERVER_WEBHOOK_CLIENT

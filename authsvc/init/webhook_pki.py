@@ -1,7 +1,10 @@
-"""`authsvc init` steps for the webhook's TLS: its serving certificate and its callers' CA.
+"""`authsvc init` steps for authsvc's own TLS: the webhook's and the proxy's serving
+certificates and the webhook callers' CA.
 
 - `pki/authsvc/serving.crt|key`: server certificate of `authsvc serve`, signed by the cluster
   CA, SANs from `server.serving_sans` (the API server's webhook kubeconfig trusts pki/ca.crt);
+- `pki/authsvc/proxy.crt|key`: server certificate of `authsvc proxy`, signed by the cluster CA,
+  SANs from `proxy.serving_sans` (kubeconfigs of `authsvc issue --via-proxy` trust pki/ca.crt);
 - `pki/authsvc/webhook-client-ca.crt|key`: a CA of its own for the webhook's callers, so that a
   person's client certificate from the cluster CA cannot call the webhook;
 - `pki/authsvc/apiserver-webhook-client.crt|key`: the API server's client certificate for the
@@ -31,6 +34,8 @@ WEBHOOK_CLIENT_CA = "authsvc/webhook-client-ca"
 APISERVER_WEBHOOK_CLIENT = "authsvc/apiserver-webhook-client"
 SERVING_NAME = "authsvc/serving"
 SERVING_CN = "authsvc"
+PROXY_SERVING_NAME = "authsvc/proxy"
+PROXY_SERVING_CN = "authsvc-proxy"
 APISERVER_CLIENT_CN = "kube-apiserver-authsvc-webhook"
 
 
@@ -45,6 +50,20 @@ def serving_cert_step(ctx: InitContext) -> None:
         common_name=SERVING_CN,
         profile=SERVER,
         sans=SubjectAltNames.parse(server.serving_sans),
+    )
+
+
+def proxy_serving_cert_step(ctx: InitContext) -> None:
+    proxy = ctx.home.settings.proxy
+    _ensure_leaf(
+        ctx,
+        ctx.home.layout.path(proxy.tls_cert),
+        ctx.home.layout.path(proxy.tls_key),
+        ca_name="ca",
+        name=PROXY_SERVING_NAME,
+        common_name=PROXY_SERVING_CN,
+        profile=SERVER,
+        sans=SubjectAltNames.parse(proxy.serving_sans),
     )
 
 
@@ -116,7 +135,8 @@ def _ensure_leaf(
 
 
 def webhook_pki_step(ctx: InitContext) -> None:
-    """The three above, in order (the client certificate needs its CA)."""
+    """The four above, in order (the client certificate needs its CA)."""
     serving_cert_step(ctx)
+    proxy_serving_cert_step(ctx)
     webhook_client_ca_step(ctx)
     apiserver_webhook_client_step(ctx)

@@ -44,9 +44,11 @@ class KubeconfigConflict(Conflict):
 class ClusterEntry:
     name: str
     server: str
-    ca_pem: bytes
+    ca_pem: bytes | None  # None: the client's system trust store (a server certificate from a public CA)
 
     def as_dict(self) -> dict[str, Any]:
+        if self.ca_pem is None:
+            return {"name": self.name, "cluster": {"server": self.server}}
         return {"name": self.name, "cluster": {"certificate-authority-data": b64(self.ca_pem), "server": self.server}}
 
 

@@ -18,6 +18,7 @@ import urllib.parse
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
@@ -158,6 +159,9 @@ class IssueRequest:
     # Exec mode: sign in with the browser (OIDC code flow) as this client instead of a password.
     browser: bool = False
     client_id: str | None = None
+    # The URL of `authsvc proxy`: the kubeconfig points there (with the proxy's CA) instead of
+    # at the API server.
+    via_proxy: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,6 +265,10 @@ class KubeconfigIssuer:
         check_groups(policy, request.groups)
         check_name(self.cluster_name(request), what="cluster name")
         check_server_url(request.server or self.settings.cluster.server, source=self._server_source(request))
+        if request.via_proxy is not None:
+            if request.server is not None:
+                raise UsageError("--server and --via-proxy both name where kubectl connects: choose one")
+            check_server_url(request.via_proxy, source="--via-proxy")
         if request.namespace is not None:
             check_namespace(request.namespace)
         if request.csr_pem is not None:
@@ -281,8 +289,16 @@ class KubeconfigIssuer:
         return self.home.stores.issuer()
 
     def cluster_entry(self, request: IssueRequest) -> ClusterEntry:
+        if request.via_proxy is not None:
+            return ClusterEntry(self.cluster_name(request), request.via_proxy, self.proxy_ca_pem())
         server = request.server or self.settings.cluster.server
         return ClusterEntry(self.cluster_name(request), server, self.cluster_ca_pem)
+
+    def proxy_ca_pem(self) -> bytes | None:
+        """The CA kubectl trusts `authsvc proxy` with: the cluster CA, which signs the certificate
+        `authsvc init` makes for it (or will make); None (the system's trust store) when the
+        operator gave the proxy a certificate from another CA."""
+        return self._ca_pem_if_it_signed(self.home.layout.path(self.settings.proxy.tls_cert), "proxy certificate")
 
     def preview(self, request: IssueRequest) -> dict[str, Any]:
         """The kubeconfig's shape before issuing: the user entry carries no credential yet.
@@ -406,12 +422,14 @@ class KubeconfigIssuer:
 
     def login_ca_pem(self) -> bytes | None:
         """The cluster CA bundle when it issued authsvc's serving certificate (or that is not made yet)."""
-        cluster_ca = x509.load_pem_x509_certificates(self.cluster_ca_pem)
-        serving_file = self.home.layout.path(self.settings.server.tls_cert)
-        if not serving_file.exists():
-            # `authsvc init` signs the serving certificate with the cluster CA.
+        return self._ca_pem_if_it_signed(self.home.layout.path(self.settings.server.tls_cert), "serving certificate")
+
+    def _ca_pem_if_it_signed(self, cert_file: Path, what: str) -> bytes | None:
+        if not cert_file.exists():
+            # `authsvc init` signs authsvc's serving certificates with the cluster CA.
             return self.cluster_ca_pem
-        for cert in load_certificates(serving_file, what="serving certificate"):
+        cluster_ca = x509.load_pem_x509_certificates(self.cluster_ca_pem)
+        for cert in load_certificates(cert_file, what=what):
             if any(issued_by(cert, ca) for ca in cluster_ca):
                 return self.cluster_ca_pem
         return None

@@ -19,6 +19,7 @@ from authsvc.settings.ldap import LDAPSettings
 from authsvc.settings.login import LoginSettings
 from authsvc.settings.oidc import OIDCSettings
 from authsvc.settings.pki import PKISettings
+from authsvc.settings.proxy import ProxySettings
 from authsvc.settings.rotation import RotationSettings
 from authsvc.settings.server import ServerSettings
 from authsvc.settings.tokens import TokenSettings
@@ -36,6 +37,7 @@ class Settings(Section):
     audit: AuditSettings = AuditSettings()
     rotation: RotationSettings = RotationSettings()
     oidc: OIDCSettings = OIDCSettings()
+    proxy: ProxySettings = ProxySettings()
 
     @model_validator(mode="after")
     def _oidc_needs_its_issuer(self) -> Settings:

@@ -3,6 +3,7 @@
     {"time":"2030-01-01T00:00:00.000+00:00","decision":"allow","user":"alice","groups":["dev"],
      "backend":"tokenfile","token":"88ac3a398c5b","client":"10.0.0.1","cached":false}
 
+one per request through `authsvc proxy`, marked `"event":"proxy"` (authsvc/proxy/audit.py),
 and one per attempt at POST /login, marked `"event":"login"` (a `result`, never a `decision`,
 so that readers of review decisions do not count logins), with the reason the client is not told:
 
@@ -111,6 +112,13 @@ class AuditLog:
         fields = {"event": "login", "result": result, "user": user, "backend": backend, "reason": reason}
         line = f'{{"time":"{when.isoformat(timespec="milliseconds")}",{_ENCODER.encode(fields)[1:-1]},'
         self._queue(f'{line}"client":{_ENCODER.encode(client)}}}\n'.encode())
+
+    def event(self, when: dt.datetime, event: str, fields: dict[str, Any]) -> None:
+        """One line of another kind than a review decision: `"event": event` and `fields`, in order."""
+        if self._fd is None:
+            return
+        members = _ENCODER.encode({"event": event, **fields})[1:-1]
+        self._queue(f'{{"time":"{when.isoformat(timespec="milliseconds")}",{members}}}\n'.encode())
 
     def flush(self) -> None:
         lines = []

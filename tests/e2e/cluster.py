@@ -255,6 +255,17 @@ def webhook_client_context(home: Path) -> ssl.SSLContext:
     return context
 
 
+def requestheader_flags(home: Path) -> list[str]:
+    pki = home / "pki"
+    return [
+        f"--requestheader-client-ca-file={pki / 'front-proxy-ca.crt'}",
+        "--requestheader-allowed-names=front-proxy-client",
+        "--requestheader-username-headers=X-Remote-User",
+        "--requestheader-group-headers=X-Remote-Group",
+        "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+    ]
+
+
 def start_cluster(workdir: Path, kubectl_binary: Path, apiserver_binary: Path, etcd_binary: Path) -> E2ECluster:
     """Init a home, start authsvc serve, then etcd + kube-apiserver wired to it."""
     home = workdir / "home"
@@ -304,6 +315,10 @@ def start_cluster(workdir: Path, kubectl_binary: Path, apiserver_binary: Path, e
             # kube-apiserver 1.20 fetches the issuer's discovery 10 s after it starts, then retries
             # every 10 s: authsvc serve is up before it (above), so ID tokens verify from then on.
             *oidc_flags,
+            # `authsvc proxy` in request-header mode (test_proxy.py): the front-proxy CA and the
+            # CN of its client certificate, with kubeadm's header names (what
+            # `authsvc apiserver-config --proxy` prints).
+            *requestheader_flags(home),
         ],
     )
     control_plane = ControlPlane(apiserver_binary, etcd_binary, secure_port=apiserver_port)

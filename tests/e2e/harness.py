@@ -222,3 +222,70 @@ class AuthsvcServer:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=STOP_TIMEOUT)
+
+
+class AuthsvcProxy:
+    """`authsvc proxy` as a child process (its own event loop and TLS), stopped by its PID.
+
+    Ready when its metrics listener answers /healthz (the TLS listener forwards every path to
+    the API server, /healthz included)."""
+
+    def __init__(self, cli: AuthsvcCli, port: int, metrics_port: int, log_path: Path, extra_args: Sequence[str] = ()):
+        self.cli = cli
+        self.port = port
+        self.metrics_port = metrics_port
+        self.log_path = log_path
+        self.extra_args = tuple(extra_args)
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.metrics_port}"
+
+    def start(self) -> None:
+        args = [
+            str(AUTHSVC),
+            f"--home={self.cli.home}",
+            "proxy",
+            f"--bind=127.0.0.1:{self.port}",
+            f"--metrics-bind=127.0.0.1:{self.metrics_port}",
+            *self.extra_args,
+        ]
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                args,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=dict(self.cli.env),
+                preexec_fn=die_with_parent,
+            )
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        deadline = time.monotonic() + SERVE_START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"authsvc proxy exited with {self.process.returncode}:\n{log_tail(self.log_path)}")
+            try:
+                with opener.open(f"{self.metrics_url}/healthz", timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except (OSError, urllib.error.URLError):
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"authsvc proxy did not start:\n{log_tail(self.log_path)}")
+
+    def stop(self) -> None:
+        proc, self.process = self.process, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=STOP_TIMEOUT)

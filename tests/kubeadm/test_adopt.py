@@ -96,7 +96,7 @@ def test_every_command_works_from_the_adopted_home(kubeadm_etc: Path, tmp_path: 
 
     renewed = run_cli(["certs", "renew", "all"], home=home)  # now: `serve` below uses what it writes
     assert renewed.exit_code == 0, renewed.stderr
-    assert renewed.stdout.count("renewed ") == 13, renewed.stdout  # 7 leaves, 4 kubeconfigs, authsvc's 2
+    assert renewed.stdout.count("renewed ") == 14, renewed.stdout  # 7 leaves, 4 kubeconfigs, authsvc's 3 (proxy)
     assert "reissued" not in renewed.stdout, "what was inferred matches the files: nothing drifted"
     assert f"not renewed: kubelet.conf: its client certificate is {KUBELET_CLIENT_FILE}" in renewed.stdout
 

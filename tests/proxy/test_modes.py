@@ -1,0 +1,152 @@
+"""Impersonation mode, the revocation hook, and what a slow or broken backend does to the proxy."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+import requests
+
+from authsvc.authn.base import ALL_KINDS, ANY_ISSUER, AuthenticatorBase
+from authsvc.authn.chain import AuthenticatorChain
+from authsvc.errors import BackendUnavailable
+from authsvc.home.opened import Home
+from authsvc.identity import UserInfo
+from authsvc.runtime import build_runtime
+from pki.clock import FixedClock
+from tests.proxy.conftest import STATIC_TOKEN, STATIC_USER, configure, proxy_settings
+from tests.proxy.support import EchoUpstream, running_proxy
+
+
+def get(url: str, home: Home, token: str | None = None, headers: dict[str, str] | None = None) -> requests.Response:
+    sent = {"Authorization": f"Bearer {token}"} if token else {}
+    return requests.get(url, headers={**sent, **(headers or {})}, verify=str(home.root / "pki" / "ca.crt"), timeout=10)
+
+
+@pytest.fixture
+def impersonation_home(home: Home, clock: FixedClock, upstream: EchoUpstream) -> Home:
+    token_file = home.root / "impersonator.token"
+    token_file.write_text("sa-token-one\n")
+    settings = proxy_settings(
+        upstream.url, proxy={"mode": "impersonation", "impersonation": {"token_file": "impersonator.token"}}
+    )
+    return configure(home, clock, settings)
+
+
+def test_impersonation_mode_sends_the_service_account_token_and_impersonate_headers(
+    impersonation_home: Home, upstream: EchoUpstream
+) -> None:
+    with running_proxy(impersonation_home) as proxy:
+        hostile = {"Impersonate-User": "admin", "Impersonate-Group": "system:masters", "X-Remote-User": "admin"}
+        answer = get(proxy.url + "/api/v1/pods", impersonation_home, STATIC_TOKEN, headers=hostile)
+        assert answer.status_code == 200, answer.text
+        seen = upstream.seen[-1]
+        assert seen.values("Authorization") == ["Bearer sa-token-one"]
+        assert seen.values("Impersonate-User") == [STATIC_USER]
+        assert seen.values("Impersonate-Group") == ["team-a", "shared"]
+        assert seen.values("X-Remote-User") == []
+        assert seen.client_cn is None  # no front-proxy certificate in this mode
+
+        # A projected token rotates: the next requests use the new one, without a restart.
+        token_file = impersonation_home.root / "impersonator.token"
+        token_file.write_text("sa-token-two-longer\n")
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            get(proxy.url + "/api", impersonation_home, STATIC_TOKEN)
+            if upstream.seen[-1].values("Authorization") == ["Bearer sa-token-two-longer"]:
+                break
+            time.sleep(0.2)
+        assert upstream.seen[-1].values("Authorization") == ["Bearer sa-token-two-longer"]
+
+
+def test_extras_are_escaped_as_client_go_does(impersonation_home: Home, upstream: EchoUpstream) -> None:
+    service = impersonation_home.stores.token_service
+    token = service.issue_user_token("frank", ["dev"], extra={"team key%": ["a b", "c"]})
+    with running_proxy(impersonation_home) as proxy:
+        assert get(proxy.url + "/api", impersonation_home, token.token).status_code == 200
+    assert upstream.seen[-1].values("Impersonate-Extra-team%20key%25") == ["a b", "c"]
+
+
+def test_revocation_is_the_injected_check_not_the_cache(proxy_home: Home, upstream: EchoUpstream) -> None:
+    """The same revoked, cached token: refused with the default check, let through with a
+    check that says nothing (the twin: it is the per-request hook that refuses, not a re-ask)."""
+    service = proxy_home.stores.token_service
+    token = service.issue_user_token("gina", ["dev"])
+    asked: list[str] = []
+
+    def says_nothing(authenticated: object) -> None:
+        asked.append(type(authenticated).__name__)
+
+    with running_proxy(proxy_home, revocation=says_nothing) as proxy:
+        assert get(proxy.url + "/api", proxy_home, token.token).status_code == 200
+        service.revoke(token.jti)  # this process's token service knows at once
+        assert get(proxy.url + "/api", proxy_home, token.token).status_code == 200
+    assert asked == ["Authenticated", "Authenticated"]
+    with running_proxy(proxy_home) as proxy:
+        assert get(proxy.url + "/api", proxy_home, token.token).status_code == 401
+
+
+class Outage(AuthenticatorBase):
+    name = "outage"
+    token_kinds = ALL_KINDS
+    issuers = ANY_ISSUER
+
+    def authenticate(self, token: str) -> UserInfo | None:
+        raise BackendUnavailable("directory down")
+
+
+class Slow(AuthenticatorBase):
+    """Vouches for "slow" after the test lets it (a directory that takes its time)."""
+
+    name = "slow"
+    token_kinds = ALL_KINDS
+    issuers = ANY_ISSUER
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.go = threading.Event()
+
+    def authenticate(self, token: str) -> UserInfo | None:
+        if token != "slow":
+            return None
+        self.entered.set()
+        self.go.wait(10)
+        return UserInfo("slow-user")
+
+
+@pytest.fixture
+def outage_runtime(proxy_home: Home) -> Iterator[object]:
+    runtime = build_runtime(proxy_home, chain=AuthenticatorChain([Outage()]))
+    yield runtime
+
+
+def test_a_backend_outage_is_503_and_never_forwarded(
+    proxy_home: Home, upstream: EchoUpstream, outage_runtime: object
+) -> None:
+    with running_proxy(proxy_home, runtime=outage_runtime) as proxy:
+        answer = get(proxy.url + "/api", proxy_home, "any-token")
+    assert answer.status_code == 503
+    assert answer.json()["reason"] == "ServiceUnavailable"
+    assert upstream.seen == []
+
+
+def test_a_slow_backend_does_not_hold_up_other_requests(proxy_home: Home, upstream: EchoUpstream) -> None:
+    slow = Slow()
+    runtime = build_runtime(proxy_home, chain=AuthenticatorChain([slow]))
+    results: list[int] = []
+    with running_proxy(proxy_home, runtime=runtime) as proxy:
+        waiting = threading.Thread(
+            target=lambda: results.append(get(proxy.url + "/api", proxy_home, "slow").status_code)
+        )
+        waiting.start()
+        assert slow.entered.wait(10)
+        # While the chain blocks on a pool thread, the event loop answers others.
+        started = time.monotonic()
+        assert get(proxy.url + "/api", proxy_home, "other").status_code == 401
+        assert time.monotonic() - started < 5
+        assert results == []
+        slow.go.set()
+        waiting.join(10)
+    assert results == [200]
