@@ -129,7 +129,7 @@ def test_a_rollover_keeps_old_and_new_leaves_valid_until_finish(home: Home, tmp_
 
     advance(home, 1)
     code, out = phase(home, "switch")
-    assert code == 0 and "re-issued 8 automatic certificates from the new CA" in out
+    assert code == 0 and "re-issued 9 automatic certificates from the new CA" in out
     new_ca = signing_ca(home)
     assert new_ca != old_ca and new_ca.subject == old_ca.subject
     assert [fingerprint(c) for c in trust_bundle(home, "ca")] == [fingerprint(new_ca), fingerprint(old_ca)]

@@ -41,7 +41,7 @@ def test_dry_run_changes_nothing_not_even_the_database(busy: Path) -> None:
     before = checksums(busy)
     code, report = rotate_json(busy, "--dry-run")
     assert code == 3  # dave's certificate: a human must act
-    assert report["dryRun"] is True and report["summary"]["planned"] == 18  # type: ignore[index]
+    assert report["dryRun"] is True and report["summary"]["planned"] == 19  # type: ignore[index]
     assert {a["status"] for a in report["actions"]} == {"planned", "needs-human"}  # type: ignore[union-attr]
     assert checksums(busy) == before  # every file, authsvc.db included; no lock file, no WAL left behind
     code, _ = rotate_json(busy)  # the twin: the real run changes the home
@@ -100,4 +100,4 @@ def test_renew_before_widens_the_window(rhome: Home) -> None:
         assert code == 0
         return sum(1 for a in report["actions"] if a["kind"] == "renew")  # type: ignore[union-attr,index]
 
-    assert (renewals(), renewals("--renew-before", "180d")) == (0, 14)
+    assert (renewals(), renewals("--renew-before", "180d")) == (0, 15)

@@ -52,7 +52,7 @@ def test_the_textfile_has_the_last_run_for_node_exporter(busy: Home) -> None:
     rotate(busy)
     metrics = samples(textfile.read_text())
     assert metrics[("authsvc_rotate_last_exit_code", ())] == 3
-    assert metrics[("authsvc_rotate_last_run_actions", (("result", "done"),))] == 18
+    assert metrics[("authsvc_rotate_last_run_actions", (("result", "done"),))] == 19
     assert metrics[("authsvc_rotate_last_run_actions", (("result", "needs_human"),))] == 1
     assert metrics[("authsvc_rotate_last_success_timestamp_seconds", ())] == NOW.timestamp()
     # The renewed tree expires a year on; the earliest is now the CAs' or a renewed leaf's.
@@ -85,9 +85,9 @@ def test_every_change_is_audited_and_no_key_is_written_there(busy: Home) -> None
     report = rotate(busy)
     lines = [json.loads(line) for line in (busy.root / "audit.log").read_text().splitlines()]
     rotation = [line for line in lines if line.get("event") == "rotation"]
-    assert len(rotation) == report.counts["done"] == 18
+    assert len(rotation) == report.counts["done"] == 19
     renewals = [line for line in rotation if line["action"] == "renew"]
-    assert {line["result"] for line in rotation} == {"done"} and len(renewals) == 14
+    assert {line["result"] for line in rotation} == {"done"} and len(renewals) == 15
     assert all(line["serial"] and line["replaces"] for line in renewals)
     assert "PRIVATE KEY" not in (busy.root / "audit.log").read_text()
 
