@@ -355,8 +355,9 @@ class ChildProcess:
         self.kill()
         log = self._log_since_start()
         where = f"log {self.log_path}:\n{self.log_tail()}"
-        if progress.foreign or IN_USE in log.lower():
-            held = [f"port {p}: {', '.join(_holders(listening_inodes(p)))}" for p in ports if listening_inodes(p)]
+        # Ours are gone: whoever listens on a port of ours now is someone else.
+        held = [f"port {p}: {', '.join(_holders(listening_inodes(p)))}" for p in ports if listening_inodes(p)]
+        if progress.foreign or held or IN_USE in log.lower():
             raise PortInUse(f"{self.name}: a port is in use ({'; '.join(held) or progress.detail}); {where}")
         if progress.exited:
             raise ProcessError(f"{self.name} exited with code {popen.returncode} during startup; {where}")

@@ -11,7 +11,6 @@ import os
 import ssl
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
@@ -19,15 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from tests.components.kube_apiserver import die_with_parent
 from tests.components.support import eventually as wait_until
-from tests.components.support import log_tail
+from tests.serve.support import AuthsvcServe
 
 # The venv's bin folder: `authsvc` lives there, and kubectl must find it on PATH for exec plugins.
 VENV_BIN = Path(sys.executable).parent
 AUTHSVC = VENV_BIN / "authsvc"
-SERVE_START_TIMEOUT = 30.0
-STOP_TIMEOUT = 10.0
 # Propagation (an RBAC binding reaching the authorizer's cache, a revocation reaching the
 # webhook's key cache) is polled for, never slept through; this bounds the wait.
 PROPAGATION_TIMEOUT = 15.0
@@ -129,75 +125,56 @@ class Kubectl:
 
 
 class AuthsvcServer:
-    """`authsvc serve` (granian, TLS + mTLS) as a child process, stopped by its PID."""
+    """`authsvc serve` (granian, TLS + mTLS) as a child process: the installed console script, with
+    the CLI's home and environment, ready once its own processes listen on `bind` (and `public`)
+    and GET /healthz answers 200 over mTLS (tests/serve/support.py's AuthsvcServe)."""
 
-    def __init__(self, cli: AuthsvcCli, bind: str, log_path: Path, extra_args: Sequence[str] = ()) -> None:
+    def __init__(
+        self, cli: AuthsvcCli, bind: str, log_path: Path, extra_args: Sequence[str] = (), *, public: int | None = None
+    ) -> None:
         self.cli = cli
         self.bind = bind
         self.log_path = log_path
         self.extra_args = tuple(extra_args)
-        self.process: subprocess.Popen[bytes] | None = None
+        self.public = public
+        self._serve: AuthsvcServe | None = None
 
     @property
     def url(self) -> str:
         return f"https://{self.bind}"
 
+    @property
+    def process(self) -> subprocess.Popen[bytes] | None:
+        return self._serve.process if self._serve is not None and self._serve.child.running else None
+
     def start(self, context: ssl.SSLContext) -> None:
         """Start it and wait until GET /healthz answers 200 over mTLS with `context`."""
-        args = [
-            str(AUTHSVC),
-            f"--home={self.cli.home}",
-            "serve",
-            f"--bind={self.bind}",
-            "--workers=1",
-            *self.extra_args,
-        ]
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                args,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=dict(self.cli.env),
-                preexec_fn=die_with_parent,
-            )
-        self._wait_healthy(context)
-
-    def _wait_healthy(self, context: ssl.SSLContext) -> None:
-        assert self.process is not None
         opener = urllib.request.build_opener(
             urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=context)
         )
-        deadline = time.monotonic() + SERVE_START_TIMEOUT
-        last = "no answer yet"
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"authsvc serve exited with code {self.process.returncode}; "
-                    f"log {self.log_path}:\n{log_tail(self.log_path)}"
-                )
+
+        def healthy() -> str | None:
             try:
                 with opener.open(f"{self.url}/healthz", timeout=2) as response:
-                    if response.status == 200:
-                        return
-                    last = f"HTTP {response.status}"
+                    return None if response.status == 200 else f"HTTP {response.status}"
             except (OSError, urllib.error.URLError) as exc:
-                last = str(exc)
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(
-            f"authsvc serve not healthy after {SERVE_START_TIMEOUT:.0f}s ({last}); "
-            f"log {self.log_path}:\n{log_tail(self.log_path)}"
+                return str(exc)
+
+        self._serve = AuthsvcServe(
+            self.cli.home,
+            self.log_path,
+            webhook=int(self.bind.rpartition(":")[2]),
+            public=self.public,
+            args=self.extra_args,
+            env=self.cli.env,
+            ready=healthy,
+            command=(str(AUTHSVC),),
+            kill_on_parent_exit=True,
         )
+        self._serve.start()
 
     def stop(self) -> None:
-        """SIGTERM by PID, then SIGKILL if it does not stop (granian stops its workers itself)."""
-        proc, self.process = self.process, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=STOP_TIMEOUT)
+        """SIGTERM by PID, then SIGKILL to whatever is left of it."""
+        serve, self._serve = self._serve, None
+        if serve is not None:
+            serve.stop()
