@@ -21,7 +21,7 @@ import threading
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
-from http.client import HTTPMessage
+from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Self
@@ -37,7 +37,7 @@ HANDSHAKE_TIMEOUT = 10.0
 class Request:
     method: str
     target: str  # as sent, query included
-    headers: HTTPMessage
+    headers: Message
     body: bytes
     client_cert: x509.Certificate | None
 

@@ -71,7 +71,8 @@ STOP_TIMEOUT = 15.0
 # What remains of a group after SIGKILL goes within milliseconds; a process in uninterruptible
 # sleep (a disk) may take a moment longer.
 KILL_TIMEOUT = 10.0
-POLL = 0.02
+POLL = 0.02  # waiting for an exit: waitid(2), cheap
+READY_POLL = 0.05  # waiting for readiness: /proc/net/tcp and a probe each time
 IN_USE = "address already in use"  # errno 98 as slapd, PostgreSQL, Go and granian (Rust) print it
 _LISTEN = "0A"  # TCP_LISTEN in /proc/net/tcp
 
@@ -219,8 +220,10 @@ class ChildProcess:
         start_timeout: float = START_TIMEOUT,
         stop_timeout: float = STOP_TIMEOUT,
         kill_on_parent_exit: bool = False,
+        poll_interval: float = READY_POLL,
     ) -> None:
         self.name = name
+        self.poll_interval = poll_interval  # between readiness checks (a probe that costs more: longer)
         self.log_path = log_path  # may change between starts (kube-apiserver: one log per start)
         self.stop_signal = stop_signal
         self.start_timeout = start_timeout
@@ -329,14 +332,17 @@ class ChildProcess:
             self.kill()
             raise
 
-    def _progress(self, ready: Callable[[], str | None] | None, ports: Sequence[int]) -> _Progress:
+    def _progress(self, ready: Callable[[], str | None] | None, ports: Sequence[int], owned: set[int]) -> _Progress:
         if not self.running:
             return _Progress(exited=True, detail="exited")
         for port in ports:
+            if port in owned:  # checked once: it stays ours while the process lives
+                continue
             ours, foreign = self._port_state(port)
             if foreign or not ours:
                 who = f"held by {foreign}" if foreign else "nobody listens"
                 return _Progress(detail=f"port {port}: {who}", foreign=foreign and f"port {port}: {foreign}")
+            owned.add(port)
         if ready is None:
             return _Progress(ready=True)
         missing = ready()
@@ -348,7 +354,10 @@ class ChildProcess:
             shared = bool(progress.foreign) and any(self._port_state(p)[0] for p in ports)
             return progress.ready or progress.exited or shared
 
-        progress = eventually(lambda: self._progress(ready, ports), over, timeout=self.start_timeout, interval=POLL)
+        owned: set[int] = set()
+        progress = eventually(
+            lambda: self._progress(ready, ports, owned), over, timeout=self.start_timeout, interval=self.poll_interval
+        )
         if progress.ready:
             return
         popen = self.popen
@@ -431,9 +440,10 @@ class ChildProcess:
         if not self.running:
             raise ProcessError(f"{self.name} is not running: nothing to freeze")
         pgid = self.popen.pid
+        members = processes_in_group(pgid)  # a stopped group forks no more
         os.killpg(pgid, signal.SIGSTOP)
         self._frozen = True
-        if not eventually(lambda: _all_threads_stopped(processes_in_group(pgid)), bool, timeout=5.0, interval=0.001):
+        if not eventually(lambda: _all_threads_stopped(members), bool, timeout=5.0, interval=0.001):
             raise ProcessError(f"{self.name} (pid {pgid}) did not stop within 5s of SIGSTOP")
 
     def thaw(self) -> None:

@@ -49,6 +49,7 @@ def authsvc_serve(served_home: Home, tmp_path: Path) -> Iterator[str]:
     with --insecure-no-client-cert (see docs/ldap.md: /login needs a listener without mTLS)."""
     env = {**os.environ, **ENVIRON, "AUTHSVC_HOME": str(served_home.root)}
     url = served_home.settings.server.public_url
+    assert url is not None  # served_home sets it
     context = ssl.create_default_context(cafile=served_home.layout.cert_path("ca"))
 
     def healthy() -> str | None:
