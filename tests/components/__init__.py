@@ -4,7 +4,7 @@ started by tests/serve/support.py.
 
 All of them share one lifecycle, `process.ChildProcess`: start with a readiness probe, a check
 that the ports are listened on by the started process and no other, stop (graceful signal,
-then SIGKILL to the whole process group, waiting until none of it is left), restart,
+then SIGKILL to the leader's descendants and process group, waiting until none is left), restart,
 freeze/thaw, one log file per component. support.py has what the fixtures around them need:
 `free_port`/`free_ports` (outside the kernel's ephemeral range, never twice in a run),
 `eventually` (every wait for something that takes a moment), `require_binary` (fail under

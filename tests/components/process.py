@@ -4,19 +4,21 @@ slapd, PostgreSQL, etcd, kube-apiserver and `authsvc serve` each compose a `Chil
 keep only what is their own: their files, their command line, their readiness probe.
 
 - `start(argv, ready=probe, ports=[...])` appends a header to the log and starts the command in
-  a session of its own (its process group is its own, so stopping reaches every process it
-  forks). It returns once every port in `ports` is listened on by a process of that group, by
-  no other process, and `ready()` returns None (else it returns what is still missing, for the
-  error message). A free port chosen earlier can be taken by someone else before the child
-  binds it: then the child's "address already in use", or a foreign listener on the port,
-  raises `PortInUse`, and a caller that chose the ports itself picks new ones (`on_free_ports`).
-  Any other failure raises `ProcessError` with the log's last lines; nothing is left running.
-- `stop()`: the graceful signal to the leader, then SIGKILL to whatever is left of the group,
-  and returns once no process of the group is left (a server started next on the same data
-  directory or ports never meets the previous one's leftovers, e.g. PostgreSQL's backends
-  still attached to the old shared memory). `kill()` crashes it the same way, at once.
-- `restart()`, `freeze()`/`thaw()` (SIGSTOP/SIGCONT; freeze returns once every thread of the
-  group is stopped), `pid`, `running`, `log_path`, `log_tail()`.
+  a session of its own. Its *family* is the leader, its descendants and its process group
+  (both: PostgreSQL's backends each call setsid(), and an orphan is no one's descendant). It
+  returns once every port in `ports` is listened on by the family, by no other process, and
+  `ready()` returns None (else it returns what is still missing, for the error message). A
+  free port chosen earlier can be taken by someone else before the child binds it: then the
+  child's "address already in use", or a foreign listener on the port, raises `PortInUse`, and
+  a caller that chose the ports itself picks new ones (`on_free_ports`). Any other failure
+  raises `ProcessError` with the log's last lines; nothing is left running.
+- `stop()`: the graceful signal to the leader, then SIGKILL to whatever is left of the family,
+  and returns once none of it is left (a server started next on the same data directory or
+  ports never meets the previous one's leftovers, e.g. PostgreSQL's backends still attached to
+  the old shared memory: "pre-existing shared memory block ... is still in use"). `kill()`
+  crashes it the same way, at once.
+- `restart()`, `freeze()`/`thaw()` (SIGSTOP/SIGCONT to the family; freeze returns once every
+  thread is stopped), `pid`, `running`, `log_path`, `log_tail()`.
 
 A new component (e.g. Samba AD) is a class that holds one:
 
@@ -60,6 +62,7 @@ __all__ = [
     "PortInUse",
     "ProcessError",
     "die_with_parent",
+    "family",
     "listening_inodes",
     "on_free_ports",
     "processes_in_group",
@@ -113,24 +116,69 @@ def socket_inodes(pid: int) -> set[int]:
     return found
 
 
-def _stat(pid: int) -> tuple[str, int] | None:
-    """(state, process group) of `pid`, None when it is gone."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    except OSError:
-        return None
-    return fields[0], int(fields[2])
+@dataclass(frozen=True)
+class _Proc:
+    pid: int
+    ppid: int
+    pgid: int
+    state: str
+    start: int  # clock ticks after boot: with the pid, names one process even after pid reuse
+
+
+def _processes() -> dict[int, _Proc]:
+    """Every process /proc shows now, zombies included."""
+    found = {}
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                fields = Path(f"/proc/{entry.name}/stat").read_text().rpartition(")")[2].split()
+            except OSError:  # gone meanwhile
+                continue
+            pid = int(entry.name)
+            found[pid] = _Proc(pid, int(fields[1]), int(fields[2]), fields[0], int(fields[19]))
+    return found
+
+
+_DEAD = ("Z", "X")  # a zombie has let go of everything already (memory, sockets, shared memory)
 
 
 def processes_in_group(pgid: int) -> list[int]:
-    """The live processes of process group `pgid` (zombies have let go of everything already)."""
-    members = []
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            stat = _stat(int(entry.name))
-            if stat is not None and stat[1] == pgid and stat[0] not in ("Z", "X"):
-                members.append(int(entry.name))
-    return members
+    """The live processes of process group `pgid`."""
+    return sorted(p.pid for p in _processes().values() if p.pgid == pgid and p.state not in _DEAD)
+
+
+def family(leader: int) -> dict[int, int]:
+    """{pid: start time} of the live processes that are `leader`, its descendants or in its
+    process group. Both: PostgreSQL's backends each start a session of their own (the group
+    misses them), and a child whose parent died is no one's descendant any more."""
+    processes = _processes()
+    children: dict[int, list[int]] = {}
+    for process in processes.values():
+        children.setdefault(process.ppid, []).append(process.pid)
+    members = {p.pid for p in processes.values() if p.pgid == leader} | ({leader} & processes.keys())
+    stack = list(members)
+    while stack:
+        for child in children.get(stack.pop(), []):
+            if child not in members:
+                members.add(child)
+                stack.append(child)
+    return {pid: processes[pid].start for pid in members if processes[pid].state not in _DEAD}
+
+
+def _alive(known: dict[int, int]) -> dict[int, int]:
+    """Those of `known` still running (same pid, same start time, not a zombie)."""
+    processes = _processes()
+    return {
+        pid: start
+        for pid, start in known.items()
+        if pid in processes and processes[pid].start == start and processes[pid].state not in _DEAD
+    }
+
+
+def _signal(pids: dict[int, int], sig: signal.Signals) -> None:
+    for pid in _alive(pids):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, sig)
 
 
 def _all_threads_stopped(pids: Sequence[int]) -> bool:
@@ -233,6 +281,7 @@ class ChildProcess:
         self._launch: _Launch | None = None
         self._log_offset = 0
         self._frozen = False
+        self._frozen_members: dict[int, int] = {}
 
     # ----------------------------------------------------------------- state
 
@@ -282,7 +331,7 @@ class ChildProcess:
         if not listening or self._popen is None:
             return False, ""
         ours: set[int] = set()
-        for pid in processes_in_group(self._popen.pid):
+        for pid in family(self._popen.pid):
             ours |= socket_inodes(pid)
         foreign = listening - ours
         return bool(listening & ours), ", ".join(_holders(foreign)) if foreign else ""
@@ -397,33 +446,50 @@ class ChildProcess:
 
     def stop(self, timeout: float | None = None, sig: signal.Signals | None = None) -> None:
         """`sig` (default: the stop signal) to the leader and up to `timeout` seconds for it to
-        exit; then SIGKILL to what is left of the group. Returns once none of it is left."""
+        exit; then SIGKILL to whatever is left of it, its descendants and its process group.
+        Returns once none of them is left."""
         if self._popen is None:
             return
+        before: dict[int, int] = {}
         if self.running:
             if self._frozen:  # a stopped process acts on the signal only once it runs again
                 self.thaw()
+            before = family(self.popen.pid)  # once the leader is gone, its orphans are no one's children
             self.popen.send_signal(sig or self.stop_signal)
             eventually(
                 lambda: self.running, lambda running: not running, timeout=timeout or self.stop_timeout, interval=POLL
             )
-        self._end()
+        self._end(before)
 
     def kill(self) -> None:
-        """Crash: SIGKILL to every process of the group at once."""
-        self._end()
+        """Crash: SIGKILL to the leader, its descendants and its process group at once."""
+        self._end({})
 
-    def _end(self) -> None:
+    def _end(self, known: dict[int, int]) -> None:
         popen = self._popen
         if popen is None:
             return
-        # The leader is reaped only after the group is signalled: until then its pid, the
+        leader = popen.pid
+        victims = dict(known)
+        if self.running:  # stopped, it forks no more while the others are found and stopped
+            _signal({leader: family(leader).get(leader, -1)}, signal.SIGSTOP)
+        for _ in range(5):  # the others, stopped too, until no new one appears
+            found = {pid: start for pid, start in family(leader).items() if pid not in victims}
+            victims.update(found)
+            _signal(found, signal.SIGSTOP)
+            if not found:
+                break
+        _signal(victims, signal.SIGKILL)
+        # The leader is reaped only after its group is signalled: until then its pid, the
         # group's id, cannot be given to a new process (whose group we would kill).
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(popen.pid, signal.SIGKILL)
+            os.killpg(leader, signal.SIGKILL)
         popen.wait()
         left = eventually(
-            lambda: processes_in_group(popen.pid), lambda pids: not pids, timeout=KILL_TIMEOUT, interval=POLL
+            lambda: sorted(_alive(victims).keys() | set(processes_in_group(leader))),
+            lambda pids: not pids,
+            timeout=KILL_TIMEOUT,
+            interval=POLL,
         )
         self._popen = None
         self._frozen = False
@@ -434,22 +500,22 @@ class ChildProcess:
     # ----------------------------------------------------------------- freeze
 
     def freeze(self) -> None:
-        """Hang it (SIGSTOP to the group): the kernel still accepts connections and takes
-        requests, but nothing answers, as with a server stuck on its disk or a lock. Returns
-        once every thread is stopped, so no request sent afterwards can still be answered."""
+        """Hang it (SIGSTOP to it and its family): the kernel still accepts connections and
+        takes requests, but nothing answers, as with a server stuck on its disk or a lock.
+        Returns once every thread is stopped, so no request sent afterwards can be answered."""
         if not self.running:
             raise ProcessError(f"{self.name} is not running: nothing to freeze")
-        pgid = self.popen.pid
-        members = processes_in_group(pgid)  # a stopped group forks no more
-        os.killpg(pgid, signal.SIGSTOP)
+        self._frozen_members = family(self.popen.pid)
+        _signal(self._frozen_members, signal.SIGSTOP)
         self._frozen = True
-        if not eventually(lambda: _all_threads_stopped(members), bool, timeout=5.0, interval=0.001):
-            raise ProcessError(f"{self.name} (pid {pgid}) did not stop within 5s of SIGSTOP")
+        pids = list(self._frozen_members)
+        if not eventually(lambda: _all_threads_stopped(pids), bool, timeout=5.0, interval=0.001):
+            raise ProcessError(f"{self.name} (pid {self.popen.pid}) did not stop within 5s of SIGSTOP")
 
     def thaw(self) -> None:
         """Resume a frozen process (SIGCONT); it answers what was sent meanwhile."""
         if self.running:
-            os.killpg(self.popen.pid, signal.SIGCONT)
+            _signal(self._frozen_members, signal.SIGCONT)
         self._frozen = False
 
     def __repr__(self) -> str:

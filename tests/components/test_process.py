@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from .process import ChildProcess, PortInUse, ProcessError, on_free_ports, processes_in_group
+from .process import ChildProcess, PortInUse, ProcessError, family, on_free_ports, processes_in_group
 from .support import free_port, free_ports
 
 # Listens on argv[1] (SO_REUSEPORT when argv[2] says so), then waits to be stopped.
@@ -116,6 +116,34 @@ def test_stop_leaves_no_process_of_the_group_behind(child: ChildProcess) -> None
     assert len(processes_in_group(pgid)) == 2
     child.stop(timeout=5)
     assert processes_in_group(pgid) == [] and not child.running
+
+
+@pytest.mark.parametrize("end", ["stop", "kill"])
+def test_a_descendant_in_a_session_of_its_own_is_ended_too(child: ChildProcess, end: str) -> None:
+    """As PostgreSQL's backends are: each calls setsid(), so the leader's group misses them, and
+    one left attached to the old shared memory makes the next start fail."""
+    program = textwrap.dedent(
+        """
+        import os, signal, time
+        if os.fork() == 0:
+            os.setsid()
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            print("own" "session", flush=True)
+        time.sleep(60)
+        """
+    )
+    child.start([sys.executable, "-c", program], ready=lambda: None if "ownsession" in child.log_tail() else "no fork")
+    members = family(child.popen.pid)
+    assert len(members) == 2 and len(processes_in_group(child.popen.pid)) == 1
+    (child.stop if end == "stop" else child.kill)()
+    assert not [pid for pid in members if Path(f"/proc/{pid}").exists() and "State:\tZ" not in status(pid)]
+
+
+def status(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return "State:\tZ (gone)"
 
 
 def test_the_stop_signal_is_graceful_first(child: ChildProcess) -> None:
