@@ -44,11 +44,13 @@ ENV PATH=/opt/authsvc/bin:$PATH \
 # Numeric, so that Kubernetes' runAsNonRoot can verify it without reading /etc/passwd.
 USER 10001:10001
 WORKDIR /var/lib/authsvc
-EXPOSE 8443
-# The webhook port verifies client certificates (mTLS), so an HTTPS GET /healthz without one
-# is refused during the handshake: the check is that the listener accepts connections.
-# Kubernetes probes (config/kubernetes/deployment.yaml) check /healthz and /readyz themselves.
+# 8443: the webhook (mTLS, kube-apiserver only); 8444: the public listener (/login, discovery,
+# probes). Set server.public_url in authsvc.yaml to the URL clients use for 8444.
+EXPOSE 8443 8444
+# An HTTPS GET of /healthz on the public listener, the server's certificate verified against
+# the home's cluster CA: a TCP connect would only prove that a socket is open. (The webhook port
+# refuses a client without the API server's certificate during the handshake.)
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
-    CMD ["python", "-c", "import socket; socket.create_connection(('127.0.0.1', 8443), timeout=3).close()"]
+    CMD ["python", "-c", "import os, ssl, urllib.request; home = os.environ['AUTHSVC_HOME']; url = os.environ.get('AUTHSVC_HEALTHZ_URL', 'https://127.0.0.1:8444/healthz'); urllib.request.urlopen(url, timeout=3, context=ssl.create_default_context(cafile=home + '/pki/ca.crt')).read()"]
 ENTRYPOINT ["authsvc"]
-CMD ["serve", "--bind", "0.0.0.0:8443"]
+CMD ["serve", "--bind", "0.0.0.0:8443", "--public-bind", "0.0.0.0:8444"]

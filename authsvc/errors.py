@@ -25,7 +25,18 @@ class HomeError(AuthsvcError):
 
 
 class UsageError(AuthsvcError):
-    """The operator asked for something that cannot be done as asked (exit status 2)."""
+    """The command line itself is wrong: options that cannot go together, an unknown phase or
+    name (exit status 2, like click's own usage errors). A request that is well formed but
+    cannot be done is one of the errors below (exit status 1)."""
+
+
+class NotFound(AuthsvcError):
+    """What the command names does not exist (a user, a directory entry, a record)."""
+
+
+class Conflict(AuthsvcError):
+    """What the command would write is already there, or differs from what is there: the
+    message says how to go on (--force, another command, editing the file)."""
 
 
 class BackendUnavailable(AuthsvcError):

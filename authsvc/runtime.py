@@ -2,9 +2,11 @@
 
 Built once per process (each granian worker, each test app) and handed to the Flask factory
 (authsvc/web/app.py). Every collaborator is a typed field, built here in dependency order:
-metrics first (the login side counts into them), then the login components and what the
-webhook takes from them (identity refreshers, the directory group lookup, readiness), then
-the authenticator chain, the TokenReviewer with its result cache, and the audit log.
+metrics and the audit log first (the login side counts into the one and records attempts in
+the other), then the login components and what the webhook takes from them (identity
+refreshers, the directory group lookup, readiness), then the authenticator chain, the
+TokenReviewer with its result cache, and the OpenID Connect provider (which re-checks users
+with the same refreshers).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from authsvc.login.wiring import LoginComponents, WebhookSide, webhook_side
 from authsvc.login.wiring import build as build_login
 from authsvc.metrics.server import ServerMetrics
 from authsvc.metrics.share import SnapshotShare
+from authsvc.oidc.provider import Provider, build_provider
 from authsvc.rotation.report import RotationCollector
 from authsvc.settings import Settings
 from authsvc.webhook.audit import AuditLog
@@ -39,6 +42,7 @@ class Runtime:
     chain: AuthenticatorChain
     audit: AuditLog
     reviewer: TokenReviewer
+    oidc: Provider | None = None  # the OpenID Connect provider, when oidc.clients is set
 
     @property
     def settings(self) -> Settings:
@@ -82,12 +86,12 @@ def build_runtime(
     # In Kubernetes the rotate Job and the webhook pods share the database: /metrics shows the
     # Job's last run (read from `rotation_runs` at most every 30 s).
     metrics.registry.register(RotationCollector(lambda: home.stores.engine))
-    login = build_login(home, metrics)
+    if audit is None:
+        audit = AuditLog.open(settings.audit, home.root)
+    login = build_login(home, metrics, audit)
     side = webhook_side(login, settings.pki.policy.to_policy())
     if chain is None:
         chain = build_chain(ChainContext.of(home, side.refreshers, side.group_lookup))
-    if audit is None:
-        audit = AuditLog.open(settings.audit, home.root)
     authn = settings.authn
     cache: ResultCache[Answer] = ResultCache(
         authn.cache_ttl.total_seconds(), authn.negative_cache_ttl.total_seconds(), authn.cache_size
@@ -95,4 +99,5 @@ def build_runtime(
     reviewer = TokenReviewer(chain, cache, metrics, audit, home.clock)
     if share is not None:
         share.publish_until_exit(metrics.counts)
-    return Runtime(home, metrics, login, side, chain, audit, reviewer)
+    oidc = build_provider(home, side.refreshers)
+    return Runtime(home, metrics, login, side, chain, audit, reviewer, oidc)

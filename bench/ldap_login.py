@@ -13,6 +13,14 @@
 
     .venv/bin/python bench/ldap_login.py [--users 1000] [--rounds 3]
 
+With --ad the same rows (a)-(c) run against a real Active Directory DC (Samba, provisioned for
+the run on 127.0.0.1:389/636 as tests/components/samba_ad.py does: the ports must be free),
+over LDAPS, with `ldap.flavor: active-directory`: the bare loop searches by sAMAccountName,
+binds, and resolves groups with one in-chain search; authsvc does the same through its preset
+(plus the account-state attributes and the objectGUID it reads with the user).
+
+    .venv/bin/python bench/ldap_login.py --ad [--users 100] [--rounds 3]
+
 The ratio line is (b)/(a), the target is >= 0.7.
 """
 
@@ -34,14 +42,17 @@ import ldap3
 
 from authsvc.home.layout import HomeLayout
 from authsvc.home.opened import Home
-from authsvc.init.steps import initialize_home, with_public_url
+from authsvc.init.steps import initialize_home, with_public_listener
+from authsvc.ldap.connections import VerifiedTls
 from authsvc.login.backends import LDAPLoginBackend
 from authsvc.runtime import build_runtime
 from authsvc.settings import Settings
 from authsvc.web.app import create_app
 from pki.clock import system_clock
+from tests.components import samba_ad
+from tests.components.samba_ad import DEFAULT_AD_GROUPS, DEFAULT_AD_USERS, ADGroup, SambaAD, ad_user
 from tests.components.slapd import GROUPS_DN, PEOPLE_DN, SERVICE_DN, SERVICE_PASSWORD, Slapd
-from tests.ldap.fixtures import ENVIRON, ldap_service, ldap_settings
+from tests.ldap.fixtures import ENVIRON, ad_settings, issue_serving_certificate, ldap_service, ldap_settings
 
 Row = tuple[float, float, float]  # logins per second, p99 ms, this process's CPU ms per login
 
@@ -90,8 +101,78 @@ def authsvc_backend(server: Slapd, users: int) -> tuple[Callable[[int], object],
     return login, service.cache.clear
 
 
+def bare_ad_loop(server: SambaAD, users: int) -> Callable[[int], object]:
+    """What an AD login costs with ldap3 alone: search, bind, one in-chain group search, over LDAPS."""
+
+    def connection() -> ldap3.Connection:
+        tls = VerifiedTls(str(server.ca_file), server.host)
+        return ldap3.Connection(ldap3.Server(server.ldaps_url, get_info=ldap3.NONE, tls=tls))
+
+    search = connection()
+    search.open()
+    assert search.rebind(samba_ad.SERVICE_DN, samba_ad.SERVICE_PASSWORD)
+    binder = connection()
+    binder.open()
+
+    def login(i: int) -> object:
+        user = ad_user(f"user{i % users:04d}")
+        search.search(
+            samba_ad.PEOPLE_DN,
+            f"(&(objectClass=user)(sAMAccountName={user.name}))",
+            attributes=["sAMAccountName", "objectGUID"],
+        )
+        dn = search.response[0]["dn"]
+        assert binder.rebind(dn, user.password)
+        search.search(
+            samba_ad.GROUPS_DN, f"(&(objectClass=group)(member:1.2.840.113556.1.4.1941:={dn}))", attributes=["cn"]
+        )
+        return [e["attributes"]["cn"] for e in search.response if e.get("type") == "searchResEntry"]
+
+    return login
+
+
+def authsvc_ad_backend(server: SambaAD, users: int) -> tuple[Callable[[int], object], Callable[[], None]]:
+    service = ldap_service(ad_settings(server, pool_size=1), clock=system_clock)
+    backend = LDAPLoginBackend(service)
+
+    def login(i: int) -> object:
+        user = ad_user(f"user{i % users:04d}")
+        verdict = backend.authenticate(user.name, user.password)
+        assert verdict.identity is not None and "ad:k8s-admins" in verdict.identity.groups, verdict
+        return verdict
+
+    return login, service.cache.clear
+
+
+def run_ad(users: int, rounds: int) -> dict[str, list[Row]]:
+    """Rows (a)-(c) against a Samba AD DC of the run's own; its users are in `ops`, nested 3 levels."""
+    workdir = Path(tempfile.mkdtemp(prefix="bench-ad-"))
+    bulk = [ad_user(f"user{i:04d}") for i in range(users)]
+    groups = [
+        ADGroup(g.name, (*g.members, *(u.name for u in bulk))) if g.name == "ops" else g for g in DEFAULT_AD_GROUPS
+    ]
+    cert, key, ca = issue_serving_certificate(workdir, ["IP:127.0.0.1"])
+    rows: dict[str, list[Row]] = {"bare": [], "miss": [], "hit": []}
+    with SambaAD(tls_cert=cert, tls_key=key, tls_ca=ca, users=[*DEFAULT_AD_USERS, *bulk], groups=groups) as server:
+        print(
+            f"Samba AD DC: provisioned in {server.timings.provision:.1f} s, accounts written in "
+            f"{server.timings.seed:.1f} s, started in {server.timings.start:.1f} s",
+            file=sys.stderr,
+        )
+        bare = bare_ad_loop(server, users)
+        ours, clear_cache = authsvc_ad_backend(server, users)
+        bare(0), ours(0)  # connections open
+        for _ in range(rounds):
+            rows["bare"].append(measure(bare, users))
+            clear_cache()
+            rows["miss"].append(measure(ours, users))
+            rows["hit"].append(measure(ours, users))
+    shutil.rmtree(workdir, ignore_errors=True)
+    return rows
+
+
 def http_login(server: Slapd, root: Path) -> Callable[[int], object]:
-    settings = with_public_url(  # as `authsvc init` writes it: the app's discovery needs it
+    settings = with_public_listener(  # as `authsvc init` writes it: the app's discovery needs it
         Settings.model_validate(
             {
                 "ldap": ldap_settings(server, pool_size=1).model_dump(),
@@ -115,25 +196,36 @@ def http_login(server: Slapd, root: Path) -> Callable[[int], object]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--users", type=int, default=1000, help="bulk users (logins per round)")
+    parser.add_argument("--users", type=int, default=None, help="bulk users, logins per round (1000; --ad: 100)")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--ad", action="store_true", help="against a Samba AD DC (LDAPS, flavor active-directory)")
     args = parser.parse_args()
+    if args.ad:
+        report(run_ad(args.users or 100, args.rounds), "AD DC over LDAPS, in-chain groups")
+        return
+    report(run_slapd(args.users or 1000, args.rounds), "slapd")
+
+
+def run_slapd(users: int, rounds: int) -> dict[str, list[Row]]:
     workdir = Path(tempfile.mkdtemp(prefix="bench-ldap-"))
-    with Slapd(bulk_users=args.users) as server:
+    with Slapd(bulk_users=users) as server:
         bare = bare_loop(server)
-        ours, clear_cache = authsvc_backend(server, args.users)
+        ours, clear_cache = authsvc_backend(server, users)
         bare(0), ours(0)  # connections open
         rows: dict[str, list[Row]] = {"bare": [], "miss": [], "hit": []}
-        for _ in range(args.rounds):  # interleaved, so that load changes hit every row alike
-            rows["bare"].append(measure(bare, args.users))
+        for _ in range(rounds):  # interleaved, so that load changes hit every row alike
+            rows["bare"].append(measure(bare, users))
             clear_cache()
-            rows["miss"].append(measure(ours, args.users))
-            rows["hit"].append(measure(ours, args.users))
+            rows["miss"].append(measure(ours, users))
+            rows["hit"].append(measure(ours, users))
         full = http_login(server, workdir / "home")
         full(0)
-        rows["http"] = [measure(full, args.users)]
+        rows["http"] = [measure(full, users)]
     shutil.rmtree(workdir, ignore_errors=True)
+    return rows
 
+
+def report(rows: dict[str, list[Row]], against: str) -> None:
     def best(name: str) -> Row:
         rate, p99, cpu = (statistics.median(row[i] for row in rows[name]) for i in range(3))
         return rate, p99, cpu
@@ -144,8 +236,10 @@ def main() -> None:
         "hit": "(c) authsvc LDAP login, group cache hit",
         "http": "(d) POST /login: (b) + rate limit + RS256 token",
     }
-    print(f"{'':48} {'logins/s':>10} {'p99 ms':>8} {'CPU ms/login':>13}")
+    print(f"{'against ' + against:48} {'logins/s':>10} {'p99 ms':>8} {'CPU ms/login':>13}")
     for name, label in labels.items():
+        if name not in rows:
+            continue
         rate, p99, cpu = best(name)
         print(f"{label:48} {rate:10.0f} {p99:8.2f} {cpu:13.2f}")
     ratio = best("miss")[0] / best("bare")[0]

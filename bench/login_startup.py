@@ -19,11 +19,11 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from measure import wall_ms
 
 VENV_BIN = Path(sys.executable).parent
 LOGIN_URL = "https://authsvc.example.org:8443/login"
@@ -36,15 +36,6 @@ def write_cache(cache_home: Path) -> None:
     document = {"version": 1, "servers": {LOGIN_URL: {"last_user": "alice", "tokens": {"alice": entry}}}}
     (folder / "tokens.json").write_text(json.dumps(document))
     (folder / "tokens.json").chmod(0o600)
-
-
-def wall_ms(command: list[str], env: dict[str, str]) -> float:
-    started = time.perf_counter()
-    result = subprocess.run(command, env=env, capture_output=True, check=False)
-    elapsed = (time.perf_counter() - started) * 1000
-    if result.returncode != 0:
-        raise SystemExit(f"{command[0]} failed: {result.stderr.decode()}")
-    return elapsed
 
 
 def main() -> None:

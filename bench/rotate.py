@@ -24,17 +24,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as dt
-import json
 import os
-import resource
 import shutil
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from disk import describe
+from measure import in_child
 
 from authsvc.db.schema import migrate_database_step
 from authsvc.home.opened import open_home
@@ -56,42 +52,6 @@ SETTINGS = {
     "rotation": {"keys": {"rotate_every": None}},
 }
 SHORT, LONG = 300 * DAY, 365 * DAY  # count/10 certificates live 300 days, the rest 365
-
-
-def in_child(work: Callable[[], Any]) -> tuple[float, float, float, Any]:
-    """(wall seconds, CPU seconds, peak RSS growth in MiB, result) of `work` run in a forked child.
-
-    CPU time is the figure to compare on a shared machine: other processes stretch wall time.
-    """
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child
-        os.close(read_end)
-        start_rss, start_cpu = _rss_kib(), _cpu()
-        started = time.perf_counter()
-        result = work()
-        seconds, cpu = time.perf_counter() - started, _cpu() - start_cpu
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        with os.fdopen(write_end, "w") as out:
-            json.dump([seconds, cpu, (peak - start_rss) / 1024, result], out)
-        os._exit(0)
-    os.close(write_end)
-    with os.fdopen(read_end) as data:
-        text = data.read()
-    _, status = os.waitpid(pid, 0)
-    if status != 0 or not text:
-        raise SystemExit(f"a benchmark phase failed (status {status})")
-    seconds, cpu, growth, result = json.loads(text)
-    return seconds, cpu, growth, result
-
-
-def _cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-def _rss_kib() -> int:
-    return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
 
 
 def make_home(root: Path) -> Path:

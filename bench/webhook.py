@@ -226,7 +226,7 @@ def measure(name: str, files: Files, port: int, kind: str, concurrency: int, dur
 
 def authsvc_command(port: int, files: Files, workers: int, threads: int) -> list[str | Path]:
     return [
-        BIN / "authsvc", "--home", files.home, "serve", "--bind", f"127.0.0.1:{port}",
+        BIN / "authsvc", "--home", files.home, "serve", "--bind", f"127.0.0.1:{port}", "--public-bind=",
         "--workers", str(workers), "--threads", str(threads),
     ]  # fmt: skip
 

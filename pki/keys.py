@@ -31,7 +31,15 @@ class KeyType(StrEnum):
 
 # The names operators type (`--key-type`, `pki.key_type`), in the order `--help` shows them.
 KEY_TYPES: tuple[str, ...] = tuple(k.value for k in KeyType)
-PASSPHRASE_SETTINGS = "pki.key_passphrase_file or pki.key_passphrase_env"
+PASSPHRASE_SETTINGS = "pki.key_passphrase_file, pki.key_passphrase_env or pki.key_passphrase_command"
+# PEM markers of an encrypted key: PKCS#8 (what authsvc writes) and OpenSSL's legacy PKCS#1 form.
+ENCRYPTED_PEM_MARKERS = (b"-----BEGIN ENCRYPTED PRIVATE KEY-----", b"Proc-Type: 4,ENCRYPTED")
+
+
+def is_encrypted_pem(data: bytes) -> bool:
+    """Whether PEM key bytes are encrypted, known without parsing them (so without a passphrase)."""
+    head = data[:200]
+    return any(marker in head for marker in ENCRYPTED_PEM_MARKERS)
 
 
 def generate_private_key(key_type: KeyType | str = KeyType.EC_P256) -> PrivateKey:
@@ -79,7 +87,7 @@ def load_private_key_pem(
             raise KeyMaterialError(f"{source} is encrypted: set its passphrase in {PASSPHRASE_SETTINGS}") from e
         raise KeyMaterialError(
             f"{source} is not encrypted but a key passphrase is configured: encrypt it "
-            f"(openssl pkcs8 -topk8 -v2 aes-256-cbc) or remove {PASSPHRASE_SETTINGS}"
+            f"(`authsvc keys encrypt`) or remove {PASSPHRASE_SETTINGS}"
         ) from e
     except (ValueError, UnsupportedAlgorithm) as e:
         hint = "wrong passphrase, or " if passphrase else ""
@@ -123,6 +131,15 @@ def describe_key(key: PublicKey) -> str:
     if isinstance(key, ec.EllipticCurvePublicKey):
         return {"secp256r1": "ECDSA-P256", "secp384r1": "ECDSA-P384"}.get(key.curve.name, f"ECDSA-{key.curve.name}")
     return "Ed25519"
+
+
+def key_type_of(key: PublicKey) -> KeyType:
+    """The KeyType of a public key (RSA of its size, its curve); a new key of the same kind uses it."""
+    if isinstance(key, rsa.RSAPublicKey):
+        return KeyType(f"rsa-{key.key_size}")
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        return KeyType.EC_P384 if key.curve.name == "secp384r1" else KeyType.EC_P256
+    return KeyType.ED25519
 
 
 def check_key_strength(key: PublicKey, *, min_rsa_bits: int = MIN_RSA_BITS, min_ec_bits: int = 256) -> None:

@@ -10,6 +10,7 @@ import contextlib
 import ctypes
 import datetime as dt
 import errno
+import fcntl
 import functools
 import os
 import secrets
@@ -32,6 +33,19 @@ DIR_MODE = 0o700
 # key_mode_problem says when a group may read one).
 GROUP_BITS, OTHERS_BITS = 0o070, 0o007
 KEY_FORBIDDEN_BITS = GROUP_BITS | OTHERS_BITS
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on `<path>.lock` (created 0600 beside it): read-modify-write runs on
+    the same file take turns. Readers need no lock: every write is atomic."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT, KEY_MODE)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def ensure_dir(path: Path, mode: int = DIR_MODE) -> Path:

@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
-# Build (once) and cache a real kube-apiserver v1.20.2 for end-to-end tests.
+# Build (once) and cache a real kube-apiserver v1.20.2 for end-to-end tests, and on request
+# the kubeadm of the same tree (scripts/kubeadm.sh), an independent reader of what authsvc writes.
 #
-# Prints the path of the cached binary on stdout and nothing else; progress and
-# errors go to stderr. The binary is built offline from Debian bookworm's
+# Prints the path of each cached binary asked for on stdout, one a line, and nothing else;
+# progress and errors go to stderr. The binaries are built offline from Debian bookworm's
 # `kubernetes` source package (the complete upstream v1.20.2 tree with vendor/),
 # in GOPATH mode with Debian's golang-1.19-go. See shared/testing/kube-apiserver.md.
+# Asking for both at once (`kube-apiserver.sh kube-apiserver kubeadm`, as scripts/test.sh does)
+# fetches and unpacks the source once for both.
 #
 # Cache layout:
 #   ${AUTHSVC_KUBE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/authsvc/kube-apiserver}/<debian-version>/
 #     kube-apiserver   the binary (written atomically)
 #     kube-apiserver.recipe  BUILD_RECIPE it was built with (stale -> rebuild)
+#     kubeadm, kubeadm.recipe  the same for kubeadm, when asked for
 #     build.log        log of the last build (apt, dpkg-source, make, go)
 #     gocache/         Go build cache, kept so that a rebuild is faster
 #     build/           temporary build tree, removed after a successful build (a fixed
@@ -34,10 +38,12 @@ prog="$(basename "$0")"
 
 usage() {
     cat <<EOF
-Usage: $prog [--print-version | --help]
+Usage: $prog [--print-version | --help] [BINARY...]
 
 Print the path of a kube-apiserver ${KUBE_GIT_VERSION} binary, building it first if it
-is not cached yet (about 6 minutes on 2 cores, ~1.5 GB of disk).
+is not cached yet (about 6 minutes on 2 cores, ~1.5 GB of disk). BINARY is
+kube-apiserver (the default) or kubeadm, or both: one path a line, in that order;
+kubeadm adds about a minute once kube-apiserver's Go build cache is there.
 
 The binary is built from Debian bookworm's '${DEB_SRC_PACKAGE}' source package,
 version ${DEB_VERSION}, with golang-1.19-go in GOPATH mode,
@@ -64,60 +70,89 @@ die() {
     exit 1
 }
 
-case "${1:-}" in
-    "") ;;
-    --print-version)
-        printf '%s\n' "$DEB_VERSION"
-        exit 0
-        ;;
-    -h | --help)
-        usage
-        exit 0
-        ;;
-    *)
-        usage >&2
-        die "unknown argument: $1"
-        ;;
-esac
+components=()
+for arg in "$@"; do
+    case "$arg" in
+        --print-version)
+            printf '%s\n' "$DEB_VERSION"
+            exit 0
+            ;;
+        -h | --help)
+            usage
+            exit 0
+            ;;
+        kube-apiserver | kubeadm) components+=("$arg") ;;
+        *)
+            usage >&2
+            die "unknown argument: $arg"
+            ;;
+    esac
+done
+((${#components[@]})) || components=(kube-apiserver)
 
 cache_root="${AUTHSVC_KUBE_CACHE:-${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/authsvc/kube-apiserver}"
 cache_dir="${cache_root}/${DEB_VERSION}"
-binary="${cache_dir}/kube-apiserver"
-recipe_file="${binary}.recipe"
 build_log="${cache_dir}/build.log"
 
-# True if $binary exists, is executable, was built by this recipe and reports the
-# version we build.
-cached_binary_ok() {
-    [[ -f "$binary" && -x "$binary" ]] || return 1
-    [[ "$(cat "$recipe_file" 2>/dev/null)" == "$BUILD_RECIPE" ]] || return 1
-    local out
-    out="$("$binary" --version 2>/dev/null)" || return 1
-    [[ "$out" == "Kubernetes ${KUBE_GIT_VERSION}" ]]
+# reported_version NAME BINARY: what the binary says its version is, in the form it says it.
+reported_version() {
+    case "$1" in
+        kube-apiserver) "$2" --version 2>/dev/null ;;
+        kubeadm) "$2" version -o short 2>/dev/null ;;
+    esac
 }
 
-if cached_binary_ok; then
-    printf '%s\n' "$binary"
+expected_version() {
+    case "$1" in
+        kube-apiserver) printf 'Kubernetes %s' "$KUBE_GIT_VERSION" ;;
+        kubeadm) printf '%s' "$KUBE_GIT_VERSION" ;;
+    esac
+}
+
+# True if the binary NAME exists, is executable, was built by this recipe and reports the
+# version we build.
+cached_binary_ok() {
+    local binary="${cache_dir}/$1"
+    [[ -f "$binary" && -x "$binary" ]] || return 1
+    [[ "$(cat "${binary}.recipe" 2>/dev/null)" == "$BUILD_RECIPE" ]] || return 1
+    local out
+    out="$(reported_version "$1" "$binary")" || return 1
+    [[ "$out" == "$(expected_version "$1")" ]]
+}
+
+# Print the paths asked for and exit, if every one of them is cached.
+print_if_all_cached() {
+    local name
+    for name in "${components[@]}"; do
+        cached_binary_ok "$name" || return 0
+    done
+    for name in "${components[@]}"; do
+        printf '%s\n' "${cache_dir}/${name}"
+    done
     exit 0
-fi
+}
+
+print_if_all_cached
 
 mkdir -p "$cache_dir" || die "cannot create cache directory $cache_dir"
 
 # --- Lock: only one build per cache dir at a time ---------------------------
 exec 9>"${cache_dir}/.lock" || die "cannot open lock file ${cache_dir}/.lock"
 if ! flock -n 9; then
-    log "another run is building kube-apiserver in $cache_dir; waiting for it (up to ${BUILD_LOCK_WAIT_SECONDS}s)"
+    log "another run is building in $cache_dir; waiting for it (up to ${BUILD_LOCK_WAIT_SECONDS}s)"
     flock -w "$BUILD_LOCK_WAIT_SECONDS" 9 || die "timed out waiting for the lock ${cache_dir}/.lock"
 fi
 # The other run may have finished the build while we waited.
-if cached_binary_ok; then
-    printf '%s\n' "$binary"
-    exit 0
-fi
-if [[ -e "$binary" ]]; then
-    log "cached $binary is stale (other build recipe or version); rebuilding"
-    rm -f "$binary" "$recipe_file"
-fi
+print_if_all_cached
+to_build=()
+for name in "${components[@]}"; do
+    cached_binary_ok "$name" && continue
+    to_build+=("$name")
+    if [[ -e "${cache_dir}/${name}" ]]; then
+        log "cached ${cache_dir}/${name} is stale (other build recipe or version); rebuilding"
+        rm -f "${cache_dir:?}/${name}" "${cache_dir}/${name}.recipe"
+    fi
+done
 
 : >"$build_log"
 current_step=""
@@ -293,15 +328,17 @@ fi
 # Remove a build tree left by an earlier failed run (we hold the lock, so it's not in use).
 build_dir="${cache_dir}/build"
 rm -rf "$build_dir"
-rm -f "$cache_dir"/.kube-apiserver.tmp.* "$cache_dir"/kube-apiserver.recipe.tmp.*
+for name in "${to_build[@]}"; do
+    rm -f "$cache_dir/.${name}.tmp."* "$cache_dir/${name}.recipe.tmp."*
+done
 
 mkdir -p "$build_dir"
 gopath="${build_dir}/gopath"
 src_dir="${build_dir}/src"
-tmp_binary="${cache_dir}/.kube-apiserver.tmp.$$"
+tmp_binary=""
 cleanup() {
     local rc=$?
-    rm -f "$tmp_binary"
+    [[ -z "$tmp_binary" ]] || rm -f "$tmp_binary"
     if ((rc != 0)) && [[ -d "$build_dir" ]]; then
         printf '%s: build tree kept for inspection: %s (removed by the next run)\n' "$prog" "$build_dir" >&2
     fi
@@ -348,7 +385,10 @@ gen_openapi() {
     cd "${gopath}/src/k8s.io/kubernetes" || return
     "${go_env[@]}" make gen_openapi
 }
-run_step "generating OpenAPI definitions (make gen_openapi)" gen_openapi
+# Only kube-apiserver serves OpenAPI; kubeadm builds without the generated file.
+if [[ " ${to_build[*]} " == *" kube-apiserver "* ]]; then
+    run_step "generating OpenAPI definitions (make gen_openapi)" gen_openapi
+fi
 
 # Stamp both version packages, as upstream's hack/lib/version.sh does: `--version`
 # and most of the server read component-base's, but /version is served by the
@@ -366,21 +406,21 @@ for version_pkg in k8s.io/kubernetes/vendor/k8s.io/client-go/pkg/version \
 done
 ldflags="${ldflags# }"
 
+# go_build NAME: cmd/NAME of the tree into $tmp_binary.
 go_build() {
     cd "${gopath}/src/k8s.io/kubernetes" || return
     "${go_env[@]}" "$GO_BIN" version || return
-    "${go_env[@]}" "$GO_BIN" build -o "$tmp_binary" -ldflags "$ldflags" k8s.io/kubernetes/cmd/kube-apiserver
+    "${go_env[@]}" "$GO_BIN" build -o "$tmp_binary" -ldflags "$ldflags" "k8s.io/kubernetes/cmd/$1"
 }
-start=$SECONDS
-run_step "building kube-apiserver (go build, ~5 minutes)" go_build
-log "go build took $((SECONDS - start))s"
 
+# check_binary NAME: the new binary reports the version we build.
 check_binary() {
-    local out
-    out="$("$tmp_binary" --version)" || return
+    local out expected
+    out="$(reported_version "$1" "$tmp_binary")" || return
+    expected="$(expected_version "$1")"
     echo "$out"
-    [[ "$out" == "Kubernetes ${KUBE_GIT_VERSION}" ]] || {
-        echo "expected 'Kubernetes ${KUBE_GIT_VERSION}'"
+    [[ "$out" == "$expected" ]] || {
+        echo "expected '$expected'"
         return 1
     }
     # /version (served by the aggregator) reads client-go's version package.
@@ -389,11 +429,24 @@ check_binary() {
         return 1
     }
 }
-run_step "checking the new binary's --version" check_binary
 
-mv -f "$tmp_binary" "$binary"
-printf '%s\n' "$BUILD_RECIPE" >"${recipe_file}.tmp.$$" && mv -f "${recipe_file}.tmp.$$" "$recipe_file"
+for name in "${to_build[@]}"; do
+    binary="${cache_dir}/${name}"
+    tmp_binary="${cache_dir}/.${name}.tmp.$$"
+    start=$SECONDS
+    case "$name" in
+        kube-apiserver) run_step "building kube-apiserver (go build, ~5 minutes)" go_build "$name" ;;
+        *) run_step "building $name (go build)" go_build "$name" ;;
+    esac
+    log "go build of $name took $((SECONDS - start))s"
+    run_step "checking the new $name's version" check_binary "$name"
+    mv -f "$tmp_binary" "$binary"
+    tmp_binary=""
+    printf '%s\n' "$BUILD_RECIPE" >"${binary}.recipe.tmp.$$" && mv -f "${binary}.recipe.tmp.$$" "${binary}.recipe"
+    log "cached $binary"
+done
 current_step="removing the build tree"
 rm -rf "$build_dir"
-log "cached $binary"
-printf '%s\n' "$binary"
+for name in "${components[@]}"; do
+    printf '%s\n' "${cache_dir}/${name}"
+done

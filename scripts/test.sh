@@ -12,9 +12,13 @@ fi
 .venv/bin/pip install -q --upgrade pip >/dev/null
 .venv/bin/pip install -q -e '.[dev]'
 
-# The e2e suite's control plane: prints the binary's path (builds it the first time: ~6 min).
-KUBE_APISERVER="$(scripts/kube-apiserver.sh)"
-export KUBE_APISERVER
+# The e2e suite's control plane, and kubeadm from the same tree (an independent reader of what
+# authsvc writes): their paths, one a line. The first run builds them (~6 min, +~1 min for
+# kubeadm, from one unpacked source); later runs find them cached.
+kube_binaries="$(scripts/kube-apiserver.sh kube-apiserver kubeadm)"
+KUBE_APISERVER="$(sed -n 1p <<<"$kube_binaries")"
+KUBEADM="$(sed -n 2p <<<"$kube_binaries")"
+export KUBE_APISERVER KUBEADM
 
 .venv/bin/ruff check .
 .venv/bin/mypy

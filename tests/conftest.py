@@ -20,7 +20,13 @@ from pki.clock import FixedClock
 # fixture imported into a conftest or test module is a new fixture there, set up again: the
 # real servers (PostgreSQL, slapd, the control plane) and the login home would start once
 # per importing module.
-pytest_plugins = ["tests.db.fixtures", "tests.e2e.fixtures", "tests.ldap.fixtures", "tests.login.fixtures"]
+pytest_plugins = [
+    "tests.db.fixtures",
+    "tests.e2e.fixtures",
+    "tests.ldap.fixtures",
+    "tests.login.fixtures",
+    "tests.oidc.fixtures",
+]
 
 
 @pytest.fixture
@@ -61,7 +67,10 @@ def run_cli(
     argv = ([f"--home={home}"] if home is not None else []) + list(args)
     runner = CliRunner()
     code = 0
-    with runner.isolation(input=input, env=env) as streams:
+    # A KUBECONFIG (or a pod's environment) in the test runner's environment would connect
+    # commands to some cluster: tests say which cluster they mean (--kubeconfig, or env=).
+    isolated: dict[str, str | None] = {"KUBECONFIG": None, "KUBERNETES_SERVICE_HOST": None, **(env or {})}
+    with runner.isolation(input=input, env=isolated) as streams:
         try:
             main(argv)
         except SystemExit as e:

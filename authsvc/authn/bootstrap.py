@@ -2,8 +2,12 @@
 
 A token `abcdef.0123456789abcdef` authenticates as `system:bootstrap:abcdef` in the group
 `system:bootstrappers` plus its extra groups (each `system:bootstrappers:...`, as
-kube-apiserver's bootstrap authenticator requires), until it expires.
-Only the SHA-256 of the secret is stored; it is compared in constant time.
+kube-apiserver's bootstrap authenticator requires), until it expires, if its usages include
+`authentication` (kubeadm's other usage, `signing`, lets it sign the cluster-info ConfigMap).
+Only the SHA-256 of the secret is stored; it is compared in constant time. When authsvc is
+connected to a cluster, the token is also a `bootstrap-token-<id>` Secret there
+(authsvc/cluster/bootstrap_tokens.py), which API servers with --enable-bootstrap-token-auth
+and kubeadm read; this store is what the webhook answers from.
 """
 
 from __future__ import annotations
@@ -39,6 +43,12 @@ USER_PREFIX = "system:bootstrap:"
 BOOTSTRAPPERS = "system:bootstrappers"
 EXTRA_GROUP = re.compile(r"system:bootstrappers:[a-z0-9:-]{0,255}[a-z0-9]")
 TOKEN_ID = re.compile(r"[a-z0-9]{6}")
+TOKEN_SECRET = re.compile(r"[a-z0-9]{16}")
+# kubeadm's usages (k8s.io/cluster-bootstrap/token/api: KnownTokenUsages) and its default.
+USAGE_AUTHENTICATION = "authentication"
+USAGE_SIGNING = "signing"
+KNOWN_USAGES = (USAGE_AUTHENTICATION, USAGE_SIGNING)
+DEFAULT_USAGES = (USAGE_AUTHENTICATION, USAGE_SIGNING)
 _ALPHABET = string.ascii_lowercase + string.digits
 
 
@@ -49,10 +59,14 @@ class BootstrapToken:
     description: str
     created_at: dt.datetime
     expires_at: dt.datetime | None
+    usages: tuple[str, ...] = DEFAULT_USAGES
 
     @classmethod
     def from_row(cls, row: BootstrapTokenRow) -> BootstrapToken:
-        return cls(row.token_id, tuple(json.loads(row.groups_json)), row.description, row.created_at, row.expires_at)
+        usages = tuple(json.loads(row.usages_json))
+        return cls(
+            row.token_id, tuple(json.loads(row.groups_json)), row.description, row.created_at, row.expires_at, usages
+        )
 
     def expired(self, now: dt.datetime) -> bool:
         return self.expires_at is not None and now >= self.expires_at
@@ -65,6 +79,7 @@ class BootstrapToken:
             "description": self.description,
             "created": self.created_at.isoformat(timespec="seconds"),
             "expires": self.expires_at.isoformat(timespec="seconds") if self.expires_at else None,
+            "usages": list(self.usages),
             "status": "expired" if self.expired(now) else "valid",
         }
 
@@ -74,6 +89,22 @@ def check_extra_groups(groups: Sequence[str]) -> tuple[str, ...]:
     if bad:
         raise InvalidInput(f"extra groups {bad} must look like system:bootstrappers:<name> ([a-z0-9:-], as kubeadm's)")
     return tuple(dict.fromkeys(groups))
+
+
+def check_usages(usages: Sequence[str]) -> tuple[str, ...]:
+    """kubeadm's usages, in its order; at least one (a token good for nothing is a mistake)."""
+    unknown = [u for u in usages if u not in KNOWN_USAGES]
+    if unknown:
+        raise InvalidInput(f"unknown bootstrap token usages {unknown}: valid are {', '.join(KNOWN_USAGES)}")
+    if not usages:
+        raise InvalidInput(f"a bootstrap token needs at least one usage ({', '.join(KNOWN_USAGES)})")
+    return tuple(u for u in KNOWN_USAGES if u in usages)
+
+
+def check_token_id(token_id: str) -> str:
+    if not TOKEN_ID.fullmatch(token_id):
+        raise InvalidInput(f"bootstrap token id {token_id!r} must be 6 characters [a-z0-9]")
+    return token_id
 
 
 def secret_hash(secret: str) -> str:
@@ -91,22 +122,37 @@ class BootstrapTokenStore:
         self._sessions = make_sessionmaker(engine)
 
     def create(
-        self, *, now: dt.datetime, ttl: dt.timedelta | None, groups: Sequence[str] = (), description: str = ""
+        self,
+        *,
+        now: dt.datetime,
+        ttl: dt.timedelta | None,
+        groups: Sequence[str] = (),
+        description: str = "",
+        usages: Sequence[str] = DEFAULT_USAGES,
     ) -> tuple[str, BootstrapToken]:
         """Store a new token; return the token text (shown once, never stored) and its record."""
-        extra = check_extra_groups(groups)
         token_id, secret = new_token()
+        record = BootstrapToken(
+            token_id, check_extra_groups(groups), description, now, now + ttl if ttl else None, check_usages(usages)
+        )
+        self.add(record, secret)
+        return f"{token_id}.{secret}", record
+
+    def add(self, record: BootstrapToken, secret: str) -> None:
+        """Store `record` with the hash of `secret` (a token made elsewhere, e.g. before its Secret)."""
+        if not TOKEN_ID.fullmatch(record.token_id) or not TOKEN_SECRET.fullmatch(secret):
+            raise InvalidInput("a bootstrap token is <6 of [a-z0-9]>.<16 of [a-z0-9]>")
         row = BootstrapTokenRow(
-            token_id=token_id,
+            token_id=record.token_id,
             secret_sha256=secret_hash(secret),
-            groups_json=json.dumps(list(extra)),
-            description=description,
-            created_at=now,
-            expires_at=now + ttl if ttl else None,
+            groups_json=json.dumps(list(check_extra_groups(record.groups))),
+            description=record.description,
+            created_at=record.created_at,
+            expires_at=record.expires_at,
+            usages_json=json.dumps(list(check_usages(record.usages))),
         )
         with self._sessions.begin() as session:
             session.add(row)
-        return f"{token_id}.{secret}", BootstrapToken.from_row(row)
 
     def tokens(self) -> list[BootstrapToken]:
         with self._sessions() as session:
@@ -120,8 +166,7 @@ class BootstrapTokenStore:
             return None if row is None else (row.secret_sha256, BootstrapToken.from_row(row))
 
     def delete(self, token_id: str) -> None:
-        if not TOKEN_ID.fullmatch(token_id):
-            raise InvalidInput(f"bootstrap token id {token_id!r} must be 6 characters [a-z0-9]")
+        check_token_id(token_id)
         with self._sessions.begin() as session:
             row = session.get(BootstrapTokenRow, token_id)
             if row is None:
@@ -155,6 +200,8 @@ class BootstrapAuthenticator(AuthenticatorBase):
         stored_hash, record = found
         if not hmac.compare_digest(stored_hash, secret_hash(secret)) or record.expired(self.clock()):
             return None
+        if USAGE_AUTHENTICATION not in record.usages:
+            return None  # a signing-only token, as kube-apiserver's bootstrap authenticator refuses it
         return UserInfo(USER_PREFIX + token_id, groups=(BOOTSTRAPPERS, *record.groups), backend=NAME)
 
     def ready(self) -> bool:

@@ -62,6 +62,9 @@ class LDAPIdentityRefresher:
         if identity is None or cache_key(identity.username) != cache_key(user.username):
             log.info("token of %r refused: no longer in the directory (or filtered out)", user.username)
             return None
+        if identity.inactive:
+            log.info("token of %r refused: %s", user.username, identity.inactive)
+            return None
         if not same_uid(user.uid, identity.uid):
             log.info("token of %r refused: the directory entry has another uid now", user.username)
             return None
@@ -73,7 +76,7 @@ class LDAPIdentityRefresher:
         """The directory groups of `username` (e.g. a user from an external OIDC issuer), or
         None when the directory has no such user. Same cache and failure rules."""
         identity = self.ldap.lookup(username)
-        return identity.groups if identity is not None else None
+        return identity.groups if identity is not None and not identity.inactive else None
 
 
 class UsersFileIdentityRefresher:

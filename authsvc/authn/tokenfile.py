@@ -19,7 +19,8 @@ import io
 import logging
 import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from authsvc.authn.base import ALL_KINDS, ANY_ISSUER, AuthenticatorBase, ChainContext
@@ -37,9 +38,39 @@ TokenTable = Mapping[bytes, tuple[bytes, UserInfo]]
 _NEVER_LOADED = (-1, -1, -1)
 
 
-def parse_token_file(text: str, source: str = "token file") -> dict[bytes, tuple[bytes, UserInfo]]:
-    """A token file's table: SHA-256 of the token -> (that digest, identity). ValueError names the line."""
-    table: dict[bytes, tuple[bytes, UserInfo]] = {}
+@dataclass(frozen=True, slots=True)
+class TokenFileEntry:
+    """One line of a token file. `token_column` is the token itself (what kube-apiserver's
+    --token-auth-file needs) or `sha256:<hex>` (what authsvc's webhook also reads)."""
+
+    token_column: str
+    user: str
+    uid: str
+    groups: tuple[str, ...] = ()
+
+    @property
+    def hashed(self) -> bool:
+        return HASHED.fullmatch(self.token_column) is not None
+
+    @property
+    def digest(self) -> bytes:
+        return _digest_of(self.token_column)
+
+    def public(self) -> dict[str, object]:
+        """What `tokens static list` shows: never the token, a fingerprint of its hash."""
+        return {
+            "user": self.user,
+            "uid": self.uid,
+            "groups": list(self.groups),
+            "stored": "sha256" if self.hashed else "plain",
+            "token": self.digest.hex()[:12],
+        }
+
+
+def parse_token_file_entries(text: str, source: str = "token file") -> list[TokenFileEntry]:
+    """The file's entries in order (blank tokens skipped, as kube-apiserver does); InvalidInput
+    names the line of a malformed one."""
+    entries: list[TokenFileEntry] = []
     for number, record in enumerate(csv.reader(io.StringIO(text), skipinitialspace=True), 1):
         if not record or record == [""]:
             continue
@@ -54,11 +85,29 @@ def parse_token_file(text: str, source: str = "token file") -> dict[bytes, tuple
         if not user:
             raise InvalidInput(f"{source} line {number}: the user name is empty")
         groups = tuple(g.strip() for g in record[3].split(",") if g.strip()) if len(record) > 3 else ()
-        digest = _digest_of(token)
+        entries.append(TokenFileEntry(token, user, uid, groups))
+    return entries
+
+
+def parse_token_file(text: str, source: str = "token file") -> dict[bytes, tuple[bytes, UserInfo]]:
+    """A token file's table: SHA-256 of the token -> (that digest, identity). InvalidInput names the line."""
+    table: dict[bytes, tuple[bytes, UserInfo]] = {}
+    for entry in parse_token_file_entries(text, source):
+        digest = entry.digest
         if digest in table:
-            log.warning("%s line %d: duplicate token replaces an earlier line", source, number)
-        table[digest] = (digest, UserInfo(user, uid, groups, backend=NAME))
+            log.warning("%s: a duplicate token (user %s) replaces an earlier line", source, entry.user)
+        table[digest] = (digest, UserInfo(entry.user, entry.uid, entry.groups, backend=NAME))
     return table
+
+
+def render_token_file(entries: Sequence[TokenFileEntry]) -> str:
+    """The entries as kube-apiserver's CSV: `token,user,uid,"group1,group2"`."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    for entry in entries:
+        groups = [",".join(entry.groups)] if entry.groups else []
+        writer.writerow([entry.token_column, entry.user, entry.uid, *groups])
+    return out.getvalue()
 
 
 def _digest_of(token_column: str) -> bytes:

@@ -22,10 +22,13 @@ COMMANDS: dict[str, str] = {
     "pki": "authsvc.cli.pki:pki",
     "db": "authsvc.cli.db:db",
     "issue": "authsvc.cli.issue:issue",
+    "access": "authsvc.cli.access:access",
+    "cluster": "authsvc.cli.cluster:cluster",
     "serve": "authsvc.cli.serve:serve",
     "webhook-config": "authsvc.cli.webhook_config:webhook_config",
     "apiserver-config": "authsvc.cli.webhook_config:apiserver_config",
     "token": "authsvc.cli.token:token",
+    "tokens": "authsvc.cli.tokens:tokens",
     "keys": "authsvc.cli.keys:keys",
     "login": "authsvc.cli.login:login",
     "logout": "authsvc.cli.login:logout",
@@ -33,6 +36,7 @@ COMMANDS: dict[str, str] = {
     "users": "authsvc.cli.users:users",
     "rotate": "authsvc.cli.rotate:rotate",
     "ca": "authsvc.cli.ca:ca",
+    "rbac": "authsvc.cli.rbac:rbac",
 }
 
 # The exec-plugin fast path. kubectl runs `authsvc login` before every command, and

@@ -12,7 +12,7 @@ import click
 from authsvc.cli import CliState, LazyGroup
 from authsvc.cli.options import DURATION, NameType
 from authsvc.cli.output import emit, output_option
-from pki.keys import KEY_TYPES
+from pki.keys import KEY_TYPES, PASSPHRASE_SETTINGS
 
 if TYPE_CHECKING:
     from authsvc.home.opened import Home
@@ -127,18 +127,18 @@ def create(
       authsvc certs create webhook --profile server --san DNS:authsvc.authsvc.svc --san IP:127.0.0.1
       authsvc certs create worker-1 --profile kubelet-client --key-type ecdsa-p384
     """
-    from authsvc.errors import UsageError
+    from authsvc.errors import ConfigError, Conflict, UsageError
     from pki.names import SubjectAltNames
     from pki.profiles import profile_named
     from pki.store import CERT_MODE, KEY_MODE, PendingFile, atomic_write_many
 
     home = state.home()
     if encrypt_key and home.secrets.key_passphrase is None:
-        raise UsageError("--encrypt-key needs pki.key_passphrase_file or pki.key_passphrase_env in the config")
+        raise ConfigError(f"--encrypt-key needs {PASSPHRASE_SETTINGS} in the config")
     target = out_dir or home.layout.issued_dir
     cert_file, key_file = target / f"{name}.crt", target / f"{name}.key"
     if not force and (cert_file.exists() or key_file.exists()):
-        raise UsageError(f"{cert_file} already exists: use --force to replace it")
+        raise Conflict(f"{cert_file} already exists: use --force to replace it")
     chosen = profile_named(profile)
     if chosen.needs_sans and not sans:
         raise UsageError(f"a {profile} certificate needs at least one --san")

@@ -37,7 +37,7 @@ def check_expiration(state: CliState, output_format: str, warn_within: dt.timede
     Certificates that expire within --warn-within are flagged on stderr with the command
     that renews them.
     """
-    from authsvc.init.kubeadm_tree import expiration_report
+    from authsvc.certs.renewal import expiration_report
 
     report = expiration_report(state.home())
     if output_format == "json":
@@ -59,21 +59,30 @@ def renew(state: CliState, names: tuple[str, ...]) -> None:
     """Renew certificates with their own keys and every attribute kept (kubeadm's `certs renew`).
 
     NAME is kubeadm's name (apiserver, etcd-server, admin.conf, ...), the file's base name
-    (etcd/server) or the name of another auto-renewed certificate; `all` renews every one.
-    The replaced files are kept under <home>/backups/<time>/. Refused, with nothing written,
-    when a CA would expire before the renewed certificate.
+    (etcd/server) or the name of another auto-renewed certificate; `all` renews every one and
+    says which it leaves out (a kubeconfig that is missing, or whose client certificate is a file
+    its user rotates). A certificate that differs from the settings that shape it (SANs, node
+    name, lifetime, key type: see `authsvc pki check`) is reissued to match them. The replaced
+    files are kept under <home>/backups/<time>/. Refused, with nothing written, when a CA would
+    expire before the renewed certificate.
     """
+    from authsvc.certs.renewal import RESTART_HINT
+    from authsvc.certs.renewal import renew as renew_certs
     from authsvc.errors import UsageError
-    from authsvc.init.kubeadm_tree import RESTART_HINT
-    from authsvc.init.kubeadm_tree import renew as renew_certs
 
     if "all" in names and len(names) > 1:
         raise UsageError("give either all or certificate names, not both")
-    renewals = renew_certs(state.home(), names)
-    for renewal in renewals:
+    result = renew_certs(state.home(), names)
+    for renewal in result.renewals:
         expires = f"{renewal.new.not_valid_after_utc:%Y-%m-%dT%H:%M:%SZ}"
-        click.echo(f"renewed {renewal.target.name} (serial {renewal.new.serial_number:x}, expires {expires})")
-    if renewals:
+        done = f"serial {renewal.new.serial_number:x}, expires {expires}"
+        if renewal.reissue is not None:
+            click.echo(f"reissued {renewal.target.name} to match the configuration ({renewal.reissue.changed}; {done})")
+        else:
+            click.echo(f"renewed {renewal.target.name} ({done})")
+    for name, why in result.skipped:
+        click.echo(f"not renewed: {name}: {why}")
+    if result.renewals:
         click.echo(f"Done renewing certificates: {RESTART_HINT}.")
-    else:
+    elif not result.skipped:
         click.echo("nothing to renew")

@@ -101,7 +101,7 @@ def _settings_for(config_path: Path, stored: Settings | None, overrides: dict[st
     Only what the file writes down binds an option (UsageError when they differ); a value the
     file leaves out is a default, which an option may change.
     """
-    from authsvc.errors import UsageError
+    from authsvc.errors import Conflict
     from authsvc.settings import Settings
     from pki.kubeadm.certlist import control_plane_url
 
@@ -110,7 +110,7 @@ def _settings_for(config_path: Path, stored: Settings | None, overrides: dict[st
     cluster = _cluster_with(base.cluster, overrides)
     changed = [f"cluster.{k}" for k in overrides if k in written and getattr(cluster, k) != getattr(base.cluster, k)]
     if changed:
-        raise UsageError(f"{config_path} already sets {', '.join(changed)} differently: edit the file to change it")
+        raise Conflict(f"{config_path} already sets {', '.join(changed)} differently: edit the file to change it")
     endpoint_given = {"control_plane_endpoint", "advertise_address"} & overrides.keys()
     if endpoint_given and "server" not in overrides.keys() | written:
         # kubeadm's kubeconfigs reach the API at the control-plane endpoint; so do authsvc's.

@@ -9,9 +9,12 @@ from typing import TYPE_CHECKING
 import click
 
 from authsvc.cli import CliState
-from authsvc.cli.options import DURATION, NameType
+from authsvc.cli.options import DURATION, NameType, cluster_options
 
 if TYPE_CHECKING:
+    from authsvc.cluster.apply import Change
+    from authsvc.cluster.connection import ClusterClient
+    from authsvc.cluster.grants import Grant
     from authsvc.kubeconfig.issuer import IssuedKubeconfig, IssueRequest, KubeconfigIssuer
 
 MODES = ("cert", "token", "exec")
@@ -27,7 +30,13 @@ MODES = ("cert", "token", "exec")
 )
 @click.option("--cluster", type=NameType("cluster name"), default=None, help="Cluster name. [default: cluster.name]")
 @click.option("--server", metavar="URL", default=None, help="API server URL. [default: cluster.server]")
-@click.option("-n", "--namespace", type=NameType("namespace"), default=None, help="Namespace of the context.")
+@click.option(
+    "-n",
+    "--namespace",
+    type=NameType("namespace"),
+    default=None,
+    help="Namespace of the context; with --clusterrole, the binding is a RoleBinding there.",
+)
 @click.option("--mode", type=click.Choice(MODES), default="cert", show_default=True, help="Kind of credential.")
 @click.option(
     "--csr",
@@ -49,6 +58,19 @@ MODES = ("cert", "token", "exec")
     help="Add the cluster, user and context to an existing kubeconfig instead.",
 )
 @click.option("--force", is_flag=True, help="Replace an existing file, or same-named entries when merging.")
+@click.option(
+    "--clusterrole",
+    "cluster_role",
+    metavar="ROLE",
+    default=None,
+    help="Also bind USER to this ClusterRole (cluster-wide, or in --namespace) in the cluster.",
+)
+@click.option("--dry-run", is_flag=True, help="Check everything and print the binding; issue and write nothing.")
+@cluster_options
+@click.option(
+    "--browser", is_flag=True, help="With --mode exec: kubectl signs in with the browser (OIDC) instead of a password."
+)
+@click.option("--client-id", default=None, help="With --browser: the public OIDC client. [default: the only one]")
 @click.pass_obj
 def issue(
     state: CliState,
@@ -64,6 +86,10 @@ def issue(
     output: str | None,
     merge_into: Path | None,
     force: bool,
+    cluster_role: str | None,
+    dry_run: bool,
+    browser: bool,
+    client_id: str | None,
 ) -> None:
     """Issue a kubeconfig for USER, with the cluster's server URL and CA from authsvc.yaml.
 
@@ -73,17 +99,27 @@ def issue(
              --csr FILE --key-path PATH: sign the user's CSR instead; the kubeconfig
              names the key file (client-key) and the key never leaves the user
       token  a bearer token signed by authsvc (revocable; its id is recorded)
-      exec   kubectl runs `authsvc login` to get a token with the user's directory password
+      exec   kubectl runs `authsvc login` to get a token with the user's directory password;
+             with --browser, the user signs in in the browser and kubectl gets an ID token
+             that the API server verifies itself (its --oidc-* flags: `authsvc apiserver-config`)
 
     \b
     The kubeconfig is written 0600 to ./USER.kubeconfig unless -o says otherwise
     (`-o -` prints it); an existing file is replaced only with --force.
 
     \b
+    With --clusterrole ROLE, authsvc also creates the binding that gives USER that role
+    (a ClusterRoleBinding, or a RoleBinding in --namespace; labelled managed-by=authsvc), so
+    the kubeconfig works the moment it is handed out. The binding is checked by the API
+    server before anything is issued. Needs a cluster connection (--kubeconfig).
+
+    \b
     Examples:
       authsvc issue alice -g dev -o alice.kubeconfig
       authsvc issue bob -g ops --csr bob.csr --key-path /home/bob/.kube/bob.key -o bob.kubeconfig
       authsvc issue carol --mode exec --merge-into ~/.kube/config
+      authsvc issue dave --clusterrole view -n team-a --kubeconfig admin.conf
+      authsvc issue dave --mode exec --browser -o dave.kubeconfig
     """
     from authsvc.errors import UsageError
     from authsvc.kubeconfig.issuer import IssueMode, IssueRequest, KubeconfigIssuer
@@ -101,14 +137,61 @@ def issue(
         csr_pem=csr.read_bytes() if csr is not None else None,
         key_path=key_path,
         requester=_requester(state),
+        browser=browser,
+        client_id=client_id,
     )
     service = KubeconfigIssuer(state.home())
+    service.check(request)
+    grant = _grant(user, cluster_role, namespace)
+    client = state.cluster(required=grant is not None and not dry_run)
+    changes = _check_grant(client, grant)
+    if dry_run:
+        _dry_run(request, grant, client)
+        return
     if merge_into is not None:
         _merge(service, request, merge_into, force=force)
     elif output == "-":
         _print(service, request)
     else:
         _write(service, request, Path(output or f"{user}.kubeconfig"), force=force)
+    if client is not None and changes:
+        from authsvc.cli.cluster import report_changes
+        from authsvc.cluster import apply
+
+        apply.write(client, changes)
+        report_changes(changes, dry_run=False, err=output == "-")
+
+
+def _grant(user: str, cluster_role: str | None, namespace: str | None) -> Grant | None:
+    if cluster_role is None:
+        return None
+    from authsvc.cluster.grants import Grant, RoleKind, SubjectKind
+
+    return Grant(SubjectKind.USER, user, RoleKind.CLUSTER_ROLE, cluster_role, namespace)
+
+
+def _check_grant(client: ClusterClient | None, grant: Grant | None) -> list[Change]:
+    """The binding's changes, checked by the API server (dry run) before anything is issued."""
+    if client is None or grant is None:
+        return []
+    from authsvc.cluster import apply
+    from authsvc.cluster.grants import binding
+
+    changes = apply.plan(client, [binding(grant)])
+    apply.check(client, changes)
+    return changes
+
+
+def _dry_run(request: IssueRequest, grant: Grant | None, client: ClusterClient | None) -> None:
+    groups = ",".join(request.groups) or "(none)"
+    click.echo(f"dry run: would issue a {request.mode.value} kubeconfig for {request.user} (groups {groups})")
+    if grant is not None:
+        from authsvc.cli.cluster import print_objects
+        from authsvc.cluster.grants import binding
+
+        checked = "checked by the API server" if client is not None else "not checked: no cluster connection"
+        click.echo(f"dry run: would bind {grant.describe()} ({checked}):")
+        print_objects([binding(grant)], "yaml")
 
 
 def _requester(state: CliState) -> str:
@@ -124,12 +207,12 @@ def _print(service: KubeconfigIssuer, request: IssueRequest) -> None:
 
 
 def _write(service: KubeconfigIssuer, request: IssueRequest, path: Path, *, force: bool) -> None:
-    from authsvc.errors import UsageError
+    from authsvc.errors import Conflict
     from authsvc.kubeconfig.documents import write_kubeconfig
 
     service.check(request)
     if path.exists() and not force:
-        raise UsageError(f"{path} already exists: use --force to replace it")
+        raise Conflict(f"{path} already exists: use --force to replace it")
     issued = service.issue(request)
     write_kubeconfig(path, issued.config)
     _report(issued, f"wrote {path}:")

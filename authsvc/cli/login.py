@@ -13,37 +13,72 @@ import click
 
 from authsvc.cli import CliState
 from authsvc.errors import AuthsvcError
-from authsvc.login.client import LoginError, LoginOptions
+from authsvc.login.client import LoginError, LoginOptions, check_issuer
 from authsvc.login.client import login as exec_login
 from authsvc.login.client import logout as forget_tokens
 
 
 @click.command()
-@click.option("--server", required=True, metavar="URL", help="authsvc's login URL, e.g. https://authsvc:8443/login.")
+@click.option(
+    "--server",
+    default=None,
+    metavar="URL",
+    help="authsvc's login URL: server.public_url + /login, e.g. https://authsvc:8444/login.",
+)
 @click.option("--username", default=None, help="Directory user name. [default: $AUTHSVC_USERNAME, or asked]")
 @click.option("--ca-file", default=None, metavar="FILE", help="CA bundle that verifies the login URL.")
 @click.option("--ca-data", default=None, metavar="B64", help="The same as base64 PEM (what kubeconfigs carry).")
+@click.option("--browser", is_flag=True, help="Sign in with the browser (OpenID Connect code flow with PKCE).")
+@click.option("--issuer", default=None, metavar="URL", help="With --browser: the provider (tokens.user_issuer).")
+@click.option("--client-id", default=None, help="With --browser: the OIDC client id (--oidc-client-id).")
 @click.pass_obj
-def login(state: CliState, server: str, username: str | None, ca_file: str | None, ca_data: str | None) -> None:
-    """Print an ExecCredential with a token for the login URL: cached, or from a new login.
+def login(
+    state: CliState,
+    server: str | None,
+    username: str | None,
+    ca_file: str | None,
+    ca_data: str | None,
+    browser: bool,
+    issuer: str | None,
+    client_id: str | None,
+) -> None:
+    """Print an ExecCredential with a token: cached, refreshed, or from a new login.
 
     \b
     kubectl runs this as a client-go exec plugin (kubeconfigs made by
-    `authsvc issue --mode exec`). The password is asked on the terminal, or
-    taken from AUTHSVC_PASSWORD for automation. The CA comes from --ca-file,
-    --ca-data, or the cluster information kubectl passes (provideClusterInfo).
+    `authsvc issue --mode exec [--browser]`).
+    Password mode (--server): the password is asked on the terminal, or taken
+    from AUTHSVC_PASSWORD for automation.
+    Browser mode (--browser --issuer URL --client-id ID): opens the system
+    browser on authsvc's sign-in page (the URL is also printed on stderr),
+    receives the code on a loopback port and prints the ID token; later runs
+    use the cached token, then its refresh token.
+    The CA comes from --ca-file, --ca-data, or the cluster information kubectl
+    passes (provideClusterInfo).
     """
+    from authsvc.errors import UsageError
+
     clock = state.clock()
+    if browser and (issuer is None or client_id is None):
+        raise UsageError("--browser needs --issuer and --client-id")
+    if not browser and server is None:
+        raise UsageError("--server is required (or --browser with --issuer and --client-id)")
     try:
+        target = check_issuer(issuer) if browser and issuer else server or ""
         options = LoginOptions(
-            server,
+            target,
             username=username,
             ca_file=ca_file,
             ca_data=ca_data,
             environ=state.environ,
             now=lambda: clock().timestamp(),
         )
-        credential = exec_login(options)
+        if browser and issuer and client_id:
+            from authsvc.login.browser import browser_login
+
+            credential = browser_login(options, issuer, client_id)
+        else:
+            credential = exec_login(options)
     except LoginError as e:
         raise AuthsvcError(str(e)) from None
     click.echo(json.dumps(credential))

@@ -13,8 +13,10 @@ from authsvc.cli.options import DURATION
 from authsvc.cli.output import emit, output_option
 
 if TYPE_CHECKING:
+    from authsvc.adopt.adoption import AdoptionReport
     from authsvc.home.opened import Home
     from authsvc.settings.cluster import ClusterSettings
+    from pki.check import Finding
 
 FINDING_COLUMNS = [("SEVERITY", "severity"), ("CHECK", "check"), ("FILE", "path"), ("FINDING", "message")]
 
@@ -25,36 +27,107 @@ def pki() -> None:
 
 
 @pki.command("import")
-@click.argument("source", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("source", required=False, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--kubeconfig-dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Where kubeadm's admin.conf, kubelet.conf, ... are. [default: the directory above SOURCE]",
+)
+@click.option(
+    "--cluster-config",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="kubeadm's configuration file (ClusterConfiguration, InitConfiguration): the settings it gives "
+    "win over what the files suggest.",
+)
+@click.option(
+    "--in-place",
+    is_flag=True,
+    help="Adopt the home's own pki/ (the home is /etc/kubernetes on a control-plane node): nothing is "
+    "copied; renewals and rotations write the files kube-apiserver reads, with backups.",
+)
 @click.option("--force", is_flag=True, help="Replace differing files in the home (kept under backups/).")
 @click.pass_obj
-def import_pki(state: CliState, source: Path, force: bool) -> None:
-    """Validate the kubeadm tree in SOURCE (e.g. /etc/kubernetes/pki) and copy it into the home.
+def import_pki(
+    state: CliState,
+    source: Path | None,
+    kubeconfig_dir: Path | None,
+    cluster_config: Path | None,
+    in_place: bool,
+    force: bool,
+) -> None:
+    """Adopt a kubeadm cluster: validate the tree in SOURCE (e.g. /etc/kubernetes/pki) and its
+    kubeconfigs, infer the cluster's settings, and make the home from which every command works.
 
-    Every certificate/key pair, every chain and sa.key/sa.pub are checked before anything is
-    copied; SOURCE is only read. A new home is created when there is none.
+    \b
+    Examples:
+      authsvc --home /srv/authsvc pki import /etc/kubernetes/pki
+      authsvc --home /etc/kubernetes pki import --in-place          # on a control-plane node
+      authsvc pki import /etc/kubernetes/pki --cluster-config kubeadm-config.yaml
+
+    Every certificate/key pair, every chain, sa.key/sa.pub and every kubeconfig's embedded
+    certificate are checked before anything is written; SOURCE is only read. A new home's
+    authsvc.yaml gets the cluster's settings (API server SANs, node name, endpoint, cluster
+    name, ...), each printed with where it was read; an existing authsvc.yaml is never changed
+    (a note says where it differs). authsvc's own webhook certificates are created if missing.
     """
-    from authsvc.init.kubeadm_tree import import_tree
-    from pki.kubeadm.import_tree import read_kubeadm_tree
+    from authsvc.adopt.adoption import AdoptRequest, adopt
+    from authsvc.errors import UsageError
+    from authsvc.home.layout import CONFIG_NAME
 
-    tree = read_kubeadm_tree(source.resolve())
-    home = _open_or_create_home(state)
-    written = import_tree(home, tree, force=force)
-    click.echo(
-        f"imported {len(tree.certificates)} certificates and {len(written)} files from {source} into {home.root}"
+    if source is None and not in_place:
+        raise UsageError("give the kubeadm PKI directory (e.g. /etc/kubernetes/pki), or --in-place")
+    config_path = Path(state.config_path) if state.config_path else state.home_path / CONFIG_NAME
+    request = AdoptRequest(
+        source or state.home_path / "pki", state.home_path, config_path, kubeconfig_dir, cluster_config, in_place, force
     )
+    _print_adoption(adopt(request, clock=state.clock(), environ=state.environ))
 
 
-def _open_or_create_home(state: CliState) -> Home:
-    if not (state.home_path / "authsvc.yaml").exists() and state.config_path is None:
-        from authsvc.init.steps import INIT_STEPS, cluster_ca_step, initialize_home
-        from authsvc.settings import Settings
+def _print_adoption(report: AdoptionReport) -> None:
+    where = "into authsvc.yaml" if report.config_written else "(authsvc.yaml kept as it is)"
+    for item in report.inferred:
+        click.echo(f"inferred cluster.{item.field}: {_shown(item.value)} ({item.source}) {where}")
+    for note in report.notes:
+        click.echo(f"note: {note}", err=True)
+    if report.in_place:
+        click.echo(
+            f"adopted {report.source} in place: {report.certificates} certificates recorded, no file copied; "
+            f"renewals write these files, keeping the old ones under {report.home / 'backups'}/"
+        )
+    else:
+        click.echo(
+            f"imported {report.certificates} certificates and {len(report.copied)} files from {report.source} "
+            f"into {report.home}"
+        )
+    if report.kubeconfigs:
+        click.echo(f"managed kubeconfigs (renewed by `certs renew` and `rotate`): {', '.join(report.kubeconfigs)}")
+    for name, why in report.not_managed:
+        click.echo(f"not managed: {name}: {why} (`certs check-expiration` and `certs renew all` leave it out)")
+    for path in report.created:
+        if path.suffix == ".key" and path.with_suffix(".crt") in report.created:
+            continue  # said with its certificate
+        pair = f"{path} and {path.with_suffix('.key').name}" if path.suffix == ".crt" else str(path)
+        click.echo(f"created {pair} ({_purpose(path)})")
 
-        # Only the set-up steps: the PKI comes from the import, not from new CAs.
-        steps = INIT_STEPS[: INIT_STEPS.index(cluster_ca_step)]
-        initialize_home(state.home_path, Settings(), clock=state.clock(), environ=state.environ, steps=steps)
-    home: Home = state.home()
-    return home
+
+def _shown(value: object) -> str:
+    from pki.durations import format_duration
+
+    if isinstance(value, tuple):
+        return ", ".join(map(str, value)) or "(none)"
+    if isinstance(value, dt.timedelta):
+        return format_duration(value)
+    return str(value)
+
+
+def _purpose(path: Path) -> str:
+    purposes = {
+        "serving": "authsvc serve's TLS certificate, signed by the cluster CA",
+        "webhook-client-ca": "the CA of the webhook's callers",
+        "apiserver-webhook-client": "kube-apiserver's client certificate for the webhook (`authsvc webhook-config`)",
+        "sa": "the token signing key",
+    }
+    return purposes.get(path.stem, "authsvc's own")
 
 
 @pki.command("check")
@@ -79,6 +152,10 @@ def check(
     Checks: key files 0600, certificates 0644 or stricter, key strength, CA constraints, the
     API server's SANs (first service IP, kubernetes, kubernetes.default, ...svc, ...svc.<domain>),
     expiry within --warn-within, keys that do not match their certificates, broken chains.
+    For the home's own pki/ also: `drift` (a certificate that differs from the settings that
+    shape it: SANs, node name, lifetime, key type; `certs renew` reissues it to match) and
+    `key-at-rest` (keys encrypted or in clear against pki.key_passphrase_* and the rule of
+    docs/pki.md; `keys encrypt|decrypt` fixes them).
     """
     from pki.check import AuditOptions, audit_pki_dir
 
@@ -91,6 +168,8 @@ def check(
     )
     root = directory or state.home().layout.path("pki")
     findings = audit_pki_dir(root, options)
+    if _is_home_pki(state, root):
+        findings += home_findings(state.home(), root)
     if output_format == "json":
         emit({"directory": str(root), "findings": [f.as_dict() for f in findings]}, "json")
     elif findings:
@@ -101,6 +180,26 @@ def check(
         from authsvc.errors import AuthsvcError
 
         raise AuthsvcError(f"{len(findings)} finding(s) in {root}")
+
+
+def _is_home_pki(state: CliState, root: Path) -> bool:
+    has_home = (state.home_path / "authsvc.yaml").exists() or state.config_path is not None
+    return has_home and root.resolve() == (state.home_path / "pki").resolve()
+
+
+def home_findings(home: Home, root: Path) -> list[Finding]:
+    """What only a home can say: drift from its settings, keys at rest against its passphrase setting."""
+    import os
+
+    from authsvc.certs.key_encryption import key_findings
+    from authsvc.drift.detect import detect_drift
+    from pki.check import Finding, Severity
+
+    findings = key_findings(home)
+    for drift in detect_drift(home):
+        where = os.path.relpath(drift.expected.path, root)
+        findings.append(Finding("drift", where, Severity.WARNING, f"{drift.describe()}: {drift.fix}"))
+    return findings
 
 
 def _cluster_settings(state: CliState, directory: Path | None) -> ClusterSettings:

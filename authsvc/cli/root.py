@@ -16,6 +16,7 @@ from authsvc.cli import COMMANDS
 from authsvc.home.layout import resolve_home
 
 if TYPE_CHECKING:
+    from authsvc.cluster.connection import ClusterClient, ClusterSource
     from authsvc.home.opened import Home
     from pki.clock import Clock
 
@@ -53,6 +54,10 @@ class CliState:
         self.debug = debug
         self.now = now
         self._home: Home | None = None
+        # --kubeconfig / --context of the commands that talk to the cluster (options.cluster_options).
+        self.kubeconfig: str | None = None
+        self.kube_context: str | None = None
+        self._cluster: ClusterClient | None = None
 
     def clock(self) -> Clock:
         """The system clock, or a fixed one when `--now` was given (simulations and tests)."""
@@ -79,6 +84,43 @@ class CliState:
             self._home = open_home(self.home_path, config, clock=self.clock(), environ=self.environ)
         return self._home
 
+    def cluster_source(self) -> ClusterSource | None:
+        """Where the cluster connection comes from (authsvc/cluster/connection.py), or None.
+
+        Without a home (`rbac suggest --apply --kubeconfig F` needs none), from the command line
+        and the environment alone, with cluster.api's defaults."""
+        from authsvc.cluster.connection import home_source, resolve_source
+
+        if self._home is None and self.config_path is None and not self.home_path.is_dir():
+            from pathlib import Path
+
+            from authsvc.settings.cluster import ClusterAPISettings
+
+            return resolve_source(
+                option=self.kubeconfig,
+                context=self.kube_context,
+                settings=ClusterAPISettings(),
+                home_root=Path.cwd(),
+                environ=self.environ,
+            )
+        return home_source(self.home(), self.environ, option=self.kubeconfig, context=self.kube_context)
+
+    def cluster(self, *, required: bool = False) -> ClusterClient | None:
+        """The cluster connection, or None when nothing configures one (NoClusterConnection if `required`)."""
+        if self._cluster is None:
+            from authsvc.cluster.connection import connect, require_source
+
+            source = self.cluster_source()
+            if source is None and not required:
+                return None
+            self._cluster = connect(require_source(source))
+        return self._cluster
+
+    def require_cluster(self) -> ClusterClient:
+        client = self.cluster(required=True)
+        assert client is not None
+        return client
+
 
 @click.group(
     cls=LazyGroup,
@@ -101,6 +143,8 @@ def cli(ctx: click.Context, home: str | None, config: str | None, debug: bool, n
     \b
     Typical first steps:
       authsvc init                          create a home with the cluster PKI
+      authsvc cluster bootstrap --kubeconfig authsvc-data/super-admin.conf
+                                            kubeadm's RBAC and discovery objects
       authsvc issue alice -g dev -o a.conf  hand a person a kubeconfig
       authsvc serve                         run the TokenReview webhook
     """

@@ -99,6 +99,27 @@ def check_backends(home: Home) -> None:
     home.stores.close()  # a backend may have opened the database: not across granian's fork
 
 
+def warn_drift(home: Home) -> None:
+    """A warning per certificate that differs from the settings that shape it (`server.serving_sans`
+    changed after init, ...): serving goes on with what the files hold, and the line says how to fix it."""
+    from authsvc.drift.detect import detect_drift
+    from authsvc.errors import AuthsvcError
+    from pki.errors import PKIError
+
+    try:
+        drifts = detect_drift(home)
+    except (AuthsvcError, PKIError, ValueError) as e:
+        click.echo(f"warning: cannot compare the certificates with the configuration: {e}", err=True)
+        return
+    for drift in drifts:
+        where = (
+            drift.expected.path.relative_to(home.root)
+            if drift.expected.path.is_relative_to(home.root)
+            else drift.expected.path
+        )
+        click.echo(f"warning: {where}: {drift.describe()}: {drift.fix}", err=True)
+
+
 def check_public_listener(home: Any) -> None:
     """What the public listener publishes and signs with, checked before anything listens: discovery's
     URLs come from the settings only (ConfigError when unset), and /login signs with pki/sa.key
@@ -139,7 +160,8 @@ def granian_server(plan: ServePlan) -> Any:
     "--public-bind",
     metavar="HOST:PORT",
     help="Public listener (TLS, no client certificate): /login, OIDC discovery, JWKS, health, metrics. "
-    "[default: server.public_bind; none when empty]",
+    "An empty value (--public-bind '') serves none. [default: server.public_bind, which `authsvc init` "
+    "sets to 127.0.0.1:8444]",
 )
 @click.option("--workers", type=click.IntRange(1, 64), help="Worker processes. [default: server.workers]")
 @click.option("--threads", type=click.IntRange(1, 64), help="Threads per worker. [default: server.threads]")
@@ -188,7 +210,9 @@ def serve(
     else:
         plan = serve_plan(home, bind=bind, workers=workers, threads=threads, insecure=insecure_no_client_cert)
         check_backends(home)
-    public_address = (public_bind or home.settings.server.public_bind) if plan.client_ca else ""
+        warn_drift(home)
+    public_address = public_bind if public_bind is not None else home.settings.server.public_bind
+    public_address = public_address if plan.client_ca else ""
     if public or public_address or plan.client_ca is None:
         check_public_listener(home)
     # The hand-over to the workers: authsvc.wsgi reads these, once per process.

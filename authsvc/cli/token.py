@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from authsvc.cli import CliState, LazyGroup
-from authsvc.cli.options import DURATION, NameType
+from authsvc.cli.options import DURATION, NameType, cluster_options
 from authsvc.cli.output import emit, output_option
 
 if TYPE_CHECKING:
@@ -51,16 +51,23 @@ def _emit_issued(issued: IssuedToken, output_format: str) -> None:
 @token.command("create")
 @click.option("-n", "--namespace", required=True, help="Namespace of the service account.")
 @click.option("--serviceaccount", "name", required=True, help="Name of the service account.")
-@click.option("--uid", default=None, help="UID of the service account (kube-apiserver checks it).")
+@click.option(
+    "--uid",
+    default=None,
+    help="UID of the service account (kube-apiserver checks it). [default: looked up in the cluster]",
+)
 @click.option("--audience", "audiences", multiple=True, help="Audience; repeatable. [default: tokens.api_audiences]")
 @click.option("--ttl", type=DURATION, default=None, help="Lifetime, e.g. 10m, 1h. [default: tokens.sa_ttl]")
-@click.option("--bound-pod", default=None, metavar="NAME", help="Bind the token to this pod (with --bound-pod-uid).")
-@click.option("--bound-pod-uid", default=None, metavar="UID", help="UID of the pod the token is bound to.")
+@click.option("--bound-pod", default=None, metavar="NAME", help="Bind the token to this pod (of the same account).")
+@click.option(
+    "--bound-pod-uid", default=None, metavar="UID", help="UID of that pod. [default: looked up in the cluster]"
+)
 @click.option("--legacy", is_flag=True, help="The older secret-based shape (iss kubernetes/serviceaccount).")
 @click.option(
     "--secret-name", default=None, help="With --legacy: the secret named in the token. [default: NAME-token-xxxxx]"
 )
 @output_option("token", "json", "yaml", default="token")
+@cluster_options
 @click.pass_obj
 def create(
     state: CliState,
@@ -77,18 +84,24 @@ def create(
 ) -> None:
     """Sign a service-account token with the claims kube-apiserver puts in its own.
 
+    kube-apiserver accepts it only if it names the account's UID (and the bound pod's): connected
+    to the cluster (--kubeconfig, cluster.api.kubeconfig, KUBECONFIG), authsvc looks them up
+    and refuses an account or pod that does not exist; otherwise give --uid (and --bound-pod-uid).
+
     \b
     Examples:
+      authsvc token create -n ci --serviceaccount deployer --kubeconfig admin.conf
       uid=$(kubectl get sa deployer -n ci -o jsonpath={.metadata.uid})
       authsvc token create -n ci --serviceaccount deployer --uid "$uid"
       authsvc token create -n default --serviceaccount vault --audience vault --ttl 10m -o json
     """
     from authsvc.errors import UsageError
 
-    if (bound_pod is None) != (bound_pod_uid is None):
-        raise UsageError("--bound-pod and --bound-pod-uid go together")
+    if bound_pod_uid is not None and bound_pod is None:
+        raise UsageError("--bound-pod-uid needs --bound-pod")
     if secret_name is not None and not legacy:
         raise UsageError("--secret-name only applies to --legacy tokens")
+    uid, bound_pod_uid = _account_uids(state, namespace, name, uid, bound_pod, bound_pod_uid)
     service = state.home().stores.token_service
     issued = service.issue_service_account_token(
         namespace,
@@ -102,6 +115,33 @@ def create(
     )
     service.flush()
     _emit_issued(issued, output_format)
+
+
+def _account_uids(
+    state: CliState, namespace: str, name: str, uid: str | None, pod: str | None, pod_uid: str | None
+) -> tuple[str, str | None]:
+    """The UIDs the token must carry: the cluster's when connected, else the ones given."""
+    from authsvc.errors import UsageError
+
+    client = state.cluster()
+    if client is not None:
+        from authsvc.cluster.service_accounts import look_up
+
+        found = look_up(client, namespace, name, uid=uid, pod=pod, pod_uid=pod_uid)
+        return found.account, found.pod
+    if not uid:
+        raise UsageError(
+            "the API server refuses a service-account token without the account's UID: connect authsvc to the "
+            f"cluster to look it up (--kubeconfig or cluster.api.kubeconfig), or give --uid (kubectl get "
+            f"serviceaccount {name} -n {namespace} -o jsonpath={{.metadata.uid}})"
+        )
+    if pod is not None and not pod_uid:
+        raise UsageError(
+            "the API server refuses a pod-bound token without the pod's UID: connect authsvc to the cluster "
+            f"(--kubeconfig), or give --bound-pod-uid "
+            f"(kubectl get pod {pod} -n {namespace} -o jsonpath={{.metadata.uid}})"
+        )
+    return uid, pod_uid
 
 
 @token.command("create-user")
@@ -128,6 +168,25 @@ def create_user(
     _emit_issued(issued, output_format)
 
 
+def unchecked_uid_warnings(kind: str, claims: dict[str, Any]) -> list[str]:
+    """What makes kube-apiserver refuse a service-account token that verifies here: a missing UID."""
+    from pki.tokens.claims import KIND_SERVICE_ACCOUNT, KUBERNETES_CLAIM
+
+    if kind != KIND_SERVICE_ACCOUNT:
+        return []
+    private = claims.get(KUBERNETES_CLAIM)
+    private = private if isinstance(private, dict) else {}
+    warnings = []
+    # claim -> (words, kube-apiserver's kind in its refusal)
+    for ref, (words, kind) in {"serviceaccount": ("service account", "ServiceAccount"), "pod": ("pod", "Pod")}.items():
+        value = private.get(ref)
+        if isinstance(value, dict) and not value.get("uid"):
+            warnings.append(
+                f"the token names no {words} UID: kube-apiserver refuses it ({kind} UID (...) does not match claim ())"
+            )
+    return warnings
+
+
 def verification_report(verified: VerifiedToken, now: dt.datetime) -> dict[str, Any]:
     from pki.durations import format_duration
 
@@ -140,6 +199,7 @@ def verification_report(verified: VerifiedToken, now: dt.datetime) -> dict[str, 
 
     return {
         "valid": True,
+        "warnings": unchecked_uid_warnings(identity.kind, claims),
         "kind": identity.kind,
         "username": identity.username,
         "uid": identity.uid,
@@ -177,6 +237,8 @@ def verify(state: CliState, token_text: str, audiences: tuple[str, ...], output_
     except TokenRejected as e:
         raise TokenRejected(f"token rejected: {e}") from None
     report = verification_report(verified, home.clock())
+    for warning in report["warnings"]:
+        click.echo(f"warning: {warning}", err=True)
     if output_format != "table":
         emit(report, output_format)
         return

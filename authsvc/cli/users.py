@@ -10,12 +10,9 @@ groups included) and a group the file cannot hold as one name, before anything i
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import os
 import sys
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,7 +21,8 @@ import click
 from authsvc.cli import CliState
 from authsvc.cli.options import NameType
 from authsvc.cli.output import emit, output_option
-from authsvc.errors import UsageError
+from authsvc.errors import Conflict, InvalidInput, NotFound
+from pki.store import exclusive_lock
 
 if TYPE_CHECKING:
     from authsvc.login.users_file import StaticUser
@@ -39,18 +37,6 @@ def users() -> None:
 def _users_path(state: CliState) -> Path:
     home = state.home()
     return Path(home.layout.path(home.settings.login.users_file))
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """Serialises read-modify-write runs of this command on the same file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
 
 
 def _policy(state: CliState) -> SigningPolicy:
@@ -78,7 +64,7 @@ def _read_password(from_stdin: bool) -> str:
     else:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     if not password:
-        raise UsageError("the password must not be empty")
+        raise InvalidInput("the password must not be empty")
     return password
 
 
@@ -106,10 +92,10 @@ def add(state: CliState, username: str, groups: tuple[str, ...], uid: str | None
     check_user(policy, username)
     check_groups(policy, groups)
     path = _users_path(state)
-    with _locked(path):
+    with exclusive_lock(path):
         current = read_users(path)
         if any(u.username == username for u in current):
-            raise UsageError(f"user {username!r} already exists in {path}: use `authsvc users passwd`")
+            raise Conflict(f"user {username!r} already exists in {path}: use `authsvc users passwd`")
         user = StaticUser(username, uid or str(uuid.uuid4()), groups, hash_password(_read_password(password_stdin)))
         write_users(path, [*current, user])
     click.echo(f"added {username} to {path}", err=True)
@@ -126,10 +112,10 @@ def passwd(state: CliState, username: str, password_stdin: bool) -> None:
     from authsvc.login.users_file import hash_password, read_users, write_users
 
     path = _users_path(state)
-    with _locked(path):
+    with exclusive_lock(path):
         current = read_users(path)
         if not any(u.username == username for u in current):
-            raise UsageError(f"no user {username!r} in {path}")
+            raise NotFound(f"no user {username!r} in {path}")
         password_hash = hash_password(_read_password(password_stdin))
         updated = [replace(u, password_hash=password_hash) if u.username == username else u for u in current]
         write_users(path, updated)
@@ -145,11 +131,11 @@ def remove(state: CliState, username: str) -> None:
     from authsvc.login.users_file import read_users, write_users
 
     path = _users_path(state)
-    with _locked(path):
+    with exclusive_lock(path):
         current = read_users(path)
         remaining = [u for u in current if u.username != username]
         if len(remaining) == len(current):
-            raise UsageError(f"no user {username!r} in {path}")
+            raise NotFound(f"no user {username!r} in {path}")
         write_users(path, remaining)
     click.echo(f"removed {username} from {path}", err=True)
 

@@ -6,7 +6,9 @@
 - apiserver-config: an AuthenticationConfiguration (structured authentication,
   apiserver.config.k8s.io) with a JWT authenticator for the user tokens authsvc signs (under
   `tokens.user_issuer`), so an API server that supports it verifies them itself; the webhook
-  stays for the rest.
+  stays for the rest. With the OpenID Connect provider on (`oidc.clients`), also the `--oidc-*`
+  flags that make an API server without structured authentication (before 1.30) verify the ID
+  tokens of `authsvc login --browser`.
 """
 
 from __future__ import annotations
@@ -31,7 +33,10 @@ if TYPE_CHECKING:
 WEBHOOK_CLUSTER = "authsvc"
 WEBHOOK_USER = "kube-apiserver"
 WEBHOOK_CONTEXT = "webhook"
-DEFAULT_WEBHOOK_CACHE_TTL = dt.timedelta(minutes=2)  # kube-apiserver's default
+# How long kube-apiserver keeps a webhook answer: what it caches, a revocation or a directory
+# change reaches it only after this. kube-apiserver's own default is 2m; 30s matches
+# authn.cache_ttl and config/apiserver/.
+DEFAULT_WEBHOOK_CACHE_TTL = dt.timedelta(seconds=30)
 
 
 def webhook_url(url: str) -> str:
@@ -126,9 +131,9 @@ def dump_yaml(document: dict[str, Any]) -> str:
 def _client_key_pem(home: Home, key_file: Path) -> bytes:
     """The client key in clear PKCS#8 (the API server cannot decrypt one), whatever the file holds."""
     from pki.keys import private_key_to_pem
-    from pki.store import load_private_key
 
-    return private_key_to_pem(load_private_key(key_file, home.secrets.key_passphrase, what="webhook client key"))
+    key = home.secrets.load_private_key(key_file, what="webhook client key", encrypt=False, trusted=False)
+    return private_key_to_pem(key)
 
 
 @click.command("webhook-config")
@@ -136,7 +141,7 @@ def _client_key_pem(home: Home, key_file: Path) -> bytes:
     "--url", default=None, help="The webhook URL the API server calls. [default: https://<server.bind>/authenticate]"
 )
 @click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), help="File to write (0600).")
-@click.option("--cache-ttl", type=DURATION, default=DEFAULT_WEBHOOK_CACHE_TTL, show_default="2m")
+@click.option("--cache-ttl", type=DURATION, default=DEFAULT_WEBHOOK_CACHE_TTL, show_default="30s")
 @click.pass_obj
 def webhook_config(state: CliState, url: str | None, out: Path | None, cache_ttl: dt.timedelta) -> None:
     """Write the API server's webhook kubeconfig and print the flags to add.
@@ -216,6 +221,11 @@ def default_discovery_url(server: ServerSettings, issuer: str) -> str:
 )
 @click.option("--username-prefix", default="", help="Prefix of user names from these tokens.")
 @click.option("--groups-prefix", default="", help="Prefix of group names from these tokens.")
+@click.option(
+    "--client-id",
+    default=None,
+    help="OIDC client whose ID tokens the API server accepts (--oidc-client-id). [default: the only public one]",
+)
 @click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), help="File to write.")
 @click.pass_obj
 def apiserver_config(
@@ -226,6 +236,7 @@ def apiserver_config(
     discovery_url: str | None,
     username_prefix: str,
     groups_prefix: str,
+    client_id: str | None,
     out: Path | None,
 ) -> None:
     """Write an AuthenticationConfiguration that verifies authsvc's user tokens natively.
@@ -234,6 +245,11 @@ def apiserver_config(
     cannot be combined with --oidc-* flags). Claims: sub → user name, groups, uid.
     Needs tokens.user_issuer: kube-apiserver refuses a JWT authenticator for its own
     --service-account-issuer, which user tokens carry otherwise.
+
+    With oidc.clients set, the file also accepts the ID tokens of the OIDC client
+    (`authsvc login --browser`), and the --oidc-* flags that do the same on API
+    servers without structured authentication are printed too (use one or the
+    other: kube-apiserver refuses both together).
 
     \b
     Example:
@@ -244,10 +260,12 @@ def apiserver_config(
     home = state.home()
     tokens = home.settings.tokens
     chosen_issuer = user_token_issuer(tokens, issuer)
+    oidc_client = _oidc_client(home, client_id)
+    default_audiences = (tokens.user_audience, *([oidc_client] if oidc_client else []))
     document = authentication_configuration(
         api_version=api_version,
         issuer=chosen_issuer,
-        audiences=audiences or (tokens.user_audience,),
+        audiences=audiences or default_audiences,
         ca_pem=read_bytes(home.layout.cert_path("ca"), what="cluster CA certificate"),
         discovery_url=discovery_url or default_discovery_url(home.settings.server, chosen_issuer),
         username_prefix=username_prefix,
@@ -259,3 +277,59 @@ def apiserver_config(
     else:
         atomic_write(out, text.encode(), 0o600)
         click.echo(f"# add to kube-apiserver:\n--authentication-config={out.resolve()}")
+    if oidc_client is not None:
+        flags = oidc_flags(
+            issuer=chosen_issuer,
+            client_id=oidc_client,
+            ca_file=home.layout.cert_path("ca").resolve(),
+            algorithms=sorted({key.algorithm for key in home.stores.token_service.published_keys()}),
+            username_prefix=username_prefix,
+            groups_prefix=groups_prefix,
+        )
+        heading = "# or, for API servers without structured authentication (before 1.30), instead of that file:"
+        click.echo("\n".join([heading, *flags]), err=out is None)
+
+
+def _oidc_client(home: Home, requested: str | None) -> str | None:
+    """The OIDC client whose ID tokens the API server takes: --client-id, or the only public one."""
+    from authsvc.errors import UsageError
+
+    oidc = home.settings.oidc
+    if requested is not None:
+        if oidc.client(requested) is None:
+            known = ", ".join(c.id for c in oidc.clients) or "none"
+            raise UsageError(f"--client-id {requested!r} is not in oidc.clients (configured: {known})")
+        return requested
+    public = oidc.public_clients()
+    if len(public) > 1:
+        names = ", ".join(c.id for c in public)
+        raise UsageError(f"several public OIDC clients ({names}): choose the API server's with --client-id")
+    return public[0].id if public else None
+
+
+def oidc_flags(
+    *,
+    issuer: str,
+    client_id: str,
+    ca_file: Path,
+    algorithms: Sequence[str],
+    username_prefix: str = "",
+    groups_prefix: str = "",
+) -> list[str]:
+    """kube-apiserver's --oidc-* flags for the ID tokens of authsvc's provider (1.20 to 1.32).
+
+    `--oidc-username-prefix=-` when no prefix is wanted: for a claim other than `email`,
+    kube-apiserver otherwise prefixes user names with `<issuer>#`."""
+    flags = [
+        f"--oidc-issuer-url={issuer}",
+        f"--oidc-client-id={client_id}",
+        "--oidc-username-claim=sub",
+        f"--oidc-username-prefix={username_prefix or '-'}",
+        "--oidc-groups-claim=groups",
+    ]
+    if groups_prefix:
+        flags.append(f"--oidc-groups-prefix={groups_prefix}")
+    flags.append(f"--oidc-ca-file={ca_file}")
+    if algorithms and list(algorithms) != ["RS256"]:  # kube-apiserver's default is RS256 alone
+        flags.append(f"--oidc-signing-algs={','.join(algorithms)}")
+    return flags

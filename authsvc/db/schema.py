@@ -221,6 +221,7 @@ def model_tables_present(conn: Connection) -> bool:
 
 def import_models() -> None:
     """Register every table on the shared Base: pki's and authsvc's."""
+    import authsvc.db.tables  # noqa: F401
     import pki.inventory
     import pki.tokens.signing_keys  # noqa: F401
 

@@ -1,5 +1,8 @@
 """What is loaded from a home on demand: the database engine, the inventory, the token service,
-the CAs and the certificate issuer. Each is built on first use and kept."""
+the CAs and the certificate issuer. Each is built on first use and kept.
+
+SQLAlchemy and PyJWT are imported on first use too: commands that read only files
+(`certs check-expiration`, `pki check`) never pay for them."""
 
 from __future__ import annotations
 
@@ -7,18 +10,19 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 from authsvc.errors import HomeError
+from authsvc.home.keys_at_rest import ca_key_encrypted
 from authsvc.home.layout import HomeLayout, pki_path
 from authsvc.home.secrets import HomeSecrets
 from authsvc.settings import Settings
 from pki.ca import CertificateAuthority
 from pki.clock import Clock
-from pki.inventory import Inventory
-from pki.issuance import CertificateIssuer
-from pki.store import load_certificates, load_private_key
+from pki.store import load_certificates
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
+    from pki.inventory import Inventory
+    from pki.issuance import CertificateIssuer
     from pki.tokens import SigningKeyFiles, TokenService
 
 
@@ -49,6 +53,8 @@ class HomeStores:
 
     @cached_property
     def inventory(self) -> Inventory:
+        from pki.inventory import Inventory
+
         return Inventory(self.engine)
 
     @property
@@ -60,7 +66,7 @@ class HomeStores:
             active_key=self.layout.key_path("sa"),
             next_key=self.layout.key_path("sa-next"),
             public_bundle=pki_path(self.layout.root, "sa", "pub"),
-            passphrase=self.secrets.key_passphrase,
+            passphrase=lambda: self.secrets.key_passphrase,
             backups=self.layout.backups_dir,
             home=self.layout.root,
         )
@@ -78,7 +84,7 @@ class HomeStores:
         if not cert_file.exists():
             raise HomeError(f"CA certificate {cert_file} does not exist: run `authsvc init` first")
         certs = load_certificates(cert_file, what=f"{name} certificate")
-        key = load_private_key(key_file, self.secrets.key_passphrase, what=f"{name} key", trusted=True)
+        key = self.secrets.load_private_key(key_file, what=f"{name} key", encrypt=ca_key_encrypted(self.settings, name))
         chain_file = pki_path(self.layout.root, name, "chain.crt")
         # After a root, the file holds other roots (a CA rollover's trust bundle), not its chain.
         rest = tuple(certs[1:]) if certs[0].issuer != certs[0].subject else ()
@@ -86,6 +92,8 @@ class HomeStores:
         return CertificateAuthority.load(certs[0], key, chain)
 
     def issuer(self, ca_name: str = "ca") -> CertificateIssuer:
+        from pki.issuance import CertificateIssuer
+
         return CertificateIssuer(
             self.load_ca(ca_name),
             self.inventory,

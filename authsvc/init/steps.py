@@ -13,6 +13,7 @@ from pathlib import Path
 
 from authsvc.db.schema import migrate_database_step
 from authsvc.errors import HomeError
+from authsvc.home.keys_at_rest import ca_key_encrypted
 from authsvc.home.layout import CONFIG_NAME, HomeLayout, pki_path
 from authsvc.home.opened import Home
 from authsvc.init.kubeadm_tree import ensure_kubeadm_ca, kubeadm_cas_step, kubeadm_certs_step, kubeadm_kubeconfigs_step
@@ -24,7 +25,7 @@ from pki.clock import Clock, system_clock
 from pki.keys import KeyType
 from pki.names import SubjectAltNames
 from pki.profiles import ROOT_CA, Profile
-from pki.store import DIR_MODE, atomic_write, ensure_dir, write_certificates, write_private_key
+from pki.store import DIR_MODE, KEY_MODE, atomic_write, ensure_dir, write_certificates
 
 
 @dataclass
@@ -52,18 +53,20 @@ DEFAULT_PUBLIC_BIND = "127.0.0.1:8444"
 WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::", "[::]"})  # noqa: S104 - names to recognise, not to bind
 
 
-def with_public_url(settings: Settings) -> Settings:
-    """The settings a new configuration file is written with: server.public_url written down
-    (discovery and exec-mode kubeconfigs publish it, and nothing guesses it from requests), as
-    the public listener's address: server.public_bind, or 127.0.0.1:8444 when there is none.
-    A wildcard bind leaves it unset: only the operator knows the name clients use, and
-    `authsvc serve` says so at start."""
+def with_public_listener(settings: Settings) -> Settings:
+    """The settings a new configuration file is written with: the public listener on
+    server.public_bind (127.0.0.1:8444 when there is none: `authsvc serve` then answers /login,
+    discovery and the probes out of the box) and its server.public_url written down (discovery
+    and exec-mode kubeconfigs publish it, and nothing guesses it from requests). A wildcard bind
+    leaves public_url unset: only the operator knows the name clients use, and `authsvc serve`
+    says so at start."""
     server = settings.server
-    host, _, _ = (server.public_bind or DEFAULT_PUBLIC_BIND).rpartition(":")
-    if server.public_url is not None or host in WILDCARD_HOSTS:
-        return settings
-    public_url = f"https://{server.public_bind or DEFAULT_PUBLIC_BIND}"
-    return settings.model_copy(update={"server": server.model_copy(update={"public_url": public_url})})
+    public_bind = server.public_bind or DEFAULT_PUBLIC_BIND
+    host, _, _ = public_bind.rpartition(":")
+    update: dict[str, str] = {"public_bind": public_bind}
+    if server.public_url is None and host not in WILDCARD_HOSTS:
+        update["public_url"] = f"https://{public_bind}"
+    return settings.model_copy(update={"server": server.model_copy(update=update)})
 
 
 def write_config_step(ctx: InitContext) -> None:
@@ -99,7 +102,8 @@ def ensure_ca(
     ca = CertificateAuthority.create_root(
         common_name, now=ctx.now, key_type=key_type or pki.ca_key_type, ttl=pki.ca_ttl, profile=profile, sans=sans
     )
-    ctx.written.append(write_private_key(key_file, ca.key, ctx.home.secrets.key_passphrase))
+    key_pem = ctx.home.secrets.key_pem(ca.key, encrypt=ca_key_encrypted(ctx.home.settings, name))
+    ctx.written.append(atomic_write(key_file, key_pem, KEY_MODE))
     ctx.written.append(write_certificates(cert_file, [ca.certificate]))
     ctx.home.stores.inventory.record(
         ca.certificate, profile="root-ca", now=ctx.now, name=name, ca_name=name, requester="init"
@@ -140,7 +144,7 @@ def initialize_home(
     only when it does not exist yet."""
     config_path = config_path or root / CONFIG_NAME
     if not config_path.exists():
-        settings = with_public_url(settings)
+        settings = with_public_listener(settings)
     if not dry_run:
         ensure_dir(root, DIR_MODE)
         ensure_dir(root / "pki", DIR_MODE)

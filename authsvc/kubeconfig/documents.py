@@ -21,7 +21,8 @@ from typing import Any
 
 import yaml
 
-from authsvc.errors import InvalidInput, UsageError
+from authsvc.errors import Conflict, InvalidInput
+from pki.errors import StoreError
 from pki.names import check_name
 from pki.store import atomic_write
 
@@ -35,7 +36,7 @@ def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
-class KubeconfigConflict(UsageError):
+class KubeconfigConflict(Conflict):
     """The target kubeconfig already holds entries of the same names with other content."""
 
 
@@ -101,6 +102,27 @@ def exec_user_config(
     }
 
 
+def browser_exec_config(
+    *, issuer: str, client_id: str, ca_pem: bytes | None, username: str | None, install_hint: str
+) -> dict[str, Any]:
+    """The exec plugin for `authsvc login --browser`: the ID token of an OIDC sign-in in the
+    browser, which kube-apiserver verifies itself (--oidc-issuer-url, --oidc-client-id)."""
+    args = ["login", "--browser", "--issuer", issuer, "--client-id", client_id]
+    if ca_pem is not None:
+        args += ["--ca-data", b64(ca_pem)]
+    if username is not None:
+        args += ["--username", username]  # prefills the sign-in form (login_hint)
+    return {
+        "apiVersion": EXEC_API_VERSION,
+        "command": "authsvc",
+        "args": args,
+        # The browser needs no terminal; the URL is printed on stderr for a browser elsewhere.
+        "interactiveMode": "IfAvailable",
+        "provideClusterInfo": True,
+        "installHint": install_hint,
+    }
+
+
 def build_kubeconfig(
     cluster: ClusterEntry, user: UserEntry, *, context_name: str | None = None, namespace: str | None = None
 ) -> dict[str, Any]:
@@ -158,6 +180,25 @@ def load_kubeconfig(path: Path, *, missing_ok: bool = False) -> dict[str, Any]:
     return data
 
 
+def current_entries(config: dict[str, Any], path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The `cluster` and `user` mappings the current context names (StoreError when it names none)."""
+    contexts = {c["name"]: c.get("context") or {} for c in config.get("contexts") or []}
+    context = contexts.get(config.get("current-context"), {})
+
+    def entry(section: str, key: str) -> dict[str, Any]:
+        for item in config.get(section) or []:
+            if item["name"] == context.get(key) and isinstance(item.get(key), dict):
+                return item[key]  # type: ignore[no-any-return]
+        raise StoreError(f"{path}: the current context names no {key} of the file")
+
+    return entry("clusters", "cluster"), entry("users", "user")
+
+
+def decoded(entry: dict[str, Any], key: str) -> bytes | None:
+    value = entry.get(key)
+    return base64.b64decode(value) if isinstance(value, str) else None
+
+
 def merge_conflicts(existing: dict[str, Any], incoming: dict[str, Any]) -> list[str]:
     """Entries of `incoming` whose name is taken in `existing` by an entry with other content."""
     found = []
@@ -205,7 +246,7 @@ def kubeconfig_lock(path: Path) -> Iterator[None]:
     try:
         fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
     except FileExistsError:
-        raise UsageError(
+        raise Conflict(
             f"{path} is locked by another writer ({lock} exists); if no kubectl or authsvc is running, remove the lock"
         ) from None
     os.close(fd)

@@ -24,8 +24,14 @@ from cryptography import x509
 from sqlalchemy import Engine, select
 
 from authsvc.db.tables import IssuedCredentialRow
-from authsvc.errors import UsageError
-from authsvc.kubeconfig.documents import ClusterEntry, UserEntry, build_kubeconfig, exec_user_config
+from authsvc.errors import ConfigError, UsageError
+from authsvc.kubeconfig.documents import (
+    ClusterEntry,
+    UserEntry,
+    browser_exec_config,
+    build_kubeconfig,
+    exec_user_config,
+)
 from pki.csr import load_csr
 from pki.db import make_sessionmaker
 from pki.issuance import CertificateIssuer
@@ -149,6 +155,9 @@ class IssueRequest:
     csr_pem: bytes | None = None
     key_path: str | None = None
     requester: str = ""
+    # Exec mode: sign in with the browser (OIDC code flow) as this client instead of a password.
+    browser: bool = False
+    client_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,6 +214,10 @@ def check_mode_options(request: IssueRequest) -> None:
         raise UsageError("--csr and --key-path go together: --key-path is where the user keeps the CSR's key")
     if request.mode is IssueMode.EXEC and (request.groups or request.ttl is not None):
         raise UsageError("--mode exec issues no credential now: groups and lifetime come from the directory at login")
+    if (request.browser or request.client_id is not None) and request.mode is not IssueMode.EXEC:
+        raise UsageError("--browser and --client-id go with --mode exec (kubectl then signs in with the browser)")
+    if request.client_id is not None and not request.browser:
+        raise UsageError("--client-id goes with --browser")
     if request.key_path is not None:
         check_key_path(request.key_path)
 
@@ -354,10 +367,34 @@ class KubeconfigIssuer:
                 f"the login endpoint's certificate ({self.settings.server.tls_cert}) is not from the cluster CA: "
                 "no --ca-data in the plugin's arguments, so `authsvc login` will use the system trust store",
             )
+        if request.browser:
+            issuer, client_id = self.browser_client(request.client_id)
+            exec_config = browser_exec_config(
+                issuer=issuer, client_id=client_id, ca_pem=ca_pem, username=request.user, install_hint=INSTALL_HINT
+            )
+            return UserEntry(request.user, exec_config=exec_config), notes
         exec_config = exec_user_config(
             login_url=self.login_url(), ca_pem=ca_pem, username=request.user, install_hint=INSTALL_HINT
         )
         return UserEntry(request.user, exec_config=exec_config), notes
+
+    def browser_client(self, client_id: str | None) -> tuple[str, str]:
+        """The provider's issuer and the public client kubectl signs in as (--client-id, or the
+        only public client in oidc.clients)."""
+        issuer = self.settings.tokens.user_issuer
+        public = [c.id for c in self.settings.oidc.public_clients()]
+        if issuer is None or not public:
+            raise ConfigError(
+                "--browser needs the OpenID Connect provider: set tokens.user_issuer and a public client in "
+                "oidc.clients (see docs/oidc.md)"
+            )
+        if client_id is None:
+            if len(public) > 1:
+                raise UsageError(f"several public OIDC clients ({', '.join(public)}): choose one with --client-id")
+            return issuer, public[0]
+        if client_id not in public:
+            raise UsageError(f"--client-id {client_id!r} is not a public client in oidc.clients ({', '.join(public)})")
+        return issuer, client_id
 
     def login_url(self) -> str:
         """Where `authsvc login` posts credentials: the public URL of this authsvc, plus /login."""

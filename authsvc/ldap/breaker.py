@@ -1,7 +1,7 @@
 """A circuit breaker for the directory: once it is known to be down or hung, stop waiting on it.
 
 Closed, calls go to the directory. A call that could not reach it, or a review that waited out
-its budget (`ldap.review_budget`), opens the breaker: from then on calls fail at once
+its budget (`ldap.request_budget`), opens the breaker: from then on calls fail at once
 (BackendUnavailable, so the webhook answers from the stale-if-error cache or fails closed)
 instead of each waiting for the directory's timeouts. While open, at most one probe at a time,
 at most every `ldap.probe_interval`, asks the directory again; the first answer (a probe's, or

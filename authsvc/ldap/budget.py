@@ -3,7 +3,7 @@
 ldap3's timeouts bound each socket operation, not a look-up made of several (connect, bind,
 user search, group searches, a retry): their sum can reach tens of seconds, and kube-apiserver
 gives up on a webhook after 30. So a review's look-up runs on one of a few background threads
-and the review waits for it at most `ldap.review_budget`. Past that the review goes on without
+and the review waits for it at most `ldap.request_budget`. Past that the review goes on without
 it (stale answer or fail closed); the look-up itself runs on to its own timeouts and, if it
 gets an answer, leaves it in the cache for the next review.
 

@@ -23,14 +23,22 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import ldap3
 from ldap3.core.exceptions import LDAPBindError, LDAPCommunicationError, LDAPException
 
 from authsvc.errors import BackendUnavailable
+from authsvc.ldap.active_directory import (
+    ACCOUNT_ATTRIBUTES,
+    TLS_REQUIRED,
+    BindRefusal,
+    account_problem,
+    bind_refusal,
+    tls_required,
+)
 from authsvc.ldap.breaker import CircuitBreaker
 from authsvc.ldap.config import DirectoryConfig
 from authsvc.ldap.connections import ConnectionPool, PoolBusy, make_server_pool, server_url
@@ -69,12 +77,16 @@ class DirectoryUser:
     # spaces. False when only the directory's own folding matched it (slapd's caseIgnoreMatch
     # takes fullwidth letters and U+0130 for ASCII): /login refuses such spellings.
     exact: bool = True
+    # Why the account may not be used now ("" when it may): ldap.account_checks found it
+    # disabled, locked out or expired. /login and the review-time refresher refuse it.
+    inactive: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class Entry:
     dn: str
     attributes: dict[str, list[Any]]
+    raw: Mapping[str, list[bytes]] = field(default_factory=dict)  # the values as sent (binary ones: objectGUID)
 
 
 class Directory:
@@ -86,6 +98,7 @@ class Directory:
         self.config = config
         self.settings = config.settings
         self._on_error = on_error
+        self._clock = clock
         self.breaker = CircuitBreaker(probe_interval=self.settings.probe_interval, clock=clock)
         # A failure that took this long counts as "hung", even when it is not a timeout error.
         self._slow = self.settings.request_budget.total_seconds()
@@ -105,6 +118,8 @@ class Directory:
         attributes = list(dict.fromkeys([s.username_attribute, s.uid_attribute, *self._matched_by]))
         if s.group_membership == "memberOf":
             attributes.append(s.member_of_attribute)
+        if s.account_checks == "active-directory":
+            attributes += ACCOUNT_ATTRIBUTES
         query = user_filter(s.user_filter, username)
         entries, server = self._run("user search", lambda c: self.search(c, s.user_base, query, attributes, limit=2))
         if len(entries) > 1:
@@ -112,24 +127,34 @@ class Directory:
         return self._user_from(entries[0], username, server) if len(entries) == 1 else None
 
     def check_password(self, dn: str, password: str) -> bool:
-        """Bind as `dn` with `password`, passed as is (UTF-8 bytes: no escaping, no SASLprep).
+        """Whether the directory accepts `password` for `dn` (see `bind`)."""
+        return self.bind(dn, password) is None
+
+    def bind(self, dn: str, password: str) -> BindRefusal | None:
+        """Bind as `dn` with `password`, passed as is (UTF-8 bytes: no escaping, no SASLprep):
+        None when the directory accepts it, else why not (AD's data code read as a reason).
 
         An empty DN or password is refused here too: LDAP treats both as an anonymous bind
-        that "succeeds" (RFC 4513 section 5.1.2).
+        that "succeeds" (RFC 4513 section 5.1.2). Raises BackendUnavailable for an answer that
+        is no refusal of these credentials: it names the fix when the server requires TLS.
         """
         if not dn or not password:
-            return False
+            return BindRefusal(None, "", "empty user name or password (never sent: it would bind anonymously)")
         secret = password.encode("utf-8", "surrogatepass")
 
-        def bind(conn: ldap3.Connection) -> bool:
-            ok = bool(conn.rebind(user=dn, password=secret))
-            code = conn.result.get("result") if conn.result else None
-            if not ok and code not in BIND_REFUSED:
-                raise BackendUnavailable(f"LDAP bind answered {conn.result.get('description')!r}")
-            return ok
+        def bind(conn: ldap3.Connection) -> BindRefusal | None:
+            if conn.rebind(user=dn, password=secret):
+                return None
+            result = conn.result or {}
+            code, description, message = result.get("result"), result.get("description"), result.get("message")
+            if code in TLS_REQUIRED:
+                raise BackendUnavailable(tls_required(str(description), str(message or "")))
+            if code not in BIND_REFUSED:
+                raise BackendUnavailable(f"LDAP bind answered {description!r}")
+            return bind_refusal(int(code), str(description), str(message or ""))
 
-        ok, _ = self._run("user bind", bind, pool=self._bind_pool)
-        return ok
+        refusal, _ = self._run("user bind", bind, pool=self._bind_pool)
+        return refusal
 
     def search(
         self,
@@ -178,7 +203,7 @@ class Directory:
         )
         code = self._check_result(conn, "search")
         entries = [
-            Entry(item["dn"], dict(item["attributes"]))
+            Entry(item["dn"], dict(item["attributes"]), item.get("raw_attributes") or {})
             for item in conn.response or []
             if item.get("type") == "searchResEntry"
         ]
@@ -329,9 +354,13 @@ class Directory:
         conn = self._open()
         dn, password = self.settings.bind_dn, self.config.bind_password
         if dn and password and not conn.rebind(user=dn, password=password):
-            description = conn.result.get("description") if conn.result else "no answer"
+            result = conn.result or {}
+            description, message = result.get("description", "no answer"), result.get("message") or ""
             conn.unbind()
             self._forget(conn)
+            if result.get("result") in TLS_REQUIRED:
+                why = tls_required(description, message)
+                raise BackendUnavailable(f"the LDAP service bind as {dn!r} failed: {why}")
             raise BackendUnavailable(
                 f"the LDAP service bind as {dn!r} was refused ({description}): check ldap.bind_dn and its password"
             )
@@ -358,13 +387,15 @@ class Directory:
             )
             return None
         stored = [str(v) for attribute in self._matched_by for v in entry.attributes.get(attribute, [])]
+        inactive = account_problem(entry.attributes, self._clock()) if s.account_checks == "active-directory" else ""
         return DirectoryUser(
             dn=entry.dn,
             username=_canonical_name(names, typed),
-            uid=_uid_text(entry.attributes.get(s.uid_attribute, [])),
+            uid=uid_text(s.uid_attribute, _values(entry.raw, s.uid_attribute)),
             member_of=tuple(str(v) for v in entry.attributes.get(s.member_of_attribute, [])),
             server=server,
             exact=fold_name(typed) in {fold_name(v) for v in stored},
+            inactive=inactive,
         )
 
 
@@ -398,13 +429,27 @@ def matched_attributes(template: str, username_attribute: str) -> tuple[str, ...
     return found or (username_attribute,)
 
 
-def _uid_text(values: Sequence[Any]) -> str:
+def _values(attributes: Mapping[str, list[Any]], name: str) -> list[Any]:
+    """An attribute's values by name, whatever case the server spelled it in."""
+    if name in attributes:
+        return attributes[name]
+    folded = name.casefold()
+    return next((values for key, values in attributes.items() if key.casefold() == folded), [])
+
+
+def uid_text(attribute: str, values: Sequence[bytes]) -> str:
+    """The TokenReview uid from the raw values of `uid_attribute`: objectGUID (16 bytes, the
+    first three fields little-endian) as AD writes a GUID, 6460a454-accd-4c09-8ade-560a42e95af3;
+    text attributes (entryUUID) as they are; other binary values in hex."""
     if not values:
         return ""
     value = values[0]
-    if isinstance(value, bytes):  # AD objectGUID: 16 little-endian bytes
-        return str(uuid.UUID(bytes_le=value)) if len(value) == 16 else value.hex()
-    return str(value)
+    if attribute.casefold() == "objectguid" and len(value) == 16:
+        return str(uuid.UUID(bytes_le=value))
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        return value.hex()
 
 
 def chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:

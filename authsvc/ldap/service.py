@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from authsvc.errors import BackendUnavailable
+from authsvc.ldap.active_directory import BindRefusal
 from authsvc.ldap.budget import BudgetExceeded, Deadlines
 from authsvc.ldap.cache import StaleIfErrorCache
 from authsvc.ldap.config import DirectoryConfig
@@ -38,6 +39,8 @@ class LDAPIdentity:
     dn: str
     groups: tuple[str, ...]
     server: str = ""
+    # Why the account may not be used now (ldap.account_checks): disabled, locked out, expired.
+    inactive: str = ""
 
 
 def cache_key(username: str) -> str:
@@ -85,13 +88,17 @@ class LDAPService:
     def check_password(self, dn: str, password: str) -> bool:
         return self.directory.check_password(dn, password)
 
+    def bind(self, dn: str, password: str) -> BindRefusal | None:
+        """None when the directory accepts the password, else why it refused (Directory.bind)."""
+        return self.directory.bind(dn, password)
+
     def identity_of(self, user: DirectoryUser) -> LDAPIdentity:
         """`user` with its groups: from the cache when fresh (and for the same entry), else resolved."""
         key = cache_key(user.username)
         cached = self.cache.fresh(key)
         if cached is not None and cached.value is not None and cached.value.dn == user.dn:
             return cached.value
-        identity = LDAPIdentity(user.username, user.uid, user.dn, self.resolver.groups_of(user), user.server)
+        identity = self._identity(user)
         self.cache.put(key, identity)
         return identity
 
@@ -129,9 +136,12 @@ class LDAPService:
 
     def _load(self, username: str) -> LDAPIdentity | None:
         user = self.directory.find_user(username)
-        if user is None:
-            return None
-        return LDAPIdentity(user.username, user.uid, user.dn, self.resolver.groups_of(user), user.server)
+        return None if user is None else self._identity(user)
+
+    def _identity(self, user: DirectoryUser) -> LDAPIdentity:
+        # An account that may not be used gets no groups: nothing would use them.
+        groups = () if user.inactive else self.resolver.groups_of(user)
+        return LDAPIdentity(user.username, user.uid, user.dn, groups, user.server, user.inactive)
 
     def ready(self) -> bool:
         """Whether the directory answers a probe within request_budget; False at once while it

@@ -7,6 +7,8 @@ wiring     install(services): builds the above once per server process and regis
            identity refreshers the webhook calls
 client     `authsvc login` / `authsvc logout`, the kubectl exec plugin (standard library only:
            kubectl runs it before every command)
+browser    `authsvc login --browser`: the OIDC code flow with PKCE on a loopback port, ID tokens
+           cached and refreshed under client's cache lock
 
 This package's __init__ imports nothing: `authsvc.login.client` must start fast.
 """

@@ -5,6 +5,7 @@ but the password is wrong (the answer is no: no fall-through to a backend that h
 know the same name), or known with the right password (the identity). An unknown user
 costs the same work as a wrong password (a decoy bind, a decoy argon2 verify), so response
 times do not tell which names exist. BackendUnavailable means "cannot decide": fail closed.
+A refusal carries its reason for the operator (audit log, log line), never for the client.
 """
 
 from __future__ import annotations
@@ -33,10 +34,12 @@ class Verdict:
     # wrong password, a spelling only the directory's folding matched): failed logins count
     # against this account's budget too, whatever spelling was typed.
     subject: str | None = None
+    # Why the login is refused (no identity): "wrong password", "account disabled (AD data 533)".
+    reason: str = ""
 
 
-UNKNOWN_USER = Verdict(known=False)
-WRONG_PASSWORD = Verdict(known=True)
+UNKNOWN_USER = Verdict(known=False, reason="unknown user")
+WRONG_PASSWORD = Verdict(known=True, reason="wrong password")
 
 
 class LoginBackend(Protocol):
@@ -66,10 +69,16 @@ class LDAPLoginBackend:
     def _ask(self, username: str, password: str) -> Verdict:
         user = self.ldap.find_user(username)
         if user is None or not user.exact:
-            self.ldap.check_password(self.decoy_dn, password)
-            return Verdict(False, subject=user.username if user else None)
-        if not self.ldap.check_password(user.dn, password):
-            return Verdict(True, subject=user.username)
+            self.ldap.bind(self.decoy_dn, password)
+            if user is None:
+                return UNKNOWN_USER
+            reason = f"spelling matched {user.username!r} only by the directory's folding"
+            return Verdict(False, subject=user.username, reason=reason)
+        refusal = self.ldap.bind(user.dn, password)
+        if refusal is not None:
+            return Verdict(True, subject=user.username, reason=refusal.reason)
+        if user.inactive:  # the bind went through, but the account may not be used (ldap.account_checks)
+            return Verdict(True, subject=user.username, reason=user.inactive)
         identity = self.ldap.identity_of(user)
         return Verdict(True, LoginIdentity(identity.username, identity.uid, identity.groups, self.name), user.username)
 

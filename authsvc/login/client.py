@@ -97,6 +97,12 @@ def login_url(server: str) -> str:
     return server
 
 
+def check_issuer(issuer: str) -> str:
+    if not issuer.lower().startswith("https://"):
+        raise LoginError(f"--issuer {issuer!r} must be an https:// URL")
+    return issuer
+
+
 def cache_dir(environ: Mapping[str, str]) -> str:
     base = environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return os.path.join(base, "authsvc")
@@ -339,7 +345,11 @@ def cluster_ca_data(environ: Mapping[str, str]) -> str | None:
 
 # -- the fast path: `authsvc login|logout` without click ------------------------------------
 
-FAST_OPTIONS = {"login": ("--server", "--username", "--ca-file", "--ca-data"), "logout": ("--server",)}
+FAST_OPTIONS = {
+    "login": ("--server", "--username", "--ca-file", "--ca-data", "--issuer", "--client-id"),
+    "logout": ("--server",),
+}
+FAST_FLAGS = {"login": ("--browser",), "logout": ()}
 
 
 def run(argv: list[str]) -> int | None:
@@ -350,22 +360,33 @@ def run(argv: list[str]) -> int | None:
     which prints the usual usage error or help.
     """
     command = argv[0] if argv else ""
-    options = parse_options(argv[1:], FAST_OPTIONS.get(command, ()))
-    if options is None or (command == "login" and "--server" not in options):
+    options = parse_options(argv[1:], FAST_OPTIONS.get(command, ()), FAST_FLAGS.get(command, ()))
+    if options is None:
+        return None
+    browser = "--browser" in options
+    if command == "login" and (
+        ("--server" not in options) if not browser else ("--issuer" not in options or "--client-id" not in options)
+    ):
         return None
     try:
         if command == "logout":
             dropped = logout(os.environ, options.get("--server"))
             sys.stderr.write(f"removed {dropped} cached token{'' if dropped == 1 else 's'}\n")
             return 0
-        credential = login(
-            LoginOptions(
-                options["--server"],
-                username=options.get("--username"),
-                ca_file=options.get("--ca-file"),
-                ca_data=options.get("--ca-data"),
-            )
+        if browser:
+            check_issuer(options["--issuer"])
+        login_options = LoginOptions(
+            options.get("--server") or options["--issuer"],
+            username=options.get("--username"),
+            ca_file=options.get("--ca-file"),
+            ca_data=options.get("--ca-data"),
         )
+        if browser:
+            from authsvc.login.browser import browser_login
+
+            credential = browser_login(login_options, options["--issuer"], options["--client-id"])
+        else:
+            credential = login(login_options)
     except (LoginError, OSError) as e:
         sys.stderr.write(f"error: {' '.join(str(e).split())}\n")
         return 1
@@ -376,13 +397,17 @@ def run(argv: list[str]) -> int | None:
     return 0
 
 
-def parse_options(args: list[str], allowed: tuple[str, ...]) -> dict[str, str] | None:
-    """`--name value` and `--name=value` pairs of the allowed names; None for anything else."""
+def parse_options(args: list[str], allowed: tuple[str, ...], flags: tuple[str, ...] = ()) -> dict[str, str] | None:
+    """`--name value` and `--name=value` pairs of the allowed names, and the allowed flags (value
+    ""); None for anything else."""
     if not allowed:
         return None
     options: dict[str, str] = {}
     rest = iter(args)
     for arg in rest:
+        if arg in flags:
+            options[arg] = ""
+            continue
         name, sep, value = arg.partition("=")
         if name not in allowed:
             return None

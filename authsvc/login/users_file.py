@@ -33,7 +33,7 @@ from pathlib import Path
 from argon2 import PasswordHasher, extract_parameters
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from authsvc.errors import BackendUnavailable, InvalidInput, UsageError
+from authsvc.errors import BackendUnavailable, InvalidInput
 from pki.names import check_name
 from pki.store import atomic_write
 
@@ -66,7 +66,7 @@ def hasher() -> PasswordHasher:
 
 def hash_password(password: str, password_hasher: PasswordHasher | None = None) -> str:
     if not password:
-        raise UsageError("the password must not be empty")
+        raise InvalidInput("the password must not be empty")
     return (password_hasher or hasher()).hash(password)
 
 
@@ -141,7 +141,7 @@ def render_users(users: Iterable[StaticUser]) -> str:
 
 
 def read_users(path: Path) -> list[StaticUser]:
-    """The users in `path` ([] when it does not exist). Raises UsageError when it is malformed."""
+    """The users in `path` ([] when it does not exist). Raises InvalidInput when it is malformed."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -149,7 +149,7 @@ def read_users(path: Path) -> list[StaticUser]:
     try:
         return parse_users(text, source=str(path))
     except ValueError as e:
-        raise UsageError(str(e)) from None
+        raise InvalidInput(str(e)) from None
 
 
 def write_users(path: Path, users: Sequence[StaticUser]) -> Path:

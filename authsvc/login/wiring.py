@@ -21,13 +21,14 @@ from authsvc.errors import ConfigError
 from authsvc.ldap.service import LDAPService
 from authsvc.login.backends import LDAPLoginBackend, LoginBackend, LoginIdentity, UsersFileLoginBackend
 from authsvc.login.ratelimit import Limit, RateLimiter
-from authsvc.login.service import LoginService, TokenIssuer
+from authsvc.login.service import AttemptHook, LoginAttempt, LoginService, TokenIssuer
 from authsvc.login.users_file import UsersFile
 
 if TYPE_CHECKING:
     import datetime as dt
 
     from authsvc.home.opened import Home
+    from authsvc.webhook.audit import AuditLog
     from pki.policy import SigningPolicy
 
 
@@ -73,8 +74,9 @@ def webhook_side(components: LoginComponents, policy: SigningPolicy) -> WebhookS
     return WebhookSide(refreshers, group_lookup, readiness)
 
 
-def build(home: Home, metrics: LoginMetrics | None = None) -> LoginComponents:
-    """Raises ConfigError when login.backends names a backend that is not configured."""
+def build(home: Home, metrics: LoginMetrics | None = None, audit: AuditLog | None = None) -> LoginComponents:
+    """`audit` gets a line per /login attempt. Raises ConfigError when login.backends names a
+    backend that is not configured."""
     settings = home.settings
     ldap = users = None
     if settings.ldap.enabled:
@@ -104,8 +106,23 @@ def build(home: Home, metrics: LoginMetrics | None = None) -> LoginComponents:
             token_ttl=settings.login.token_ttl,
             max_username_length=settings.login.max_username_length,
             on_result=metrics.login_result if metrics else lambda _r: None,
+            on_attempt=audited(home, audit) if audit else lambda _a: None,
         )
     return LoginComponents(service, ldap, users)
+
+
+def audited(home: Home, audit: AuditLog) -> AttemptHook:
+    def record(attempt: LoginAttempt) -> None:
+        audit.login(
+            home.clock(),
+            result=attempt.result,
+            user=attempt.user,
+            backend=attempt.backend,
+            reason=attempt.reason,
+            client=attempt.address,
+        )
+
+    return record
 
 
 def rate_limiter(home: Home) -> RateLimiter:

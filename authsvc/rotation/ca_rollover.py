@@ -18,22 +18,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from sqlalchemy import select
 
 from authsvc.errors import UsageError
+from authsvc.home.keys_at_rest import ca_key_encrypted
 from authsvc.home.opened import Home
+from authsvc.kubeconfig.documents import current_entries, decoded
 from authsvc.rotation.executor import Executor, RotationReport
 from authsvc.rotation.facts import (
     CA_PROFILES,
     FACT_COLUMNS,
     ca_names,
     cert_target,
-    current_entries,
-    decoded,
     kubeconfig_targets,
     read_kubeconfig,
     read_rollover,
@@ -46,7 +44,7 @@ from authsvc.rotation.lock import rotation_lock
 from pki.errors import CAError, NotFoundError, RotationError
 from pki.inventory import CertificateRow, CertStatus, serial_hex
 from pki.issued_by import issued_by
-from pki.keys import KeyType, PrivateKey, generate_private_key, keys_match, private_key_to_pem
+from pki.keys import PrivateKey, generate_private_key, key_type_of, keys_match
 from pki.kubeadm.certlist import ca_spec
 from pki.profiles import ROOT_CA
 from pki.rotation.plan import RenewCertificate
@@ -73,7 +71,6 @@ from pki.store import (
     atomic_write_many,
     certs_to_pem,
     load_certificates,
-    load_private_key,
 )
 
 NEXT_STEP = {
@@ -173,7 +170,7 @@ class Rollover:
             self._write_pair(self.prev_cert, self.prev_key, old, old_key)
         if not keys_match(self._load_key(self.key), new.public_key()):  # type: ignore[arg-type]
             self.backups.keep([self.key])
-            atomic_write(self.key, private_key_to_pem(new_key, self.home.secrets.key_passphrase), KEY_MODE)
+            atomic_write(self.key, self._key_pem(new_key), KEY_MODE)
             self.messages.append(f"pki/{self.ca}.key now holds the new CA's key")
         self._publish(bundle(State.SWITCHED, old, new))
         self._reissue()
@@ -218,7 +215,14 @@ class Rollover:
         )
 
     def _load_key(self, path: Path) -> PrivateKey:
-        return load_private_key(path, self.home.secrets.key_passphrase, what=f"CA {self.ca} key", trusted=True)
+        return self.home.secrets.load_private_key(path, what=f"CA {self.ca} key", encrypt=self._encrypted)
+
+    @property
+    def _encrypted(self) -> bool:
+        return ca_key_encrypted(self.home.settings, self.ca)
+
+    def _key_pem(self, key: PrivateKey) -> bytes:
+        return self.home.secrets.key_pem(key, encrypt=self._encrypted)
 
     def _key_for(self, cert: x509.Certificate, files: list[Path]) -> PrivateKey:
         for path in files:
@@ -236,7 +240,7 @@ class Rollover:
             cert = load_certificates(self.next_cert)[0]
             if cert.subject == old.subject and keys_match(self._load_key(self.next_key), cert.public_key()):  # type: ignore[arg-type]
                 return cert
-        key = generate_private_key(key_type_of(old.public_key()))
+        key = generate_private_key(key_type_of(old.public_key()))  # type: ignore[arg-type]
         new = successor_ca(old, key, now=self.now)
         self._write_pair(self.next_cert, self.next_key, new, key)
         self.messages.append(
@@ -247,9 +251,7 @@ class Rollover:
     def _write_pair(self, cert_path: Path, key_path: Path, cert: x509.Certificate, key: PrivateKey) -> None:
         atomic_write_many(
             [
-                PendingFile(
-                    key_path, private_key_to_pem(key, self.home.secrets.key_passphrase), KEY_MODE
-                ),  # the key first
+                PendingFile(key_path, self._key_pem(key), KEY_MODE),  # the key first
                 PendingFile(cert_path, certs_to_pem([cert]), CERT_MODE),
             ]
         )
@@ -348,15 +350,6 @@ class Rollover:
             for name, cert in certs
             if issued_by(cert, old) and cert.not_valid_after_utc > self.now
         ]
-
-
-def key_type_of(public_key: Any) -> KeyType:
-    """A new CA key of the old one's kind (RSA of its size, the same curve)."""
-    if isinstance(public_key, rsa.RSAPublicKey):
-        return KeyType(f"rsa-{public_key.key_size}")
-    if isinstance(public_key, ec.EllipticCurvePublicKey):
-        return KeyType.EC_P384 if public_key.curve.name == "secp384r1" else KeyType.EC_P256
-    return KeyType.ED25519
 
 
 def ca_list(home: Home) -> list[dict[str, object]]:

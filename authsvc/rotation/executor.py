@@ -48,6 +48,7 @@ from pki.rotation.plan import (
     PruneBackups,
     PruneInventory,
     RefreshCRL,
+    ReissueCertificate,
     RenewCertificate,
     RepairSigningKeys,
     RotationPolicy,
@@ -200,6 +201,8 @@ class Executor:
             self._result(action, "done", detail)
 
     def _run(self, action: Action) -> str:
+        if isinstance(action, ReissueCertificate):
+            return self._reissue(action)
         if isinstance(action, AdvanceSigningKey | RepairSigningKeys):
             return self._signing_key(action)
         if isinstance(action, SyncKubeconfig):
@@ -313,6 +316,28 @@ class Executor:
         atomic_write_many(files)
 
     # --- the other actions ---------------------------------------------------------------------
+
+    def _reissue(self, action: ReissueCertificate) -> str:
+        """Reissue a drifted certificate to match the settings (what `certs renew` does for one)."""
+        from authsvc.certs.renewal import drift_by_name
+        from authsvc.drift.detect import read_certificate as read_expected
+        from authsvc.drift.reissue import build_reissue, reissued_files, replaced_paths
+
+        drifts = drift_by_name(self.home).get(action.name)
+        old = read_expected(drifts[0].expected) if drifts else None
+        if not drifts or old is None:
+            return "already matches the configuration"
+        reissue = build_reissue(drifts[0].expected, old, drifts, self.ca(action.ca), now=self.now)
+        self.backups.keep(replaced_paths(reissue))
+        atomic_write_many(reissued_files(reissue))
+        profile = drifts[0].expected.profile.name
+        record = CertRecord.for_certificate(
+            reissue.new, profile=profile, now=self.now, requester="rotate", name=action.name, ca_name=action.ca,
+            auto_renew=True,
+        )  # fmt: skip
+        record_renewals(self.home.stores.engine, [record], [serial_hex(old.serial_number)])
+        done = f"serial {reissue.new.serial_number:x}, expires {reissue.new.not_valid_after_utc:%Y-%m-%dT%H:%M:%SZ}"
+        return f"reissued to match the configuration ({reissue.changed}): {done}"
 
     def _signing_key(self, action: AdvanceSigningKey | RepairSigningKeys) -> str:
         service = self.home.stores.token_service

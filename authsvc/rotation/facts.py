@@ -8,7 +8,6 @@ which kubeconfigs embed which CA, where a CA's rollover state is written.
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from authsvc.errors import InvalidInput
 from authsvc.home.layout import pki_path
 from authsvc.home.opened import Home
 from authsvc.init.webhook_pki import APISERVER_WEBHOOK_CLIENT, WEBHOOK_CLIENT_CA
+from authsvc.kubeconfig.documents import current_entries, decoded
 from authsvc.settings import Settings
 from pki.errors import PKIError, StoreError
 from pki.inventory import CertificateRow, CertStatus
@@ -34,6 +34,7 @@ from pki.rotation.plan import (
     CAFact,
     CertFact,
     CRLFact,
+    DriftFact,
     KeyFacts,
     KeySchedule,
     KubeconfigFact,
@@ -107,25 +108,6 @@ def kubeconfig_targets(home: Home) -> list[KubeconfigTarget]:
     return [t for t in targets if t.path.is_file()]
 
 
-def current_entries(config: dict[str, Any], path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The `cluster` and `user` mappings the current context names (StoreError when it names none)."""
-    contexts = {c["name"]: c.get("context") or {} for c in config.get("contexts") or []}
-    context = contexts.get(config.get("current-context"), {})
-
-    def entry(section: str, key: str) -> dict[str, Any]:
-        for item in config.get(section) or []:
-            if item["name"] == context.get(key) and isinstance(item.get(key), dict):
-                return item[key]  # type: ignore[no-any-return]
-        raise StoreError(f"{path}: the current context names no {key} of the file")
-
-    return entry("clusters", "cluster"), entry("users", "user")
-
-
-def decoded(entry: dict[str, Any], key: str) -> bytes | None:
-    value = entry.get(key)
-    return base64.b64decode(value) if isinstance(value, str) else None
-
-
 def ca_names(home: Home) -> list[str]:
     """Every CA of the home that has its certificate here: kubeadm's, the webhook client CA, others."""
     names = [s.base_name for s in CA_SPECS] + [WEBHOOK_CLIENT_CA]
@@ -163,9 +145,20 @@ def gather_facts(home: Home, now: dt.datetime, policy: RotationPolicy) -> Rotati
         keys=key_facts(home),
         crls=tuple(c for c in (crl_fact(home, ca.name) for ca in cas) if c is not None),
         kubeconfigs=tuple(kubeconfig_fact(home, t) for t in kubeconfig_targets(home)),
+        drifted=drift_facts(home),
         prune=prune_fact(home.stores.engine, before),
         backups=BackupsFact(before, backup_runs_before(home.layout.backups_dir, before)),
     )
+
+
+def drift_facts(home: Home) -> tuple[DriftFact, ...]:
+    """The automatic certificates that differ from the settings that shape them (authsvc/drift/)."""
+    from authsvc.drift.detect import detect_drift
+
+    reasons: dict[tuple[str, str], list[str]] = {}
+    for drift in detect_drift(home, include_cas=False):
+        reasons.setdefault((drift.expected.record_name, drift.expected.ca), []).append(drift.describe())
+    return tuple(DriftFact(name, ca, "drift: " + "; ".join(why)) for (name, ca), why in reasons.items())
 
 
 def ca_fact(home: Home, name: str) -> CAFact:

@@ -16,11 +16,11 @@ from typing import Any
 from cryptography import x509
 
 from authsvc.home.opened import Home
-from authsvc.kubeconfig.documents import b64, write_kubeconfig
-from authsvc.rotation.facts import CertTarget, current_entries, decoded, kubeconfig_targets, read_kubeconfig
+from authsvc.kubeconfig.documents import b64, current_entries, decoded, write_kubeconfig
+from authsvc.rotation.facts import CertTarget, kubeconfig_targets, read_kubeconfig
 from pki.errors import StoreError
 from pki.keys import private_key_to_pem
-from pki.store import PendingFile, atomic_write_many, backup_run_dir, load_certificates, load_private_key
+from pki.store import PendingFile, atomic_write_many, backup_run_dir, load_certificates
 
 
 class Backups:
@@ -86,7 +86,8 @@ def sync_kubeconfig(home: Home, path: Path, backups: Backups) -> str:
     if target.client_file and target.client_name:
         cert = b64(home.layout.cert_path(target.client_name).read_bytes())
         if _assign(user, "client-certificate-data", cert):
-            key = load_private_key(home.layout.key_path(target.client_name), home.secrets.key_passphrase, trusted=True)
+            key_file = home.layout.key_path(target.client_name)
+            key = home.secrets.load_private_key(key_file, what="webhook client key", encrypt=False)
             user["client-key-data"] = b64(private_key_to_pem(key))  # in clear: the API server cannot decrypt
             changed = True
     if not changed:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
+from pydantic import ValidationError, model_validator
 
 from authsvc.errors import ConfigError
 from authsvc.settings.audit import AuditSettings
@@ -17,6 +17,7 @@ from authsvc.settings.database import DatabaseSettings
 from authsvc.settings.fields import Section, https_url
 from authsvc.settings.ldap import LDAPSettings
 from authsvc.settings.login import LoginSettings
+from authsvc.settings.oidc import OIDCSettings
 from authsvc.settings.pki import PKISettings
 from authsvc.settings.rotation import RotationSettings
 from authsvc.settings.server import ServerSettings
@@ -34,6 +35,30 @@ class Settings(Section):
     login: LoginSettings = LoginSettings()
     audit: AuditSettings = AuditSettings()
     rotation: RotationSettings = RotationSettings()
+    oidc: OIDCSettings = OIDCSettings()
+
+    @model_validator(mode="after")
+    def _oidc_needs_its_issuer(self) -> Settings:
+        if not self.oidc.enabled:
+            return self
+        if self.tokens.user_issuer is None:
+            raise ValueError(
+                "oidc.clients needs tokens.user_issuer: the provider's issuer (ID tokens carry it; e.g. "
+                "https://authsvc.example:8444/users)"
+            )
+        if self.server.public_url is None:
+            raise ValueError(
+                "oidc.clients needs server.public_url: /authorize, /token and /userinfo are published there"
+            )
+        # An ID token's `aud` is its client id: a client named like an audience the webhook accepts
+        # would make its ID tokens bearer tokens for the webhook too.
+        taken = {self.tokens.user_audience, self.tokens.issuer, *self.tokens.api_audiences}
+        for client in self.oidc.clients:
+            if client.id in taken:
+                raise ValueError(
+                    f"oidc client id {client.id!r} is an audience authsvc's tokens already carry: rename it"
+                )
+        return self
 
     def published_jwks_uri(self) -> str:
         """The `jwks_uri` that discovery publishes: tokens.jwks_uri, else <server.public_url>/openid/v1/jwks.

@@ -1,8 +1,10 @@
-"""`cluster:` section: what kubeconfigs point at and what kubeadm's tree is built for.
+"""`cluster:` section: what kubeconfigs point at, what kubeadm's tree is for, how to reach the API server.
 
 The fields are kubeadm's InitConfiguration/ClusterConfiguration values (`authsvc init` takes
-them as kubeadm's flags and stores them here on the first run). Each is checked the way
-kubeadm checks it, so a bad value in authsvc.yaml is reported with its dotted path.
+them as kubeadm's flags and stores them here on the first run; `authsvc pki import` infers them
+from an adopted cluster). Each is checked the way kubeadm checks it, so a bad value in
+authsvc.yaml is reported with its dotted path. The certificates they shape are compared with
+them (authsvc/drift/): `pki check` reports a difference, `certs renew` and `rotate` reissue.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
-from pydantic import ValidationInfo, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from authsvc.settings.fields import Duration, Section
 from pki.kubeadm.certlist import (
@@ -60,6 +62,23 @@ _KUBEADM_CHECKS: dict[str, Callable[[Any], Any]] = {
 }
 
 
+class ClusterAPISettings(Section):
+    """How authsvc talks to the API server (bootstrap objects, bootstrap-token Secrets, grants,
+    service-account look-ups). Without a connection those commands work on authsvc's own state
+    only; the ones that need the cluster say so."""
+
+    # A kubeconfig whose user may write what authsvc manages (relative to the home), e.g.
+    # super-admin.conf for `authsvc cluster bootstrap`. `--kubeconfig` overrides it; unset, the
+    # KUBECONFIG environment variable, then the pod's service account (in_cluster) are used.
+    kubeconfig: str | None = None
+    # The kubeconfig context to use. [default: its current-context]
+    context: str | None = None
+    # Running in a pod with no kubeconfig: use the pod's service account (in-cluster config).
+    in_cluster: bool = True
+    # How long one request to the API server may take.
+    request_timeout: Duration = Field(dt.timedelta(seconds=10), gt=dt.timedelta(0))
+
+
 class ClusterSettings(Section):
     name: str = "kubernetes"
     # URL of the API server written into kubeconfigs (`authsvc init` derives it from
@@ -76,6 +95,9 @@ class ClusterSettings(Section):
     encryption_algorithm: str = DEFAULT_ENCRYPTION_ALGORITHM
     # ClusterConfiguration.certificateValidityPeriod: lifetime of leaves and kubeconfig certificates.
     certificate_validity_period: Duration = CERTIFICATE_VALIDITY
+    # How authsvc reaches the API server: `cluster bootstrap`, bootstrap-token Secrets, grants
+    # (`issue --clusterrole`, `access grant`), service-account UIDs for `token create`.
+    api: ClusterAPISettings = ClusterAPISettings()
 
     @field_validator("apiserver_cert_extra_sans", mode="before")
     @classmethod

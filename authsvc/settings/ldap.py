@@ -17,6 +17,28 @@ from authsvc.settings.fields import Duration, Section
 # Active Directory's LDAP_MATCHING_RULE_IN_CHAIN: the server walks nested groups itself.
 IN_CHAIN_RULE = "1.2.840.113556.1.4.1941"
 
+LDAPFlavor = Literal["generic", "active-directory"]
+# What `flavor: active-directory` sets, for each field the file does not set itself: log in by
+# sAMAccountName or userPrincipalName (the token names the sAMAccountName), objectGUID as the
+# uid, every nesting level of groups resolved by the DC (in-chain), disabled, locked-out and
+# expired accounts refused at /login and at review time, TLS required (StartTLS or ldaps://).
+ACTIVE_DIRECTORY_PRESET: dict[str, Any] = {
+    "user_filter": (
+        "(&(objectCategory=person)(objectClass=user)(|(sAMAccountName={username})(userPrincipalName={username})))"
+    ),
+    "username_attribute": "sAMAccountName",
+    "uid_attribute": "objectGUID",
+    "group_membership": "member",
+    "group_filter": "(objectClass=group)",
+    "group_member_attribute": "member",
+    "group_name_attribute": "cn",
+    "in_chain": True,
+    "account_checks": "active-directory",
+    "start_tls": True,
+    "allow_plaintext": False,
+}
+AD_REQUIRES_TLS = "AD requires TLS: use ldaps:// or start_tls"
+
 
 def _zero_allowed(value: Any) -> Any:
     # Duration refuses "0s" (a zero lifetime is a mistake elsewhere); here 0 means "never skip".
@@ -34,6 +56,11 @@ def _placeholders(template: str) -> set[str]:
 
 class LDAPSettings(Section):
     enabled: bool = False
+    # "active-directory" sets AD's defaults in one line (authsvc/settings/ldap.py
+    # ACTIVE_DIRECTORY_PRESET; docs/ldap.md): user_filter by sAMAccountName or userPrincipalName,
+    # username_attribute sAMAccountName, uid_attribute objectGUID, group_filter (objectClass=group),
+    # in_chain true, account_checks active-directory, TLS required. A field set here wins.
+    flavor: LDAPFlavor = "generic"
     # Tried in order (ldap3 ServerPool, FIRST strategy): the first that answers is used.
     servers: tuple[str, ...] = ()
     # Upgrade ldap:// connections with StartTLS; ldaps:// URLs use TLS from the first byte.
@@ -83,12 +110,24 @@ class LDAPSettings(Section):
     nested_depth: int = Field(0, ge=0, le=10)
     # Let the server resolve every nesting level (Active Directory only).
     in_chain: bool = False
+    # "active-directory": read userAccountControl, msDS-User-Account-Control-Computed and
+    # accountExpires with the user and refuse disabled, locked-out and expired accounts, at
+    # /login and at review time (within group_cache_ttl). "none": the user_filter alone decides.
+    account_checks: Literal["none", "active-directory"] = "none"
 
     # How long a user's existence and groups are trusted at review time, and how much longer
     # a cached answer may be used while the directory cannot be reached.
     group_cache_ttl: Duration = dt.timedelta(seconds=60)
     stale_if_error: Duration = dt.timedelta(minutes=5)
     cache_size: int = Field(10_000, ge=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_flavor(cls, data: Any) -> Any:
+        """The flavor's defaults under what the file says (any field can still be set)."""
+        if isinstance(data, dict) and data.get("flavor") == "active-directory":
+            return {**ACTIVE_DIRECTORY_PRESET, **data}
+        return data
 
     @field_validator("servers")
     @classmethod
@@ -146,13 +185,17 @@ class LDAPSettings(Section):
             problems.append("servers: at least one ldap:// or ldaps:// URL is needed")
         plaintext = [u for u in self.servers if u.lower().startswith("ldap://")]
         if plaintext and not self.start_tls and not self.allow_plaintext:
-            problems.append("start_tls is off for ldap:// servers: passwords would travel in clear (allow_plaintext)")
+            problems.append(
+                f"start_tls is off for ldap:// servers: {AD_REQUIRES_TLS}"
+                if self.flavor == "active-directory"
+                else "start_tls is off for ldap:// servers: passwords would travel in clear (allow_plaintext)"
+            )
         if not self.user_base:
             problems.append("user_base: the DN to search users under is needed")
         if self.bind_dn and not (self.bind_password_file or self.bind_password_env):
             problems.append("bind_dn needs bind_password_file or bind_password_env")
         if self.in_chain and self.group_membership != "member":
-            problems.append("in_chain needs group_membership: member")
+            problems.append("in_chain needs group_membership: member (set in_chain: false to read memberOf)")
         if problems:
             raise ValueError("; ".join(problems))
         return self

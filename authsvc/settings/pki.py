@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import shlex
+from typing import Any
 
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 
 from authsvc.settings.fields import Duration, Section
 from pki.keys import KeyType
@@ -55,8 +57,47 @@ class PKISettings(Section):
     client_ttl: Duration = dt.timedelta(days=1)
     server_ttl: Duration = dt.timedelta(days=365)
     crl_next_update: Duration = dt.timedelta(days=7)
-    # Encryption at rest for private keys written by authsvc: a file holding the passphrase,
-    # or the name of an environment variable holding it. Never the passphrase itself.
+    # Encryption at rest for the CA keys (`authsvc keys encrypt|decrypt` converts a home): a
+    # file holding the passphrase, the name of an environment variable holding it, or a
+    # command that prints it (a secret manager's CLI: run once per process, without a shell;
+    # a list of arguments, or one string split like a shell would, e.g. `vault kv get
+    # -field=passphrase secret/authsvc`). One of the three; never the passphrase itself.
+    # Keys that other programs read stay in clear (leaf keys, pki/sa.key): see docs/pki.md.
     key_passphrase_file: str | None = None
     key_passphrase_env: str | None = None
+    key_passphrase_command: tuple[str, ...] | None = None
+    # The home is a control-plane node's /etc/kubernetes (`authsvc pki import --in-place`):
+    # kube-apiserver, kube-controller-manager and etcd read these very files, so pki/ca.key
+    # (the controller-manager's --cluster-signing-key-file) stays in clear as well.
+    in_place: bool = False
     policy: PolicySettings = PolicySettings()
+
+    @field_validator("key_passphrase_command", mode="before")
+    @classmethod
+    def _split_command(cls, value: Any) -> Any:
+        # A string is split as a shell would split it, but never run by one (no pipes,
+        # variables or globs): what people write for a secret manager's CLI.
+        if isinstance(value, str):
+            try:
+                value = shlex.split(value)
+            except ValueError as e:
+                raise ValueError(f"cannot split the command: {e}") from None
+        if value is not None and (not value or not all(isinstance(a, str) and a for a in value)):
+            raise ValueError("must name a program and its arguments (non-empty strings)")
+        return value
+
+    @model_validator(mode="after")
+    def _one_passphrase_source(self) -> PKISettings:
+        given = [n for n in PASSPHRASE_SOURCES if getattr(self, n) is not None]
+        if len(given) > 1:
+            names = ", ".join(f"pki.{n}" for n in PASSPHRASE_SOURCES)
+            raise ValueError(f"set one of {names}, not {' and '.join(given)}")
+        return self
+
+    @property
+    def passphrase_configured(self) -> bool:
+        """Whether CA keys are to be encrypted at rest (known without reading the secret)."""
+        return any(getattr(self, n) is not None for n in PASSPHRASE_SOURCES)
+
+
+PASSPHRASE_SOURCES = ("key_passphrase_file", "key_passphrase_env", "key_passphrase_command")

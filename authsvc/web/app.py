@@ -29,6 +29,8 @@ BLUEPRINTS: list[tuple[str, frozenset[str]]] = [
     ("authsvc.web.webhook:blueprint", frozenset({"webhook"})),
     ("authsvc.web.oidc:blueprint", frozenset({"public"})),
     ("authsvc.web.login:blueprint", frozenset({"public"})),
+    ("authsvc.web.signin:blueprint", frozenset({"public"})),
+    ("authsvc.web.authorize:blueprint", frozenset({"public"})),
 ]
 
 

@@ -4,7 +4,9 @@ discovery, `application/jwk-set+json` key set, `Cache-Control: public, max-age=<
 
 With `tokens.user_issuer` set, `GET <its path>/.well-known/openid-configuration` is the user
 issuer's discovery (its `issuer`, the same keys): where kube-apiserver's JWT authenticator for
-user tokens looks, `{issuer}/.well-known/openid-configuration` or `discoveryURL`.
+user tokens looks, `{issuer}/.well-known/openid-configuration` or `discoveryURL`. With
+`oidc.clients` set, the user issuer is an OpenID Connect provider and this document also names
+its endpoints (authsvc/oidc/provider.py: `Provider.metadata`).
 
 Every URL in these documents comes from the settings (the issuers, `tokens.jwks_uri` or
 `server.public_url`), fixed when the app is built; nothing is taken from the request: its Host,
@@ -72,7 +74,11 @@ def user_openid_configuration(issuer_path: str) -> Response:
     # request.path is percent-decoded; the issuer URL may not be.
     if user_issuer is None or request.path != unquote(discovery_path(user_issuer)):
         abort(404)
-    return _discovery_response(_service().user_discovery(_jwks_uri()))
+    document = _service().user_discovery(_jwks_uri())
+    provider = runtime_of(current_app).oidc
+    if provider is not None:  # the user issuer is also the OpenID Connect provider's
+        document.update(provider.metadata())
+    return _discovery_response(document)
 
 
 @blueprint.get(JWKS_PATH)

@@ -3,6 +3,12 @@
     {"time":"2030-01-01T00:00:00.000+00:00","decision":"allow","user":"alice","groups":["dev"],
      "backend":"tokenfile","token":"88ac3a398c5b","client":"10.0.0.1","cached":false}
 
+and one per attempt at POST /login, marked `"event":"login"` (a `result`, never a `decision`,
+so that readers of review decisions do not count logins), with the reason the client is not told:
+
+    {"time":"2030-01-01T00:00:00.000+00:00","event":"login","result":"refused","user":"dave",
+     "backend":"ldap","reason":"account disabled (AD data 533)","client":"10.0.0.1"}
+
 The members that depend only on the decision are rendered once per cached answer
 (`decision_fields`); a line adds the time, the client and whether it came from the cache.
 
@@ -88,12 +94,23 @@ class AuditLog:
             f'{{"time":"{when.isoformat(timespec="milliseconds")}",{fields},'
             f'"client":{_ENCODER.encode(client)},"cached":{"true" if cached else "false"}}}\n'
         ).encode()
+        self._queue(line)
+
+    def _queue(self, line: bytes) -> None:
         if not self._batched:
             self._write([line])
             return
         self._pending.append(line)  # deque.append and popleft are atomic: no lock on the hot path
         if len(self._pending) > MAX_PENDING:
             self.flush()
+
+    def login(self, when: dt.datetime, *, result: str, user: str, backend: str, reason: str, client: str) -> None:
+        """One line about a /login attempt: "ok", "refused" (with the reason) or "rate_limited"."""
+        if self._fd is None:
+            return
+        fields = {"event": "login", "result": result, "user": user, "backend": backend, "reason": reason}
+        line = f'{{"time":"{when.isoformat(timespec="milliseconds")}",{_ENCODER.encode(fields)[1:-1]},'
+        self._queue(f'{line}"client":{_ENCODER.encode(client)}}}\n'.encode())
 
     def flush(self) -> None:
         lines = []

@@ -14,6 +14,8 @@ The decisions:
   than the window, e.g. a day) are left alone: expiring is what they are for;
 - a CA expiring within `ca_warn_within`, or a CA rollover interrupted half-way, needs a human;
 - the token signing key moves prepare → activate → retire on the schedule of `KeySchedule`;
+- a certificate that differs from the settings that shape it (drift: SANs, node name, lifetime,
+  key type) is reissued to match them, due or not;
 - a CRL is re-signed before its nextUpdate, after a revocation, or after its CA changed;
 - rows that expired more than `retention` ago are pruned.
 """
@@ -98,6 +100,15 @@ class KubeconfigFact:
 
 
 @dataclass(frozen=True, slots=True)
+class DriftFact:
+    """An automatic certificate that differs from the settings that shape it."""
+
+    name: str  # inventory name
+    ca: str
+    reason: str  # what differs, and which settings say so
+
+
+@dataclass(frozen=True, slots=True)
 class PruneFact:
     before: dt.datetime
     certificates: int
@@ -139,6 +150,7 @@ class RotationFacts:
     keys: KeyFacts | None = None
     crls: tuple[CRLFact, ...] = ()
     kubeconfigs: tuple[KubeconfigFact, ...] = ()
+    drifted: tuple[DriftFact, ...] = ()
     prune: PruneFact | None = None
     backups: BackupsFact | None = None
 
@@ -157,6 +169,20 @@ class RenewCertificate:
     # A CA rollover's re-issue: renew unless already signed by the CA that signs now (due or not).
     reissue: bool = False
     kind: str = field(default="renew", init=False)
+
+    @property
+    def target(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True, slots=True)
+class ReissueCertificate:
+    """Reissue a certificate to match the settings (a new key when the key type changed)."""
+
+    name: str
+    ca: str
+    reason: str
+    kind: str = field(default="reissue", init=False)
 
     @property
     def target(self) -> str:
@@ -253,6 +279,7 @@ class NeedsHuman:
 
 Action = (
     RenewCertificate
+    | ReissueCertificate
     | AdvanceSigningKey
     | RepairSigningKeys
     | SyncKubeconfig
@@ -283,12 +310,20 @@ def plan_rotation(facts: RotationFacts, policy: RotationPolicy) -> Iterator[Acti
     if facts.keys is not None:
         yield from plan_key_repairs(facts.keys)
     dependents = {k.client_name for k in facts.kubeconfigs if k.client_name}
+    drifted = {d.name for d in facts.drifted}
     for cert in facts.renewals:
+        if cert.name in drifted:
+            continue  # reissued below, which renews it as well
         action = plan_renewal(cert, cas.get(cert.ca), facts.now, policy.renew_before)
         if isinstance(action, RenewCertificate) and cert.name in dependents:
             renewed.add(cert.name)
         if action is not None:
             yield action
+    for drift in facts.drifted:
+        reissue = plan_reissue(drift, cas.get(drift.ca))
+        if isinstance(reissue, ReissueCertificate) and drift.name in dependents:
+            renewed.add(drift.name)
+        yield reissue
     yield from plan_kubeconfigs(facts.kubeconfigs, renewed)
     if facts.keys is not None:
         yield from plan_key_phases(facts.keys, facts.now, policy.keys)
@@ -322,6 +357,14 @@ def plan_renewal(
             cert.not_after,
         )
     return RenewCertificate(cert.name, cert.ca, cert.serial, cert.not_after, left, cert.profile)
+
+
+def plan_reissue(drift: DriftFact, ca: CAFact | None) -> ReissueCertificate | NeedsHuman:
+    if ca is None or not ca.has_key:
+        return NeedsHuman(
+            drift.name, f"{drift.reason}; its CA {drift.ca} is not in this home (externally managed): reissue it there"
+        )
+    return ReissueCertificate(drift.name, drift.ca, drift.reason)
 
 
 def plan_kubeconfigs(kubeconfigs: Iterable[KubeconfigFact], renewed: set[str]) -> Iterator[SyncKubeconfig]:

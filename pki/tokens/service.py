@@ -38,13 +38,16 @@ from pki.keys import PrivateKey, check_key_strength, public_key_pem
 from pki.policy import check_groups, check_user
 from pki.tokens import rotation
 from pki.tokens.claims import (
+    KIND_ID_TOKEN,
     KIND_LEGACY,
     KIND_SERVICE_ACCOUNT,
     KIND_USER,
     LEGACY_ISSUER,
+    IDTokenRequest,
     PodBinding,
     TokenIdentity,
     bound_sa_claims,
+    id_token_claims,
     identity_from_claims,
     legacy_sa_claims,
     user_claims,
@@ -190,9 +193,7 @@ class TokenService:
         audience: str | None = None,
     ) -> IssuedToken:
         """A user token; the signing policy's user and group rules apply (PolicyError)."""
-        if self.config.policy is not None:
-            check_user(self.config.policy, username)
-            check_groups(self.config.policy, tuple(groups))
+        self.check_policy(username, groups)
         now = self.clock()
         claims = user_claims(
             issuer=self.config.user_token_issuer,
@@ -207,6 +208,45 @@ class TokenService:
             extra=extra,
         )
         return self._sign(claims, KIND_USER, source)
+
+    def issue_id_token(
+        self,
+        username: str,
+        groups: Sequence[str],
+        request: IDTokenRequest,
+        *,
+        ttl: dt.timedelta | None = None,
+        uid: str = "",
+        source: str,
+    ) -> IssuedToken:
+        """An OpenID Connect ID token under the user issuer, for `request.client_id`; the signing
+        policy applies as to user tokens (PolicyError). Recorded like every token: its key stays
+        published until it expires."""
+        self.check_policy(username, groups)
+        now = self.clock()
+        claims = id_token_claims(
+            issuer=self.config.user_token_issuer,
+            username=username,
+            groups=groups,
+            request=request,
+            now=now,
+            ttl=self._lifetime(ttl, self.config.user_ttl),
+            jti=new_jti(now),
+            source=source,
+            uid=uid,
+        )
+        return self._sign(claims, KIND_ID_TOKEN, source)
+
+    def check_policy(self, username: str, groups: Sequence[str]) -> None:
+        """PolicyError when the signing policy refuses the user name or one of the groups."""
+        if self.config.policy is not None:
+            check_user(self.config.policy, username)
+            check_groups(self.config.policy, tuple(groups))
+
+    @property
+    def signing_algorithm(self) -> str:
+        """The algorithm of the active key (what new tokens are signed with)."""
+        return self._current_signer().algorithm
 
     def issue_service_account_token(
         self,
@@ -260,7 +300,8 @@ class TokenService:
         payload = _COMPACT_JSON.encode(claims).encode()
         token = _JWS.encode(payload, signer.key, signer.algorithm, {"kid": signer.kid})
         jti, subject = claims["jti"], claims["sub"]
-        audiences = tuple(claims.get("aud", ()))
+        audience = claims.get("aud", ())
+        audiences = (audience,) if isinstance(audience, str) else tuple(audience)
         self._ledger.add(token_row(jti, signer.kid, kind, subject, source, audiences, claims["iat"], claims["exp"]))
         return IssuedToken(token, jti, subject, claims)
 

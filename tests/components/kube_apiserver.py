@@ -66,12 +66,14 @@ __all__ = [
     "free_port",
     "free_ports",
     "kube_apiserver_binary",
+    "kubeadm_binary",
     "log_tail",
     "write_kubeconfig",
 ]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = REPO_ROOT / "scripts" / "kube-apiserver.sh"
+KUBEADM_SCRIPT = REPO_ROOT / "scripts" / "kubeadm.sh"
 
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 15.0
@@ -91,7 +93,20 @@ def kube_apiserver_binary() -> Path:
     set, else the output of scripts/kube-apiserver.sh (instant when cached; builds it,
     ~5 minutes, otherwise).
     """
-    for var in ("AUTHSVC_KUBE_APISERVER", "KUBE_APISERVER"):
+    return _built_binary(("AUTHSVC_KUBE_APISERVER", "KUBE_APISERVER"), BUILD_SCRIPT)
+
+
+def kubeadm_binary() -> Path:
+    """Path of the kubeadm v1.20.2 built from the same source package.
+
+    ``$AUTHSVC_KUBEADM`` or ``$KUBEADM`` (exported by scripts/test.sh) if set, else the output
+    of scripts/kubeadm.sh (instant when cached; one more `go build`, ~1 minute, otherwise).
+    """
+    return _built_binary(("AUTHSVC_KUBEADM", "KUBEADM"), KUBEADM_SCRIPT)
+
+
+def _built_binary(variables: tuple[str, ...], script: Path) -> Path:
+    for var in variables:
         override = os.environ.get(var)
         if override:
             path = Path(override)
@@ -99,16 +114,16 @@ def kube_apiserver_binary() -> Path:
                 raise ControlPlaneError(f"{var}={override} is not an executable file")
             return path
     proc = subprocess.run(
-        ["bash", str(BUILD_SCRIPT)],
+        ["bash", str(script)],
         capture_output=True,
         text=True,
         check=False,
     )
     if proc.returncode != 0:
-        raise ControlPlaneError(f"{BUILD_SCRIPT} failed (exit {proc.returncode}):\n{proc.stderr.strip()}")
+        raise ControlPlaneError(f"{script} failed (exit {proc.returncode}):\n{proc.stderr.strip()}")
     path = Path(proc.stdout.strip())
     if not path.is_file():
-        raise ControlPlaneError(f"{BUILD_SCRIPT} printed {proc.stdout!r}, not a file")
+        raise ControlPlaneError(f"{script} printed {proc.stdout!r}, not a file")
     return path
 
 

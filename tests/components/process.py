@@ -1,6 +1,6 @@
 """One long-running child process of a test, whatever it runs: the lifecycle every component shares.
 
-slapd, PostgreSQL, etcd, kube-apiserver and `authsvc serve` each compose a `ChildProcess` and
+slapd, PostgreSQL, Samba AD, etcd, kube-apiserver and `authsvc serve` each compose a `ChildProcess` and
 keep only what is their own: their files, their command line, their readiness probe.
 
 - `start(argv, ready=probe, ports=[...])` appends a header to the log and starts the command in
@@ -20,16 +20,16 @@ keep only what is their own: their files, their command line, their readiness pr
 - `restart()`, `freeze()`/`thaw()` (SIGSTOP/SIGCONT to the family; freeze returns once every
   thread is stopped), `pid`, `running`, `log_path`, `log_tail()`.
 
-A new component (e.g. Samba AD) is a class that holds one:
+A new component is a class that holds one (samba_ad.py and slapd.py are real ones):
 
-    class Samba:
+    class Kdc:
         def __init__(self, workdir: Path) -> None:
             self.port = free_port()
-            self.process = ChildProcess("samba", workdir / "samba.log")
+            self.process = ChildProcess("krb5kdc", workdir / "kdc.log")
 
         def start(self) -> None:
             def start_once() -> None:
-                argv = ["samba", "--foreground", f"--option=ldap port = {self.port}"]
+                argv = ["krb5kdc", "-n", "-P", "kdc.pid", "-p", str(self.port)]
                 self.process.start(argv, ready=self._answers, ports=[self.port])
 
             on_free_ports(start_once, self._pick_new_port)

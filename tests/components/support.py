@@ -142,9 +142,10 @@ def is_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() in {"true", "1"}
 
 
-def require_binary(name_or_path: str) -> Path:
+def require_binary(name_or_path: str, packages: str = "slapd ldap-utils postgresql") -> Path:
     """Return the binary's path; if it is missing, FAIL the test under ``CI=true``
-    (a CI image that lacks it is broken) and skip it elsewhere, with the reason."""
+    (a CI image that lacks it is broken) and skip it elsewhere, with the reason.
+    ``packages``: the Debian packages the message tells to install."""
     path = find_binary(name_or_path)
     if path is not None:
         return path
@@ -153,7 +154,7 @@ def require_binary(name_or_path: str) -> Path:
     message = (
         f"required binary {name_or_path!r} not found (searched $PATH, "
         f"{', '.join(_EXTRA_DIRS)}, /usr/lib/postgresql/*/bin); "
-        "install it, e.g. apt-get install slapd ldap-utils postgresql"
+        f"install it, e.g. apt-get install {packages} (scripts/system-deps.sh)"
     )
     if is_ci():
         pytest.fail(f"CI=true: {message}", pytrace=False)

@@ -165,3 +165,38 @@ def test_replicas_starting_together_migrate_once(postgres_url: str) -> None:
             assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalars().all() == [HEAD]
     finally:
         engine.dispose()
+
+
+def test_bootstrap_tokens_from_before_usages_keep_both(database_url: str) -> None:
+    # 0006 adds usages: a token made before could authenticate and (kubeadm's default) sign.
+    engine = make_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            command.upgrade(alembic_config(connection=conn), "0005")
+            conn.execute(
+                sa.text(
+                    "INSERT INTO bootstrap_tokens (token_id, secret_sha256, groups_json, description, created_at)"
+                    " VALUES ('abcdef', :hash, '[]', '', CURRENT_TIMESTAMP)"
+                ),
+                {"hash": "0" * 64},
+            )
+        upgrade_database(database_url)
+        with engine.connect() as conn:
+            usages = conn.execute(sa.text("SELECT usages_json FROM bootstrap_tokens")).scalar_one()
+    finally:
+        engine.dispose()
+    assert usages == '["authentication", "signing"]'
+
+
+def test_import_models_registers_authsvcs_tables_in_a_fresh_process() -> None:
+    # What scripts/new-migration.sh's autogenerate sees: without authsvc.db.tables it would write
+    # a migration that drops every authsvc table (the other tests import the tables anyway).
+    import subprocess
+    import sys
+
+    code = (
+        "from authsvc.db.schema import import_models; import_models(); "
+        "from pki.db import Base; print(' '.join(sorted(Base.metadata.tables)))"
+    )
+    tables = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert {"oidc_codes", "oidc_families", "oidc_issues", "login_failures", "certificates"} <= set(tables)

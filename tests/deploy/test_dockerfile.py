@@ -5,11 +5,18 @@ Each rule has its failing twin: the real Dockerfile with one thing broken must b
 from __future__ import annotations
 
 import fnmatch
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from authsvc.home.opened import Home
+from tests.components.support import free_port
 from tests.deploy.dockerfile_lint import instructions, lint_dockerfile, stages
+from tests.serve.support import authsvc_serve
 
 REPO = Path(__file__).resolve().parents[2]
 DOCKERFILE = (REPO / "Dockerfile").read_text()
@@ -111,3 +118,36 @@ def test_dockerignore_keeps_secrets_and_clutter_out(path: str) -> None:
 )
 def test_dockerignore_keeps_the_sources(path: str) -> None:
     assert not ignored(path)
+
+
+def healthcheck_command() -> list[str]:
+    final = stages(instructions(DOCKERFILE))[-1]
+    arguments = next(i.arguments for i in final if i.keyword == "HEALTHCHECK")
+    command: list[str] = json.loads(arguments[arguments.index("CMD") + 3 :].strip())
+    return command
+
+
+def test_the_image_serves_both_listeners() -> None:
+    final = stages(instructions(DOCKERFILE))[-1]
+    by_keyword = {i.keyword: i.arguments for i in final}
+    assert json.loads(by_keyword["CMD"]) == ["serve", "--bind", "0.0.0.0:8443", "--public-bind", "0.0.0.0:8444"]
+    assert by_keyword["EXPOSE"].split() == ["8443", "8444"]
+
+
+def test_the_healthcheck_is_an_https_get_of_healthz(home: Home, tmp_path: Path) -> None:
+    """The HEALTHCHECK's own command, run against a real `authsvc serve`: it passes against the
+    public listener, and fails against the webhook listener (no client certificate) and a closed
+    port: a TCP connect alone would have passed the second."""
+    command = healthcheck_command()
+    command[0] = sys.executable  # the image's python is this one
+    webhook, public = free_port(), free_port()
+    environ = {**os.environ, "AUTHSVC_HOME": str(home.root)}
+
+    def check(url: str) -> int:
+        done = subprocess.run(command, env={**environ, "AUTHSVC_HEALTHZ_URL": url}, capture_output=True, timeout=30)
+        return done.returncode
+
+    with authsvc_serve(home.root, tmp_path / "serve.log", webhook=webhook, public=public):
+        assert check(f"https://127.0.0.1:{public}/healthz") == 0
+        assert check(f"https://127.0.0.1:{webhook}/healthz") != 0
+    assert check(f"https://127.0.0.1:{public}/healthz") != 0

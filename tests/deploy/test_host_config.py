@@ -40,7 +40,12 @@ def unit(name: str) -> configparser.ConfigParser:
 
 
 @pytest.mark.parametrize(
-    ("name", "command"), [("authsvc.service", "authsvc serve"), ("authsvc-rotate.service", "authsvc rotate")]
+    ("name", "command"),
+    [
+        # both listeners: the public one (/login, discovery, probes) is not optional on a host
+        ("authsvc.service", "authsvc serve --bind 127.0.0.1:8443 --public-bind 0.0.0.0:8444"),
+        ("authsvc-rotate.service", "authsvc rotate"),
+    ],
 )
 def test_services_run_authsvc_unprivileged_and_hardened(name: str, command: str) -> None:
     service = unit(name)["Service"]

@@ -3,7 +3,8 @@
     authsvc init  →  kubeadm tree (cluster CA, apiserver serving cert, sa.key, admin.conf, ...)
     authsvc serve →  the TokenReview webhook (granian, TLS, mTLS with the webhook client CA)
     authsvc webhook-config / keys export-public → the apiserver's webhook kubeconfig and SA keys
-    etcd + kube-apiserver v1.20.2 started with those files; RBAC on.
+    etcd + kube-apiserver v1.20.2 started with those files; RBAC on; bootstrap tokens read natively
+    authsvc cluster bootstrap (with super-admin.conf) → kubeadm's objects: admin.conf works
 
 `start_cluster` builds it (the session fixture in conftest.py calls it once); `E2ECluster` is
 what the tests get: the CLI, kubectl, the admin kubeconfig and small RBAC helpers.
@@ -21,7 +22,7 @@ from typing import Any
 import yaml
 
 from authsvc.redact import token_fingerprint
-from tests.components.kube_apiserver import ControlPlane, ControlPlaneFiles, free_ports, write_kubeconfig
+from tests.components.kube_apiserver import REPO_ROOT, ControlPlane, ControlPlaneFiles, free_ports, write_kubeconfig
 from tests.components.support import log_tail
 from tests.e2e.harness import AuthsvcCli, AuthsvcServer, Kubectl, Result, child_env, eventually
 
@@ -33,9 +34,18 @@ NAMESPACE_READER = "e2e:namespace-reader"
 SERVICE_CIDR = "10.0.0.0/24"
 # tokens.issuer: kube-apiserver's --service-account-issuer and --api-audiences (kubeadm's value).
 ISSUER = "https://kubernetes.default.svc.cluster.local"
+# The OpenID Connect provider (docs/oidc.md): its issuer is the user issuer on the public
+# listener, and kube-apiserver verifies its ID tokens itself (--oidc-* from `apiserver-config`).
+OIDC_CLIENT = "kubernetes"  # kube-apiserver's --oidc-client-id
+OIDC_OTHER_CLIENT = "e2e-other-app"  # another public client: its ID tokens are not for the API server
+OIDC_REDIRECT = "http://127.0.0.1/callback"  # loopback, any port (RFC 8252)
+OIDC_USER, OIDC_PASSWORD, OIDC_GROUP = "olivia", "olivia-e2e-password", "oidc-team"
 STATIC_TOKEN = "e2e-static-token-5c1b7f0e9a2d4c38b6e1"
 STATIC_USER = "static-sam"
 STATIC_GROUP = "static-team"
+# The API server's own audit log (JSON lines) under the policy authsvc ships, for `rbac suggest`.
+AUDIT_POLICY = REPO_ROOT / "config" / "apiserver" / "audit-policy.yaml"
+APISERVER_AUDIT_LOG = "apiserver-audit.log"
 
 
 def home_settings(apiserver_port: int, webhook_port: int, public_port: int) -> dict[str, Any]:
@@ -57,6 +67,9 @@ def home_settings(apiserver_port: int, webhook_port: int, public_port: int) -> d
         "server": {"bind": webhook, "public_bind": public, "public_url": f"https://{public}", "workers": 1},
         "tokens": {
             "issuer": ISSUER,
+            # User tokens and the OIDC provider's ID tokens carry an issuer of their own, served
+            # on the public listener: kube-apiserver's --oidc-issuer-url.
+            "user_issuer": f"https://{public}/users",
             # Revocations reach the webhook's key cache within a second (the default is 5 s).
             "cache_refresh": "1s",
             # kube-apiserver verifies service-account tokens itself (sa.pub is in its
@@ -75,6 +88,14 @@ def home_settings(apiserver_port: int, webhook_port: int, public_port: int) -> d
         # The decisions the webhook made, one JSON line each: how a test proves whether a token
         # went through the webhook at all.
         "audit": {"path": "audit.log", "flush_ms": 0},  # each line written before the answer: tests read it
+        # Browser sign-in (/authorize) with the users file (`authsvc users add` in start_cluster).
+        "login": {"backends": ["users"]},
+        "oidc": {
+            "clients": [
+                {"id": OIDC_CLIENT, "type": "public", "redirect_uris": [OIDC_REDIRECT]},
+                {"id": OIDC_OTHER_CLIENT, "type": "public", "redirect_uris": [OIDC_REDIRECT]},
+            ]
+        },
     }
 
 
@@ -91,6 +112,9 @@ class E2ECluster:
     issuer: str
     sa_key_bundle: Path
     webhook_context: ssl.SSLContext
+    # `kubectl get namespaces` with admin.conf before `authsvc cluster bootstrap` ran: the twin of
+    # its success afterwards, observed once on the fresh control plane (test_cluster_bootstrap.py).
+    admin_before_bootstrap: Result | None = None
 
     # ----------------------------------------------------------------- files
 
@@ -122,6 +146,11 @@ class E2ECluster:
     @property
     def audit_log(self) -> Path:
         return self.home / "audit.log"
+
+    @property
+    def apiserver_audit_log(self) -> Path:
+        """kube-apiserver's audit log (--audit-log-path), under config/apiserver/audit-policy.yaml."""
+        return self.workdir / APISERVER_AUDIT_LOG
 
     @property
     def config_file(self) -> Path:
@@ -166,10 +195,18 @@ class E2ECluster:
 
     # ----------------------------------------------------------------- diagnostics
 
-    def audit_records(self) -> list[dict[str, Any]]:
+    def audit_lines(self) -> list[dict[str, Any]]:
         if not self.audit_log.exists():
             return []
         return [json.loads(line) for line in self.audit_log.read_text().splitlines() if line.strip()]
+
+    def audit_records(self) -> list[dict[str, Any]]:
+        """The TokenReview decisions in the audit log (not its /login lines, `"event": "login"`)."""
+        return [line for line in self.audit_lines() if "event" not in line]
+
+    def login_records(self) -> list[dict[str, Any]]:
+        """The audit log's lines about /login attempts (with the reason of each refusal)."""
+        return [line for line in self.audit_lines() if line.get("event") == "login"]
 
     def webhook_decisions(self, token: str) -> list[dict[str, Any]]:
         """The audit records of every TokenReview authsvc answered for `token` (found by its fingerprint)."""
@@ -184,6 +221,7 @@ class E2ECluster:
             "etcd": cp.etcd_log,
             "authsvc serve": self.webhook.log_path,
             "authsvc audit": self.audit_log,
+            "kube-apiserver audit": self.apiserver_audit_log,
         }
         lines = [f"{what}: {path}" for what, path in logs.items()]
         for what in ("kube-apiserver", "authsvc serve"):
@@ -234,6 +272,8 @@ def start_cluster(workdir: Path, kubectl_binary: Path, apiserver_binary: Path, e
     cli.ok("webhook-config", "--url", f"https://127.0.0.1:{webhook_port}/authenticate", "-o", str(webhook_config))
     sa_key_bundle = workdir / "sa-public-keys.pem"
     cli.ok("keys", "export-public", "-o", str(sa_key_bundle))
+    cli.ok("users", "add", OIDC_USER, "-g", OIDC_GROUP, "--password-stdin", input=OIDC_PASSWORD + "\n")
+    oidc_flags = _oidc_flags(cli, workdir)
 
     context = webhook_client_context(home)
     webhook = AuthsvcServer(cli, f"127.0.0.1:{webhook_port}", workdir / "authsvc-serve.log")
@@ -251,6 +291,20 @@ def start_cluster(workdir: Path, kubectl_binary: Path, apiserver_binary: Path, e
         webhook_cache_ttl="0s",
         probe_client_cert_file=probe_cert,
         probe_client_key_file=probe_key,
+        extra_args=[
+            f"--audit-policy-file={AUDIT_POLICY}",
+            f"--audit-log-path={workdir / APISERVER_AUDIT_LOG}",
+            "--audit-log-format=json",
+            # Each event is written before the API server goes on (not batched): a test that just
+            # made a request finds it in the log once its ResponseComplete stage is written.
+            "--audit-log-mode=blocking",
+            # Bootstrap-token Secrets authenticate natively (authsvc writes them when connected);
+            # tokens that are only in authsvc's database still go to the webhook.
+            "--enable-bootstrap-token-auth",
+            # kube-apiserver 1.20 fetches the issuer's discovery 10 s after it starts, then retries
+            # every 10 s: authsvc serve is up before it (above), so ID tokens verify from then on.
+            *oidc_flags,
+        ],
     )
     control_plane = ControlPlane(apiserver_binary, etcd_binary, secure_port=apiserver_port)
     cluster = E2ECluster(
@@ -265,23 +319,26 @@ def start_cluster(workdir: Path, kubectl_binary: Path, apiserver_binary: Path, e
     return cluster
 
 
+def _oidc_flags(cli: AuthsvcCli, workdir: Path) -> list[str]:
+    """The --oidc-* flags as `authsvc apiserver-config` prints them (1.20 has no structured authentication)."""
+    printed = cli.ok("apiserver-config", "--client-id", OIDC_CLIENT, "-o", str(workdir / "authn-config.yaml"))
+    flags = [line for line in printed.splitlines() if line.startswith("--oidc-")]
+    assert any(flag.startswith("--oidc-issuer-url=") for flag in flags), printed
+    return flags
+
+
 def _bootstrap_rbac(cluster: E2ECluster) -> None:
     """What kubeadm does at init, and the role the tests bind to.
 
     kubeadm ≥ 1.29 puts admin.conf's user in the group kubeadm:cluster-admins and creates, at
     init time and with super-admin.conf (system:masters), the ClusterRoleBinding that makes that
-    group cluster-admin. kube-apiserver v1.20 has no such built-in binding, so the fixture
-    creates it the same way: without it admin.conf is authenticated but Forbidden everywhere.
+    group cluster-admin. kube-apiserver v1.20 has no such built-in binding: `authsvc cluster
+    bootstrap` creates it (and the rest of kubeadm's objects) the same way. Before it, admin.conf
+    is authenticated but Forbidden everywhere: recorded here, on the fresh control plane, for the
+    test that proves both.
     """
-    as_super_admin = cluster.kubectl(
-        cluster.super_admin_kubeconfig,
-        "create",
-        "clusterrolebinding",
-        "kubeadm:cluster-admins",
-        "--clusterrole=cluster-admin",
-        "--group=kubeadm:cluster-admins",
-    )
-    assert as_super_admin.ok, as_super_admin.describe()
+    cluster.admin_before_bootstrap = cluster.kubectl(cluster.admin_kubeconfig, "get", "namespaces", "-o", "name")
+    cluster.authsvc.ok("cluster", "bootstrap", "--kubeconfig", str(cluster.super_admin_kubeconfig))
     reader = eventually(
         lambda: cluster.kubectl(
             cluster.admin_kubeconfig,

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.components.kube_apiserver import ControlPlaneError, kube_apiserver_binary
+from tests.components.kube_apiserver import ControlPlaneError, kube_apiserver_binary, kubeadm_binary
 from tests.components.support import is_ci, require_binary
 from tests.e2e.cluster import E2ECluster, start_cluster
 
@@ -32,6 +32,24 @@ def require_apiserver_binary() -> Path:
             pytest.fail(f"CI=true: {message}", pytrace=False)
         pytest.skip(message)
         raise  # unreachable: skip raises
+
+
+def require_kubeadm_binary() -> Path:
+    """scripts/kubeadm.sh's binary ($KUBEADM when scripts/test.sh exported it)."""
+    try:
+        return kubeadm_binary()
+    except ControlPlaneError as exc:
+        message = f"no kubeadm binary: {exc}"
+        if is_ci():
+            pytest.fail(f"CI=true: {message}", pytrace=False)
+        pytest.skip(message)
+        raise  # unreachable: skip raises
+
+
+@pytest.fixture(scope="session")
+def kubeadm() -> Path:
+    """The real kubeadm v1.20.2, from the same Debian source package as the test kube-apiserver."""
+    return require_kubeadm_binary()
 
 
 @pytest.fixture(scope="session")

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+import yaml
+
 from tests.components.support import eventually as wait_until
 from tests.serve.support import AuthsvcServe
 
@@ -152,19 +154,24 @@ class AuthsvcServer:
         opener = urllib.request.build_opener(
             urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=context)
         )
+        urls = self._listener_urls()
 
         def healthy() -> str | None:
-            try:
-                with opener.open(f"{self.url}/healthz", timeout=2) as response:
-                    return None if response.status == 200 else f"HTTP {response.status}"
-            except (OSError, urllib.error.URLError) as exc:
-                return str(exc)
+            for url in urls:  # the public listener is a granian of its own: it may answer a moment later
+                try:
+                    with opener.open(f"{url}/healthz", timeout=2) as response:
+                        if response.status != 200:
+                            return f"{url}: HTTP {response.status}"
+                except (OSError, urllib.error.URLError) as exc:
+                    return f"{url}: {exc}"
+            return None
 
         self._serve = AuthsvcServe(
             self.cli.home,
             self.log_path,
             webhook=int(self.bind.rpartition(":")[2]),
             public=self.public,
+            configured_ports=[int(url.rpartition(":")[2]) for url in urls[1:]],
             args=self.extra_args,
             env=self.cli.env,
             ready=healthy,
@@ -172,6 +179,21 @@ class AuthsvcServer:
             kill_on_parent_exit=True,
         )
         self._serve.start()
+
+    def _listener_urls(self) -> list[str]:
+        """This listener's URL, and the public listener's when there is one (`public`, a
+        --public-bind flag, or authsvc.yaml's server.public_bind)."""
+        urls = [self.url]
+        if "--insecure-no-client-cert" in self.extra_args:
+            return urls  # one listener with everything
+        given = [arg.partition("=")[2] for arg in self.extra_args if arg.startswith("--public-bind=")]
+        config = self.cli.home / "authsvc.yaml"
+        public_bind = f"127.0.0.1:{self.public}" if self.public else given[-1] if given else None
+        if public_bind is None and config.exists():
+            public_bind = (yaml.safe_load(config.read_text()).get("server") or {}).get("public_bind")
+        if public_bind:
+            urls.append(f"https://{public_bind}")
+        return urls
 
     def stop(self) -> None:
         """SIGTERM by PID, then SIGKILL to whatever is left of it."""

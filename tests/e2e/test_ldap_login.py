@@ -6,8 +6,9 @@ credentials in AUTHSVC_USERNAME / AUTHSVC_PASSWORD (automation's way); the token
 out is then checked by kube-apiserver through the webhook, which re-checks carol in LDAP, and
 RBAC grants by her directory group.
 
-/login is served by a second `authsvc serve` on the same home without client certificates
-(people have none); the webhook's own server keeps requiring the API server's certificate.
+/login is served by the shared `authsvc serve`'s public listener (no client certificates: people
+have none); its webhook listener keeps requiring the API server's certificate. `server.public_url`
+stays as it is: it is also the OIDC issuer's, whose discovery kube-apiserver reads once.
 """
 
 from __future__ import annotations
@@ -18,26 +19,22 @@ from pathlib import Path
 import pytest
 
 from tests.components.slapd import CAROL, GROUPS_DN, PEOPLE_DN, SERVICE_DN, SERVICE_PASSWORD, Slapd
-from tests.components.support import free_port, require_binary
+from tests.components.support import require_binary
 from tests.e2e.cluster import E2ECluster
-from tests.e2e.harness import AuthsvcServer, eventually
+from tests.e2e.harness import eventually
 
 LDAP_GROUP = "ops"  # carol's directory group (direct member)
 
 
 @pytest.fixture(scope="module")
 def login_url(cluster: E2ECluster) -> Iterator[str]:
-    """slapd, authsvc configured for LDAP login, and the /login server; everything undone after."""
+    """slapd and authsvc configured for LDAP login on the public listener; everything undone after."""
     for binary in ("slapd", "slapadd"):
         require_binary(binary)
     original = cluster.config_file.read_text()
     password_file = cluster.home / "ldap-bind-password"
     password_file.touch(mode=0o600)
     password_file.write_text(SERVICE_PASSWORD)
-    port = free_port()
-    login_server = AuthsvcServer(
-        cluster.authsvc, f"127.0.0.1:{port}", cluster.path("authsvc-login.log"), ["--insecure-no-client-cert"]
-    )
     with Slapd() as slapd:
         cluster.reconfigure(
             {
@@ -53,15 +50,12 @@ def login_url(cluster: E2ECluster) -> Iterator[str]:
                     "group_base": GROUPS_DN,
                 },
                 "login": {"backends": ["ldap"]},
-                # Exec-mode kubeconfigs send people to <public_url>/login.
-                "server": {"public_url": login_server.url},
             }
         )
         try:
-            login_server.start(cluster.webhook_context)
-            yield f"{login_server.url}/login"
+            # Exec-mode kubeconfigs send people to <server.public_url>/login.
+            yield f"{cluster.public_url}/login"
         finally:
-            login_server.stop()
             cluster.write_config(original)
 
 

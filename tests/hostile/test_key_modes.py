@@ -46,7 +46,11 @@ ROWS: list[tuple[str, str, Command]] = [
         "etcd/ca",
         lambda out: ["certs", "create", "etcd-client", "--ca", "etcd/ca", "--out-dir", str(out)],
     ),
-    ("token create (sa)", "sa", lambda out: ["token", "create", "-n", "ci", "--serviceaccount", "deployer"]),
+    (
+        "token create (sa)",
+        "sa",
+        lambda out: ["token", "create", "-n", "ci", "--serviceaccount", "deployer", "--uid", "u-1"],
+    ),
     (
         "webhook-config (webhook client key)",
         "authsvc/apiserver-webhook-client",

@@ -153,7 +153,7 @@ def test_ldap_test_finds_no_one(home: Home, username: str) -> None:
     root = _configured_home(home).root
     before = home_state(root)
     result = run_cli(["ldap", "test", username], home=root, env=ENVIRON)
-    assert result.exit_code == 2 and result.stdout == ""
+    assert result.exit_code == 1 and result.stdout == ""
     assert "no single entry" in one_error_line(result.stderr)
     assert before.changes(home_state(root)) == []
 

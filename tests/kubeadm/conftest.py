@@ -125,3 +125,20 @@ def kubectl_view(kubectl: Path, kubeconfig: Path, tmp_home: Path) -> dict[str, A
     assert result.returncode == 0, result.stderr
     parsed: dict[str, Any] = json.loads(result.stdout)
     return parsed
+
+
+@pytest.fixture(scope="session")
+def kubeadm_etc_template(openssl: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """/etc/kubernetes of a kubeadm cluster made with a non-default endpoint, node name and cluster
+    name (tests/kubeadm/kubeadm_shaped.py), written once: openssl makes its 15 RSA keys."""
+    from tests.kubeadm.kubeadm_shaped import KubeadmShape, write_kubeadm_etc
+
+    return write_kubeadm_etc(openssl, tmp_path_factory.mktemp("kubeadm-etc") / "kubernetes", KubeadmShape())
+
+
+@pytest.fixture
+def kubeadm_etc(kubeadm_etc_template: Path, tmp_path: Path) -> Path:
+    """A private copy of that /etc/kubernetes (the tests adopt it, renew it in place, break it)."""
+    target = tmp_path / "etc-kubernetes"
+    shutil.copytree(kubeadm_etc_template, target)
+    return target

@@ -4,18 +4,15 @@ broken variants are refused in one line, and the source directory is never chang
 from __future__ import annotations
 
 import json
-import secrets
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import run_cli
 from tests.kubeadm.conftest import Tree, checksums
+from tests.kubeadm.kubeadm_shaped import CAS, make_ca, make_key, make_leaf, ssl
 
-CA_EXT = "basicConstraints=critical,CA:TRUE\nkeyUsage=critical,digitalSignature,keyEncipherment,keyCertSign\n"
-LEAF_KU = "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n"
 # base name: (CA, subject, extendedKeyUsage, subjectAltName or "")
 LEAVES = {
     "apiserver": (
@@ -32,45 +29,6 @@ LEAVES = {
     "etcd/healthcheck-client": ("etcd/ca", "/CN=kube-etcd-healthcheck-client", "clientAuth", ""),
     "apiserver-etcd-client": ("etcd/ca", "/CN=kube-apiserver-etcd-client", "clientAuth", ""),
 }
-CAS = {"ca": "kubernetes", "front-proxy-ca": "front-proxy-ca", "etcd/ca": "etcd-ca"}
-
-
-def ssl(openssl: Path, *args: str | Path, cwd: Path) -> None:
-    result = subprocess.run([str(openssl), *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
-
-
-def make_key(openssl: Path, pki: Path, base: str) -> None:
-    # kubeadm writes PKCS#1 ("RSA PRIVATE KEY"); -traditional makes openssl 3 do the same.
-    ssl(openssl, "genrsa", "-traditional", "-out", f"{base}.key", "2048", cwd=pki)
-    (pki / f"{base}.key").chmod(0o600)
-
-
-def make_ca(openssl: Path, pki: Path, base: str, cn: str) -> None:
-    make_key(openssl, pki, base)
-    ext = pki / "ca.ext"
-    ext.write_text(CA_EXT + f"subjectAltName=DNS:{cn}\n")
-    request = ["req", "-x509", "-new", "-key", f"{base}.key", "-subj", f"/CN={cn}", "-days", "3650", "-sha256"]
-    ssl(openssl, *request, "-out", f"{base}.crt", "-extensions", "v3_ca", "-config", req_config(pki, ext), cwd=pki)
-    ext.unlink()
-
-
-def req_config(pki: Path, ext: Path) -> Path:
-    config = pki / "req.cnf"
-    config.write_text("[req]\ndistinguished_name=dn\n[dn]\n[v3_ca]\n" + ext.read_text())
-    return config
-
-
-def make_leaf(openssl: Path, pki: Path, base: str, ca: str, subject: str, eku: str, san: str) -> None:
-    make_key(openssl, pki, base)
-    ext = pki / "leaf.ext"
-    ext.write_text(LEAF_KU + f"extendedKeyUsage={eku}\n" + (f"subjectAltName={san}\n" if san else ""))
-    ssl(openssl, "req", "-new", "-key", f"{base}.key", "-subj", subject, "-out", "leaf.csr", cwd=pki)
-    signing = ["x509", "-req", "-in", "leaf.csr", "-CA", f"{ca}.crt", "-CAkey", f"{ca}.key", "-days", "365"]
-    serial = f"0x{secrets.token_hex(8)}"
-    ssl(openssl, *signing, "-set_serial", serial, "-sha256", "-extfile", ext, "-out", f"{base}.crt", cwd=pki)
-    for leftover in ("leaf.csr", "leaf.ext"):
-        (pki / leftover).unlink()
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +42,6 @@ def openssl_tree(openssl: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
         make_leaf(openssl, pki, base, ca, subject, eku, san)
     make_key(openssl, pki, "sa")
     ssl(openssl, "rsa", "-in", "sa.key", "-pubout", "-out", "sa.pub", cwd=pki)
-    (pki / "req.cnf").unlink()
     for cert in pki.rglob("*.crt"):
         cert.chmod(0o644)
     return pki

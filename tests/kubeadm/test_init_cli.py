@@ -70,7 +70,7 @@ def test_option_conflicting_with_the_stored_config_is_refused(tmp_path: Path) ->
     stored = Settings(cluster=ClusterSettings(node_name="cp-a"))
     (home / "authsvc.yaml").write_text(settings_to_yaml(stored))
     result = run_cli(["init", "--node-name=cp-b"], home=home)
-    assert result.exit_code == 2
+    assert result.exit_code == 1
     assert "already sets cluster.node_name differently" in result.stderr
     assert not (home / "pki").exists()
     agreeing = run_cli(["init", "--dry-run", "--node-name=CP-A"], home=home)  # same name once normalised
@@ -98,7 +98,7 @@ def test_only_values_written_in_the_config_bind_the_options(tmp_path: Path) -> N
     home.mkdir()
     (home / "authsvc.yaml").write_text("cluster:\n  node_name: cp-a\n")
     refused = run_cli(["init", "--dry-run", "--node-name=cp-b", "--dns-domain=corp.example"], home=home)
-    assert refused.exit_code == 2 and refused.stderr.count("\n") == 1
+    assert refused.exit_code == 1 and refused.stderr.count("\n") == 1
     assert refused.stderr == (
         f"error: {home / 'authsvc.yaml'} already sets cluster.node_name differently: edit the file to change it\n"
     )
@@ -128,7 +128,7 @@ def test_init_reads_the_config_given_with_config_and_writes_no_copy_into_the_hom
     sans = apiserver.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert "cp-etc" in sans.get_values_for_type(x509.DNSName)  # the node name from --config's file
     dry = run_cli(["--config", str(config), "init", "--dry-run", "--node-name=cp-other"], home=tmp_path / "h2")
-    assert dry.exit_code == 2 and f"error: {config} already sets cluster.node_name differently" in dry.stderr
+    assert dry.exit_code == 1 and f"error: {config} already sets cluster.node_name differently" in dry.stderr
     default = run_cli(["init", "--dry-run", "--node-name=cp-other"], home=tmp_path / "h3")
     assert default.exit_code == 0, default.stderr  # the twin: without --config, nothing binds the option
 

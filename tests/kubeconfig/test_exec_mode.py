@@ -89,3 +89,32 @@ def test_a_bad_public_url_is_refused(home: Home, public_url: str) -> None:
 
     assert result.exit_code == 2
     assert "server.public_url in authsvc.yaml" in result.stderr and result.stdout == ""
+
+
+PUBLIC_CLIENT = {"id": "kubernetes", "type": "public", "redirect_uris": ["http://127.0.0.1/callback"]}
+
+
+def test_browser_mode_runs_authsvc_login_browser(home: Home, tmp_path: Path, kubectl: Kubectl) -> None:
+    issuer = "https://127.0.0.1:8444/users"
+    home = reconfigure(home, tokens={"user_issuer": issuer}, oidc={"clients": [PUBLIC_CLIENT]})
+
+    plugin, _ = exec_kubeconfig(home, tmp_path, kubectl, "--browser")
+
+    args = plugin["args"]
+    assert args[:6] == ["login", "--browser", "--issuer", issuer, "--client-id", "kubernetes"]
+    assert args[6] == "--ca-data" and base64.b64decode(args[7]) == home.layout.cert_path("ca").read_bytes()
+    assert args[8:] == ["--username", "carol"]  # prefills the sign-in form
+
+
+def test_browser_mode_needs_the_provider_and_one_public_client(home: Home, tmp_path: Path) -> None:
+    out = str(tmp_path / "k")
+    off = run_cli(["issue", "carol", "--mode", "exec", "--browser", "-o", out], home=home.root)
+    assert off.exit_code == 1 and "oidc.clients" in off.stderr
+    two = [PUBLIC_CLIENT, {**PUBLIC_CLIENT, "id": "other"}]
+    home = reconfigure(home, tokens={"user_issuer": "https://127.0.0.1:8444/users"}, oidc={"clients": two})
+    several = run_cli(["issue", "carol", "--mode", "exec", "--browser", "-o", out], home=home.root)
+    assert several.exit_code == 2 and "--client-id" in several.stderr
+    unknown = run_cli(["issue", "carol", "--mode", "exec", "--browser", "--client-id", "x", "-o", out], home=home.root)
+    assert unknown.exit_code == 2 and "not a public client" in unknown.stderr
+    cert_mode = run_cli(["issue", "carol", "--browser", "-o", out], home=home.root)
+    assert cert_mode.exit_code == 2 and "--mode exec" in cert_mode.stderr

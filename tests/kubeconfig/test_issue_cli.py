@@ -94,7 +94,7 @@ def test_overwrite_is_refused_without_force(home: Home, workdir: Path) -> None:
 
     refused = issue(home, "alice", "-o", "a.conf")
 
-    assert refused.exit_code == 2
+    assert refused.exit_code == 1
     assert refused.stderr == "error: a.conf already exists: use --force to replace it\n"
     assert (workdir / "a.conf").read_bytes() == before
     assert len(credentials(home)) == 1  # nothing was issued for the refused run

@@ -84,7 +84,7 @@ def test_same_names_are_replaced_only_with_force(home: Home, existing: Path) -> 
 
     refused = merge(home, existing, "alice", "-g", "ops")
 
-    assert refused.exit_code == 2
+    assert refused.exit_code == 1
     assert refused.stderr == "error: the kubeconfig already has user 'alice': use --force to replace\n"
     assert existing.read_bytes() == before
     assert len(CredentialInventory(home.stores.engine).credentials()) == 1  # refused before issuing
@@ -101,7 +101,7 @@ def test_same_names_are_replaced_only_with_force(home: Home, existing: Path) -> 
 def test_same_cluster_name_with_another_server_is_a_conflict(home: Home, existing: Path) -> None:
     refused = merge(home, existing, "alice", "--cluster", "prod")
 
-    assert refused.exit_code == 2
+    assert refused.exit_code == 1
     assert "already has cluster 'prod'" in refused.stderr
     assert load_kubeconfig(existing) == PROD
 
@@ -130,7 +130,7 @@ def test_locked_or_broken_kubeconfig_is_left_alone(home: Home, existing: Path) -
     lock = existing.with_name("config.lock")
     lock.write_text("")
     locked = merge(home, existing, "alice")
-    assert locked.exit_code == 2 and "is locked by another writer" in locked.stderr
+    assert locked.exit_code == 1 and "is locked by another writer" in locked.stderr
     lock.unlink()
 
     existing.write_text("- just\n- a list\n")

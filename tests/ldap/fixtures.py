@@ -1,4 +1,5 @@
-"""Real slapd fixtures and settings helpers shared by tests/ldap, tests/login and tests/hostile.
+"""Real slapd and Samba AD fixtures and settings helpers shared by tests/ldap, tests/login,
+tests/hostile and tests/e2e.
 
 A plugin listed in tests/conftest.py: ask for the fixtures by name. Importing them into a
 module or conftest would give that module a `directory_server` of its own.
@@ -15,7 +16,14 @@ import pytest
 
 from authsvc.ldap.service import LDAPService
 from authsvc.settings.ldap import LDAPSettings
+from pki.ca import CertificateAuthority
 from pki.clock import Clock, system_clock
+from pki.keys import generate_private_key
+from pki.names import SubjectAltNames, common_name_subject
+from pki.profiles import SERVER
+from pki.store import write_certificates, write_private_key
+from tests.components import samba_ad
+from tests.components.samba_ad import PortsTaken, SambaAD
 from tests.components.slapd import (
     DEFAULT_USERS,
     GROUPS_DN,
@@ -28,7 +36,10 @@ from tests.components.slapd import (
 from tests.components.support import require_binary
 
 PASSWORD_ENV = "TEST_LDAP_BIND_PASSWORD"
-ENVIRON = {PASSWORD_ENV: SERVICE_PASSWORD}
+AD_PASSWORD_ENV = "TEST_AD_BIND_PASSWORD"
+ENVIRON = {PASSWORD_ENV: SERVICE_PASSWORD, AD_PASSWORD_ENV: samba_ad.SERVICE_PASSWORD}
+SAMBA_PACKAGES = "samba samba-ad-dc samba-ad-provision winbind"
+AD_GROUP_PREFIX = "ad:"
 # Every character that means something in a filter, a DN or HTTP Basic, plus non-ASCII.
 SPECIAL_PASSWORD = 'p(a)s*s\\w,o"rd=+;<>#é €'
 EXTRA_USERS = (
@@ -108,3 +119,70 @@ def ldap_service(
     settings: LDAPSettings, *, clock: Clock = system_clock, home_root: Path = Path("/nonexistent"), **kwargs: Any
 ) -> LDAPService:
     return LDAPService.from_settings(settings, home_root=home_root, environ=ENVIRON, clock=clock, **kwargs)
+
+
+# --- Active Directory (Samba) -------------------------------------------------------------------
+
+
+def require_samba() -> None:
+    for name in ("samba", "samba-tool"):
+        require_binary(name, SAMBA_PACKAGES)
+
+
+def issue_serving_certificate(folder: Path, sans: Sequence[str]) -> tuple[Path, Path, Path]:
+    """(certificate, key, CA): a serving certificate for `sans` that authsvc's pki issues."""
+    now = dt.datetime.now(dt.UTC)
+    ca = CertificateAuthority.create_root("authsvc test directory CA", now=now)
+    key = generate_private_key()
+    cert = ca.issue(
+        subject=common_name_subject("directory"),
+        public_key=key.public_key(),
+        profile=SERVER,
+        now=now,
+        sans=SubjectAltNames.parse(list(sans)),
+    )
+    return (
+        write_certificates(folder / "directory.crt", [cert]),
+        write_private_key(folder / "directory.key", key),
+        write_certificates(folder / "ca.crt", [ca.certificate]),
+    )
+
+
+@pytest.fixture(scope="session")
+def active_directory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SambaAD]:
+    """The session's Samba AD DC (127.0.0.1:389/636, LDAPS and StartTLS with a certificate
+    authsvc issued for IP:127.0.0.1). Provisioned once, ~10-20 s. Tests that change an account
+    put it back (`dave` is the one to disable)."""
+    require_samba()
+    folder = tmp_path_factory.mktemp("samba-ad")
+    cert, key, ca = issue_serving_certificate(folder, ["IP:127.0.0.1"])
+    server = SambaAD(tls_cert=cert, tls_key=key, tls_ca=ca, workdir=folder / "dc")
+    try:
+        server.start()
+    except PortsTaken as e:
+        pytest.fail(str(e), pytrace=False)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def ad_settings(server: SambaAD, **overrides: Any) -> LDAPSettings:
+    """`flavor: active-directory` against the session's DC, over LDAPS verified with its CA."""
+    values: dict[str, Any] = {
+        "enabled": True,
+        "flavor": "active-directory",
+        "servers": (server.ldaps_url,),
+        "ca_file": str(server.ca_file),
+        "bind_dn": samba_ad.SERVICE_DN,
+        "bind_password_env": AD_PASSWORD_ENV,
+        "user_base": samba_ad.PEOPLE_DN,
+        "group_base": samba_ad.GROUPS_DN,
+        "group_prefix": AD_GROUP_PREFIX,
+        "connect_timeout": dt.timedelta(seconds=2),
+        "receive_timeout": dt.timedelta(seconds=5),
+        "retry_failed_server_after": dt.timedelta(0),
+        "pool_size": 2,
+    }
+    values.update(overrides)
+    return LDAPSettings(**values)

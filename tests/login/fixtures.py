@@ -19,7 +19,7 @@ from flask import Flask
 
 from authsvc.home.layout import HomeLayout
 from authsvc.home.opened import Home
-from authsvc.init.steps import initialize_home, with_public_url
+from authsvc.init.steps import initialize_home, with_public_listener
 from authsvc.login.users_file import StaticUser, hash_password, write_users
 from authsvc.runtime import Runtime, build_runtime
 from authsvc.settings import Settings
@@ -73,7 +73,7 @@ def make_home(tmp_path: Path, clock: FixedClock, login_home_template: Path) -> M
                 "authn": {"cache_ttl": 1, "negative_cache_ttl": 1},
             }
         )
-        settings = with_public_url(settings)  # as `authsvc init` writes it: discovery needs it
+        settings = with_public_listener(settings)  # as `authsvc init` writes it: discovery needs it
         root = tmp_path / f"home{next(count)}"
         shutil.copytree(login_home_template, root)
         return Home.of(HomeLayout.at(root), settings, clock=clock, environ=ENVIRON)

@@ -101,9 +101,9 @@ def test_users_commands(tmp_path: Path) -> None:
         input="alice-pw\n",
     )
     assert add.exit_code == 0, add.stderr
-    assert run_cli(["users", "add", "alice", "--password-stdin"], home=home, input="x\n").exit_code == 2
+    assert run_cli(["users", "add", "alice", "--password-stdin"], home=home, input="x\n").exit_code == 1
     assert run_cli(["users", "add", "bad/name", "--password-stdin"], home=home, input="x\n").exit_code == 2
-    assert run_cli(["users", "add", "bob", "--password-stdin"], home=home, input="\n").exit_code == 2  # empty
+    assert run_cli(["users", "add", "bob", "--password-stdin"], home=home, input="\n").exit_code == 1  # empty
     listed = run_cli(["users", "list", "-o", "json"], home=home)
     assert json.loads(listed.stdout) == [{"user": "alice", "uid": "u-1", "groups": ["dev", "ops"]}]
     assert "argon2" not in listed.stdout
@@ -113,11 +113,11 @@ def test_users_commands(tmp_path: Path) -> None:
     assert run_cli(["users", "passwd", "alice", "--password-stdin"], home=home, input="new-pw\n").exit_code == 0
     assert UsersFile(path).verify("alice", "alice-pw")[1] is None
     assert UsersFile(path).verify("alice", "new-pw")[1] is not None
-    assert run_cli(["users", "passwd", "nobody", "--password-stdin"], home=home, input="x\n").exit_code == 2
+    assert run_cli(["users", "passwd", "nobody", "--password-stdin"], home=home, input="x\n").exit_code == 1
 
     assert run_cli(["users", "remove", "alice"], home=home).exit_code == 0
     assert read_users(path) == []
-    assert run_cli(["users", "remove", "alice"], home=home).exit_code == 2
+    assert run_cli(["users", "remove", "alice"], home=home).exit_code == 1
     assert path.stat().st_mode & 0o777 == 0o600
 
 
@@ -133,14 +133,18 @@ def test_ldap_test_command(tmp_path: Path, directory_server: Slapd, login_home_t
     assert report["dn"] == "uid=carol,ou=people,dc=example,dc=org"
     assert report["groups"] == ["ldap:admins", "ldap:ops", "ldap:platform"]
     assert report["server"] == directory_server.url and report["uid"]
+    assert (report["flavor"], report["account"]) == (
+        "generic",
+        "not checked (ldap.account_checks: none; the user filter alone decides)",
+    )
     table = run_cli(["ldap", "test", "alice"], home=home, env=ENVIRON)
     assert "dn:" in table.stdout and "ldap:dev" in table.stdout
 
     missing = run_cli(["ldap", "test", "*"], home=home, env=ENVIRON)
-    assert missing.exit_code == 2 and "no single entry" in missing.stderr
+    assert missing.exit_code == 1 and "no single entry" in missing.stderr
     folded = run_cli(["ldap", "test", "\uff41\uff4c\uff49\uff43\uff45"], home=home, env=ENVIRON)
-    assert folded.exit_code == 2 and "only by folding the spelling" in folded.stderr
+    assert folded.exit_code == 1 and "only by folding the spelling" in folded.stderr
     no_password = run_cli(["ldap", "test", "alice"], home=home, env={})
     assert no_password.exit_code == 1 and "TEST_LDAP_BIND_PASSWORD" in no_password.stderr
     (home / CONFIG_NAME).write_text("login: {}\n")
-    assert run_cli(["ldap", "test", "alice"], home=home).exit_code == 2
+    assert run_cli(["ldap", "test", "alice"], home=home).exit_code == 1

@@ -19,7 +19,8 @@ from cryptography.x509.verification import Criticality, ExtensionPolicy, PolicyB
 from sqlalchemy import select
 
 from authsvc.home.opened import Home, open_home
-from authsvc.rotation.facts import CertTarget, bundle_kids, cert_target, current_entries
+from authsvc.kubeconfig.documents import current_entries
+from authsvc.rotation.facts import CertTarget, bundle_kids, cert_target
 from authsvc.rotation.files import read_certificate
 from pki.clock import FixedClock
 from pki.inventory import CertificateRow, CertStatus

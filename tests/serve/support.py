@@ -17,6 +17,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Literal
 
 import pytest
 
@@ -32,9 +33,10 @@ STOP_TIMEOUT = 20.0  # a stop writes the last audit batch and metrics snapshot
 class AuthsvcServe:
     """`authsvc --home HOME serve` as a child process.
 
-    `webhook`/`public`: the ports of --bind/--public-bind (None: no flag; the home's settings
-    decide); `configured_ports`: ports the settings name, to be listened on all the same.
-    `workers`: --workers (None: the settings' value). `args`: more serve flags.
+    `webhook`/`public`: the ports of --bind/--public-bind (None: no flag, the home's settings
+    decide; public "off": no public listener, whatever the settings say). `configured_ports`:
+    ports the settings name, to be listened on all the same. `workers`: --workers (None: the
+    settings' value). `args`: more serve flags.
     """
 
     def __init__(
@@ -43,7 +45,7 @@ class AuthsvcServe:
         log_path: Path,
         *,
         webhook: int | None,
-        public: int | None = None,
+        public: int | Literal["off"] | None = None,
         configured_ports: Sequence[int] = (),
         workers: int | None = 1,
         args: Sequence[str] = (),
@@ -57,10 +59,11 @@ class AuthsvcServe:
         self.public = public
         self.argv = [*command, f"--home={home}", "serve"]
         self.argv += [f"--bind=127.0.0.1:{webhook}"] if webhook else []
-        self.argv += [f"--public-bind=127.0.0.1:{public}"] if public else []
+        if public is not None:
+            self.argv.append("--public-bind=" if public == "off" else f"--public-bind=127.0.0.1:{public}")
         self.argv += [f"--workers={workers}"] if workers else []
         self.argv += list(args)
-        self.ports = [p for p in (webhook, public, *configured_ports) if p]
+        self.ports = [p for p in (webhook, public, *configured_ports) if isinstance(p, int)]
         self.env = env
         self.ready = ready
         self.child = ChildProcess(
@@ -113,7 +116,10 @@ def authsvc_serve(
 ) -> Iterator[subprocess.Popen[bytes]]:
     """`authsvc serve` on loopback (`public`: the public listener's port, None for none), yielded
     once its own processes listen on every port; stopped, every process it started, at the end."""
-    with AuthsvcServe(home, log_path, webhook=webhook, public=public, workers=workers, env=env).running() as process:
+    public_listener = public or "off"  # none: even if the settings have one
+    with AuthsvcServe(
+        home, log_path, webhook=webhook, public=public_listener, workers=workers, env=env
+    ).running() as process:
         yield process
 
 
@@ -121,7 +127,7 @@ def serve_refusal(home: Path, *, public: bool, timeout: float = 40) -> subproces
     """`authsvc serve` on loopback, expected to refuse to start: its exit status and output, or a
     test failure when it is still running after `timeout` (then everything it started is killed)."""
     args = [*AUTHSVC_MODULE, f"--home={home}", "serve", f"--bind=127.0.0.1:{free_port()}"]
-    args += [f"--public-bind=127.0.0.1:{free_port()}"] if public else []
+    args += [f"--public-bind=127.0.0.1:{free_port()}" if public else "--public-bind="]
     process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         stdout, stderr = process.communicate(timeout=timeout)

@@ -150,7 +150,9 @@ def test_a_user_token_verifies_as_kube_apiserver_would(served: Served, authentic
 
 
 def test_a_service_account_token_is_refused(served: Served, authenticator: JWTAuthenticator) -> None:
-    token = served.cli("token", "create", "-n", "ci", "--serviceaccount", "deployer", "--audience", "authsvc").strip()
+    token = served.cli(
+        "token", "create", "-n", "ci", "--serviceaccount", "deployer", "--uid", "u-1", "--audience", "authsvc"
+    ).strip()
     with pytest.raises(jwt.InvalidIssuerError):
         authenticator.authenticate(token)
 

@@ -84,7 +84,7 @@ def test_webhook_config_is_what_the_api_server_needs(home: Path, tmp_path: Path)
     assert result.exit_code == 0, result.stderr
     assert f"--authentication-token-webhook-config-file={out}" in result.stdout
     assert "--authentication-token-webhook-version=v1" in result.stdout
-    assert "--authentication-token-webhook-cache-ttl=120s" in result.stdout
+    assert "--authentication-token-webhook-cache-ttl=30s" in result.stdout
     assert out.stat().st_mode & 0o777 == 0o600
     config = yaml.safe_load(out.read_text())
     cluster, user = config["clusters"][0]["cluster"], config["users"][0]["user"]
@@ -256,3 +256,53 @@ def test_webhook_config_without_url_refuses_a_wildcard_bind(home: Path, tmp_path
     assert result.exit_code == 2 and result.stderr.count("\n") == 1
     assert "listens on every address: pass --url" in result.stderr
     assert not (tmp_path / "w.conf").exists()
+
+
+def _with_oidc(home: Path, tmp_path: Path, clients: list[dict[str, object]]) -> Path:
+    config_file = config_with(home, tmp_path, user_issuer=USER_ISSUER)
+    config = yaml.safe_load(config_file.read_text())
+    config["oidc"] = {"clients": clients}
+    config_file.write_text(yaml.safe_dump(config))
+    return config_file
+
+
+KUBECTL_CLIENT = {"id": "kubernetes", "type": "public", "redirect_uris": ["http://127.0.0.1/callback"]}
+
+
+def test_apiserver_config_prints_the_oidc_flags(home: Path, tmp_path: Path) -> None:
+    out = tmp_path / "authn.yaml"
+    config = _with_oidc(home, tmp_path, [KUBECTL_CLIENT])
+    result = run_cli(["--config", str(config), "apiserver-config", "-o", str(out)], home=home)
+    assert result.exit_code == 0, result.stderr
+    flags = [line for line in result.stdout.splitlines() if line.startswith("--oidc-")]
+    assert flags == [
+        f"--oidc-issuer-url={USER_ISSUER}",
+        "--oidc-client-id=kubernetes",
+        "--oidc-username-claim=sub",
+        "--oidc-username-prefix=-",  # else kube-apiserver prefixes names with "<issuer>#"
+        "--oidc-groups-claim=groups",
+        f"--oidc-ca-file={(home / 'pki' / 'ca.crt').resolve()}",
+    ]
+    # The structured configuration takes the client's ID tokens too.
+    assert yaml.safe_load(out.read_text())["jwt"][0]["issuer"]["audiences"] == ["authsvc", "kubernetes"]
+    # Without -o the YAML alone is on stdout, the flags on stderr.
+    printed = run_cli(["--config", str(config), "apiserver-config"], home=home)
+    assert yaml.safe_load(printed.stdout)["kind"] == "AuthenticationConfiguration"
+    assert "--oidc-client-id=kubernetes" in printed.stderr
+
+
+def test_apiserver_config_without_oidc_prints_no_oidc_flags(home: Path, tmp_path: Path) -> None:
+    config = config_with(home, tmp_path, user_issuer=USER_ISSUER)
+    result = run_cli(["--config", str(config), "apiserver-config", "-o", str(tmp_path / "a.yaml")], home=home)
+    assert result.exit_code == 0 and "--oidc-" not in result.stdout + result.stderr
+
+
+def test_apiserver_config_asks_which_of_several_public_clients(home: Path, tmp_path: Path) -> None:
+    other = {**KUBECTL_CLIENT, "id": "other"}
+    config = _with_oidc(home, tmp_path, [KUBECTL_CLIENT, other])
+    ambiguous = run_cli(["--config", str(config), "apiserver-config"], home=home)
+    assert ambiguous.exit_code == 2 and "--client-id" in ambiguous.stderr
+    unknown = run_cli(["--config", str(config), "apiserver-config", "--client-id", "nope"], home=home)
+    assert unknown.exit_code == 2 and "not in oidc.clients" in unknown.stderr
+    chosen = run_cli(["--config", str(config), "apiserver-config", "--client-id", "other"], home=home)
+    assert chosen.exit_code == 0 and "--oidc-client-id=other" in chosen.stderr

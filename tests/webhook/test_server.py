@@ -158,7 +158,9 @@ def _server(served: Served) -> AuthsvcServe:
         return None if status == 200 else f"HTTP {status}"
 
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return AuthsvcServe(served.home, log, webhook=served.port, workers=None, env=env, ready=healthy, command=(AUTHSVC,))
+    return AuthsvcServe(
+        served.home, log, webhook=served.port, public="off", workers=None, env=env, ready=healthy, command=(AUTHSVC,)
+    )
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,65 @@
+"""Wall time of common `authsvc` commands as whole processes, next to `python -c pass` and the
+import floor of the libraries they need, measured in the same run (interleaved rounds, medians).
+
+Target (issue 20): `issue`, `certs create`, `token create` and `certs check-expiration` within
+0.4 s wall on this machine. Each of the four reads authsvc.yaml (pydantic) and the inventory
+(SQLAlchemy), and three of them sign (cryptography): the "floor" rows import exactly those
+libraries and nothing of authsvc, so the gap between a command and its floor is authsvc's own.
+
+    .venv/bin/python bench/cli_startup.py [--rounds 15]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from itertools import count
+from pathlib import Path
+
+from measure import wall_ms
+
+VENV_BIN = Path(sys.executable).parent
+FLOORS = {
+    "floor: click + cryptography.x509 + yaml": "import click, cryptography.x509, yaml",
+    "floor: + pydantic": "import click, cryptography.x509, yaml, pydantic",
+    "floor: + authsvc.settings (the models built)": "import click, cryptography.x509, yaml, authsvc.settings",
+    "floor: + sqlalchemy.orm": "import click, cryptography.x509, yaml, authsvc.settings, sqlalchemy.orm",
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=15)
+    args = parser.parse_args()
+    home = Path(tempfile.mkdtemp(prefix="bench-cli-")) / "home"
+    env = {**os.environ, "AUTHSVC_HOME": str(home)}
+    authsvc = str(VENV_BIN / "authsvc")
+    subprocess.run([authsvc, "init"], env=env, capture_output=True, check=True)
+    serial = count()
+    commands: dict[str, object] = {
+        "python -c pass": lambda: [sys.executable, "-c", "pass"],
+        **{name: (lambda code=code: [sys.executable, "-c", code]) for name, code in FLOORS.items()},
+        "authsvc --help": lambda: [authsvc, "--help"],
+        "authsvc certs check-expiration": lambda: [authsvc, "certs", "check-expiration"],
+        "authsvc certs create": lambda: [authsvc, "certs", "create", f"user{next(serial)}", "-g", "dev"],
+        "authsvc issue": lambda: [authsvc, "issue", f"person{next(serial)}", "-o", str(home / f"k{next(serial)}")],
+        "authsvc token create": lambda: [authsvc, "token", "create", "-n", "ci", "--serviceaccount", "b", "--uid", "u"],
+    }
+    times: dict[str, list[float]] = {name: [] for name in commands}
+    for _ in range(args.rounds):
+        for name, make in commands.items():
+            times[name].append(wall_ms(make(), env))  # type: ignore[operator]
+    base = statistics.median(times["python -c pass"])
+    print(f"{args.rounds} rounds, interleaved; medians (wall)")
+    print(f"{'command':48} {'ms':>8} {'x python -c pass':>18}")
+    for name, samples in times.items():
+        median = statistics.median(samples)
+        print(f"{name:48} {median:8.0f} {median / base:18.1f}")
+
+
+if __name__ == "__main__":
+    main()
