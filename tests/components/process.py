@@ -257,7 +257,7 @@ class _Progress:
 
 class ChildProcess:
     """One child process: start with a readiness check, stop (graceful, then SIGKILL to its
-    group), restart, freeze/thaw, its log file. See the module's docstring."""
+    family), restart, freeze/thaw, its log file. See the module's docstring."""
 
     def __init__(
         self,
@@ -322,7 +322,7 @@ class ChildProcess:
             return ""
 
     def listens(self, port: int) -> bool:
-        """Whether a process of this child's group listens on `port` (and nobody else does)."""
+        """Whether a process of this child's family listens on `port` (and nobody else does)."""
         return self._port_state(port) == (True, "")
 
     def _port_state(self, port: int) -> tuple[bool, str]:
@@ -354,6 +354,7 @@ class ChildProcess:
         running. `user`/`group`: run as that uid/gid (PostgreSQL refuses to run as root)."""
         if self.running:
             raise ProcessError(f"{self.name} is already running (pid {self.popen.pid})")
+        self._end({})  # what an earlier run that died by itself may have left
         self._launch = _Launch(tuple(argv), ready, tuple(ports), env, cwd, user, group)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
