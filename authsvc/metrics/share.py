@@ -98,8 +98,12 @@ class SnapshotShare:
 
     def _publish_loop(self, counts: Callable[[], Counts], seconds: float) -> None:
         main = threading.main_thread()
-        while main.is_alive():
+        running = True
+        while running:
             main.join(seconds)
+            # Looked at before the counts are taken: the process may count and end while a
+            # publish runs, so the last one must start after the end, not merely follow it.
+            running = main.is_alive()
             self.publish(counts)
 
 

@@ -36,25 +36,40 @@ issued by that CA, or give ``probe_ca_file``) and:
   cannot be seen then.
 
 Logs are written under ``workdir`` (``etcd.log``, ``kube-apiserver.log``, then
-``kube-apiserver.2.log``... after each restart) and are left there.
+``kube-apiserver.2.log``... after each restart) and are left there. Both processes run through
+``tests.components.process.ChildProcess`` (stopped by PID, group and all; a port taken by
+someone else before they bind it is chosen again).
 """
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import os
 import shutil
-import signal
-import socket
 import ssl
 import subprocess
-import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from .process import ChildProcess, PortInUse, ProcessError, die_with_parent, on_free_ports
+from .support import free_port, free_ports, log_tail
+
+__all__ = [
+    "ControlPlane",
+    "ControlPlaneError",
+    "ControlPlaneFiles",
+    "die_with_parent",
+    "etcd_binary",
+    "free_port",
+    "free_ports",
+    "kube_apiserver_binary",
+    "kubeadm_binary",
+    "log_tail",
+    "write_kubeconfig",
+]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = REPO_ROOT / "scripts" / "kube-apiserver.sh"
@@ -62,8 +77,6 @@ KUBEADM_SCRIPT = REPO_ROOT / "scripts" / "kubeadm.sh"
 
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 15.0
-LOG_TAIL_LINES = 40
-_PORT_RETRIES = 3
 
 
 class ControlPlaneError(RuntimeError):
@@ -126,32 +139,6 @@ def etcd_binary() -> Path:
 # --------------------------------------------------------------------------- helpers
 
 
-def free_ports(count: int) -> list[int]:
-    """``count`` distinct free TCP ports on 127.0.0.1 (all held open while choosing)."""
-    sockets: list[socket.socket] = []
-    try:
-        for _ in range(count):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind(("127.0.0.1", 0))
-            sockets.append(s)
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
-
-
-def free_port() -> int:
-    return free_ports(1)[0]
-
-
-def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
-    try:
-        text = path.read_text(errors="replace")
-    except OSError as exc:
-        return f"<cannot read {path}: {exc}>"
-    return "\n".join(text.splitlines()[-lines:])
-
-
 def write_kubeconfig(
     path: Path,
     server_url: str,
@@ -202,34 +189,6 @@ def _child_env() -> dict[str, str]:
     }
     env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
     return env
-
-
-def _die_with_parent() -> None:
-    """preexec_fn: SIGKILL the child when the thread that started it exits.
-
-    Keeps stray etcd/apiserver processes from outliving a killed test run. Note that
-    Linux ties this to the starting *thread*: start the control plane from a thread
-    that lives as long as it should (pytest fixtures run in the main thread).
-    """
-    with contextlib.suppress(Exception):
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        pr_set_pdeathsig = 1
-        libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
-
-
-# Public name for other helpers that start long-running children (e.g. `authsvc serve`).
-die_with_parent = _die_with_parent
-
-
-def _stop_process(proc: subprocess.Popen[bytes] | None, timeout: float = STOP_TIMEOUT) -> None:
-    if proc is None or proc.poll() is not None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=timeout)
 
 
 def _http_get(url: str, context: ssl.SSLContext | None, timeout: float = 3.0) -> tuple[int, str]:
@@ -290,16 +249,14 @@ class ControlPlane:
         self._apiserver_binary = apiserver_binary
         self._etcd_binary = etcd
         self.start_timeout = start_timeout
-        self._preexec = _die_with_parent if kill_on_parent_exit else None
+        self._kill_on_parent_exit = kill_on_parent_exit
         self.files: ControlPlaneFiles | None = None
         self.workdir: Path | None = None
         self.etcd_client_port: int | None = None
         self.etcd_peer_port: int | None = None
         self.secure_port: int | None = None
-        self.etcd_process: subprocess.Popen[bytes] | None = None
-        self.apiserver_process: subprocess.Popen[bytes] | None = None
-        self.etcd_log: Path | None = None
-        self.apiserver_log: Path | None = None
+        self.etcd_process: ChildProcess | None = None
+        self.apiserver_process: ChildProcess | None = None
         self._apiserver_starts = 0
 
     # ----------------------------------------------------------------- properties
@@ -317,19 +274,22 @@ class ControlPlane:
         return f"http://127.0.0.1:{self.etcd_client_port}"
 
     @property
+    def etcd_log(self) -> Path | None:
+        return self.etcd_process.log_path if self.etcd_process is not None else None
+
+    @property
+    def apiserver_log(self) -> Path | None:
+        return self.apiserver_process.log_path if self.apiserver_process is not None else None
+
+    @property
     def running(self) -> bool:
-        return (
-            self.etcd_process is not None
-            and self.etcd_process.poll() is None
-            and self.apiserver_process is not None
-            and self.apiserver_process.poll() is None
-        )
+        return all(p is not None and p.running for p in (self.etcd_process, self.apiserver_process))
 
     # ----------------------------------------------------------------- lifecycle
 
     def start(self, files: ControlPlaneFiles, workdir: Path) -> None:
         """Start etcd (fresh data dir) then kube-apiserver; return once /readyz is 200."""
-        if self.etcd_process is not None or self.apiserver_process is not None:
+        if self.running:
             raise ControlPlaneError("control plane already started; stop() it first")
         if self._apiserver_binary is None:
             self._apiserver_binary = kube_apiserver_binary()
@@ -338,6 +298,8 @@ class ControlPlane:
         self.files = files
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
+        self.etcd_process = self._child("etcd", self.workdir / "etcd.log")
+        self.apiserver_process = self._child("kube-apiserver", self.workdir / "kube-apiserver.log")
         try:
             self._start_etcd()
             self._start_apiserver(new_port=True)
@@ -345,14 +307,24 @@ class ControlPlane:
             self.stop()
             raise
 
+    def _child(self, name: str, log: Path) -> ChildProcess:
+        # A probe each quarter second, as before: each is an HTTP(S) request to a server that is starting.
+        return ChildProcess(
+            name,
+            log,
+            start_timeout=self.start_timeout,
+            kill_on_parent_exit=self._kill_on_parent_exit,
+            poll_interval=0.25,
+        )
+
     def stop(self) -> None:
         """Stop kube-apiserver then etcd (SIGTERM, wait, SIGKILL). Idempotent."""
         try:
-            _stop_process(self.apiserver_process)
+            if self.apiserver_process is not None:
+                self.apiserver_process.stop(STOP_TIMEOUT)
         finally:
-            _stop_process(self.etcd_process)
-            self.apiserver_process = None
-            self.etcd_process = None
+            if self.etcd_process is not None:
+                self.etcd_process.stop(STOP_TIMEOUT)
 
     def restart_apiserver(self, files: ControlPlaneFiles | None = None) -> None:
         """Restart only kube-apiserver, on the same port with the same flags.
@@ -360,12 +332,11 @@ class ControlPlane:
         Files are re-read, so e.g. a changed service-account public key bundle takes
         effect. Pass ``files`` to change flags too. etcd and its data are kept.
         """
-        if self.etcd_process is None or self.workdir is None:
+        if self.etcd_process is None or self.apiserver_process is None or self.workdir is None:
             raise ControlPlaneError("control plane not started")
         if files is not None:
             self.files = files
-        _stop_process(self.apiserver_process)
-        self.apiserver_process = None
+        self.apiserver_process.stop(STOP_TIMEOUT)
         self._start_apiserver(new_port=False)
 
     def __enter__(self) -> ControlPlane:
@@ -377,17 +348,19 @@ class ControlPlane:
     # ----------------------------------------------------------------- etcd
 
     def _start_etcd(self) -> None:
-        assert self.workdir is not None and self._etcd_binary is not None
-        self.etcd_log = self.workdir / "etcd.log"
-        last_error = ""
-        for attempt in range(1, _PORT_RETRIES + 1):
+        assert self.workdir is not None and self._etcd_binary is not None and self.etcd_process is not None
+        workdir, binary, process = self.workdir, self._etcd_binary, self.etcd_process
+
+        def pick_ports() -> None:
             self.etcd_client_port, self.etcd_peer_port = free_ports(2)
-            data_dir = self.workdir / "etcd-data"
+
+        def start_once() -> None:
+            data_dir = workdir / "etcd-data"
             shutil.rmtree(data_dir, ignore_errors=True)
             client = f"http://127.0.0.1:{self.etcd_client_port}"
             peer = f"http://127.0.0.1:{self.etcd_peer_port}"
             args = [
-                str(self._etcd_binary),
+                str(binary),
                 "--name=authsvc-test",
                 f"--data-dir={data_dir}",
                 f"--listen-client-urls={client}",
@@ -398,42 +371,21 @@ class ControlPlane:
                 "--initial-cluster-state=new",
                 "--initial-cluster-token=authsvc-test",
             ]
-            self.etcd_process = self._spawn(args, self.etcd_log)
-            try:
-                self._wait_etcd()
-                return
-            except ControlPlaneError as exc:
-                _stop_process(self.etcd_process)
-                self.etcd_process = None
-                last_error = str(exc)
-                if "address already in use" not in log_tail(self.etcd_log, 200):
-                    raise
-                if attempt < _PORT_RETRIES:
-                    continue
-        raise ControlPlaneError(last_error)
+            ports = [p for p in (self.etcd_client_port, self.etcd_peer_port) if p is not None]
+            process.start(args, ready=self._etcd_healthy, ports=ports, env=_child_env(), cwd=workdir)
 
-    def _wait_etcd(self) -> None:
-        assert self.etcd_process is not None and self.etcd_log is not None
-        deadline = time.monotonic() + self.start_timeout
-        last = "no answer yet"
-        while time.monotonic() < deadline:
-            if self.etcd_process.poll() is not None:
-                raise ControlPlaneError(
-                    f"etcd exited with code {self.etcd_process.returncode}; "
-                    f"log {self.etcd_log}:\n{log_tail(self.etcd_log)}"
-                )
-            try:
-                status, body = _http_get(f"{self.etcd_url}/health", None)
-                if status == 200 and '"health":"true"' in body.replace(" ", ""):
-                    return
-                last = f"HTTP {status}: {body.strip()}"
-            except OSError as exc:
-                last = str(exc)
-            time.sleep(0.2)
-        raise ControlPlaneError(
-            f"etcd not healthy after {self.start_timeout:.0f}s ({last}); "
-            f"log {self.etcd_log}:\n{log_tail(self.etcd_log)}"
-        )
+        pick_ports()
+        _as_control_plane_error(lambda: on_free_ports(start_once, pick_ports))
+
+    def _etcd_healthy(self) -> str | None:
+        """None once etcd's /health says so, else what it says."""
+        try:
+            status, body = _http_get(f"{self.etcd_url}/health", None)
+        except OSError as exc:
+            return str(exc)
+        if status == 200 and '"health":"true"' in body.replace(" ", ""):
+            return None
+        return f"HTTP {status}: {body.strip()}"
 
     # ----------------------------------------------------------------- kube-apiserver
 
@@ -471,31 +423,28 @@ class ControlPlane:
         return args
 
     def _start_apiserver(self, new_port: bool) -> None:
-        assert self.workdir is not None
-        last_error = ""
-        for attempt in range(1, _PORT_RETRIES + 1):
-            if self._fixed_port is not None:
-                self.secure_port = self._fixed_port
-            elif new_port or self.secure_port is None:
-                self.secure_port = free_port()
+        assert self.workdir is not None and self.apiserver_process is not None
+        workdir, process = self.workdir, self.apiserver_process
+
+        def pick_port() -> None:
+            self.secure_port = free_port()
+
+        def start_once() -> None:
             self._apiserver_starts += 1
             n = self._apiserver_starts
-            self.apiserver_log = self.workdir / ("kube-apiserver.log" if n == 1 else f"kube-apiserver.{n}.log")
-            self.apiserver_process = self._spawn(self.apiserver_args(), self.apiserver_log)
-            try:
-                self._wait_apiserver()
-                return
-            except ControlPlaneError as exc:
-                _stop_process(self.apiserver_process)
-                self.apiserver_process = None
-                last_error = str(exc)
-                in_use = "address already in use" in log_tail(self.apiserver_log, 200)
-                if not in_use or attempt == _PORT_RETRIES:
-                    raise
-                if not new_port or self._fixed_port is not None:
-                    # The port is still held by something (e.g. the old process); wait a bit.
-                    time.sleep(1.0)
-        raise ControlPlaneError(last_error)
+            process.log_path = workdir / ("kube-apiserver.log" if n == 1 else f"kube-apiserver.{n}.log")
+            assert self.secure_port is not None
+            ports = [self.secure_port]
+            process.start(
+                self.apiserver_args(), ready=self._apiserver_ready(), ports=ports, env=_child_env(), cwd=workdir
+            )
+
+        if self._fixed_port is not None:
+            self.secure_port = self._fixed_port
+        elif new_port or self.secure_port is None:
+            pick_port()
+        chosen_here = new_port and self._fixed_port is None
+        _as_control_plane_error(lambda: on_free_ports(start_once, pick_port if chosen_here else None))
 
     def _probe_context(self) -> ssl.SSLContext:
         f = self.files
@@ -508,61 +457,42 @@ class ControlPlane:
             )
         return ctx
 
-    def _wait_apiserver(self) -> None:
-        assert self.apiserver_process is not None and self.apiserver_log is not None
+    def _apiserver_ready(self) -> Callable[[], str | None]:
+        """The readiness probe of one start: /readyz, then (authenticated) the default namespace."""
         f = self.files
         assert f is not None
         authenticated = f.probe_client_cert_file is not None
         ctx = self._probe_context()
-        deadline = time.monotonic() + self.start_timeout
-        last = "no answer yet"
-        ready = False
-        while time.monotonic() < deadline:
-            if self.apiserver_process.poll() is not None:
-                raise ControlPlaneError(
-                    f"kube-apiserver exited with code {self.apiserver_process.returncode}; "
-                    f"log {self.apiserver_log}:\n{log_tail(self.apiserver_log)}"
-                )
+        readyz_passed = False
+
+        def probe() -> str | None:
+            nonlocal readyz_passed
             try:
-                if not ready:
+                if not readyz_passed:
                     status, body = _http_get(f"{self.url}/readyz?verbose", ctx)
-                    last = f"/readyz: HTTP {status}: {body.strip()[-2000:]}"
-                    if status == 200 or (status == 401 and not authenticated):
-                        ready = True
-                        if not authenticated:
-                            return
-                if ready:
-                    status, body = _http_get(f"{self.url}/api/v1/namespaces/default", ctx)
-                    last = f"/api/v1/namespaces/default: HTTP {status}: {body.strip()[-500:]}"
-                    if status == 200:
-                        return
+                    if not (status == 200 or (status == 401 and not authenticated)):
+                        return f"/readyz: HTTP {status}: {body.strip()[-2000:]}"
+                    readyz_passed = True
+                    if not authenticated:
+                        return None
+                status, body = _http_get(f"{self.url}/api/v1/namespaces/default", ctx)
+                return None if status == 200 else f"/api/v1/namespaces/default: HTTP {status}: {body.strip()[-500:]}"
             except ssl.SSLError as exc:
-                last = f"TLS error: {exc}"
                 if "CERTIFICATE_VERIFY_FAILED" in str(exc):
                     raise ControlPlaneError(
                         f"cannot verify kube-apiserver's serving certificate with "
                         f"{f.probe_ca_file or f.client_ca_file} ({exc}); set probe_ca_file"
                     ) from exc
+                return f"TLS error: {exc}"
             except OSError as exc:
-                last = str(exc)
-            time.sleep(0.25)
-        raise ControlPlaneError(
-            f"kube-apiserver not ready after {self.start_timeout:.0f}s ({last}); "
-            f"log {self.apiserver_log}:\n{log_tail(self.apiserver_log)}"
-        )
+                return str(exc)
 
-    # ----------------------------------------------------------------- processes
+        return probe
 
-    def _spawn(self, args: list[str], log_path: Path) -> subprocess.Popen[bytes]:
-        with log_path.open("ab") as log:
-            log.write(f"$ {' '.join(args)}\n".encode())
-            log.flush()
-            return subprocess.Popen(
-                args,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=_child_env(),
-                cwd=self.workdir,
-                preexec_fn=self._preexec,
-            )
+
+def _as_control_plane_error(start: Callable[[], None]) -> None:
+    """What ChildProcess raises, as this module's error (callers catch ControlPlaneError)."""
+    try:
+        start()
+    except (PortInUse, ProcessError) as exc:
+        raise ControlPlaneError(str(exc)) from exc

@@ -13,35 +13,22 @@ unix socket inside the folder (trust; used for the superuser's setup work).
 
 from __future__ import annotations
 
-import atexit
-import contextlib
 import os
 import pwd
 import shutil
 import signal
 import subprocess
 import tempfile
-import time
-import weakref
 from pathlib import Path
 from types import TracebackType
 
 import psycopg
 from psycopg import sql
 
-from .support import find_binary, free_port, log_tail, postgres_bindir
+from .process import ChildProcess, on_free_ports
+from .support import find_binary, free_port, postgres_bindir
 
 __all__ = ["Postgres"]
-
-_LIVE: weakref.WeakSet[Postgres] = weakref.WeakSet()
-
-
-@atexit.register
-def _kill_leftovers() -> None:
-    for server in list(_LIVE):
-        with contextlib.suppress(Exception):  # best effort at interpreter exit
-            server.stop(timeout=2.0)
-
 
 _DEFAULT_SETTINGS: dict[str, str] = {
     "listen_addresses": "'127.0.0.1'",
@@ -86,6 +73,7 @@ class Postgres:
         self.auth = auth
         self.host = "127.0.0.1"
         self.port: int = port or free_port()
+        self._port_chosen_here = port is None  # chosen again if taken before the first start
         self.superuser = "postgres"
         self.superuser_password = "postgres"
         self.startup_timeout = startup_timeout
@@ -97,7 +85,7 @@ class Postgres:
         self._workdir: Path | None = None
         # Run as another OS user only when we are root (initdb/postgres refuse root).
         self.os_user: str | None = os_user if os_user is not None else ("postgres" if os.geteuid() == 0 else None)
-        self._proc: subprocess.Popen[bytes] | None = None
+        self._process: ChildProcess | None = None
         self._initialised = False
 
     # -- properties ---------------------------------------------------------------------------
@@ -160,7 +148,7 @@ class Postgres:
 
     @property
     def pid(self) -> int | None:
-        return self._proc.pid if self._proc is not None and self._proc.poll() is None else None
+        return self._process.pid if self._process is not None else None
 
     @property
     def running(self) -> bool:
@@ -180,16 +168,18 @@ class Postgres:
             ) from None
         return entry.pw_uid, entry.pw_gid
 
-    def _popen_kwargs(self) -> dict[str, object]:
-        ids = self._ids()
-        env = {
+    def _env(self) -> dict[str, str]:
+        return {
             "PATH": f"{self.bindir}:/usr/bin:/bin",
             "LANG": "C",
             "LC_ALL": "C",
             "HOME": str(self.workdir),
             "TZ": "UTC",
         }
-        kwargs: dict[str, object] = {"env": env, "cwd": str(self.workdir)}
+
+    def _popen_kwargs(self) -> dict[str, object]:
+        kwargs: dict[str, object] = {"env": self._env(), "cwd": str(self.workdir)}
+        ids = self._ids()
         if ids is not None:
             uid, gid = ids
             kwargs.update(user=uid, group=gid, extra_groups=[])
@@ -258,7 +248,8 @@ class Postgres:
         if result.returncode != 0:
             raise RuntimeError(f"initdb failed (rc={result.returncode}) in {wd}:\n{result.stdout}{result.stderr}")
         lines = [f"{k} = {v}" for k, v in self._settings.items()]
-        lines += [f"port = {self.port}", f"unix_socket_directories = '{self.socket_dir}'"]
+        # The port is on the command line (-p), so that a port taken by then can be changed.
+        lines += [f"unix_socket_directories = '{self.socket_dir}'"]
         with open(self.data_dir / "postgresql.conf", "a") as conf:
             conf.write("\n# authsvc test instance\n" + "\n".join(lines) + "\n")
 
@@ -270,20 +261,27 @@ class Postgres:
         first = not self._initialised
         if self._workdir is None:
             self._initdb()
-        with open(self.log_path, "ab") as log:
-            log.write(f"\n=== {time.strftime('%H:%M:%S')} start\n".encode())
-            log.flush()
-            self._proc = subprocess.Popen(  # type: ignore[call-overload]
-                [str(self.bindir / "postgres"), "-D", str(self.data_dir)],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                **self._popen_kwargs(),
+        if self._process is None:
+            self._process = ChildProcess("postgres", self.log_path, start_timeout=self.startup_timeout)
+        process = self._process
+        ids = self._ids()
+
+        def start_once() -> None:
+            process.start(
+                [str(self.bindir / "postgres"), "-D", str(self.data_dir), "-p", str(self.port)],
+                ready=self._answers,
+                ports=[self.port],
+                env=self._env(),
+                cwd=self.workdir,
+                user=ids[0] if ids else None,
+                group=ids[1] if ids else None,
             )
-        _LIVE.add(self)
+
+        def pick_new_port() -> None:
+            self.port = free_port()
+
+        on_free_ports(start_once, pick_new_port if self._port_chosen_here and first else None)
         try:
-            self._wait_ready()
             if first:
                 self._create_role_and_database()
                 self._initialised = True
@@ -292,28 +290,14 @@ class Postgres:
             raise
         return self
 
-    def _wait_ready(self) -> None:
-        assert self._proc is not None
-        deadline = time.monotonic() + self.startup_timeout
-        last: Exception | None = None
-        while True:
-            rc = self._proc.poll()
-            if rc is not None:
-                raise RuntimeError(
-                    f"postgres exited with code {rc} during startup; log {self.log_path}:\n{log_tail(self.log_path)}"
-                )
-            try:
-                with psycopg.connect(self.admin_dsn, connect_timeout=2) as conn:
-                    conn.execute("select 1")
-                return
-            except psycopg.OperationalError as exc:
-                last = exc
-            if time.monotonic() >= deadline:
-                raise RuntimeError(
-                    f"postgres did not accept connections within {self.startup_timeout}s "
-                    f"({last}); log {self.log_path}:\n{log_tail(self.log_path)}"
-                )
-            time.sleep(0.05)
+    def _answers(self) -> str | None:
+        """None once the superuser's socket connection works, else why not."""
+        try:
+            with psycopg.connect(self.admin_dsn, connect_timeout=2) as conn:
+                conn.execute("select 1")
+        except psycopg.OperationalError as exc:
+            return str(exc).strip()
+        return None
 
     def admin_connection(self, dbname: str = "postgres") -> psycopg.Connection[tuple[object, ...]]:
         """Superuser connection (unix socket, autocommit). The caller closes it."""
@@ -344,32 +328,17 @@ class Postgres:
     def stop(self, mode: str = "fast", timeout: float = 15.0) -> None:
         """Shut down by signalling the postmaster's PID: ``fast`` (SIGINT: roll back and
         disconnect sessions), ``smart`` (SIGTERM: wait for sessions) or ``immediate``
-        (SIGQUIT: no checkpoint, crash recovery on next start). SIGKILL after ``timeout``."""
+        (SIGQUIT: no checkpoint, crash recovery on next start). SIGKILL after ``timeout``.
+        Returns once every backend is gone too, so that a start right after does not find
+        the old shared memory still in use."""
         signals = {"smart": signal.SIGTERM, "fast": signal.SIGINT, "immediate": signal.SIGQUIT}
-        proc = self._proc
-        if proc is None:
-            return
-        if proc.poll() is None:
-            try:
-                proc.send_signal(signals[mode])
-                proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.kill()
-                return
-            except ProcessLookupError:
-                pass
-        self._proc = None
-        _LIVE.discard(self)
+        if self._process is not None:
+            self._process.stop(timeout, signals[mode])
 
     def kill(self) -> None:
         """Crash: SIGKILL the postmaster and its backends (its own process group)."""
-        proc = self._proc
-        if proc is not None and proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        self._proc = None
-        _LIVE.discard(self)
+        if self._process is not None:
+            self._process.kill()
 
     def close(self) -> None:
         """Stop and delete the temporary folder (kept if ``workdir`` was given)."""
@@ -378,6 +347,7 @@ class Postgres:
             shutil.rmtree(self._workdir, ignore_errors=True)
             self._workdir = None
             self._initialised = False
+            self._process = None
 
     def __enter__(self) -> Postgres:
         return self.start()

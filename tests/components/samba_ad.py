@@ -35,18 +35,14 @@ Facts learned while building this (Samba 4.17, Debian bookworm):
 
 from __future__ import annotations
 
-import atexit
-import contextlib
 import errno
 import json
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
 import time
-import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import Enum
@@ -59,7 +55,8 @@ from ldap3.protocol.microsoft import extended_dn_control
 
 from authsvc.ldap.connections import VerifiedTls
 
-from .support import find_binary, log_tail
+from .process import ChildProcess, PortInUse
+from .support import find_binary
 
 __all__ = [
     "ADMIN_DN",
@@ -252,15 +249,6 @@ for group in spec["groups"]:
     db.add_remove_group_members(group["name"], group["members"], add_members_operation=True)
 """
 
-_LIVE: weakref.WeakSet[SambaAD] = weakref.WeakSet()
-
-
-@atexit.register
-def _kill_leftovers() -> None:
-    for server in list(_LIVE):
-        with contextlib.suppress(Exception):  # best effort at interpreter exit
-            server.stop(timeout=2.0)
-
 
 class PortsTaken(RuntimeError):
     """389 or 636 on 127.0.0.1 is already in use: another DC (or a slapd) runs on this machine."""
@@ -325,7 +313,7 @@ class SambaAD:
         self._workdir_arg = Path(workdir) if workdir is not None else None
         self._workdir: Path | None = None
         self.startup_timeout = startup_timeout
-        self._proc: subprocess.Popen[bytes] | None = None
+        self._process: ChildProcess | None = None
         self._provisioned = False
         self.timings = Timings()
 
@@ -363,7 +351,7 @@ class SambaAD:
 
     @property
     def pid(self) -> int | None:
-        return self._proc.pid if self._proc is not None and self._proc.poll() is None else None
+        return self._process.pid if self._process is not None else None
 
     @property
     def running(self) -> bool:
@@ -475,66 +463,28 @@ class SambaAD:
         if not self._provisioned:
             self._provision()
         cmd = [self._binary("samba"), "-s", str(self.conf_path), "-i", "-M", "single", "--debug-stdout"]
+        if self._process is None:
+            self._process = ChildProcess("samba", self.log_path, start_timeout=self.startup_timeout, poll_interval=0.1)
         started = time.monotonic()
-        with open(self.log_path, "ab") as log:
-            log.write(f"\n=== {time.strftime('%H:%M:%S')} start: {' '.join(cmd)}\n".encode())
-            log.flush()
-            self._proc = subprocess.Popen(
-                cmd,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=self.workdir,
-                start_new_session=True,
-            )
-        _LIVE.add(self)
         try:
-            self._wait_ready()
-        except BaseException:
-            self.stop(timeout=2.0)
-            raise
+            self._process.start(cmd, ready=self._answers, ports=[LDAP_PORT, LDAPS_PORT], cwd=self.workdir)
+        except PortInUse as e:  # taken since the check above
+            raise PortsTaken(str(e)) from e
         self.timings.start = time.monotonic() - started
         return self
 
-    def _wait_ready(self) -> None:
-        assert self._proc is not None
-        deadline = time.monotonic() + self.startup_timeout
-        last: Exception | None = None
-        while True:
-            rc = self._proc.poll()
-            if rc is not None:
-                raise RuntimeError(
-                    f"samba exited with code {rc} during startup; log {self.log_path}:\n{log_tail(self.log_path)}"
-                )
-            try:
-                conn = self.connection(SERVICE_DN, SERVICE_PASSWORD)
-                conn.unbind()
-                return
-            except (LDAPException, OSError) as exc:
-                last = exc
-            if time.monotonic() >= deadline:
-                raise RuntimeError(
-                    f"samba did not answer on {self.ldaps_url} within {self.startup_timeout}s "
-                    f"({last!r}); log {self.log_path}:\n{log_tail(self.log_path)}"
-                )
-            time.sleep(0.1)
+    def _answers(self) -> str | None:
+        """None once the service account binds over LDAPS with the CA, else why not."""
+        try:
+            self.connection(SERVICE_DN, SERVICE_PASSWORD).unbind()
+        except (LDAPException, OSError) as exc:
+            return repr(exc)
+        return None
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Stop samba (SIGTERM to its PID, SIGKILL after `timeout`) and wait for it."""
-        proc = self._proc
-        if proc is None:
-            return
-        if proc.poll() is None:
-            try:
-                proc.send_signal(signal.SIGTERM)
-                proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-            except ProcessLookupError:
-                pass
-        self._proc = None
-        _LIVE.discard(self)
+        """Stop samba (SIGTERM to its PID, SIGKILL after `timeout` to all it started) and wait for it."""
+        if self._process is not None:
+            self._process.stop(timeout)
 
     def close(self) -> None:
         """Stop and delete the temporary folder (kept if `workdir` was given)."""
@@ -543,6 +493,7 @@ class SambaAD:
             shutil.rmtree(self._workdir, ignore_errors=True)
             self._workdir = None
             self._provisioned = False
+            self._process = None
 
     def __enter__(self) -> SambaAD:
         return self.start()

@@ -18,17 +18,12 @@ Facts learned while building this (OpenLDAP 2.5, Debian bookworm):
 
 from __future__ import annotations
 
-import atexit
 import base64
-import contextlib
 import hashlib
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
-import time
-import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,7 +34,8 @@ import ldap3
 from ldap3.core.exceptions import LDAPException
 from ldap3.utils.dn import escape_rdn, safe_dn
 
-from .support import find_binary, free_port, log_tail
+from .process import ChildProcess, on_free_ports
+from .support import find_binary, free_port
 
 __all__ = [
     "ADMIN_DN",
@@ -363,25 +359,6 @@ def parse_ldif(text: str) -> list[tuple[str, dict[str, list[str]]]]:
 # --- the server ------------------------------------------------------------------------------
 
 
-def _all_threads_stopped(pid: int) -> bool:
-    """Whether the kernel reports every thread of `pid` as stopped (state T in /proc)."""
-    states = []
-    for stat in Path(f"/proc/{pid}/task").glob("*/stat"):
-        with contextlib.suppress(OSError):  # a thread that just ended
-            states.append(stat.read_text().rpartition(")")[2].split()[0])
-    return bool(states) and all(state == "T" for state in states)
-
-
-_LIVE: weakref.WeakSet[Slapd] = weakref.WeakSet()
-
-
-@atexit.register
-def _kill_leftovers() -> None:
-    for server in list(_LIVE):
-        with contextlib.suppress(Exception):  # best effort at interpreter exit
-            server.stop(timeout=2.0)
-
-
 class Slapd:
     """A slapd child process on loopback ports with its own folder.
 
@@ -459,15 +436,17 @@ class Slapd:
         self.host = "127.0.0.1"
         self.port: int = port or free_port()
         self.ldaps_port: int | None = (ldaps_port or free_port()) if self._ldaps else None
+        # Ports the caller did not choose are chosen again if taken before slapd's first start.
+        self._ports_chosen_here = port is None and (ldaps_port is None or not self._ldaps)
         self._own_workdir = workdir is None
         self._workdir_arg = Path(workdir) if workdir is not None else None
         self._workdir: Path | None = None
         self._debug_level = debug_level
         self._sizelimit = sizelimit
         self.startup_timeout = startup_timeout
-        self._proc: subprocess.Popen[bytes] | None = None
+        self._process: ChildProcess | None = None
         self._prepared = False
-        self._frozen = False
+        self._started = False
 
     # -- properties ---------------------------------------------------------------------------
 
@@ -503,7 +482,7 @@ class Slapd:
 
     @property
     def pid(self) -> int | None:
-        return self._proc.pid if self._proc is not None and self._proc.poll() is None else None
+        return self._process.pid if self._process is not None else None
 
     @property
     def running(self) -> bool:
@@ -611,60 +590,43 @@ class Slapd:
             return self
         if not self._prepared:
             self._prepare()
-        listeners = [f"ldap://{self.host}:{self.port}/"]
-        if self.ldaps_port:
-            listeners.append(f"ldaps://{self.host}:{self.ldaps_port}/")
-        cmd = [
-            self._binary("slapd"),
-            "-f",
-            str(self.conf_path),
-            "-h",
-            " ".join(listeners),
-            "-d",
-            self._debug_level,
-        ]
-        with open(self.log_path, "ab") as log:
-            log.write(f"\n=== {time.strftime('%H:%M:%S')} start: {' '.join(cmd)}\n".encode())
-            log.flush()
-            self._proc = subprocess.Popen(
-                cmd,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=self.workdir,
-                start_new_session=True,
-            )
-        _LIVE.add(self)
-        try:
-            self._wait_ready()
-        except BaseException:
-            self.stop(timeout=2.0)
-            raise
+        if self._process is None:
+            self._process = ChildProcess("slapd", self.log_path, start_timeout=self.startup_timeout)
+        process = self._process
+
+        def start_once() -> None:
+            listeners = [f"ldap://{self.host}:{self.port}/"]
+            if self.ldaps_port:
+                listeners.append(f"ldaps://{self.host}:{self.ldaps_port}/")
+            argv = [
+                self._binary("slapd"),
+                "-f",
+                str(self.conf_path),
+                "-h",
+                " ".join(listeners),
+                "-d",
+                self._debug_level,
+            ]
+            ports = [self.port, *([self.ldaps_port] if self.ldaps_port else [])]
+            process.start(argv, ready=self._answers, ports=ports, cwd=self.workdir)
+
+        def pick_new_ports() -> None:
+            self.port = free_port()
+            self.ldaps_port = free_port() if self._ldaps else None
+
+        on_free_ports(start_once, pick_new_ports if self._ports_chosen_here and not self._started else None)
+        self._started = True
         return self
 
-    def _wait_ready(self) -> None:
-        assert self._proc is not None
-        deadline = time.monotonic() + self.startup_timeout
-        last: Exception | None = None
-        while True:
-            rc = self._proc.poll()
-            if rc is not None:
-                raise RuntimeError(
-                    f"slapd exited with code {rc} during startup; log {self.log_path}:\n{log_tail(self.log_path)}"
-                )
-            try:
-                self._probe(self.url)
-                if self.ldaps_url:
-                    self._probe(self.ldaps_url)
-                return
-            except LDAPException as exc:
-                last = exc
-            if time.monotonic() >= deadline:
-                raise RuntimeError(
-                    f"slapd did not answer on {self.url} within {self.startup_timeout}s "
-                    f"({last!r}); log {self.log_path}:\n{log_tail(self.log_path)}"
-                )
-            time.sleep(0.02)
+    def _answers(self) -> str | None:
+        """None once the root DSE answers on every listener, else why not."""
+        try:
+            self._probe(self.url)
+            if self.ldaps_url:
+                self._probe(self.ldaps_url)
+        except LDAPException as exc:
+            return repr(exc)
+        return None
 
     def _probe(self, url: str) -> None:
         conn = ldap3.Connection(self._server(url), raise_exceptions=True)
@@ -676,60 +638,31 @@ class Slapd:
 
     def freeze(self) -> None:
         """Hang slapd (SIGSTOP): the kernel still accepts connections and takes requests, but
-        nothing answers, as with a directory stuck on its disk or a lock. ``thaw()`` resumes it."""
-        proc = self._proc
-        if proc is None or proc.poll() is not None:
+        nothing answers, as with a directory stuck on its disk or a lock. ``thaw()`` resumes it.
+        Returns once every slapd thread is stopped."""
+        if self._process is None:
             raise RuntimeError("slapd is not running: nothing to freeze")
-        proc.send_signal(signal.SIGSTOP)
-        self._frozen = True
-        # The signal is delivered asynchronously: return once every thread is stopped, so that
-        # no request sent after freeze() can still be answered.
-        deadline = time.monotonic() + 5.0
-        while not _all_threads_stopped(proc.pid):
-            if time.monotonic() >= deadline:
-                raise RuntimeError(f"slapd (pid {proc.pid}) did not stop within 5s of SIGSTOP")
-            time.sleep(0.001)
+        self._process.freeze()
 
     def thaw(self) -> None:
         """Resume a frozen slapd (SIGCONT); it answers what was sent meanwhile."""
-        proc = self._proc
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGCONT)
-        self._frozen = False
+        if self._process is not None:
+            self._process.thaw()
 
     @property
     def frozen(self) -> bool:
-        return self._frozen
+        return self._process is not None and self._process.frozen
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Stop slapd (SIGTERM to its PID, then SIGKILL after ``timeout``) and wait for it."""
-        proc = self._proc
-        if proc is None:
-            return
-        if proc.poll() is None:
-            if self._frozen:  # a stopped process acts on SIGTERM only once it runs again
-                self.thaw()
-            try:
-                proc.send_signal(signal.SIGTERM)
-                proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-            except ProcessLookupError:
-                pass
-        self._proc = None
-        self._frozen = False
-        _LIVE.discard(self)
+        """Stop slapd (SIGTERM to its PID, then SIGKILL after ``timeout``) and wait for it
+        (a frozen slapd is thawed first: it would act on SIGTERM only once it runs again)."""
+        if self._process is not None:
+            self._process.stop(timeout)
 
     def kill(self) -> None:
         """Crash slapd (SIGKILL) for outage tests; ``start()`` works afterwards (mdb is crash-safe)."""
-        proc = self._proc
-        if proc is not None and proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        self._proc = None
-        self._frozen = False
-        _LIVE.discard(self)
+        if self._process is not None:
+            self._process.kill()
 
     def close(self) -> None:
         """Stop and delete the temporary folder (kept if ``workdir`` was given)."""
@@ -738,6 +671,7 @@ class Slapd:
             shutil.rmtree(self._workdir, ignore_errors=True)
             self._workdir = None
             self._prepared = False
+            self._process = None
 
     def __enter__(self) -> Slapd:
         return self.start()

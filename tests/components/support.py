@@ -1,9 +1,10 @@
-"""Helpers shared by the component fixtures: loopback ports, binaries, skip-or-fail rule."""
+"""Helpers shared by the component fixtures: loopback ports, binaries, skip-or-fail rule, `eventually`."""
 
 from __future__ import annotations
 
 import glob
 import os
+import random
 import shutil
 import socket
 import time
@@ -15,6 +16,7 @@ __all__ = [
     "eventually",
     "find_binary",
     "free_port",
+    "free_ports",
     "is_ci",
     "log_tail",
     "postgres_bindir",
@@ -27,26 +29,76 @@ __all__ = [
 _EXTRA_DIRS = ("/usr/sbin", "/sbin", "/usr/local/sbin")
 
 
+def _ports_the_kernel_never_picks() -> list[range]:
+    """Ports outside the ephemeral range (ip_local_port_range): the kernel gives those to every
+    bind(0) and every outgoing connection of every process on the machine, so a port found free
+    there can be taken by anyone a moment later. Outside it, only an explicit bind can."""
+    try:
+        low, high = (int(v) for v in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    except (OSError, ValueError):
+        return []
+    ranges = [range(_LOWEST_PORT, low), range(high + 1, 65536)]
+    return [r for r in ranges if len(r) >= 1000]
+
+
+_LOWEST_PORT = 15000  # below: ports that services on a developer's machine often hold
+_HANDED_OUT: set[int] = set()  # never the same port twice in a run: a stopped server may come back
+# Not the module `random`: a test that seeds it would make every run pick the same ports.
+_RANDOM = random.SystemRandom()
+
+
+def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
+    """`count` distinct TCP ports on `host` that are free now, outside the kernel's ephemeral
+    range when it leaves room (so no other process is given them by chance), never one this
+    process handed out before. Still a race with explicit binds: `tests.components.process`
+    checks that the process it starts is the one listening."""
+    ranges = _ports_the_kernel_never_picks()
+    chosen: list[int] = []
+    held: list[socket.socket] = []
+    try:
+        for _ in range(200 * count):
+            if len(chosen) == count:
+                break
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)  # no SO_REUSEADDR: TIME_WAIT counts as taken
+            port = _RANDOM.choice(_RANDOM.choice(ranges)) if ranges else 0
+            try:
+                sock.bind((host, port))
+            except OSError:
+                sock.close()
+                continue
+            port = int(sock.getsockname()[1])
+            if port in _HANDED_OUT:
+                sock.close()
+                continue
+            held.append(sock)  # held until all are chosen, so they are distinct
+            chosen.append(port)
+    finally:
+        for sock in held:
+            sock.close()
+    if len(chosen) < count:
+        raise OSError(f"no {count} free TCP ports on {host}")
+    _HANDED_OUT.update(chosen)
+    return chosen
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """Return a TCP port on ``host`` that was free a moment ago (bind to port 0)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+    """One port as `free_ports` chooses them."""
+    return free_ports(1, host)[0]
 
 
 def wait_for_port(host: str, port: int, timeout: float = 10.0) -> None:
     """Block until a TCP connect to ``host:port`` succeeds; ``TimeoutError`` otherwise."""
-    deadline = time.monotonic() + timeout
-    last: OSError | None = None
-    while True:
+
+    def connect() -> OSError | None:
         try:
             with socket.create_connection((host, port), timeout=0.5):
-                return
+                return None
         except OSError as exc:
-            last = exc
-        if time.monotonic() >= deadline:
-            raise TimeoutError(f"{host}:{port} not accepting connections after {timeout}s: {last}")
-        time.sleep(0.02)
+            return exc
+
+    last = eventually(connect, lambda error: error is None, timeout=timeout, interval=0.02)
+    if last is not None:
+        raise TimeoutError(f"{host}:{port} not accepting connections after {timeout}s: {last}")
 
 
 def postgres_bindir() -> Path | None:

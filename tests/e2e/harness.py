@@ -11,7 +11,6 @@ import os
 import ssl
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
@@ -19,15 +18,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from tests.components.kube_apiserver import die_with_parent
+import yaml
+
+from tests.components.process import ChildProcess
 from tests.components.support import eventually as wait_until
-from tests.components.support import log_tail
+from tests.serve.support import AuthsvcServe
 
 # The venv's bin folder: `authsvc` lives there, and kubectl must find it on PATH for exec plugins.
 VENV_BIN = Path(sys.executable).parent
 AUTHSVC = VENV_BIN / "authsvc"
-SERVE_START_TIMEOUT = 30.0
-STOP_TIMEOUT = 10.0
 # Propagation (an RBAC binding reaching the authorizer's cache, a revocation reaching the
 # webhook's key cache) is polled for, never slept through; this bounds the wait.
 PROPAGATION_TIMEOUT = 15.0
@@ -129,114 +128,92 @@ class Kubectl:
 
 
 class AuthsvcServer:
-    """`authsvc serve` (granian, TLS + mTLS) as a child process, stopped by its PID."""
+    """`authsvc serve` (granian, TLS + mTLS) as a child process: the installed console script, with
+    the CLI's home and environment, ready once its own processes listen on `bind` (and `public`)
+    and GET /healthz answers 200 over mTLS (tests/serve/support.py's AuthsvcServe)."""
 
-    def __init__(self, cli: AuthsvcCli, bind: str, log_path: Path, extra_args: Sequence[str] = ()) -> None:
+    def __init__(
+        self, cli: AuthsvcCli, bind: str, log_path: Path, extra_args: Sequence[str] = (), *, public: int | None = None
+    ) -> None:
         self.cli = cli
         self.bind = bind
         self.log_path = log_path
         self.extra_args = tuple(extra_args)
-        self.process: subprocess.Popen[bytes] | None = None
+        self.public = public
+        self._serve: AuthsvcServe | None = None
 
     @property
     def url(self) -> str:
         return f"https://{self.bind}"
 
+    @property
+    def process(self) -> subprocess.Popen[bytes] | None:
+        return self._serve.process if self._serve is not None and self._serve.child.running else None
+
     def start(self, context: ssl.SSLContext) -> None:
         """Start it and wait until GET /healthz answers 200 over mTLS with `context`."""
-        args = [
-            str(AUTHSVC),
-            f"--home={self.cli.home}",
-            "serve",
-            f"--bind={self.bind}",
-            "--workers=1",
-            *self.extra_args,
-        ]
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                args,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=dict(self.cli.env),
-                preexec_fn=die_with_parent,
-            )
-        self._wait_healthy(context)
+        opener = urllib.request.build_opener(
+            urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=context)
+        )
+        urls = self._listener_urls()
+
+        def healthy() -> str | None:
+            for url in urls:  # the public listener is a granian of its own: it may answer a moment later
+                try:
+                    with opener.open(f"{url}/healthz", timeout=2) as response:
+                        if response.status != 200:
+                            return f"{url}: HTTP {response.status}"
+                except (OSError, urllib.error.URLError) as exc:
+                    return f"{url}: {exc}"
+            return None
+
+        self._serve = AuthsvcServe(
+            self.cli.home,
+            self.log_path,
+            webhook=int(self.bind.rpartition(":")[2]),
+            public=self.public,
+            configured_ports=[int(url.rpartition(":")[2]) for url in urls[1:]],
+            args=self.extra_args,
+            env=self.cli.env,
+            ready=healthy,
+            command=(str(AUTHSVC),),
+            kill_on_parent_exit=True,
+        )
+        self._serve.start()
 
     def _listener_urls(self) -> list[str]:
-        """This listener's URL, and the public listener's when authsvc.yaml has one (its own
-        granian process, which may answer a moment after the webhook's)."""
-        import yaml
-
+        """This listener's URL, and the public listener's when there is one (`public`, a
+        --public-bind flag, or authsvc.yaml's server.public_bind)."""
         urls = [self.url]
         if "--insecure-no-client-cert" in self.extra_args:
             return urls  # one listener with everything
         given = [arg.partition("=")[2] for arg in self.extra_args if arg.startswith("--public-bind=")]
         config = self.cli.home / "authsvc.yaml"
-        public_bind = given[-1] if given else None
+        public_bind = f"127.0.0.1:{self.public}" if self.public else given[-1] if given else None
         if public_bind is None and config.exists():
             public_bind = (yaml.safe_load(config.read_text()).get("server") or {}).get("public_bind")
         if public_bind:
             urls.append(f"https://{public_bind}")
         return urls
 
-    def _wait_healthy(self, context: ssl.SSLContext) -> None:
-        assert self.process is not None
-        opener = urllib.request.build_opener(
-            urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=context)
-        )
-        deadline = time.monotonic() + SERVE_START_TIMEOUT
-        last = "no answer yet"
-        waiting = self._listener_urls()
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"authsvc serve exited with code {self.process.returncode}; "
-                    f"log {self.log_path}:\n{log_tail(self.log_path)}"
-                )
-            try:
-                with opener.open(f"{waiting[0]}/healthz", timeout=2) as response:
-                    if response.status == 200:
-                        waiting.pop(0)
-                        if not waiting:
-                            return
-                        continue
-                    last = f"HTTP {response.status}"
-            except (OSError, urllib.error.URLError) as exc:
-                last = str(exc)
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(
-            f"authsvc serve not healthy after {SERVE_START_TIMEOUT:.0f}s ({last}); "
-            f"log {self.log_path}:\n{log_tail(self.log_path)}"
-        )
-
     def stop(self) -> None:
-        """SIGTERM by PID, then SIGKILL if it does not stop (granian stops its workers itself)."""
-        proc, self.process = self.process, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=STOP_TIMEOUT)
+        """SIGTERM by PID, then SIGKILL to whatever is left of it."""
+        serve, self._serve = self._serve, None
+        if serve is not None:
+            serve.stop()
 
 
 class AuthsvcProxy:
-    """`authsvc proxy` as a child process (its own event loop and TLS), stopped by its PID.
-
-    Ready when its metrics listener answers /healthz (the TLS listener forwards every path to
-    the API server, /healthz included)."""
+    """`authsvc proxy` as a child process (its own event loop and TLS), on the components' one
+    lifecycle: ready once it listens on both ports and its metrics listener answers /healthz
+    (the TLS listener forwards every path to the API server, /healthz included)."""
 
     def __init__(self, cli: AuthsvcCli, port: int, metrics_port: int, log_path: Path, extra_args: Sequence[str] = ()):
         self.cli = cli
         self.port = port
         self.metrics_port = metrics_port
-        self.log_path = log_path
         self.extra_args = tuple(extra_args)
-        self.process: subprocess.Popen[bytes] | None = None
+        self.child = ChildProcess("authsvc proxy", log_path, kill_on_parent_exit=True)
 
     @property
     def url(self) -> str:
@@ -247,7 +224,16 @@ class AuthsvcProxy:
         return f"http://127.0.0.1:{self.metrics_port}"
 
     def start(self) -> None:
-        args = [
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+        def healthy() -> str | None:
+            try:
+                with opener.open(f"{self.metrics_url}/healthz", timeout=2) as response:
+                    return None if response.status == 200 else f"/healthz: HTTP {response.status}"
+            except (OSError, urllib.error.URLError) as exc:
+                return f"/healthz: {exc}"
+
+        argv = [
             str(AUTHSVC),
             f"--home={self.cli.home}",
             "proxy",
@@ -255,37 +241,7 @@ class AuthsvcProxy:
             f"--metrics-bind=127.0.0.1:{self.metrics_port}",
             *self.extra_args,
         ]
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                args,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=dict(self.cli.env),
-                preexec_fn=die_with_parent,
-            )
-        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-        deadline = time.monotonic() + SERVE_START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"authsvc proxy exited with {self.process.returncode}:\n{log_tail(self.log_path)}")
-            try:
-                with opener.open(f"{self.metrics_url}/healthz", timeout=2) as response:
-                    if response.status == 200:
-                        return
-            except (OSError, urllib.error.URLError):
-                pass
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"authsvc proxy did not start:\n{log_tail(self.log_path)}")
+        self.child.start(argv, ready=healthy, ports=[self.port, self.metrics_port], env=self.cli.env)
 
     def stop(self) -> None:
-        proc, self.process = self.process, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=STOP_TIMEOUT)
+        self.child.stop()

@@ -12,8 +12,9 @@ start):
 At every phase, every token minted so far that should work does (authsvc's and the
 apiserver's own), and after retire those signed with the old key fail: the twin.
 
-The CA rollover half of issue 6's rotation item needs `authsvc rotate` (the rotate issue),
-which does not exist yet: not covered here.
+The same rotation together with the CA rollover (`authsvc ca rotate`) runs in test_rotation.py,
+on a control plane of its own (it replaces the cluster CA); this one is on the session's cluster,
+with the webhook in the chain and the apiserver's own TokenRequest tokens.
 """
 
 from __future__ import annotations

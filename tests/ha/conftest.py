@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from tests.components.postgres import Postgres
-from tests.components.support import free_port, wait_for_port
+from tests.components.support import free_port
 from tests.conftest import run_cli
 from tests.e2e.harness import AuthsvcCli, AuthsvcServer, child_env
 
@@ -135,15 +135,11 @@ def replicas(
         for name, home in (("a", home_a), ("b", home_b)):
             # A real process (granian over TLS + mTLS); AuthsvcServer takes the home and env from this.
             cli = AuthsvcCli(home, env, subprocess=True)
-            public = f"127.0.0.1:{free_port()}"
-            server = AuthsvcServer(
-                cli, f"127.0.0.1:{free_port()}", root / f"serve-{name}.log", [f"--public-bind={public}"]
-            )
+            public = free_port()
+            server = AuthsvcServer(cli, f"127.0.0.1:{free_port()}", root / f"serve-{name}.log", public=public)
             context = client_context(home)
             server.start(context)
-            host, port = public.split(":")
-            wait_for_port(host, int(port), 30)
-            started.append(Replica(name, home, postgres_server.url, server, context, f"https://{public}"))
+            started.append(Replica(name, home, postgres_server.url, server, context, f"https://127.0.0.1:{public}"))
         yield started[0], started[1]
     finally:
         for replica in started:

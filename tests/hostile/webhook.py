@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from typing import Any
 
 from authsvc.redact import token_fingerprint
 from authsvc.webhook.tokenreview import KIND, V1, Decision
+from tests.components.support import eventually
 from tests.hostile.support import LogWatch, assert_clean, home_state
 from tests.webhook.test_server import Served
 
@@ -58,10 +58,13 @@ class AuditLedger:
     def check(self, served: Served, timeout: float = 15.0) -> None:
         """Every answered review has its line with the same decision; no token, no traceback."""
         want = Counter(token_fingerprint(token) for token, _ in self.expected)
-        deadline = time.monotonic() + timeout
-        while not want <= Counter(line["token"] for line in served.audit_lines()):
-            assert time.monotonic() < deadline, "answered reviews missing from the audit log"
-            time.sleep(0.05)
+        written = eventually(
+            lambda: Counter(line["token"] for line in served.audit_lines()),
+            lambda seen: want <= seen,
+            timeout=timeout,
+            interval=0.05,
+        )
+        assert want <= written, "answered reviews missing from the audit log"
         decisions: dict[str, set[str]] = {}
         for line in served.audit_lines():
             decisions.setdefault(line["token"], set()).add(line["decision"])

@@ -9,28 +9,21 @@ verify with authsvc's token service as the user with the users file's groups.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from authsvc.home.opened import Home
-from tests.components.support import free_port, log_tail, wait_for_port
+from tests.components.support import free_port
 from tests.conftest import run_cli
-from tests.kubeconfig.conftest import VENV_BIN, Kubectl, reconfigure
+from tests.kubeconfig.conftest import Kubectl, reconfigure
 from tests.kubeconfig.tls_server import VersionServer
+from tests.serve.support import AuthsvcServe
 
-pytestmark = [
-    pytest.mark.kubectl,
-    pytest.mark.skipif(
-        importlib.util.find_spec("authsvc.cli.login") is None,
-        reason="`authsvc login` (authsvc.cli.login, the LDAP/login issue) does not exist yet",
-    ),
-]
+pytestmark = [pytest.mark.kubectl]
 
 PASSWORD = "carol's password: 12345"
 
@@ -52,27 +45,11 @@ def login_home(home: Home, tmp_path: Path) -> Iterator[Home]:
     )
     added = run_cli(["users", "add", "carol", "-g", "dev", "--password-stdin"], home=home.root, input=PASSWORD + "\n")
     assert added.exit_code == 0, added.stderr
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path)}
     log = tmp_path / "serve.log"
-    with log.open("wb") as out:
-        server = subprocess.Popen(
-            [str(VENV_BIN / "authsvc"), f"--home={home.root}", "serve"],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env={"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path)},
-        )
-    try:
-        try:
-            wait_for_port("127.0.0.1", port, timeout=30)
-        except TimeoutError:
-            pytest.fail(f"authsvc serve did not start:\n{log_tail(log)}")
+    server = AuthsvcServe(home.root, log, webhook=None, configured_ports=[port], workers=None, env=env)
+    with server.running():
         yield home
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
 
 
 def exec_kubeconfig(home: Home, tmp_path: Path, server: str) -> Path:

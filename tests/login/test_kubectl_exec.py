@@ -9,9 +9,7 @@ from __future__ import annotations
 import json
 import os
 import ssl
-import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,6 +27,7 @@ from tests.kubeconfig.tls_server import VersionServer
 from tests.ldap.fixtures import ENVIRON
 from tests.login.fixtures import MakeHome
 from tests.login.login_server import serving_files
+from tests.serve.support import AuthsvcServe
 
 pytestmark = [pytest.mark.slapd, pytest.mark.kubectl, pytest.mark.e2e]
 AUTHSVC = str(Path(sys.executable).parent / "authsvc")
@@ -49,32 +48,31 @@ def authsvc_serve(served_home: Home, tmp_path: Path) -> Iterator[str]:
     """`authsvc serve` (granian). /login is called without a client certificate, so this runs
     with --insecure-no-client-cert (see docs/ldap.md: /login needs a listener without mTLS)."""
     env = {**os.environ, **ENVIRON, "AUTHSVC_HOME": str(served_home.root)}
-    log = (tmp_path / "serve.log").open("w")
-    process = subprocess.Popen(
-        [AUTHSVC, "serve", "--insecure-no-client-cert"], env=env, stdout=log, stderr=subprocess.STDOUT
-    )
     url = served_home.settings.server.public_url
+    assert url is not None  # served_home sets it
     context = ssl.create_default_context(cafile=served_home.layout.cert_path("ca"))
-    try:
-        _wait_healthy(url, context, process, tmp_path / "serve.log")
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-        log.close()
 
-
-def _wait_healthy(url: str, context: ssl.SSLContext, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"authsvc serve exited: {log.read_text()}")
+    def healthy() -> str | None:
         try:
             with urllib.request.urlopen(f"{url}/healthz", context=context, timeout=2):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"authsvc serve did not answer: {log.read_text()}")
+                return None
+        except OSError as exc:
+            return str(exc)
+
+    port = int(url.rpartition(":")[2])
+    server = AuthsvcServe(
+        served_home.root,
+        tmp_path / "serve.log",
+        webhook=None,
+        configured_ports=[port],
+        workers=None,
+        args=["--insecure-no-client-cert"],
+        env=env,
+        ready=healthy,
+        command=[AUTHSVC],
+    )
+    with server.running():
+        yield url
 
 
 def test_kubectl_exec_plugin_token_authenticates_as_the_ldap_user(

@@ -24,43 +24,33 @@ from pki.store import (
     write_private_key,
 )
 from tests.components.support import is_ci
+from tests.crash import Crash, crash_at
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-class InjectedCrash(RuntimeError):
-    pass
-
-
-def _crash(*_args: object) -> None:
-    raise InjectedCrash("power cut between write and rename")
 
 
 def mode_of(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
-def test_crash_between_write_and_rename_keeps_the_old_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_crash_between_write_and_rename_keeps_the_old_file(tmp_path: Path) -> None:
     target = atomic_write(tmp_path / "ca.key", b"old key", KEY_MODE)
-    monkeypatch.setattr("pki.store.os.replace", _crash)
-    with pytest.raises(InjectedCrash):
+    with crash_at(1), pytest.raises(Crash):  # power cut between write and rename
         atomic_write(target, b"new key", KEY_MODE)
     assert target.read_bytes() == b"old key"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ca.key"]  # no temp file left behind
 
 
-def test_crash_in_a_batch_keeps_every_old_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_crash_in_a_batch_keeps_every_old_file(tmp_path: Path) -> None:
     key, cert = atomic_write(tmp_path / "a.key", b"k1"), atomic_write(tmp_path / "a.crt", b"c1", CERT_MODE)
-    monkeypatch.setattr("pki.store.os.replace", _crash)
-    with pytest.raises(InjectedCrash):
+    with crash_at(1), pytest.raises(Crash):
         atomic_write_many([PendingFile(key, b"k2", KEY_MODE), PendingFile(cert, b"c2", CERT_MODE)])
     assert (key.read_bytes(), cert.read_bytes()) == (b"k1", b"c1")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.crt", "a.key"]
 
 
-def test_crash_while_writing_leaves_no_temp_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("pki.store.os.fsync", _crash)
-    with pytest.raises(InjectedCrash):
+def test_crash_while_writing_leaves_no_temp_file(tmp_path: Path) -> None:
+    with crash_at(1, os, "fsync"), pytest.raises(Crash):
         atomic_write(tmp_path / "new.key", b"secret")
     assert list(tmp_path.iterdir()) == []
 

@@ -5,13 +5,11 @@ cryptography), and an interrupted phase finished by running it again."""
 from __future__ import annotations
 
 import base64
-import os
 import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 import pytest
 import yaml
@@ -28,6 +26,7 @@ from pki.profiles import CLIENT
 from pki.rotation.rollover import Phase, State, fingerprint
 from tests.components.support import require_binary
 from tests.conftest import run_cli
+from tests.crash import Crash, count_calls, crash_at
 from tests.rotate.support import (
     DAY,
     T0,
@@ -170,7 +169,7 @@ def test_rotate_reports_an_interrupted_rollover_and_ca_list_shows_the_phase(home
     assert rows["ca"]["bundle"] == 2 and rows["etcd/ca"]["rollover"] == "-"
     assert rotate(home).exit_code == 0  # a prepared rollover is no emergency
     advance(home, 1)
-    with mock.patch.object(os, "replace", _crash_at(3)), pytest.raises(_Crash):
+    with crash_at(3), pytest.raises(Crash):
         ca_rotate(home, Phase.SWITCH, "ca")
     report = rotate(open_home(home.root, clock=home.clock, environ={}))
     humans = [r.action.reason for r in report.results if r.status == "needs-human"]
@@ -193,34 +192,6 @@ def test_kubeadm_names_and_the_webhook_client_ca(home: Home) -> None:
     assert base64.b64decode(embedded) == client.read_bytes()  # what the API server presents is the new one
 
 
-class _Crash(BaseException):
-    pass
-
-
-def _crash_at(n: int) -> Callable[..., Any]:
-    real, calls = os.replace, [0]
-
-    def replace(*args: Any, **kwargs: Any) -> Any:
-        calls[0] += 1
-        if calls[0] == n:
-            raise _Crash
-        return real(*args, **kwargs)
-
-    return replace
-
-
-def _replaces(run: Callable[[], object]) -> int:
-    real, calls = os.replace, [0]
-
-    def counting(*args: Any, **kwargs: Any) -> Any:
-        calls[0] += 1
-        return real(*args, **kwargs)
-
-    with mock.patch.object(os, "replace", counting):
-        run()
-    return calls[0]
-
-
 @pytest.mark.parametrize("name", ["prepare", "switch", "finish"])
 def test_an_interrupted_phase_is_finished_by_running_it_again(name: str, rotate_template: Path, tmp_path: Path) -> None:
     """A crash at every file swap of the phase; the rerun ends where an uninterrupted run does."""
@@ -230,11 +201,11 @@ def test_an_interrupted_phase_is_finished_by_running_it_again(name: str, rotate_
     for earlier in steps[: steps.index(name)]:
         ca_rotate(home, Phase(earlier), "ca", force=True)
     home.stores.engine.dispose()
-    count = _replaces(lambda: ca_rotate(_copy(base, tmp_path / "count"), Phase(name), "ca", force=True))
+    count = count_calls(lambda: ca_rotate(_copy(base, tmp_path / "count"), Phase(name), "ca", force=True))
     assert count >= 5
     for n in range(1, count + 1):
         target = _copy(base, tmp_path / f"crash-{n}")
-        with mock.patch.object(os, "replace", _crash_at(n)), pytest.raises(_Crash):
+        with crash_at(n), pytest.raises(Crash):
             ca_rotate(target, Phase(name), "ca", force=True)
         target.stores.engine.dispose()
         again = open_home(target.root, clock=FixedClock(T0), environ={})

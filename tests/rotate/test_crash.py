@@ -10,13 +10,10 @@ keys' states and files, the CRL, the webhook kubeconfig; serials and dates may d
 
 from __future__ import annotations
 
-import os
 import shutil
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 import pytest
 from cryptography import x509
@@ -27,6 +24,7 @@ from authsvc.rotation.facts import kubeconfig_fact, kubeconfig_targets
 from pki.clock import FixedClock
 from pki.inventory import CertStatus
 from pki.rotation.plan import Action, NeedsHuman
+from tests.crash import Crash, crash_at
 from tests.rotate.support import (
     DAY,
     SCENARIO_DAY,
@@ -39,10 +37,6 @@ from tests.rotate.support import (
 )
 
 NOW = T0 + SCENARIO_DAY * DAY
-
-
-class Crash(BaseException):
-    """The process dies here."""
 
 
 @pytest.fixture(scope="module")
@@ -77,32 +71,14 @@ def outcome(home: Home) -> dict[str, Any]:
 def reference(scenario: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """One uninterrupted run, counting the file swaps and the actions it makes."""
     home = fresh(scenario, tmp_path_factory.mktemp("reference") / "home")
-    replaces = _Counter(os.replace)
     actions: list[Action] = []
-    with mock.patch.object(os, "replace", replaces):
+    with crash_at(None) as replaces:
         report = rotate(home, hook=actions.append)
     assert report.exit_code == 3, [r.as_dict() for r in report.results]  # dave's certificate needs a human
     assert {r.action.kind for r in report.results} >= {"renew", "kubeconfig", "signing-key", "crl", "prune"}
     assert report.counts["failed"] == 0
     assert_nothing_lost(home, NOW)
     return {"outcome": outcome(home), "replaces": replaces.calls, "actions": len(actions)}
-
-
-class _Counter:
-    def __init__(self, real: Callable[..., Any], crash_at: int | None = None) -> None:
-        self.real, self.crash_at, self.calls = real, crash_at, 0
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        self.calls += 1
-        if self.calls == self.crash_at:
-            raise Crash(f"killed at os.replace #{self.calls}")
-        return self.real(*args, **kwargs)
-
-
-@contextmanager
-def crash_at_replace(n: int) -> Iterator[None]:
-    with mock.patch.object(os, "replace", _Counter(os.replace, crash_at=n)):
-        yield
 
 
 def rerun_converges(home: Home, reference: dict[str, Any]) -> None:
@@ -133,7 +109,7 @@ def test_a_crash_at_every_file_swap_then_a_rerun_converges(
     for n in range(1, reference["replaces"] + 1):
 
         def run(home: Home, n: int = n) -> object:
-            with crash_at_replace(n):
+            with crash_at(n):
                 return rotate(home)
 
         crash_then_rerun(fresh(scenario, tmp_path / f"crash-{n}"), run, reference)
@@ -158,7 +134,7 @@ def test_without_the_rerun_the_crashed_home_is_not_converged(
 ) -> None:
     """The failing twin: a crash half-way leaves work that only the rerun does."""
     home = fresh(scenario, tmp_path / "half")
-    with crash_at_replace(reference["replaces"] // 2), pytest.raises(Crash):
+    with crash_at(reference["replaces"] // 2), pytest.raises(Crash):
         rotate(home)
     home = open_home(home.root, clock=FixedClock(NOW), environ={})
     assert outcome(home) != reference["outcome"]

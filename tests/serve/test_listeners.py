@@ -6,13 +6,10 @@ listener (people, probes) has /login and discovery but never /authenticate.
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
+import socket
 import ssl
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,8 +17,9 @@ import pytest
 import requests
 import yaml
 
-from tests.components.support import free_port, wait_for_port
+from tests.components.support import eventually, free_port
 from tests.conftest import run_cli
+from tests.serve.support import authsvc_serve
 
 REVIEW = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": {"token": "nope"}}
 
@@ -37,26 +35,18 @@ def listeners(home_template: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     added = run_cli(["users", "add", "carol", "-g", "dev", "--password-stdin"], home=home, input="carol-pw\n")
     assert added.exit_code == 0, added.stderr
     webhook, public = free_port(), free_port()
-    log = (home / "serve.log").open("wb")
-    args = [sys.executable, "-m", "authsvc.cli", f"--home={home}", "serve", f"--bind=127.0.0.1:{webhook}"]
-    args += [f"--public-bind=127.0.0.1:{public}", "--workers=1"]
-    server = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ))
-    try:
-        wait_for_port("127.0.0.1", webhook, 30)
-        wait_for_port("127.0.0.1", public, 30)
+    with authsvc_serve(home, home / "serve.log", webhook=webhook, public=public) as server:
         yield home, f"https://127.0.0.1:{webhook}", f"https://127.0.0.1:{public}"
-    finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=20)
-        log.close()
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:  # the public listener follows its parent down
-        try:
-            wait_for_port("127.0.0.1", public, 0.2)
-        except TimeoutError:
-            break
-    else:
-        pytest.fail("the public listener outlived `authsvc serve`")
+        # The public listener follows its parent down, by itself (its group is killed only after this).
+        accepting = eventually(lambda: accepts(public), lambda up: not up, timeout=10)
+        assert not accepting, "the public listener outlived `authsvc serve`"
+
+
+def accepts(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 def test_webhook_listener_needs_the_client_certificate(listeners: tuple[Path, str, str]) -> None:

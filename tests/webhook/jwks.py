@@ -1,18 +1,15 @@
 """A real OIDC issuer on loopback HTTPS for the tests: discovery, a JWKS that can rotate, counts.
 
-It runs http.server in a thread with a server certificate from the test home's CA, so
+It runs tests/components/https_server.py with a server certificate from the test home's CA, so
 authsvc verifies it exactly as it would a real identity provider (`ca_file`).
 """
 
 from __future__ import annotations
 
 import json
-import ssl
-import threading
 import time
 import uuid
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +20,7 @@ from authsvc.home.opened import Home
 from pki.names import SubjectAltNames
 from pki.profiles import SERVER
 from pki.store import CERT_MODE, KEY_MODE, atomic_write
+from tests.components.https_server import HTTPSServer, Request, Response
 
 DISCOVERY = "/.well-known/openid-configuration"
 
@@ -78,43 +76,24 @@ class JWKSServer(Issuer):
         super().__init__()
         self.requests: Counter[str] = Counter()
         self.up = True
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        context.load_cert_chain(str(cert), str(key))
-        self._httpd.socket = context.wrap_socket(self._httpd.socket, server_side=True)
-        self.url = f"https://127.0.0.1:{self._httpd.server_address[1]}"
-        # A short poll: shutdown() waits for it, once per test.
-        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.02,), daemon=True)
+        self._https = HTTPSServer(cert, key, self._respond)
+        self.url = self._https.url
 
     def __enter__(self) -> JWKSServer:
-        self._thread.start()
+        self._https.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        self._https.__exit__(*exc)
 
     def _document(self, path: str) -> dict[str, Any] | None:
         if path == DISCOVERY:
             return {"issuer": self.url, "jwks_uri": self.url + "/jwks"}
         return self.jwks() if path == "/jwks" else None
 
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                server.requests[self.path] += 1
-                document = server._document(self.path) if server.up else None
-                status = 200 if document is not None else (503 if not server.up else 404)
-                body = json.dumps(document or {}).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        return Handler
+    def _respond(self, request: Request) -> Response:
+        self.requests[request.target] += 1
+        if not self.up:
+            return Response.json({}, 503)
+        document = self._document(request.target)
+        return Response.json(document) if document is not None else Response.json({}, 404)

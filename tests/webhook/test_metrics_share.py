@@ -20,6 +20,7 @@ from authsvc.metrics.server import ServerMetrics
 from authsvc.metrics.share import SnapshotShare, read_snapshot, write_snapshot
 
 REQUESTS = "authsvc_tokenreview_requests_total"
+REPO = Path(__file__).resolve().parents[2]
 
 
 def worker(directory: Path) -> ServerMetrics:
@@ -145,33 +146,84 @@ def test_a_write_error_is_logged_and_the_answer_still_given(tmp_path: Path, capl
     assert any("not written" in record.getMessage() for record in caplog.records)
 
 
+def run_program(program: str, directory: Path) -> str:
+    """`program` in a Python process of its own (from the repository, so that it can import
+    tests.components.support); fails the test unless it exits 0; its snapshot's name."""
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(program)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=REPO,
+    )
+    assert done.returncode == 0, done.stderr
+    name = done.stdout.strip()
+    assert os.listdir(directory) == [name]
+    return name
+
+
 def test_the_thread_publishes_while_the_process_runs_and_when_it_ends(tmp_path: Path) -> None:
     """A real process: counts, waits for the thread's first snapshot, counts again and ends at
     once; the second count is in the directory all the same (the thread's last write)."""
-    program = textwrap.dedent(
+    name = run_program(
         f"""
-        import os, sys, time
+        import sys
+        from pathlib import Path
+        from authsvc.metrics.server import ServerMetrics
+        from authsvc.metrics.share import SnapshotShare
+        from tests.components.support import eventually
+        share = SnapshotShare(Path({str(tmp_path)!r}))
+        metrics = ServerMetrics(share=share)
+        share.publish_until_exit(metrics.counts, seconds=0.05)
+        metrics.request("allow", "tokenfile", 0.001, cached=False)
+        if not eventually((share.directory / share.name).exists, bool, timeout=60, interval=0.01):
+            sys.exit("the thread wrote no snapshot while the process ran")
+        metrics.request("deny", "", 0.001, cached=False)
+        print(share.name)
+        """,
+        tmp_path,
+    )
+    snapshot = read_snapshot(tmp_path / name)
+    assert snapshot is not None
+    assert snapshot[("authsvc_tokenreview_requests", ("allow", "tokenfile"))] == 1
+    assert snapshot[("authsvc_tokenreview_requests", ("deny", ""))] == 1
+
+
+def test_counts_taken_just_before_the_process_ends_are_not_its_last_snapshot(tmp_path: Path) -> None:
+    """The race that made the test above flaky on a busy machine: the thread takes the counts,
+    the process counts once more and ends, then the thread writes what it took. Its next look
+    sees the process gone; it must still publish once more, after the end."""
+    name = run_program(
+        f"""
+        import threading
         from pathlib import Path
         from authsvc.metrics.server import ServerMetrics
         from authsvc.metrics.share import SnapshotShare
         share = SnapshotShare(Path({str(tmp_path)!r}))
         metrics = ServerMetrics(share=share)
-        share.publish_until_exit(metrics.counts, seconds=0.05)
         metrics.request("allow", "tokenfile", 0.001, cached=False)
-        deadline = time.monotonic() + 10
-        while not (share.directory / share.name).exists() and time.monotonic() < deadline:
-            time.sleep(0.01)
+        go, raced = threading.Event(), []
+
+        def counts():
+            taken = metrics.counts()
+            if not raced:  # the first time only: let the process count and end, then return
+                raced.append(True)
+                go.set()
+                threading.main_thread().join()
+            return taken
+
+        share.publish_until_exit(counts, seconds=0.05)
+        go.wait()
         metrics.request("deny", "", 0.001, cached=False)
         print(share.name)
-        """
+        """,
+        tmp_path,
     )
-    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=60, check=False)
-    assert done.returncode == 0, done.stderr
-    snapshot = read_snapshot(tmp_path / done.stdout.strip())
+    snapshot = read_snapshot(tmp_path / name)
     assert snapshot is not None
     assert snapshot[("authsvc_tokenreview_requests", ("allow", "tokenfile"))] == 1
-    assert snapshot[("authsvc_tokenreview_requests", ("deny", ""))] == 1
-    assert os.listdir(tmp_path) == [done.stdout.strip()]
+    assert snapshot.get(("authsvc_tokenreview_requests", ("deny", ""))) == 1
 
 
 def test_without_a_directory_the_app_counts_alone(tmp_path: Path) -> None:

@@ -14,9 +14,7 @@ import hashlib
 import http.client
 import json
 import os
-import signal
 import ssl
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -28,12 +26,14 @@ import pytest
 import yaml
 
 from authsvc.authn.tokenfile import hash_token_column
-from tests.components.support import free_port, log_tail
+from tests.components.support import eventually, free_port
 from tests.conftest import run_cli
+from tests.serve.support import AuthsvcServe
 
 from .jwks import JWKSServer, server_tls_files
 from .support import API_VERSIONS, V1, review_body
 
+AUTHSVC = str(Path(sys.executable).parent / "authsvc")  # the console script
 STATIC = "static-token-aaaaaaaaaaaaaaaaaaaa"
 HASHED = "hashed-token-bbbbbbbbbbbbbbbbbbbb"
 
@@ -86,13 +86,12 @@ class Served:
     def audited(self, token: str, timeout: float = 10.0) -> bool:
         """Whether the token's fingerprint is in the audit log; waits for the batch to be written."""
         fingerprint = hashlib.sha256(token.encode()).hexdigest()[:12]
-        deadline = time.monotonic() + timeout
-        while True:
-            if any(line["token"] == fingerprint for line in self.audit_lines()):
-                return True
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.05)
+        return eventually(
+            lambda: any(line["token"] == fingerprint for line in self.audit_lines()),
+            bool,
+            timeout=timeout,
+            interval=0.05,
+        )
 
 
 def _context(ca: Path, cert: Path | None = None, key: Path | None = None) -> ssl.SSLContext:
@@ -146,37 +145,22 @@ def _cli(home: Path, *args: str) -> str:
     return result.stdout.strip()
 
 
-def _start(served: Served) -> subprocess.Popen[bytes]:
-    authsvc = Path(sys.executable).parent / "authsvc"
-    out, err = served.root / "serve.stdout", served.root / "serve.stderr"
-    served.logs += [out, err, served.home / "audit.log"]
-    with out.open("wb") as stdout, err.open("wb") as stderr:
-        process = subprocess.Popen(
-            [str(authsvc), "--home", str(served.home), "serve", "--bind", f"127.0.0.1:{served.port}", "--public-bind="],
-            stdout=stdout,
-            stderr=stderr,
-            start_new_session=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"authsvc serve exited with {process.returncode}:\n{log_tail(err)}")
+def _server(served: Served) -> AuthsvcServe:
+    """`authsvc serve` on the module's port (workers as the settings say), ready once /healthz answers."""
+    log = served.root / "serve.log"
+    served.logs += [log, served.home / "audit.log"]
+
+    def healthy() -> str | None:
         try:
-            if served.call("GET", "/healthz")[0] == 200:
-                return process
-        except OSError:
-            time.sleep(0.1)
-    pytest.fail(f"authsvc serve did not answer within 60s:\n{log_tail(err)}")
+            status = served.call("GET", "/healthz")[0]
+        except OSError as exc:
+            return str(exc)
+        return None if status == 200 else f"HTTP {status}"
 
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(15)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return AuthsvcServe(
+        served.home, log, webhook=served.port, public="off", workers=None, env=env, ready=healthy, command=(AUTHSVC,)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -207,11 +191,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
             "cluster-ca person": _context(ca, root / "bob.crt", root / "bob.key"),
         }
         served.secrets |= {STATIC, HASHED, served.bootstrap_token, served.authsvc_token}
-        process = _start(served)
-        try:
+        with _server(served).running():
             yield served
-        finally:
-            _stop(process)
         # A stop writes the last batch: every TokenReview that reached the app has its line.
         assert len(served.audit_lines()) == served.reviewed
 
