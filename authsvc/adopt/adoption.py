@@ -173,4 +173,3 @@ def _authsvc_pieces(home: Home) -> list[Path]:
     signing_key_step(ctx)
     webhook_pki_step(ctx)
     return ctx.written
-

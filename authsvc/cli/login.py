@@ -19,7 +19,12 @@ from authsvc.login.client import logout as forget_tokens
 
 
 @click.command()
-@click.option("--server", required=True, metavar="URL", help="authsvc's login URL: server.public_url + /login, e.g. https://authsvc:8444/login.")
+@click.option(
+    "--server",
+    required=True,
+    metavar="URL",
+    help="authsvc's login URL: server.public_url + /login, e.g. https://authsvc:8444/login.",
+)
 @click.option("--username", default=None, help="Directory user name. [default: $AUTHSVC_USERNAME, or asked]")
 @click.option("--ca-file", default=None, metavar="FILE", help="CA bundle that verifies the login URL.")
 @click.option("--ca-data", default=None, metavar="B64", help="The same as base64 PEM (what kubeconfigs carry).")

@@ -69,9 +69,7 @@ def _subject(old: x509.Name, expected: Expected) -> x509.Name:
     if expected.common_name is None:
         return old
     cn = expected.common_name.value
-    attributes = [
-        x509.NameAttribute(NameOID.COMMON_NAME, cn) if a.oid == NameOID.COMMON_NAME else a for a in old
-    ]
+    attributes = [x509.NameAttribute(NameOID.COMMON_NAME, cn) if a.oid == NameOID.COMMON_NAME else a for a in old]
     return x509.Name(attributes)
 
 

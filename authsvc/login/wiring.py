@@ -27,8 +27,8 @@ from authsvc.login.users_file import UsersFile
 if TYPE_CHECKING:
     import datetime as dt
 
+    from authsvc.audit.log import AuditLog
     from authsvc.home.opened import Home
-    from authsvc.webhook.audit import AuditLog
     from pki.policy import SigningPolicy
 
 

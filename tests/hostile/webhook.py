@@ -59,12 +59,12 @@ class AuditLedger:
         """Every answered review has its line with the same decision; no token, no traceback."""
         want = Counter(token_fingerprint(token) for token, _ in self.expected)
         deadline = time.monotonic() + timeout
-        while not want <= Counter(line["token"] for line in served.audit_lines()):
+        while not want <= Counter(line["ids"]["token"] for line in served.audit_lines()):
             assert time.monotonic() < deadline, "answered reviews missing from the audit log"
             time.sleep(0.05)
         decisions: dict[str, set[str]] = {}
         for line in served.audit_lines():
-            decisions.setdefault(line["token"], set()).add(line["decision"])
+            decisions.setdefault(line["ids"]["token"], set()).add(line["outcome"])
         for token, decision in self.expected:
             assert decisions[token_fingerprint(token)] == {decision.value}, (token[:16], decision)
         assert_clean({"audit.log": (served.home / "audit.log").read_text()}, self.secrets)
