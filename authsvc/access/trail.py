@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from authsvc.audit import events
 from authsvc.audit.events import AuditEvent
@@ -20,6 +20,11 @@ from pki.inventory import CertRecord
 from pki.tokens.claims import SOURCE_CLAIM
 from pki.tokens.service import IssuedToken
 from pki.tokens.signing_keys import TokenRecord
+
+if TYPE_CHECKING:
+    from authsvc.audit.log import AuditLog
+    from authsvc.cluster.apply import Change
+    from pki.clock import Clock
 
 # Certificate requesters that are the user themselves (an exec-cert login): the actor is the user.
 SELF_SERVICE_PREFIX = "login:"
@@ -88,6 +93,17 @@ def binding_changed(
     """A grant written (`grant.create`) or removed (`grant.delete`): `binding` is kind[/namespace]/name."""
     return AuditEvent(action, outcome, actor=actor, subject=subject, reason=reason, ids={"binding": binding},
                       details={"role": role})  # fmt: skip
+
+
+def record_grant_changes(audit: AuditLog, clock: Clock, changes: Sequence[Change], subject: str, *, actor: str) -> None:
+    """A `grant.create` line per binding written by `access grant` or `issue --clusterrole`."""
+    for change in changes:
+        if not change.action.writes or change.body is None:
+            continue
+        ref = change.ref
+        path = f"{ref.kind.name}/{ref.namespace}/{ref.name}" if ref.namespace else f"{ref.kind.name}/{ref.name}"
+        role = f"{change.body.role_ref.kind}/{change.body.role_ref.name}"
+        audit.record(clock(), binding_changed(events.GRANT_CREATE, subject, path, actor=actor, role=role))
 
 
 def csr_decision(

@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "db": "authsvc.cli.db:db",
     "issue": "authsvc.cli.issue:issue",
     "access": "authsvc.cli.access:access",
+    "audit": "authsvc.cli.audit:audit",
     "cluster": "authsvc.cli.cluster:cluster",
     "serve": "authsvc.cli.serve:serve",
     "webhook-config": "authsvc.cli.webhook_config:webhook_config",

@@ -127,7 +127,7 @@ def issue(
         namespace=namespace,
         csr_pem=csr.read_bytes() if csr is not None else None,
         key_path=key_path,
-        requester=_requester(state),
+        requester=state.actor,
     )
     service = KubeconfigIssuer(state.home())
     service.check(request)
@@ -148,6 +148,10 @@ def issue(
         from authsvc.cluster import apply
 
         apply.write(client, changes)
+        from authsvc.access.trail import record_grant_changes
+
+        home = service.home
+        record_grant_changes(home.stores.audit, home.clock, changes, user, actor=state.actor)
         report_changes(changes, dry_run=False, err=output == "-")
 
 
@@ -181,10 +185,6 @@ def _dry_run(request: IssueRequest, grant: Grant | None, client: ClusterClient |
         checked = "checked by the API server" if client is not None else "not checked: no cluster connection"
         click.echo(f"dry run: would bind {grant.describe()} ({checked}):")
         print_objects([binding(grant)], "yaml")
-
-
-def _requester(state: CliState) -> str:
-    return "cli:" + (state.environ.get("USER") or state.environ.get("LOGNAME") or "unknown")
 
 
 def _print(service: KubeconfigIssuer, request: IssueRequest) -> None:
