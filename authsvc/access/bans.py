@@ -130,6 +130,6 @@ class BanGate:
             raise BackendUnavailable(f"cannot read the access bans: {type(e).__name__}") from None
         if ban is not None:
             raise AccessRevoked(
-                f"the access of {username!r} has been revoked (authsvc access revoke); "
-                f"`authsvc access restore {ban.username}` gives it back"
+                f"the access of {username!r} is revoked (an administrator's `authsvc access restore "
+                f"{ban.username}` gives it back)"
             )

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from authsvc.cluster.grants import Grant
     from authsvc.kubeconfig.issuer import IssuedKubeconfig, IssueRequest, KubeconfigIssuer
 
-MODES = ("cert", "token", "exec")
+MODES = ("cert", "token", "exec", "exec-cert")
 
 
 @click.command("issue")
@@ -94,6 +94,8 @@ def issue(
              names the key file (client-key) and the key never leaves the user
       token  a bearer token signed by authsvc (revocable; its id is recorded)
       exec   kubectl runs `authsvc login` to get a token with the user's directory password
+      exec-cert  the same login, for a client certificate of minutes (login.certificate_ttl)
+             on a key `authsvc login` makes: it ends on its own once the access is revoked
 
     \b
     The kubeconfig is written 0600 to ./USER.kubeconfig unless -o says otherwise
@@ -233,8 +235,8 @@ def _report(issued: IssuedKubeconfig, what: str, *, err: bool = False) -> None:
     groups = ",".join(credential.groups) or "(none)"
     expires = f"{credential.expires_at:%Y-%m-%dT%H:%M:%SZ}" if credential.expires_at else "at each login"
     detail = f"serial {credential.serial}" if credential.serial else f"token id {credential.token_jti}"
-    if credential.mode.value == "exec":
-        detail = "authsvc login"
+    if credential.mode.value.startswith("exec"):
+        detail = "authsvc login" + (" (certificates)" if credential.mode.value == "exec-cert" else "")
     click.echo(
         f"{what} context {issued.context} for {credential.username} (groups {groups}), "
         f"{credential.mode.value} mode, {detail}, expires {expires}",

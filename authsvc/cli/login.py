@@ -28,13 +28,22 @@ from authsvc.login.client import logout as forget_tokens
 @click.option("--username", default=None, help="Directory user name. [default: $AUTHSVC_USERNAME, or asked]")
 @click.option("--ca-file", default=None, metavar="FILE", help="CA bundle that verifies the login URL.")
 @click.option("--ca-data", default=None, metavar="B64", help="The same as base64 PEM (what kubeconfigs carry).")
+@click.option(
+    "--credential",
+    type=click.Choice(["token", "certificate"]),
+    default="token",
+    show_default=True,
+    help="What to hand kubectl: a token, or a client certificate of minutes for a key made here.",
+)
 @click.pass_obj
-def login(state: CliState, server: str, username: str | None, ca_file: str | None, ca_data: str | None) -> None:
+def login(
+    state: CliState, server: str, username: str | None, ca_file: str | None, ca_data: str | None, credential: str
+) -> None:
     """Print an ExecCredential with a token for the login URL: cached, or from a new login.
 
     \b
     kubectl runs this as a client-go exec plugin (kubeconfigs made by
-    `authsvc issue --mode exec`). The password is asked on the terminal, or
+    `authsvc issue --mode exec`, or `--mode exec-cert` for certificates). The password is asked on the terminal, or
     taken from AUTHSVC_PASSWORD for automation. The CA comes from --ca-file,
     --ca-data, or the cluster information kubectl passes (provideClusterInfo).
     """
@@ -47,11 +56,12 @@ def login(state: CliState, server: str, username: str | None, ca_file: str | Non
             ca_data=ca_data,
             environ=state.environ,
             now=lambda: clock().timestamp(),
+            credential=credential,
         )
-        credential = exec_login(options)
+        document = exec_login(options)
     except LoginError as e:
         raise AuthsvcError(str(e)) from None
-    click.echo(json.dumps(credential))
+    click.echo(json.dumps(document))
 
 
 @click.command()

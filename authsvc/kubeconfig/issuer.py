@@ -3,7 +3,9 @@
 - cert: a key made here and a client certificate (CN = user, O = groups) under the signing policy;
 - own CSR: the user's CSR signed under the same policy, the key stays with the user (`client-key: PATH`);
 - token: an authsvc-signed user token that authsvc can revoke (its jti is recorded);
-- exec: `authsvc login` as a client-go exec credential plugin (nothing issued now: tokens come at login).
+- exec: `authsvc login` as a client-go exec credential plugin (nothing issued now: tokens come at login);
+- exec-cert: the same plugin with short-lived client certificates (`login.certificate_ttl`) for a key
+  the plugin makes, signed at each login: what the API server cannot revoke ends with its life.
 
 Every issued kubeconfig gets a row in `issued_credentials` (who, when, groups, expiry, mode,
 serial or token jti, requester). This module builds data; the CLI decides where it is written.
@@ -53,6 +55,12 @@ class IssueMode(StrEnum):
     CERT = "cert"
     TOKEN = "token"
     EXEC = "exec"
+    EXEC_CERT = "exec-cert"
+
+    @property
+    def exec_plugin(self) -> bool:
+        """Modes whose credential comes from `authsvc login` at use, not now."""
+        return self in (IssueMode.EXEC, IssueMode.EXEC_CERT)
 
 
 # --- the inventory of issued kubeconfig credentials -------------------------------------------
@@ -203,8 +211,11 @@ def check_mode_options(request: IssueRequest) -> None:
         raise UsageError(f"--csr signs a certificate: it cannot be used with --mode {request.mode}")
     if (request.csr_pem is None) != (request.key_path is None):
         raise UsageError("--csr and --key-path go together: --key-path is where the user keeps the CSR's key")
-    if request.mode is IssueMode.EXEC and (request.groups or request.ttl is not None):
-        raise UsageError("--mode exec issues no credential now: groups and lifetime come from the directory at login")
+    if request.mode.exec_plugin and (request.groups or request.ttl is not None):
+        raise UsageError(
+            f"--mode {request.mode} issues no credential now: groups come from the directory at login, lifetimes "
+            "from login.token_ttl or login.certificate_ttl"
+        )
     if request.key_path is not None:
         check_key_path(request.key_path)
 
@@ -252,8 +263,10 @@ class KubeconfigIssuer:
             check_namespace(request.namespace)
         if request.csr_pem is not None:
             check_csr_subject(request.csr_pem, request.user, request.groups)
-        if request.mode is IssueMode.EXEC:
+        if request.mode.exec_plugin:
             self.login_url()
+            # No credential is minted now, so the ban gate is asked here: no kubeconfig either.
+            self.home.stores.ban_gate(request.user)
 
     def cluster_name(self, request: IssueRequest) -> str:
         return request.cluster or self.settings.cluster.name
@@ -277,7 +290,7 @@ class KubeconfigIssuer:
         Used to find merge conflicts before anything is signed.
         """
         self.check(request)
-        user = self._exec_user(request)[0] if request.mode is IssueMode.EXEC else UserEntry(request.user)
+        user = self._exec_user(request)[0] if request.mode.exec_plugin else UserEntry(request.user)
         return build_kubeconfig(self.cluster_entry(request), user, namespace=request.namespace)
 
     def issue(self, request: IssueRequest) -> IssuedKubeconfig:
@@ -285,7 +298,7 @@ class KubeconfigIssuer:
         self.check(request)
         cluster = self.cluster_entry(request)
         notes: tuple[str, ...] = ()
-        if request.mode is IssueMode.EXEC:
+        if request.mode.exec_plugin:
             user_entry, notes = self._exec_user(request)
             pending = self._pending(request, user_entry)
         elif request.mode is IssueMode.TOKEN:
@@ -355,7 +368,11 @@ class KubeconfigIssuer:
                 "no --ca-data in the plugin's arguments, so `authsvc login` will use the system trust store",
             )
         exec_config = exec_user_config(
-            login_url=self.login_url(), ca_pem=ca_pem, username=request.user, install_hint=INSTALL_HINT
+            login_url=self.login_url(),
+            ca_pem=ca_pem,
+            username=request.user,
+            install_hint=INSTALL_HINT,
+            certificate=request.mode is IssueMode.EXEC_CERT,
         )
         return UserEntry(request.user, exec_config=exec_config), notes
 
