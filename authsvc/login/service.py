@@ -116,7 +116,8 @@ class LoginService:
             else:
                 certificate, expires_at = self._sign(identity, csr)
         except PolicyError as e:
-            reason = "access revoked (authsvc access revoke)" if isinstance(e, AccessRevoked) else f"signing policy: {e}"
+            banned = isinstance(e, AccessRevoked)
+            reason = "access revoked (authsvc access revoke)" if banned else f"signing policy: {e}"
             self.on_attempt(LoginAttempt("refused", identity.username, identity.source, reason, address))
             raise
         self.on_result("ok")
