@@ -309,7 +309,17 @@ class KubeconfigIssuer:
             pending = self._certificate(request)
         config = build_kubeconfig(cluster, pending.user_entry, namespace=request.namespace)
         credential = self.credentials.record(pending, now=self.home.clock())
+        if request.mode.exec_plugin:  # no credential was minted (its issuance line comes at login)
+            self._audit_exec_kubeconfig(credential)
         return IssuedKubeconfig(config, config["current-context"], credential, notes)
+
+    def _audit_exec_kubeconfig(self, credential: IssuedCredential) -> None:
+        from authsvc.audit.events import KUBECONFIG_ISSUE, OK, AuditEvent
+
+        actor = credential.requester or self.home.stores.actor
+        event = AuditEvent(KUBECONFIG_ISSUE, OK, actor=actor, subject=credential.username,
+                           ids={"kubeconfig": str(credential.id)}, details={"mode": credential.mode.value})  # fmt: skip
+        self.home.stores.audit.record(self.home.clock(), event)
 
     def _pending(
         self,
