@@ -181,3 +181,21 @@ def test_list_of_everyone_has_a_line_per_person(people: Home) -> None:
     assert rows["alice"][1:4] == ["yes", "0", "0"] and rows["bob"][1] == "no"
     everyone = json.loads(ok(people, "access", "list", "-o", "json"))
     assert {"alice", "bob", "kubernetes-admin"} <= {person["user"] for person in everyone}
+
+
+def test_certs_revoke_and_token_revoke_record_who_say_what_the_api_server_does_and_audit(people: Home) -> None:
+    before = listed(people, "alice")
+    serial, jti = before["certificates"][0]["serial"], before["tokens"][0]["jti"]
+    revoked = cli(people, "certs", "revoke", serial, "--reason", "keyCompromise", "--comment", "laptop stolen")
+    assert revoked.exit_code == 0 and "kube-apiserver does not check revocation" in revoked.stderr
+    assert ok(people, "token", "revoke", jti, "--reason", "laptop stolen") == f"revoked token {jti}\n"
+    assert ok(people, "token", "revoke", jti) == f"token {jti} was revoked already\n"  # the twin: nothing more
+    after = listed(people, "alice")
+    [cert], [token] = after["certificates"], after["tokens"]
+    assert (cert["revokedBy"], cert["revocationReason"], cert["revocationComment"]) == (
+        "cli:tester", "keyCompromise", "laptop stolen")  # fmt: skip
+    assert (token["revokedBy"], token["revocationReason"]) == ("cli:tester", "laptop stolen")
+    lines = [json.loads(line) for line in (people.root / "audit.log").read_text().splitlines()]
+    assert [(line["action"], line["reason"]) for line in lines[-2:]] == [
+        ("cert.revoke", "laptop stolen"), ("token.revoke", "laptop stolen")]  # fmt: skip
+    assert after["revoked"] is None  # revoking one credential bans nobody
