@@ -77,9 +77,11 @@ def plan_revocation(home: Home, user: str, client: ClusterClient | None) -> Revo
     """What revoking `user` does; NotFound when authsvc knows nothing of them (nothing changes)."""
     access = collect(home, user, client=client)
     if not access.known:
+        unsure = "".join(f"; note: {note}" for note in access.notes)
         raise NotFound(
             f"authsvc has no record of user {user!r} (no certificate, token, static token, users-file or "
             "directory entry, kubeconfig or binding): nothing to revoke; `authsvc access list` shows who has access"
+            + unsure
         )
     now = access.now
     plan = RevocationPlan(access)
