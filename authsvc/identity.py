@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +19,9 @@ class UserInfo:
     audiences: tuple[str, ...] = ()
     # Which backend vouched for it (metrics, audit); never part of the TokenReview answer.
     backend: str = ""
+    # The id of the credential that vouched (an authsvc token's jti), checked against the
+    # revocation set on every review, cached or not; never part of the TokenReview answer.
+    credential_id: str = ""
 
     def as_tokenreview_user(self) -> dict[str, Any]:
         user: dict[str, Any] = {"username": self.username, "groups": list(self.groups)}
@@ -26,3 +30,12 @@ class UserInfo:
         if self.extra:
             user["extra"] = {k: list(v) for k, v in self.extra.items()}
         return user
+
+
+def fold_username(name: str) -> str:
+    """One spelling per account: directories match names case-insensitively, ignoring extra
+    spaces and (slapd's caseIgnoreMatch, RFC 4518) Unicode compatibility forms, so alice in
+    fullwidth letters (U+FF41...) is alice. NFKC + casefold gives those spellings one key: a
+    login budget, a ban.
+    """
+    return unicodedata.normalize("NFKC", " ".join(unicodedata.normalize("NFKC", name).split()).casefold())

@@ -3,10 +3,11 @@
 Built once per process (each granian worker, each test app) and handed to the Flask factory
 (authsvc/web/app.py). Every collaborator is a typed field, built here in dependency order:
 metrics and the audit log first (the login side counts into the one and records attempts in
-the other), then the login components and what the webhook takes from them (identity
-refreshers, the directory group lookup, readiness), then the authenticator chain, the
-TokenReviewer with its result cache, and the OpenID Connect provider (which re-checks users
-with the same refreshers).
+the other; the home's minting writes its issuance lines through it too), then the login
+components and what the webhook takes from them (identity refreshers, the directory group
+lookup, readiness), then the authenticator chain, the TokenReviewer with its result cache and
+the revocation set it checks every answer against, and the OpenID Connect provider (which
+re-checks users with the same refreshers).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from authsvc.access.denylist import Denylist
+from authsvc.audit.log import AuditLog
 from authsvc.authn.base import ChainContext
 from authsvc.authn.chain import AuthenticatorChain, build_chain
 from authsvc.home.opened import Home
@@ -25,7 +28,6 @@ from authsvc.metrics.share import SnapshotShare
 from authsvc.oidc.provider import Provider, build_provider
 from authsvc.rotation.report import RotationCollector
 from authsvc.settings import Settings
-from authsvc.webhook.audit import AuditLog
 from authsvc.webhook.result_cache import ResultCache
 from authsvc.webhook.reviewer import Answer, TokenReviewer
 from pki.clock import Clock
@@ -42,6 +44,9 @@ class Runtime:
     chain: AuthenticatorChain
     audit: AuditLog
     reviewer: TokenReviewer
+    # Revoked credentials and banned users (authsvc/access/denylist.py): what the webhook checks
+    # every answer against, and what the authentication proxy asks per request.
+    denylist: Denylist
     oidc: Provider | None = None  # the OpenID Connect provider, when oidc.clients is set
 
     @property
@@ -88,6 +93,7 @@ def build_runtime(
     metrics.registry.register(RotationCollector(lambda: home.stores.engine))
     if audit is None:
         audit = AuditLog.open(settings.audit, home.root)
+    home.stores.attach_audit(audit)  # certificates and tokens minted here (/login) are audited through it
     login = build_login(home, metrics, audit)
     side = webhook_side(login, settings.pki.policy.to_policy())
     if chain is None:
@@ -96,8 +102,9 @@ def build_runtime(
     cache: ResultCache[Answer] = ResultCache(
         authn.cache_ttl.total_seconds(), authn.negative_cache_ttl.total_seconds(), authn.cache_size
     )
-    reviewer = TokenReviewer(chain, cache, metrics, audit, home.clock)
+    denylist = home.stores.denylist
+    reviewer = TokenReviewer(chain, cache, metrics, audit, home.clock, denylist)
     if share is not None:
         share.publish_until_exit(metrics.counts)
     oidc = build_provider(home, side.refreshers)
-    return Runtime(home, metrics, login, side, chain, audit, reviewer, oidc)
+    return Runtime(home, metrics, login, side, chain, audit, reviewer, denylist, oidc)

@@ -6,8 +6,9 @@ Targets: <= 3x `python -c pass` and <= 1.5x `kubectl version --client`.
 
     .venv/bin/python bench/login_startup.py [--rounds 40]
 
-The cache holds a valid token for the login URL, so no network is involved: this is the
-path `authsvc/cli/__init__.py` hands to authsvc.login.client before click is imported.
+The cache holds a valid token, and a valid certificate with its key (`--credential
+certificate`, exec-cert kubeconfigs), for the login URL, so no network is involved: this is
+the path `authsvc/cli/__init__.py` hands to authsvc.login.client before click is imported.
 For comparison it also times the same command through click (`authsvc --debug login ...`,
 which the fast path leaves to click).
 """
@@ -33,7 +34,11 @@ def write_cache(cache_home: Path) -> None:
     folder = cache_home / "authsvc"
     folder.mkdir(parents=True, mode=0o700)
     entry = {"token": "x" * 900, "expirationTimestamp": "2099-01-01T00:00:00Z", "expires": 4070908800.0}
-    document = {"version": 1, "servers": {LOGIN_URL: {"last_user": "alice", "tokens": {"alice": entry}}}}
+    # A P-256 certificate and key take about 1.2 KiB of PEM together.
+    certificate = {"certificate": "c" * 700, "key": "k" * 240, "expirationTimestamp": "2099-01-01T00:00:00Z",
+                   "expires": 4070908800.0}  # fmt: skip
+    server = {"last_user": "alice", "tokens": {"alice": entry}, "certificates": {"alice": certificate}}
+    document = {"version": 1, "servers": {LOGIN_URL: server}}
     (folder / "tokens.json").write_text(json.dumps(document))
     (folder / "tokens.json").chmod(0o600)
 
@@ -51,6 +56,7 @@ def main() -> None:
         "python -c pass": [sys.executable, "-c", "pass"],
         "kubectl version --client": [kubectl, "version", "--client"],
         "authsvc login (cached)": login,
+        "authsvc login --credential certificate (cached)": [*login, "--credential", "certificate"],
         "authsvc --debug login (through click)": [login[0], "--debug", *login[1:]],
     }
     timings: dict[str, list[float]] = {name: [] for name in commands}
@@ -62,14 +68,15 @@ def main() -> None:
     shutil.rmtree(cache_home, ignore_errors=True)
 
     median = {name: statistics.median(values) for name, values in timings.items()}
-    print(f"{'':40} {'median ms':>10} {'p90 ms':>8}")
+    print(f"{'':50} {'median ms':>10} {'p90 ms':>8}")
     for name, values in timings.items():
-        print(f"{name:40} {median[name]:10.1f} {statistics.quantiles(values, n=10)[8]:8.1f}")
-    cached = median["authsvc login (cached)"]
-    print(
-        f"authsvc login / python -c pass: {cached / median['python -c pass']:.2f} (target <= 3); "
-        f"/ kubectl version --client: {cached / median['kubectl version --client']:.2f} (target <= 1.5)"
-    )
+        print(f"{name:50} {median[name]:10.1f} {statistics.quantiles(values, n=10)[8]:8.1f}")
+    for name in ("authsvc login (cached)", "authsvc login --credential certificate (cached)"):
+        cached = median[name]
+        print(
+            f"{name} / python -c pass: {cached / median['python -c pass']:.2f} (target <= 3); "
+            f"/ kubectl version --client: {cached / median['kubectl version --client']:.2f} (target <= 1.5)"
+        )
 
 
 if __name__ == "__main__":

@@ -48,6 +48,9 @@ class CertificateRow(Base):
     auto_renew: Mapped[bool] = mapped_column(Boolean, default=False)
     revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     revocation_reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    # Who revoked it (`cli:<user>`) and in their words why, beside the RFC 5280 reason code.
+    revoked_by: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    revocation_comment: Mapped[str | None] = mapped_column(Text, nullable=True)
 
     __table_args__ = (Index("ix_certificates_ca_status", "ca_name", "status"),)
 
@@ -99,6 +102,8 @@ class CertRecord:
     auto_renew: bool
     revoked_at: dt.datetime | None
     revocation_reason: str | None
+    revoked_by: str | None = None
+    revocation_comment: str | None = None
 
     @classmethod
     def for_certificate(
@@ -162,6 +167,8 @@ class CertRecord:
             auto_renew=row.auto_renew,
             revoked_at=row.revoked_at,
             revocation_reason=row.revocation_reason,
+            revoked_by=row.revoked_by,
+            revocation_comment=row.revocation_comment,
         )
 
     def row_values(self) -> dict[str, object]:
@@ -185,6 +192,8 @@ class CertRecord:
             "auto_renew": self.auto_renew,
             "revoked_at": self.revoked_at,
             "revocation_reason": self.revocation_reason,
+            "revoked_by": self.revoked_by,
+            "revocation_comment": self.revocation_comment,
         }
 
     def as_dict(self) -> dict[str, object]:
@@ -204,6 +213,8 @@ class CertRecord:
             "fingerprintSHA256": self.fingerprint_sha256,
             "revokedAt": self.revoked_at.isoformat() if self.revoked_at else None,
             "revocationReason": self.revocation_reason,
+            "revokedBy": self.revoked_by,
+            "revocationComment": self.revocation_comment,
         }
 
 
@@ -293,9 +304,21 @@ class Inventory:
             return CertRecord.from_row(row)
 
     def certificates(
-        self, *, status: CertStatus | None = None, ca_name: str | None = None, name: str | None = None
+        self,
+        *,
+        status: CertStatus | None = None,
+        ca_name: str | None = None,
+        name: str | None = None,
+        common_name: str | None = None,
+        valid_at: dt.datetime | None = None,
     ) -> list[CertRecord]:
+        """Oldest first; `common_name` (the user of a client certificate) and `valid_at` (not
+        expired then) narrow the list."""
         query = select(CertificateRow).order_by(CertificateRow.issued_at, CertificateRow.serial)
+        if common_name is not None:
+            query = query.where(CertificateRow.common_name == common_name)
+        if valid_at is not None:
+            query = query.where(CertificateRow.not_after > valid_at)
         if status is not None:
             query = query.where(CertificateRow.status == status.value)
         if ca_name is not None:
@@ -305,7 +328,16 @@ class Inventory:
         with self._sessions() as session:
             return [CertRecord.from_row(r) for r in session.scalars(query)]
 
-    def revoke(self, serial: str, *, reason: str, now: dt.datetime) -> CertRecord:
+    def revoke(
+        self,
+        serial: str,
+        *,
+        reason: str,
+        now: dt.datetime,
+        revoked_by: str | None = None,
+        comment: str | None = None,
+    ) -> CertRecord:
+        """Mark revoked with an RFC 5280 `reason`; `revoked_by` and `comment` say who and, in words, why."""
         if reason not in REVOCATION_REASONS:
             known = ", ".join(sorted(REVOCATION_REASONS))
             raise StoreError(f"unknown revocation reason {reason!r} (one of: {known})")
@@ -320,7 +352,17 @@ class Inventory:
             row.status = CertStatus.REVOKED.value
             row.revoked_at = now
             row.revocation_reason = reason
+            row.revoked_by = revoked_by
+            row.revocation_comment = comment or None
             return CertRecord.from_row(row)
+
+    def revoked_serials(self, now: dt.datetime) -> frozenset[str]:
+        """Serials of revoked certificates that have not expired (what a revocation check needs)."""
+        query = select(CertificateRow.serial).where(
+            CertificateRow.status == CertStatus.REVOKED.value, CertificateRow.not_after > now
+        )
+        with self._sessions() as session:
+            return frozenset(session.scalars(query))
 
     def mark_superseded(self, serials: Sequence[str]) -> None:
         with self.engine.begin() as connection:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -28,8 +28,8 @@ from pki.names import (
     subject_user,
     user_subject,
 )
-from pki.policy import SigningPolicy, SigningRequest, check_key, evaluate_names
-from pki.profiles import KUBELET_CLIENT, Profile
+from pki.policy import SigningPolicy, SigningRequest, SubjectGate, check_key, evaluate_names
+from pki.profiles import CLIENT, KUBELET_CLIENT, Profile
 from pki.store import certs_to_pem
 
 
@@ -83,6 +83,8 @@ class CertificateIssuer:
 
     With `inventory=None` nothing is recorded (notebooks, benchmarks, callers that batch
     records through `Inventory.add`); the returned `IssuedCert.record` is filled either way.
+    `gate` is asked about the certificate's user (CN) before anything is signed (PolicyError
+    refuses); `on_issued` hears of every certificate signed, after it is recorded (an audit trail).
     """
 
     def __init__(
@@ -93,12 +95,16 @@ class CertificateIssuer:
         clock: Clock,
         *,
         ca_name: str = "ca",
+        gate: SubjectGate | None = None,
+        on_issued: Callable[[IssuedCert], None] | None = None,
     ) -> None:
         self.ca = ca
         self.inventory = inventory
         self.policy = policy
         self.clock = clock
         self.ca_name = ca_name
+        self.gate = gate
+        self.on_issued = on_issued
 
     def check(self, request: SigningRequest, *, trusted_operator: bool) -> None:
         """Raise PolicyError unless `request` may be signed."""
@@ -119,6 +125,8 @@ class CertificateIssuer:
             _check_kubelet_shape(subject)
             policy = _kubelet_policy(policy)
         evaluate_names(policy, profile=profile, subject=subject, sans=sans, ttl=ttl)
+        if self.gate is not None:
+            self.gate(subject_user(subject)[0])
 
     def create(
         self,
@@ -166,6 +174,25 @@ class CertificateIssuer:
         self.check(request, trusted_operator=False)
         return self._issue(request, key=None, requester=requester, name=name)
 
+    def sign_for_identity(
+        self,
+        csr_data: bytes,
+        user: str,
+        groups: Sequence[str],
+        *,
+        ttl: dt.timedelta,
+        requester: str = "",
+    ) -> IssuedCert:
+        """A client certificate for `user` in `groups` (an identity a login established) on the
+        key of a CSR the user made: only the CSR's key is used (its signature proves that the
+        requester holds it); its subject and SANs are ignored. Under the policy, as `create`."""
+        csr = load_csr(csr_data)
+        refuse_ca_request(csr)
+        subject = self._subject(user, CLIENT, tuple(groups))
+        request = SigningRequest(subject, csr_public_key(csr), CLIENT, ttl, SubjectAltNames())
+        self.check(request, trusted_operator=False)
+        return self._issue(request, key=None, requester=requester, name=None)
+
     def _subject(self, user: str, profile: Profile, groups: tuple[str, ...]) -> x509.Name:
         if profile is KUBELET_CLIENT and groups:
             raise PolicyError(f"a kubelet-client certificate carries the group {NODES_GROUP} only: drop the groups")
@@ -197,7 +224,10 @@ class CertificateIssuer:
         )
         if self.inventory is not None:
             self.inventory.add([record])
-        return IssuedCert(cert, record, key, self.ca.intermediates)
+        issued = IssuedCert(cert, record, key, self.ca.intermediates)
+        if self.on_issued is not None:
+            self.on_issued(issued)
+        return issued
 
 
 def public_key_of(cert: x509.Certificate) -> PublicKey:

@@ -16,6 +16,7 @@ import datetime as dt
 import fnmatch
 import ipaddress
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from cryptography import x509
@@ -41,6 +42,10 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 PRIVILEGED_GROUPS: tuple[str, ...] = ("system:*", "kubeadm:*")
 # Kubernetes' own user names: system:node:<node>, system:kube-controller-manager, system:anonymous, ...
 PRIVILEGED_USERS: tuple[str, ...] = ("system:*",)
+
+# Asked before anything is minted for a user name (certificate, token): raises PolicyError to
+# refuse. authsvc's is its list of users whose access was revoked (`authsvc access revoke`).
+SubjectGate = Callable[[str], None]
 
 
 @dataclass(frozen=True, slots=True)

@@ -60,10 +60,10 @@ class AuthsvcTokenAuthenticator(AuthenticatorBase):
             raise BackendUnavailable(f"token signing keys unavailable: {e}") from e
         identity = verified.identity()
         if identity.kind != KIND_USER:
-            return user_info(identity, verified.audiences) if self.service_accounts else None
+            return user_info(identity, verified.audiences, verified.jti) if self.service_accounts else None
         # A user token's audience is authsvc itself (tokens.user_audience), checked above; to the
         # API server the answer is audience-agnostic, like a static token: it applies its own.
-        user = user_info(identity, ())
+        user = user_info(identity, (), verified.jti)
         refresher = self.refreshers.get(identity.source)
         return refresher(user) if refresher is not None else user
 
@@ -71,7 +71,9 @@ class AuthsvcTokenAuthenticator(AuthenticatorBase):
         return self.service.ready()
 
 
-def user_info(identity: TokenIdentity, audiences: tuple[str, ...]) -> UserInfo:
+def user_info(identity: TokenIdentity, audiences: tuple[str, ...], jti: str = "") -> UserInfo:
+    """The identity for the API server; the jti rides along (never in the answer) so that the
+    webhook checks every cached answer against the revoked token ids."""
     return UserInfo(
         username=identity.username,
         uid=identity.uid,
@@ -79,6 +81,7 @@ def user_info(identity: TokenIdentity, audiences: tuple[str, ...]) -> UserInfo:
         extra=dict(identity.extra),
         audiences=audiences,
         backend=NAME,
+        credential_id=jti,
     )
 
 

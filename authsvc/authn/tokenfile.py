@@ -110,6 +110,26 @@ def render_token_file(entries: Sequence[TokenFileEntry]) -> str:
     return out.getvalue()
 
 
+# A token file holds tokens (or their hashes): private.
+TOKEN_FILE_MODE = 0o600
+
+
+def read_token_file(path: Path) -> list[TokenFileEntry]:
+    """The entries of `path` ([] when it does not exist); InvalidInput when it is malformed."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return []
+    return parse_token_file_entries(text, str(path))
+
+
+def write_token_file(path: Path, entries: Sequence[TokenFileEntry]) -> None:
+    """Replace `path` atomically (0600); the caller holds pki.store.exclusive_lock(path)."""
+    from pki.store import atomic_write
+
+    atomic_write(path, render_token_file(entries).encode("utf-8"), TOKEN_FILE_MODE)
+
+
 def _digest_of(token_column: str) -> bytes:
     hashed = HASHED.fullmatch(token_column)
     return bytes.fromhex(hashed.group(1)) if hashed else token_digest(token_column)

@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "db": "authsvc.cli.db:db",
     "issue": "authsvc.cli.issue:issue",
     "access": "authsvc.cli.access:access",
+    "audit": "authsvc.cli.audit:audit",
     "cluster": "authsvc.cli.cluster:cluster",
     "serve": "authsvc.cli.serve:serve",
     "proxy": "authsvc.cli.proxy:proxy",

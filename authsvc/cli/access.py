@@ -1,7 +1,7 @@
 """`authsvc access ...`: who may do what in the cluster, through bindings authsvc manages.
 
 A group of subcommands: `grant` lives here; the access-lifecycle commands (list, revoke,
-restore) are added to ACCESS_COMMANDS as their own modules.
+restore) live in authsvc/cli/access_lifecycle.py.
 """
 
 from __future__ import annotations
@@ -13,12 +13,24 @@ from authsvc.cli.options import NameType, cluster_options
 from authsvc.cli.output import output_option
 
 # Subcommands that live in other modules: name -> "module:attribute".
-ACCESS_COMMANDS: dict[str, str] = {}
+ACCESS_COMMANDS: dict[str, str] = {
+    "list": "authsvc.cli.access_lifecycle:list_access",
+    "revoke": "authsvc.cli.access_lifecycle:revoke",
+    "restore": "authsvc.cli.access_lifecycle:restore",
+}
 
 
 @click.group(cls=LazyGroup, lazy=ACCESS_COMMANDS)
 def access() -> None:
-    """Who may do what in the cluster: the RoleBindings and ClusterRoleBindings authsvc manages."""
+    """Who has access, and what they may do: list, grant, revoke everywhere, restore.
+
+    \b
+    Examples:
+      authsvc access list alice
+      authsvc access grant --user alice --clusterrole view
+      authsvc access revoke alice --reason "left the company"
+      authsvc access restore alice
+    """
 
 
 @access.command("grant")
@@ -71,7 +83,10 @@ def grant(
         raise UsageError("give exactly one of --clusterrole, --role")
     (subject_kind, subject), (role_kind, role_name) = subjects[0], roles[0]
     wanted = Grant(subject_kind, subject, role_kind, role_name, namespace)
-    check_subject_policy(wanted, state.home().settings.pki.policy.to_policy())
+    home = state.home()
+    check_subject_policy(wanted, home.settings.pki.policy.to_policy())
+    if subject_kind is not SubjectKind.GROUP:  # nothing new for someone whose access is revoked
+        home.stores.ban_gate(subject if subject_kind is SubjectKind.USER else f"system:serviceaccount:{subject}")
     client = state.cluster(required=not dry_run)
     body = binding(wanted)
     if output_format != "text":
@@ -82,4 +97,8 @@ def grant(
         return
     changes = apply.plan(client, [body])
     apply.execute(client, changes, dry_run=dry_run)
+    if not dry_run:
+        from authsvc.access.trail import record_grant_changes
+
+        record_grant_changes(home.stores.audit, home.clock, changes, wanted.subject, actor=state.actor)
     report_changes(changes, dry_run=dry_run, err=output_format != "text")

@@ -239,20 +239,38 @@ def list_certs(state: CliState, status: str | None, ca_name: str | None, output_
 @certs.command("revoke")
 @click.argument("serial")
 @click.option("--reason", type=click.Choice(REVOCATION_REASON_NAMES), default="unspecified", show_default=True)
+@click.option("--comment", default="", help="Why, in your words (kept in the inventory and the audit trail).")
 @click.pass_obj
-def revoke(state: CliState, serial: str, reason: str) -> None:
+def revoke(state: CliState, serial: str, reason: str, comment: str) -> None:
     """Revoke the certificate with hex SERIAL (as `certs list` or `openssl x509 -serial` shows it).
 
-    The next `authsvc crl` lists it; servers that load the CRL then refuse it.
+    The next `authsvc crl` lists it, and servers that load that CRL (granian's --ssl-crl for the
+    webhook's clients, an ingress) refuse it. kube-apiserver does NOT: it never checks revocation
+    (kubernetes#18982), so a revoked client certificate keeps authenticating until it expires.
+    What ends its rights is RBAC: `authsvc access revoke USER` removes the bindings authsvc
+    manages, lists the others, and bans the user.
 
     \b
     Examples:
       authsvc certs revoke 5f3a9c... --reason keyCompromise
       authsvc certs revoke 5F:3A:9C:... && authsvc crl -o /etc/authsvc/ca.crl
     """
+    from authsvc.access.trail import certificate_revoked
+
     home = state.home()
-    record = home.stores.inventory.revoke(serial, reason=reason, now=home.clock())
+    record = home.stores.inventory.revoke(
+        serial, reason=reason, now=home.clock(), revoked_by=state.actor, comment=comment or None
+    )
+    home.stores.audit.record(home.clock(), certificate_revoked(record, state.actor, comment))
+    home.stores.denylist.invalidate()
     click.echo(f"revoked {record.serial} ({record.common_name}), reason {reason}")
+    if record.profile in ("client", "kubelet-client"):
+        click.echo(
+            f"note: kube-apiserver does not check revocation: this certificate authenticates as "
+            f"{record.common_name} until {record.not_after:%Y-%m-%dT%H:%MZ}; remove its bindings "
+            f"(authsvc access revoke {record.common_name} does, and bans the name)",
+            err=True,
+        )
 
 
 @click.command("crl")

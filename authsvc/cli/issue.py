@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from authsvc.cluster.grants import Grant
     from authsvc.kubeconfig.issuer import IssuedKubeconfig, IssueRequest, KubeconfigIssuer
 
-MODES = ("cert", "token", "exec")
+MODES = ("cert", "token", "exec", "exec-cert")
 
 
 @click.command("issue")
@@ -109,6 +109,8 @@ def issue(
       exec   kubectl runs `authsvc login` to get a token with the user's directory password;
              with --browser, the user signs in in the browser and kubectl gets an ID token
              that the API server verifies itself (its --oidc-* flags: `authsvc apiserver-config`)
+      exec-cert  the same login, for a client certificate of minutes (login.certificate_ttl)
+             on a key `authsvc login` makes: it ends on its own once the access is revoked
 
     \b
     The kubeconfig is written 0600 to ./USER.kubeconfig unless -o says otherwise
@@ -148,7 +150,7 @@ def issue(
         namespace=namespace,
         csr_pem=csr.read_bytes() if csr is not None else None,
         key_path=key_path,
-        requester=_requester(state),
+        requester=state.actor,
         browser=browser,
         client_id=client_id,
         via_proxy=via_proxy,
@@ -172,6 +174,10 @@ def issue(
         from authsvc.cluster import apply
 
         apply.write(client, changes)
+        from authsvc.access.trail import record_grant_changes
+
+        home = service.home
+        record_grant_changes(home.stores.audit, home.clock, changes, user, actor=state.actor)
         report_changes(changes, dry_run=False, err=output == "-")
 
 
@@ -205,10 +211,6 @@ def _dry_run(request: IssueRequest, grant: Grant | None, client: ClusterClient |
         checked = "checked by the API server" if client is not None else "not checked: no cluster connection"
         click.echo(f"dry run: would bind {grant.describe()} ({checked}):")
         print_objects([binding(grant)], "yaml")
-
-
-def _requester(state: CliState) -> str:
-    return "cli:" + (state.environ.get("USER") or state.environ.get("LOGNAME") or "unknown")
 
 
 def _print(service: KubeconfigIssuer, request: IssueRequest) -> None:
@@ -257,8 +259,8 @@ def _report(issued: IssuedKubeconfig, what: str, *, err: bool = False) -> None:
     groups = ",".join(credential.groups) or "(none)"
     expires = f"{credential.expires_at:%Y-%m-%dT%H:%M:%SZ}" if credential.expires_at else "at each login"
     detail = f"serial {credential.serial}" if credential.serial else f"token id {credential.token_jti}"
-    if credential.mode.value == "exec":
-        detail = "authsvc login"
+    if credential.mode.value.startswith("exec"):
+        detail = "authsvc login" + (" (certificates)" if credential.mode.value == "exec-cert" else "")
     click.echo(
         f"{what} context {issued.context} for {credential.username} (groups {groups}), "
         f"{credential.mode.value} mode, {detail}, expires {expires}",

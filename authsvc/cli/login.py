@@ -31,6 +31,13 @@ from authsvc.login.client import logout as forget_tokens
 @click.option("--browser", is_flag=True, help="Sign in with the browser (OpenID Connect code flow with PKCE).")
 @click.option("--issuer", default=None, metavar="URL", help="With --browser: the provider (tokens.user_issuer).")
 @click.option("--client-id", default=None, help="With --browser: the OIDC client id (--oidc-client-id).")
+@click.option(
+    "--credential",
+    type=click.Choice(["token", "certificate"]),
+    default="token",
+    show_default=True,
+    help="What to hand kubectl: a token, or a client certificate of minutes for a key made here.",
+)
 @click.pass_obj
 def login(
     state: CliState,
@@ -41,14 +48,16 @@ def login(
     browser: bool,
     issuer: str | None,
     client_id: str | None,
+    credential: str,
 ) -> None:
     """Print an ExecCredential with a token: cached, refreshed, or from a new login.
 
     \b
     kubectl runs this as a client-go exec plugin (kubeconfigs made by
-    `authsvc issue --mode exec [--browser]`).
+    `authsvc issue --mode exec [--browser]`, or `--mode exec-cert`).
     Password mode (--server): the password is asked on the terminal, or taken
-    from AUTHSVC_PASSWORD for automation.
+    from AUTHSVC_PASSWORD for automation; --credential certificate asks for a
+    client certificate of minutes (login.certificate_ttl) on a key made here.
     Browser mode (--browser --issuer URL --client-id ID): opens the system
     browser on authsvc's sign-in page (the URL is also printed on stderr),
     receives the code on a loopback port and prints the ID token; later runs
@@ -61,6 +70,8 @@ def login(
     clock = state.clock()
     if browser and (issuer is None or client_id is None):
         raise UsageError("--browser needs --issuer and --client-id")
+    if browser and credential != "token":
+        raise UsageError("--browser gets an ID token; --credential certificate needs --server")
     if not browser and server is None:
         raise UsageError("--server is required (or --browser with --issuer and --client-id)")
     try:
@@ -72,16 +83,17 @@ def login(
             ca_data=ca_data,
             environ=state.environ,
             now=lambda: clock().timestamp(),
+            credential=credential,
         )
         if browser and issuer and client_id:
             from authsvc.login.browser import browser_login
 
-            credential = browser_login(options, issuer, client_id)
+            document = browser_login(options, issuer, client_id)
         else:
-            credential = exec_login(options)
+            document = exec_login(options)
     except LoginError as e:
         raise AuthsvcError(str(e)) from None
-    click.echo(json.dumps(credential))
+    click.echo(json.dumps(document))
 
 
 @click.command()

@@ -59,6 +59,11 @@ class CliState:
         self.kube_context: str | None = None
         self._cluster: ClusterClient | None = None
 
+    @property
+    def actor(self) -> str:
+        """Who runs this command, as the audit trail and the inventory's `requester` name them."""
+        return "cli:" + (self.environ.get("USER") or self.environ.get("LOGNAME") or "unknown")
+
     def clock(self) -> Clock:
         """The system clock, or a fixed one when `--now` was given (simulations and tests)."""
         from pki.clock import FixedClock, system_clock

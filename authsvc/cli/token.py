@@ -251,9 +251,18 @@ def verify(state: CliState, token_text: str, audiences: tuple[str, ...], output_
 @click.option("--reason", default="", help="Why (kept in the inventory).")
 @click.pass_obj
 def revoke(state: CliState, jti: str, reason: str) -> None:
-    """Put the token with id JTI on the denylist (the webhook refuses it within tokens.cache_refresh)."""
-    service = state.home().stores.token_service
-    service.revoke(jti, reason=reason)
+    """Put the token with id JTI on the denylist (the webhook refuses it within tokens.cache_refresh,
+    its cached answers included; kube-apiserver verifies service-account tokens itself and does
+    not ask)."""
+    from authsvc.access.trail import token_revoked
+
+    home = state.home()
+    service = home.stores.token_service
+    if not service.revoke(jti, reason=reason, revoked_by=state.actor):
+        click.echo(f"token {jti} was revoked already")
+        return
+    issued = service.store.tokens(jti=jti)
+    home.stores.audit.record(home.clock(), token_revoked(issued[0] if issued else None, jti, state.actor, reason))
     click.echo(f"revoked token {jti}")
 
 

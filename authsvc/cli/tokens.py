@@ -25,7 +25,6 @@ from authsvc.errors import ConfigError, InvalidInput, NotFound
 if TYPE_CHECKING:
     from authsvc.authn.tokenfile import TokenFileEntry
 
-TOKEN_FILE_MODE = 0o600
 # 256 random bits, URL-safe: no dots, so never shaped like a JWT or a bootstrap token.
 TOKEN_BYTES = 32
 
@@ -68,20 +67,15 @@ def _token_file(state: CliState, token_file: Path | None) -> Path:
 
 
 def _read(path: Path) -> list[TokenFileEntry]:
-    from authsvc.authn.tokenfile import parse_token_file_entries
+    from authsvc.authn.tokenfile import read_token_file
 
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return []
-    return parse_token_file_entries(text, str(path))
+    return read_token_file(path)
 
 
 def _write(path: Path, entries: list[TokenFileEntry]) -> None:
-    from authsvc.authn.tokenfile import render_token_file
-    from pki.store import atomic_write
+    from authsvc.authn.tokenfile import write_token_file
 
-    atomic_write(path, render_token_file(entries).encode("utf-8"), TOKEN_FILE_MODE)
+    write_token_file(path, entries)
 
 
 @static.command("add")

@@ -4,7 +4,8 @@ declarative Base (`authsvc.db.schema.import_models` registers all of them: schem
 Each table's queries live with its feature: bootstrap tokens (authsvc/authn/bootstrap.py),
 issued kubeconfig credentials (authsvc/kubeconfig/issuer.py), failed logins
 (authsvc/login/ratelimit.py), rotation runs (authsvc/rotation/runs.py), the OIDC provider's
-authorization codes and refresh-token families (authsvc/oidc/store.py). A new table goes here,
+authorization codes and refresh-token families (authsvc/oidc/store.py), access bans
+(authsvc/access/bans.py). A new table goes here,
 with a migration (scripts/new-migration.sh).
 """
 
@@ -129,3 +130,19 @@ class OIDCIssueRow(Base):
     access_expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     issued_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class AccessBanRow(Base):
+    """A user whose access was revoked (`authsvc access revoke`) until `authsvc access restore`."""
+
+    __tablename__ = "access_bans"
+
+    # SHA-256 of the folded name (authsvc.identity.fold_username): "Alice", "alice" and its
+    # fullwidth spelling are the same ban, and a long name has a fixed-size key.
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    username: Mapped[str] = mapped_column(Text)
+    banned_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    banned_by: Mapped[str] = mapped_column(String(255))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    # The bindings authsvc removed with the ban (grants as JSON): `access restore` writes them back.
+    bindings_json: Mapped[str] = mapped_column(Text, default="[]")

@@ -1,5 +1,10 @@
 """What is loaded from a home on demand: the database engine, the inventory, the token service,
-the CAs and the certificate issuer. Each is built on first use and kept.
+the CAs and the certificate issuer, the audit trail and the access bans. Each is built on
+first use and kept.
+
+Every certificate and token minted through these goes past the ban gate (nothing for a user
+whose access was revoked: authsvc/access/bans.py) and leaves a line in the audit trail
+(authsvc/access/trail.py), whichever command or endpoint asked.
 
 SQLAlchemy and PyJWT are imported on first use too: commands that read only files
 (`certs check-expiration`, `pki check`) never pay for them."""
@@ -21,9 +26,12 @@ from pki.store import load_certificates
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
+    from authsvc.access.bans import BanGate, BanStore
+    from authsvc.access.denylist import Denylist
+    from authsvc.audit.log import AuditLog
     from pki.inventory import Inventory
-    from pki.issuance import CertificateIssuer
-    from pki.tokens import SigningKeyFiles, TokenService
+    from pki.issuance import CertificateIssuer, IssuedCert
+    from pki.tokens import IssuedToken, SigningKeyFiles, TokenService
 
 
 class HomeStores:
@@ -46,10 +54,66 @@ class HomeStores:
         """Dispose of the engine if one was opened: before a fork, children must not share its
         connections. The next use opens a new one."""
         engine = self.__dict__.pop("engine", None)
-        self.__dict__.pop("inventory", None)
-        self.__dict__.pop("token_service", None)
+        for name in ("inventory", "token_service", "bans", "denylist"):
+            self.__dict__.pop(name, None)
         if engine is not None:
             engine.dispose()
+
+    # ---- the audit trail and the bans --------------------------------------------------------
+
+    @cached_property
+    def audit(self) -> AuditLog:
+        """The audit trail, each line written at once (a command's few lines must not wait for a
+        thread); a server attaches its batched log instead (`attach_audit`)."""
+        from authsvc.audit.log import AuditLog
+
+        return AuditLog.open(self.settings.audit, self.layout.root, batched=False)
+
+    def attach_audit(self, audit: AuditLog) -> None:
+        """Write this process's issuance lines through `audit` (authsvc/runtime.py: one log per server process)."""
+        self.__dict__["audit"] = audit
+
+    @property
+    def actor(self) -> str:
+        """Who this process acts for in the audit trail: `cli:<the user running it>`."""
+        environ = self.secrets.environ
+        return "cli:" + (environ.get("USER") or environ.get("LOGNAME") or "unknown")
+
+    @cached_property
+    def bans(self) -> BanStore:
+        from authsvc.access.bans import BanStore
+
+        return BanStore(self.engine)
+
+    @property
+    def ban_gate(self) -> BanGate:
+        from authsvc.access.bans import BanGate
+
+        return BanGate(self.bans)
+
+    @cached_property
+    def denylist(self) -> Denylist:
+        """Revoked credentials and banned users, in memory, read again every tokens.cache_refresh."""
+        from authsvc.access.denylist import Denylist
+
+        tokens = self.settings.tokens
+        return Denylist(
+            self.engine,
+            self.clock,
+            tokens.cache_refresh.total_seconds(),
+            leeway_seconds=tokens.leeway.total_seconds(),
+        )
+
+    def _certificate_issued(self, issued: IssuedCert) -> None:
+        from authsvc.access.trail import actor_of_certificate, certificate_issued
+
+        record = issued.record
+        self.audit.record(self.clock(), certificate_issued(record, actor_of_certificate(record, self.actor)))
+
+    def _token_issued(self, token: IssuedToken, kind: str) -> None:
+        from authsvc.access.trail import actor_of_token, token_issued
+
+        self.audit.record(self.clock(), token_issued(token, kind, actor_of_token(token, self.actor)))
 
     @cached_property
     def inventory(self) -> Inventory:
@@ -77,7 +141,14 @@ class HomeStores:
         from pki.tokens import SigningKeyStore, TokenService
 
         config = self.settings.tokens.to_config(self.settings.pki.policy.to_policy())
-        return TokenService(SigningKeyStore(self.engine), self.signing_key_files, config, self.clock)
+        return TokenService(
+            SigningKeyStore(self.engine),
+            self.signing_key_files,
+            config,
+            self.clock,
+            gate=self.ban_gate,
+            on_issued=self._token_issued,
+        )
 
     def load_ca(self, name: str = "ca") -> CertificateAuthority:
         cert_file, key_file = self.layout.cert_path(name), self.layout.key_path(name)
@@ -100,4 +171,6 @@ class HomeStores:
             self.settings.pki.policy.to_policy(),
             self.clock,
             ca_name=ca_name,
+            gate=self.ban_gate,
+            on_issued=self._certificate_issued,
         )

@@ -79,12 +79,18 @@ class UserEntry:
 
 
 def exec_user_config(
-    *, login_url: str, ca_pem: bytes | None, username: str | None = None, install_hint: str
+    *,
+    login_url: str,
+    ca_pem: bytes | None,
+    username: str | None = None,
+    install_hint: str,
+    certificate: bool = False,
 ) -> dict[str, Any]:
     """A client-go exec credential plugin running `authsvc login` (client.authentication.k8s.io/v1).
 
     The login endpoint's CA travels inside the arguments (`--ca-data`), so a kubeconfig works
-    against a private CA without anything installed in the system trust store.
+    against a private CA without anything installed in the system trust store. With
+    `certificate`, the plugin hands kubectl a short-lived client certificate, not a token.
     See https://kubernetes.io/docs/reference/access-authn-authz/authentication/#client-go-credential-plugins
     """
     args = ["login", "--server", login_url]
@@ -92,6 +98,8 @@ def exec_user_config(
         args += ["--ca-data", b64(ca_pem)]
     if username is not None:
         args += ["--username", username]
+    if certificate:
+        args += ["--credential", "certificate"]
     return {
         "apiVersion": EXEC_API_VERSION,
         "command": "authsvc",

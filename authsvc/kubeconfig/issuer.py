@@ -3,7 +3,9 @@
 - cert: a key made here and a client certificate (CN = user, O = groups) under the signing policy;
 - own CSR: the user's CSR signed under the same policy, the key stays with the user (`client-key: PATH`);
 - token: an authsvc-signed user token that authsvc can revoke (its jti is recorded);
-- exec: `authsvc login` as a client-go exec credential plugin (nothing issued now: tokens come at login).
+- exec: `authsvc login` as a client-go exec credential plugin (nothing issued now: tokens come at login);
+- exec-cert: the same plugin with short-lived client certificates (`login.certificate_ttl`) for a key
+  the plugin makes, signed at each login: what the API server cannot revoke ends with its life.
 
 Every issued kubeconfig gets a row in `issued_credentials` (who, when, groups, expiry, mode,
 serial or token jti, requester). This module builds data; the CLI decides where it is written.
@@ -60,6 +62,12 @@ class IssueMode(StrEnum):
     CERT = "cert"
     TOKEN = "token"
     EXEC = "exec"
+    EXEC_CERT = "exec-cert"
+
+    @property
+    def exec_plugin(self) -> bool:
+        """Modes whose credential comes from `authsvc login` at use, not now."""
+        return self in (IssueMode.EXEC, IssueMode.EXEC_CERT)
 
 
 # --- the inventory of issued kubeconfig credentials -------------------------------------------
@@ -216,8 +224,11 @@ def check_mode_options(request: IssueRequest) -> None:
         raise UsageError(f"--csr signs a certificate: it cannot be used with --mode {request.mode}")
     if (request.csr_pem is None) != (request.key_path is None):
         raise UsageError("--csr and --key-path go together: --key-path is where the user keeps the CSR's key")
-    if request.mode is IssueMode.EXEC and (request.groups or request.ttl is not None):
-        raise UsageError("--mode exec issues no credential now: groups and lifetime come from the directory at login")
+    if request.mode.exec_plugin and (request.groups or request.ttl is not None):
+        raise UsageError(
+            f"--mode {request.mode} issues no credential now: groups come from the directory at login, lifetimes "
+            "from login.token_ttl or login.certificate_ttl"
+        )
     if (request.browser or request.client_id is not None) and request.mode is not IssueMode.EXEC:
         raise UsageError("--browser and --client-id go with --mode exec (kubectl then signs in with the browser)")
     if request.client_id is not None and not request.browser:
@@ -273,8 +284,10 @@ class KubeconfigIssuer:
             check_namespace(request.namespace)
         if request.csr_pem is not None:
             check_csr_subject(request.csr_pem, request.user, request.groups)
-        if request.mode is IssueMode.EXEC:
+        if request.mode.exec_plugin:
             self.login_url()
+            # No credential is minted now, so the ban gate is asked here: no kubeconfig either.
+            self.home.stores.ban_gate(request.user)
 
     def cluster_name(self, request: IssueRequest) -> str:
         return request.cluster or self.settings.cluster.name
@@ -306,7 +319,7 @@ class KubeconfigIssuer:
         Used to find merge conflicts before anything is signed.
         """
         self.check(request)
-        user = self._exec_user(request)[0] if request.mode is IssueMode.EXEC else UserEntry(request.user)
+        user = self._exec_user(request)[0] if request.mode.exec_plugin else UserEntry(request.user)
         return build_kubeconfig(self.cluster_entry(request), user, namespace=request.namespace)
 
     def issue(self, request: IssueRequest) -> IssuedKubeconfig:
@@ -314,7 +327,7 @@ class KubeconfigIssuer:
         self.check(request)
         cluster = self.cluster_entry(request)
         notes: tuple[str, ...] = ()
-        if request.mode is IssueMode.EXEC:
+        if request.mode.exec_plugin:
             user_entry, notes = self._exec_user(request)
             pending = self._pending(request, user_entry)
         elif request.mode is IssueMode.TOKEN:
@@ -325,7 +338,17 @@ class KubeconfigIssuer:
             pending = self._certificate(request)
         config = build_kubeconfig(cluster, pending.user_entry, namespace=request.namespace)
         credential = self.credentials.record(pending, now=self.home.clock())
+        if request.mode.exec_plugin:  # no credential was minted (its issuance line comes at login)
+            self._audit_exec_kubeconfig(credential)
         return IssuedKubeconfig(config, config["current-context"], credential, notes)
+
+    def _audit_exec_kubeconfig(self, credential: IssuedCredential) -> None:
+        from authsvc.audit.events import KUBECONFIG_ISSUE, OK, AuditEvent
+
+        actor = credential.requester or self.home.stores.actor
+        event = AuditEvent(KUBECONFIG_ISSUE, OK, actor=actor, subject=credential.username,
+                           ids={"kubeconfig": str(credential.id)}, details={"mode": credential.mode.value})  # fmt: skip
+        self.home.stores.audit.record(self.home.clock(), event)
 
     def _pending(
         self,
@@ -390,7 +413,11 @@ class KubeconfigIssuer:
             )
             return UserEntry(request.user, exec_config=exec_config), notes
         exec_config = exec_user_config(
-            login_url=self.login_url(), ca_pem=ca_pem, username=request.user, install_hint=INSTALL_HINT
+            login_url=self.login_url(),
+            ca_pem=ca_pem,
+            username=request.user,
+            install_hint=INSTALL_HINT,
+            certificate=request.mode is IssueMode.EXEC_CERT,
         )
         return UserEntry(request.user, exec_config=exec_config), notes
 

@@ -7,14 +7,23 @@ reads AUTHSVC_USERNAME / AUTHSVC_PASSWORD), POSTs them to URL over TLS (HTTP Bas
 caches the token and prints an ExecCredential (client.authentication.k8s.io/v1) with its
 expirationTimestamp.
 
+With `--credential certificate` (kubeconfigs from `authsvc issue --mode exec-cert`) the
+credential is a client certificate instead, as Pinniped hands out: a new login generates a
+P-256 key here, sends a CSR with the credentials, and gets a certificate for the key valid for
+minutes (the server's login.certificate_ttl); the ExecCredential carries
+clientCertificateData and clientKeyData. The key never leaves this machine but for the cache
+file. A revoked person's certificate then ends with its short life, although the API server
+never checks revocation: renewing it takes a login, which is refused.
+
 Cache: one JSON file, mode 0600, in $XDG_CACHE_HOME/authsvc (default ~/.cache/authsvc),
-keyed by login URL and user name. An exclusive flock on a lock file beside it is held from
-the cache read to the cache write, so ten kubectl commands started together with an empty
-cache make one login: the other nine wait for the lock and find the fresh token.
+keyed by login URL and user name (tokens and certificates with their keys apart). An
+exclusive flock on a lock file beside it is held from the cache read to the cache write, so
+ten kubectl commands started together with an empty cache make one login: the other nine
+wait for the lock and find the fresh token.
 
 Standard library only, and only what the cached path needs is imported up front (json,
-fcntl): kubectl pays this start-up before every command. TLS, HTTP and the password prompt
-are imported when a login is actually needed.
+fcntl): kubectl pays this start-up before every command. TLS, HTTP, the password prompt and
+(for a certificate) the key generation are imported when a login is actually needed.
 """
 
 # os.path rather than pathlib: pathlib (with re, fnmatch) costs ~10 ms to import, more than
@@ -29,7 +38,7 @@ import os
 import sys
 import time
 
-from authsvc.login.execcredential import exec_credential
+from authsvc.login.execcredential import exec_credential, exec_credential_certificate
 
 TYPE_CHECKING = False  # typing costs ~4 ms to import; mypy treats this name as True
 if TYPE_CHECKING:
@@ -43,6 +52,8 @@ CACHE_VERSION = 1
 EXPIRY_MARGIN_SECONDS = 60
 HTTP_TIMEOUT_SECONDS = 30
 USER_ENV, PASSWORD_ENV, EXEC_INFO_ENV = "AUTHSVC_USERNAME", "AUTHSVC_PASSWORD", "KUBERNETES_EXEC_INFO"
+# What `--credential` may ask for, and where each is kept in a server's cache entry.
+CREDENTIALS = {"token": "tokens", "certificate": "certificates"}
 # A cache file larger than this is not ours (a thousand tokens take about 1 MiB): it counts as empty.
 MAX_CACHE_BYTES = 4 << 20
 # 10000-01-01T00:00:00Z: no RFC 3339 expirationTimestamp is later.
@@ -56,7 +67,18 @@ class LoginError(Exception):
 class LoginOptions:
     """What `authsvc login` was asked to do (options, environment, clock, terminal)."""
 
-    __slots__ = ("ask_password", "ca_data", "ca_file", "environ", "now", "server", "stderr", "stdin", "username")
+    __slots__ = (
+        "ask_password",
+        "ca_data",
+        "ca_file",
+        "credential",
+        "environ",
+        "now",
+        "server",
+        "stderr",
+        "stdin",
+        "username",
+    )
 
     def __init__(
         self,
@@ -70,7 +92,11 @@ class LoginOptions:
         stdin: TextIO | None = None,
         stderr: TextIO | None = None,
         ask_password: Callable[[str], str] | None = None,
+        credential: str = "token",
     ) -> None:
+        if credential not in CREDENTIALS:
+            raise LoginError(f"--credential {credential!r}: one of {', '.join(CREDENTIALS)}")
+        self.credential = credential
         self.server = login_url(server)
         self.username = username
         self.ca_file = ca_file
@@ -115,19 +141,26 @@ def login(options: LoginOptions) -> dict[str, object]:
     """The ExecCredential for `options.server`: cached if valid, else from a new login."""
     directory = cache_dir(options.environ)
     os.makedirs(directory, mode=0o700, exist_ok=True)
+    kept = CREDENTIALS[options.credential]
     with CacheLock(directory):
         cache = read_cache(directory)
-        server = cache["servers"].setdefault(options.server, {"last_user": "", "tokens": {}})
+        server = cache["servers"].setdefault(options.server, {"last_user": "", "tokens": {}, "certificates": {}})
         username = options.username or options.environ.get(USER_ENV) or server["last_user"]
-        cached = server["tokens"].get(username) if username else None
+        cached = server[kept].get(username) if username else None
         if cached and cached["expires"] - EXPIRY_MARGIN_SECONDS > options.now():
-            return exec_credential(cached["token"], cached["expirationTimestamp"])
+            return as_exec_credential(cached)
         username, password = credentials(options, username)
         answer = post_login(options, username, password)
         server["last_user"] = username
-        server["tokens"][username] = answer
+        server[kept][username] = answer
         write_cache(directory, cache)
-    return exec_credential(answer["token"], answer["expirationTimestamp"])
+    return as_exec_credential(answer)
+
+
+def as_exec_credential(entry: dict[str, Any]) -> dict[str, object]:
+    if "certificate" in entry:
+        return exec_credential_certificate(entry["certificate"], entry["key"], entry["expirationTimestamp"])
+    return exec_credential(entry["token"], entry["expirationTimestamp"])
 
 
 def logout(environ: Mapping[str, str], server: str | None = None) -> int:
@@ -139,7 +172,8 @@ def logout(environ: Mapping[str, str], server: str | None = None) -> int:
         cache = read_cache(directory)
         servers = cache["servers"]
         names = [login_url(server)] if server else list(servers)
-        dropped = sum(len(servers.pop(name, {}).get("tokens", {})) for name in names)
+        gone = [servers.pop(name, {}) for name in names]
+        dropped = sum(len(entry.get(kept, {})) for entry in gone for kept in CREDENTIALS.values())
         write_cache(directory, cache)
     return dropped
 
@@ -182,28 +216,37 @@ def read_cache(directory: str) -> dict[str, Any]:
 
 
 def cached_servers(servers: object) -> dict[str, Any]:
-    """{login URL: {"last_user": str, "tokens": {user name: entry}}}, keeping only well-formed parts."""
+    """{login URL: {"last_user": str, "tokens": {user name: entry}, "certificates": {...}}},
+    keeping only well-formed parts."""
     if not isinstance(servers, dict):
         return {}
     clean: dict[str, Any] = {}
     for url, server in servers.items():
         if not isinstance(server, dict):
             continue
-        last_user, tokens = server.get("last_user"), server.get("tokens")
-        clean[url] = {
-            "last_user": last_user if isinstance(last_user, str) else "",
-            "tokens": {user: entry for user, entry in tokens.items() if is_token_entry(entry)}
-            if isinstance(tokens, dict)
-            else {},
-        }
+        last_user = server.get("last_user")
+        clean[url] = {"last_user": last_user if isinstance(last_user, str) else ""}
+        for kept in CREDENTIALS.values():
+            entries = server.get(kept)
+            clean[url][kept] = (
+                {user: entry for user, entry in entries.items() if is_cached_entry(entry, kept)}
+                if isinstance(entries, dict)
+                else {}
+            )
     return clean
 
 
-def is_token_entry(entry: object) -> bool:
-    """What `parse_answer` writes: a token, its RFC 3339 expiry, and that expiry in seconds."""
+def is_cached_entry(entry: object, kept: str) -> bool:
+    if not is_token_entry(entry, member="token" if kept == "tokens" else "certificate"):
+        return False
+    return kept == "tokens" or (isinstance(entry, dict) and isinstance(entry.get("key"), str) and bool(entry["key"]))
+
+
+def is_token_entry(entry: object, *, member: str = "token") -> bool:
+    """What `parse_answer` writes: a token (or a certificate), its RFC 3339 expiry, and that expiry in seconds."""
     if not isinstance(entry, dict):
         return False
-    token, stamp, expires = entry.get("token"), entry.get("expirationTimestamp"), entry.get("expires")
+    token, stamp, expires = entry.get(member), entry.get("expirationTimestamp"), entry.get("expires")
     if not (isinstance(token, str) and token and isinstance(stamp, str)):
         return False
     # bool is an int; NaN and infinities fail the range (an "Infinity" entry would never expire).
@@ -266,11 +309,18 @@ def exec_info(environ: Mapping[str, str]) -> dict[str, Any]:
 
 
 def post_login(options: LoginOptions, username: str, password: str) -> dict[str, Any]:
-    """POST /login with HTTP Basic over verified TLS; the cache entry for the token it returns."""
+    """POST /login with HTTP Basic over verified TLS; the cache entry for the token it returns
+    (or, for `--credential certificate`, for the certificate and the key made for it)."""
     import base64
     import http.client
     import urllib.parse
 
+    key_pem, body = "", b""
+    headers = {"Content-Length": "0"}
+    if options.credential == "certificate":
+        key_pem, csr = new_key_and_csr(username)
+        body = json.dumps({"certificateSigningRequest": csr}).encode()
+        headers = {"Content-Type": "application/json", "Content-Length": str(len(body))}
     url = urllib.parse.urlsplit(options.server)
     basic = base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
     connection = http.client.HTTPSConnection(
@@ -278,14 +328,33 @@ def post_login(options: LoginOptions, username: str, password: str) -> dict[str,
     )
     path = (url.path or "/login") + ("?" + url.query if url.query else "")
     try:
-        connection.request("POST", path, headers={"Authorization": f"Basic {basic}", "Content-Length": "0"})
+        connection.request("POST", path, body=body, headers={"Authorization": f"Basic {basic}", **headers})
         response = connection.getresponse()
         body = response.read(1 << 20)
     except OSError as e:
         raise LoginError(f"cannot reach {options.server}: {e}") from None
     finally:
         connection.close()
-    return parse_answer(options.server, response.status, response.getheader("Retry-After"), body)
+    answer = parse_answer(options.server, response.status, response.getheader("Retry-After"), body)
+    if key_pem:
+        if "certificate" not in answer:
+            raise LoginError(f"{options.server} answered without a certificate: does it sign certificates at login?")
+        answer["key"] = key_pem
+    return answer
+
+
+def new_key_and_csr(username: str) -> tuple[str, str]:
+    """A P-256 key made here (PEM) and a CSR signed by it; the server uses only its key."""
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
+    from pki.csr import build_csr, csr_pem
+    from pki.keys import generate_private_key, private_key_to_pem
+
+    key = generate_private_key()
+    # The server names the identity the login established; the CN only helps whoever reads the CSR.
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, username[:64] or "authsvc-login")])
+    return private_key_to_pem(key).decode(), csr_pem(build_csr(key, subject)).decode()
 
 
 def parse_answer(server: str, status: int, retry_after: str | None, body: bytes) -> dict[str, Any]:
@@ -300,6 +369,10 @@ def parse_answer(server: str, status: int, retry_after: str | None, body: bytes)
     if status != 200:
         detail = document.get("error") if isinstance(document, dict) else None
         raise LoginError(f"login failed: {server} answered HTTP {status}" + (f": {detail}" if detail else ""))
+    if isinstance(document, dict) and isinstance(document.get("clientCertificateData"), str):
+        stamp = str(document.get("expirationTimestamp"))
+        return {"certificate": document["clientCertificateData"], "expirationTimestamp": stamp,
+                "expires": rfc3339_seconds(stamp)}  # fmt: skip
     try:
         token, stamp = str(document["token"]), str(document["expirationTimestamp"])
     except (KeyError, TypeError):
@@ -346,7 +419,7 @@ def cluster_ca_data(environ: Mapping[str, str]) -> str | None:
 # -- the fast path: `authsvc login|logout` without click ------------------------------------
 
 FAST_OPTIONS = {
-    "login": ("--server", "--username", "--ca-file", "--ca-data", "--issuer", "--client-id"),
+    "login": ("--server", "--username", "--ca-file", "--ca-data", "--issuer", "--client-id", "--credential"),
     "logout": ("--server",),
 }
 FAST_FLAGS = {"login": ("--browser",), "logout": ()}
@@ -368,6 +441,9 @@ def run(argv: list[str]) -> int | None:
         ("--server" not in options) if not browser else ("--issuer" not in options or "--client-id" not in options)
     ):
         return None
+    # click says what is wrong with a --credential value, or with one next to --browser.
+    if options.get("--credential", "token") not in CREDENTIALS or (browser and "--credential" in options):
+        return None
     try:
         if command == "logout":
             dropped = logout(os.environ, options.get("--server"))
@@ -380,6 +456,7 @@ def run(argv: list[str]) -> int | None:
             username=options.get("--username"),
             ca_file=options.get("--ca-file"),
             ca_data=options.get("--ca-data"),
+            credential=options.get("--credential", "token"),
         )
         if browser:
             from authsvc.login.browser import browser_login

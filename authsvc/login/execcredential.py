@@ -16,3 +16,16 @@ def exec_credential(token: str, expiration_timestamp: str) -> dict[str, object]:
         "kind": "ExecCredential",
         "status": {"token": token, "expirationTimestamp": expiration_timestamp},
     }
+
+
+def exec_credential_certificate(certificate_pem: str, key_pem: str, expiration_timestamp: str) -> dict[str, object]:
+    """A client certificate and its key (PEM): kubectl presents them in the TLS handshake."""
+    return {
+        "apiVersion": EXEC_API_VERSION,
+        "kind": "ExecCredential",
+        "status": {
+            "clientCertificateData": certificate_pem,
+            "clientKeyData": key_pem,
+            "expirationTimestamp": expiration_timestamp,
+        },
+    }

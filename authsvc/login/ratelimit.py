@@ -16,7 +16,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import math
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -27,6 +26,7 @@ from sqlalchemy.sql.expression import Executable
 
 from authsvc.db.tables import LoginFailureRow
 from authsvc.errors import BackendUnavailable, RateLimited
+from authsvc.identity import fold_username
 from pki.clock import Clock
 from pki.db import UTCDateTime
 
@@ -42,11 +42,10 @@ class Limit:
 
 def limit_key(kind: str, value: str) -> str:
     if kind == "user":
-        # Directories match names case-insensitively, ignoring extra spaces and (slapd's
-        # caseIgnoreMatch, RFC 4518) Unicode compatibility forms: fullwidth "alice" (U+FF41..) is alice.
-        # NFKC + casefold gives those spellings one budget. What a directory folds beyond this
-        # is caught by the matched account's own key (LoginService: Verdict.subject).
-        value = unicodedata.normalize("NFKC", " ".join(unicodedata.normalize("NFKC", value).split()).casefold())
+        # Every spelling a directory takes for one account has one budget (fold_username). What a
+        # directory folds beyond this is caught by the matched account's own key (LoginService:
+        # Verdict.subject).
+        value = fold_username(value)
     return hashlib.sha256(f"{kind}:{value}".encode("utf-8", "surrogatepass")).hexdigest()
 
 

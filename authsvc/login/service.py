@@ -1,10 +1,11 @@
-"""The login service behind `POST /login`: credentials in, a short-lived authsvc token out.
+"""The login service behind `POST /login`: credentials in, a short-lived authsvc token out (or,
+with a CSR, a short-lived client certificate for the CSR's key: `login.certificate_ttl`).
 
     refuse an empty name or password (before any backend: LDAP treats an empty password as an
         anonymous bind that succeeds, RFC 4513 section 5.1.2)
     check the rate limits (user name, client address)
     ask the backends in order; the first that knows the user decides
-    count a failure, or clear the user's count and issue the token
+    count a failure, or clear the user's count and issue the token (or sign the certificate)
 
 Whatever went wrong, the caller learns only "invalid user name or password"; the operator
 learns why from the log line and the audit log's login line ("wrong password", "account
@@ -19,6 +20,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from authsvc.access.bans import AccessRevoked
 from authsvc.errors import AuthenticationFailed, BackendUnavailable, RateLimited
 from authsvc.login.backends import UNKNOWN_USER, LoginBackend, LoginIdentity, Verdict
 from authsvc.login.ratelimit import RateLimiter, limit_key
@@ -31,7 +33,7 @@ INVALID_CREDENTIALS = "invalid user name or password"
 
 @dataclass(frozen=True, slots=True)
 class IssuedLogin:
-    """What /login returns: the token and who it names."""
+    """What /login returns: the token (or the certificate, PEM, for a login with a CSR) and who it names."""
 
     token: str
     expires_at: dt.datetime
@@ -39,10 +41,14 @@ class IssuedLogin:
     uid: str
     groups: tuple[str, ...]
     source: str
+    certificate: str = ""
 
 
 # (identity, ttl) -> (token, expires_at); raises pki.errors.PolicyError for names the policy refuses.
 TokenIssuer = Callable[[LoginIdentity, dt.timedelta | None], tuple[str, dt.datetime]]
+# (identity, CSR PEM) -> (certificate PEM, expires_at): a client certificate for the identity on
+# the CSR's key; raises pki.errors.PolicyError when the policy (or a ban) refuses it.
+CertificateSigner = Callable[[LoginIdentity, bytes], tuple[str, dt.datetime]]
 # Called with "ok", "refused", "rate_limited" or "unavailable" (metrics).
 ResultHook = Callable[[str], None]
 
@@ -72,7 +78,9 @@ class LoginService:
         max_username_length: int = 256,
         on_result: ResultHook = lambda _result: None,
         on_attempt: AttemptHook = lambda _attempt: None,
+        sign_certificate: CertificateSigner | None = None,
     ) -> None:
+        self.sign_certificate = sign_certificate
         self.backends = tuple(backends)
         self.limiter = limiter
         self.issue = issue
@@ -81,16 +89,28 @@ class LoginService:
         self.on_result = on_result
         self.on_attempt = on_attempt
 
-    def login(self, username: str, password: str, address: str = "") -> IssuedLogin:
-        """Raises AuthenticationFailed, RateLimited, BackendUnavailable or PolicyError."""
+    def login(self, username: str, password: str, address: str = "", *, csr: bytes | None = None) -> IssuedLogin:
+        """A token, or with `csr` a certificate on its key. Raises AuthenticationFailed,
+        RateLimited, BackendUnavailable or PolicyError."""
         identity = self.verify_credentials(username, password, address)
+        token, certificate = "", ""
         try:
-            token, expires_at = self.issue(identity, self.token_ttl)
+            if csr is None:
+                token, expires_at = self.issue(identity, self.token_ttl)
+            else:
+                certificate, expires_at = self._sign(identity, csr)
         except PolicyError as e:
             self.policy_refused(identity, e, address)
             raise
         self.signed_in(identity, address)
-        return IssuedLogin(token, expires_at, identity.username, identity.uid, identity.groups, identity.source)
+        return IssuedLogin(
+            token, expires_at, identity.username, identity.uid, identity.groups, identity.source, certificate
+        )
+
+    def _sign(self, identity: LoginIdentity, csr: bytes) -> tuple[str, dt.datetime]:
+        if self.sign_certificate is None:
+            raise PolicyError("this server does not sign certificates at login")
+        return self.sign_certificate(identity, csr)
 
     def verify_credentials(self, username: str, password: str, address: str = "") -> LoginIdentity:
         """Who the credentials name, under every check of /login (empty values, rate limits, the
@@ -132,8 +152,10 @@ class LoginService:
         )
 
     def policy_refused(self, identity: LoginIdentity, error: PolicyError, address: str) -> None:
-        """Audit a login whose credentials were right but whose identity the signing policy refuses."""
-        reason = f"signing policy: {error}"
+        """Audit a login whose credentials were right but whose identity the signing policy (or
+        a ban: `authsvc access revoke`) refuses."""
+        banned = isinstance(error, AccessRevoked)
+        reason = "access revoked (authsvc access revoke)" if banned else f"signing policy: {error}"
         self.on_attempt(LoginAttempt("refused", identity.username, identity.source, reason, address))
 
     def _refused(self, user: str, backend: str, reason: str, address: str) -> None:
@@ -176,6 +198,18 @@ class LoginService:
 
     def ready(self) -> bool:
         return all(backend.ready() for backend in self.backends)
+
+
+def check_login_csr(csr_pem: bytes) -> None:
+    """A CSR a login may bring: parsed, signed by its key, not asking for a CA, a key strong
+    enough. Only its key is used (the certificate names the identity the login establishes).
+    Raises PolicyError."""
+    from pki.csr import csr_public_key, load_csr, refuse_ca_request
+    from pki.keys import check_key_strength
+
+    csr = load_csr(csr_pem)
+    refuse_ca_request(csr)
+    check_key_strength(csr_public_key(csr))
 
 
 def _shown(username: str) -> str:

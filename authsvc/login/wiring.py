@@ -11,24 +11,26 @@ authsvc/runtime.py calls `build` and `webhook_side` and hands the results to the
 
 from __future__ import annotations
 
+import datetime as dt
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from authsvc.authn.base import GroupLookup, IdentityRefresher
 from authsvc.authn.refreshers import LDAPIdentityRefresher, UsersFileIdentityRefresher
-from authsvc.errors import ConfigError
+from authsvc.errors import AuthsvcError, BackendUnavailable, ConfigError
 from authsvc.ldap.service import LDAPService
 from authsvc.login.backends import LDAPLoginBackend, LoginBackend, LoginIdentity, UsersFileLoginBackend
 from authsvc.login.ratelimit import Limit, RateLimiter
-from authsvc.login.service import AttemptHook, LoginAttempt, LoginService, TokenIssuer
+from authsvc.login.service import AttemptHook, CertificateSigner, LoginAttempt, LoginService, TokenIssuer
 from authsvc.login.users_file import UsersFile
+from pki.errors import PKIError
 
 if TYPE_CHECKING:
-    import datetime as dt
-
+    from authsvc.audit.log import AuditLog
     from authsvc.home.opened import Home
-    from authsvc.webhook.audit import AuditLog
+    from pki.issuance import CertificateIssuer
     from pki.policy import SigningPolicy
 
 
@@ -107,6 +109,7 @@ def build(home: Home, metrics: LoginMetrics | None = None, audit: AuditLog | Non
             max_username_length=settings.login.max_username_length,
             on_result=metrics.login_result if metrics else lambda _r: None,
             on_attempt=audited(home, audit) if audit else lambda _a: None,
+            sign_certificate=certificate_signer(home),
         )
     return LoginComponents(service, ldap, users)
 
@@ -133,6 +136,37 @@ def rate_limiter(home: Home) -> RateLimiter:
         user=Limit("user", login.max_failures_per_user, login.failure_window),
         address=Limit("addr", login.max_failures_per_address, login.failure_window),
     )
+
+
+def certificate_signer(home: Home) -> CertificateSigner:
+    """Client certificates for logins with a CSR (`authsvc login --credential certificate`): the
+    cluster CA signs the CSR's key for the identity the login established, for
+    login.certificate_ttl, under the signing policy and the ban gate, recorded in the inventory
+    (requester `login:<backend>`). The CA is loaded at the first such login: a server without
+    the CA key (the webhook pods of config/kubernetes/) answers those with 503, tokens still work."""
+    lock = threading.Lock()
+    loaded: list[CertificateIssuer] = []
+
+    def issuer() -> CertificateIssuer:
+        with lock:
+            if not loaded:
+                try:
+                    loaded.append(home.stores.issuer())
+                except (AuthsvcError, PKIError, OSError) as e:
+                    raise BackendUnavailable(f"this server cannot sign certificates: {e}") from None
+            return loaded[0]
+
+    def sign(identity: LoginIdentity, csr: bytes) -> tuple[str, dt.datetime]:
+        issued = issuer().sign_for_identity(
+            csr,
+            identity.username,
+            identity.groups,
+            ttl=home.settings.login.certificate_ttl,
+            requester=f"login:{identity.source}",
+        )
+        return issued.cert_pem.decode(), issued.record.not_after
+
+    return sign
 
 
 def token_issuer(home: Home) -> TokenIssuer:

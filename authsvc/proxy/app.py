@@ -19,6 +19,7 @@ import time
 import aiohttp
 from aiohttp import web
 
+from authsvc.errors import BackendUnavailable
 from authsvc.proxy.audit import record_request
 from authsvc.proxy.credentials import Authenticated, Refused
 from authsvc.proxy.forward import UpstreamUnreachable, client_session, forward
@@ -70,9 +71,13 @@ async def handle(request: web.Request) -> web.StreamResponse:
         return status_response(400, "the request target must be a path")
     outcome = await proxy.authenticator.authenticate(request.headers.get("Authorization"), peer_certificate(request))
     if isinstance(outcome, Authenticated):
-        reason = await proxy.run_blocking(proxy.revocation, outcome)  # the per-request revocation check
-        if reason:
-            outcome = Refused(401, reason, outcome.credential)
+        try:
+            reason = await proxy.run_blocking(proxy.revocation, outcome)  # the per-request revocation check
+        except BackendUnavailable as e:
+            outcome = Refused(503, f"revocation check: {e}", outcome.credential)
+        else:
+            if reason:
+                outcome = Refused(401, reason, outcome.credential)
     if isinstance(outcome, Refused):
         return _refuse(request, proxy, outcome)
     return await _forward(request, proxy, outcome, started)
@@ -80,7 +85,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
 
 def _refuse(request: web.Request, proxy: ProxyComponents, refused: Refused) -> web.Response:
     outcome = {401: "unauthenticated", 503: "unavailable"}.get(refused.status, "refused")
-    if refused.reason.endswith("revoked"):
+    if refused.status == 401 and "revoked" in refused.reason:
         outcome = "revoked"
     proxy.metrics.request(outcome, refused.status)
     _audit(request, proxy, None, refused.status, refused, reason=refused.reason)

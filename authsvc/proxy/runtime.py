@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from authsvc.proxy.credentials import ProxyAuthenticator
 from authsvc.proxy.metrics import ProxyMetrics
-from authsvc.proxy.revocation import RevocationCheck, RevokedSerials, default_revocation_check
+from authsvc.proxy.revocation import RevocationCheck, denylist_check
 from authsvc.proxy.upstream import Upstream, build_upstream
 from authsvc.runtime import Runtime
 from authsvc.webhook.result_cache import ResultCache
@@ -43,8 +43,7 @@ class ProxyComponents:
     metrics: ProxyMetrics
     pool: concurrent.futures.ThreadPoolExecutor
     # THE revocation hook: called for every authenticated request, on the pool. The default is
-    # authsvc's own revocations (authsvc/proxy/revocation.py); the access lifecycle's bans and
-    # session revocations (authsvc/access/) replace or wrap it here.
+    # the access lifecycle's revocation set, the webhook's (authsvc/proxy/revocation.py).
     revocation: RevocationCheck
 
     @property
@@ -82,6 +81,5 @@ def build_proxy(
         api_audiences=tokens.api_audiences or (tokens.issuer,),
     )
     if revocation is None:
-        serials = RevokedSerials(home.stores.inventory, tokens.cache_refresh.total_seconds())
-        revocation = default_revocation_check(home.stores.token_service, serials)
+        revocation = denylist_check(runtime.denylist)
     return ProxyComponents(runtime, upstream, authenticator, metrics, pool, revocation)

@@ -294,7 +294,7 @@ class Rollover:
                                                  "re-issued from the new CA", fact.profile, reissue=True))  # fmt: skip
             executor.flush()
         finally:
-            executor.audit.close()
+            executor.audit.flush()
         failed = [r for r in report.results if r.status == "failed"]
         if failed:
             shown = "; ".join(f"{r.action.target}: {r.detail}" for r in failed[:3])

@@ -33,7 +33,7 @@ from authsvc.rotation.facts import (
 )
 from authsvc.rotation.files import Backups, read_certificate, sync_kubeconfig, write_embedded
 from authsvc.rotation.lock import rotation_lock
-from authsvc.rotation.report import RotationAudit, write_textfile
+from authsvc.rotation.report import rotation_event, write_textfile
 from authsvc.rotation.runs import RunRecord, next_expiry, record_run
 from pki.ca import CertificateAuthority
 from pki.errors import NotFoundError
@@ -147,7 +147,7 @@ def rotate(
                 executor.submit(action)
             executor.flush()
         finally:
-            executor.audit.close()
+            executor.audit.flush()
         report.finished_at, report.next_expiry = home.clock(), next_expiry(home.stores.engine)
         run = RunRecord(now, report.finished_at, report.exit_code, report.summary(), report.next_expiry)
         record_run(home.stores.engine, run, keep=settings.history)
@@ -178,7 +178,7 @@ class Executor:
     ) -> None:  # fmt: skip
         self.home, self.now, self.policy, self.report = home, now, policy, report
         self.hook, self.chunk = hook, chunk
-        self.audit = RotationAudit(home.settings.audit, home.root)
+        self.audit = home.stores.audit
         self.backups = Backups(home, now)
         self._pending: list[RenewCertificate] = []
         self._cas: dict[str, CertificateAuthority] = {}
@@ -219,8 +219,7 @@ class Executor:
     def _result(self, action: Action, status: str, detail: str = "", **extra: Any) -> None:
         self.report.add(ActionResult(action, status, detail))
         if status in ("done", "failed"):
-            fields = {"action": action.kind, "target": action.target, "result": status, "detail": detail, **extra}
-            self.audit.event(self.now, fields)
+            self.audit.record(self.now, rotation_event(action.kind, action.target, status, detail, **extra))
         if self.hook is not None:
             self.hook(action)
 

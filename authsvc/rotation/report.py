@@ -13,13 +13,10 @@ inventory: in Kubernetes the rotate Job and the webhook pods share the database,
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
-import os
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +26,10 @@ from prometheus_client.registry import Collector
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from authsvc.audit import events
+from authsvc.audit.events import AuditEvent
 from authsvc.errors import AuthsvcError
 from authsvc.rotation.runs import RESULTS, RunRecord, last_runs
-from authsvc.settings.audit import AuditSettings
 from pki.store import atomic_write
 
 log = logging.getLogger(__name__)
@@ -109,31 +107,18 @@ class RotationCollector(Collector):
 
 # --- audit ----------------------------------------------------------------------------------
 
-_ENCODER = json.JSONEncoder(separators=(",", ":"), default=str)
+# Rotation actions that renew a certificate: `cert.renew` in the trail, as `certs renew` writes.
+RENEWALS = frozenset({"renew", "reissue"})
 
 
-class RotationAudit:
-    """One JSON line per change rotate makes, in the audit log `audit:` configures (never a key)."""
-
-    def __init__(self, settings: AuditSettings, root: Path) -> None:
-        self._fd: int | None = None
-        self._owned = False
-        if not settings.enabled:
-            return
-        if settings.path == "-":
-            self._fd = sys.stderr.fileno()
-            return
-        path = root / settings.path
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        self._fd, self._owned = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), True
-
-    def event(self, when: dt.datetime, fields: Mapping[str, Any]) -> None:
-        if self._fd is None:
-            return
-        line = {"time": when.isoformat(timespec="milliseconds"), "event": "rotation", **fields}
-        os.write(self._fd, (_ENCODER.encode(line) + "\n").encode())  # one write: lines never interleave
-
-    def close(self) -> None:
-        if self._owned and self._fd is not None:
-            os.close(self._fd)
-        self._fd = None
+def rotation_event(kind: str, target: str, status: str, detail: str, **extra: Any) -> AuditEvent:
+    """The audit line of one change rotate made (never a key): `cert.renew` for a renewal (its
+    new `serial`, and the serials it `replaces`), `rotation.<kind>` for the rest."""
+    action = events.CERT_RENEW if kind in RENEWALS else f"{events.ROTATION_PREFIX}{kind}"
+    outcome = events.OK if status == "done" else events.FAILED
+    serial = extra.pop("serial", None)
+    ids = {"serial": str(serial)} if serial else {}
+    details = {"target": target, "detail": detail, **extra}
+    reason = detail if outcome == events.FAILED else ""
+    subject = target if kind in RENEWALS else None
+    return AuditEvent(action, outcome, actor=events.ROTATE, subject=subject, reason=reason, ids=ids, details=details)

@@ -18,6 +18,10 @@ class LoginSettings(Section):
     backends: tuple[LoginBackendName, ...] = ()
     # Lifetime of the tokens /login hands out; unset: tokens.user_ttl.
     token_ttl: Duration | None = None
+    # Lifetime of the client certificates /login signs (`authsvc login --credential certificate`,
+    # kubeconfigs from `authsvc issue --mode exec-cert`): the API server never checks revocation,
+    # so this is how long a revoked person's certificate can still be used. At most 1 day.
+    certificate_ttl: Duration = dt.timedelta(minutes=15)
     # Static users file (backend "users"), relative to the home; `authsvc users add` manages it.
     users_file: str = "users.csv"
     # Failed logins allowed per user name and per client address within `failure_window`;
@@ -27,6 +31,13 @@ class LoginSettings(Section):
     failure_window: Duration = dt.timedelta(minutes=15)
     # Longer names are refused before the directory is asked (no directory has such names).
     max_username_length: int = Field(256, ge=1, le=4096)
+
+    @field_validator("certificate_ttl")
+    @classmethod
+    def _check_certificate_ttl(cls, ttl: dt.timedelta) -> dt.timedelta:
+        if not dt.timedelta(minutes=1) <= ttl <= dt.timedelta(days=1):
+            raise ValueError("must be between 1m and 24h: a login's certificate is meant to be short-lived")
+        return ttl
 
     @field_validator("backends")
     @classmethod

@@ -35,7 +35,7 @@ from pki.errors import (
     WrongIssuer,
 )
 from pki.keys import PrivateKey, check_key_strength, public_key_pem
-from pki.policy import check_groups, check_user
+from pki.policy import SubjectGate, check_groups, check_user
 from pki.tokens import rotation
 from pki.tokens.claims import (
     KIND_ID_TOKEN,
@@ -162,8 +162,13 @@ class TokenService:
         *,
         monotonic: Callable[[], float] = time.monotonic,
         ledger: TokenLedger | None = None,
+        gate: SubjectGate | None = None,
+        on_issued: Callable[[IssuedToken, str], None] | None = None,
     ) -> None:
+        """`gate` is asked about a token's user name (a service account's full name) before it is
+        signed (PolicyError refuses); `on_issued(token, kind)` hears of every token signed."""
         self.store, self.files, self.config, self.clock = store, files, config, clock
+        self.gate, self.on_issued = gate, on_issued
         self._monotonic = monotonic
         self._ledger = ledger or TokenLedger(store)
         self._lock = threading.Lock()
@@ -238,10 +243,13 @@ class TokenService:
         return self._sign(claims, KIND_ID_TOKEN, source)
 
     def check_policy(self, username: str, groups: Sequence[str]) -> None:
-        """PolicyError when the signing policy refuses the user name or one of the groups."""
+        """PolicyError when the signing policy refuses the user name or one of the groups, or
+        the gate (a ban: `authsvc access revoke`) refuses the user."""
         if self.config.policy is not None:
             check_user(self.config.policy, username)
             check_groups(self.config.policy, tuple(groups))
+        if self.gate is not None:
+            self.gate(username)
 
     @property
     def signing_algorithm(self) -> str:
@@ -261,6 +269,8 @@ class TokenService:
         secret_name: str | None = None,
     ) -> IssuedToken:
         """A bound token (kube's TokenRequest shape), or with `legacy` the secret-based shape."""
+        if self.gate is not None:
+            self.gate(f"system:serviceaccount:{namespace}:{name}")
         now = self.clock()
         lifetime, jti = self._lifetime(ttl, self.config.sa_ttl), new_jti(now)
         if legacy:
@@ -303,7 +313,10 @@ class TokenService:
         audience = claims.get("aud", ())
         audiences = (audience,) if isinstance(audience, str) else tuple(audience)
         self._ledger.add(token_row(jti, signer.kid, kind, subject, source, audiences, claims["iat"], claims["exp"]))
-        return IssuedToken(token, jti, subject, claims)
+        issued = IssuedToken(token, jti, subject, claims)
+        if self.on_issued is not None:
+            self.on_issued(issued, kind)
+        return issued
 
     def _current_signer(self) -> _Signer:
         snapshot = self._fresh_snapshot()
@@ -351,17 +364,19 @@ class TokenService:
             leeway=self.config.leeway,
         )
 
-    def revoke(self, jti: str, *, reason: str = "") -> None:
-        """Deny `jti` from now on, here at once and in other replicas within `cache_refresh`."""
+    def revoke(self, jti: str, *, reason: str = "", revoked_by: str | None = None) -> bool:
+        """Deny `jti` from now on, here at once and in other replicas within `cache_refresh`;
+        False when it was revoked already (nothing changes)."""
         if not jti or len(jti) > 255:
             raise StoreError(f"invalid token id {jti[:64]!r}: expected the token's jti claim")
         self.flush()
         issued = self.store.tokens(jti=jti)
         expires = issued[0].expires_at if issued else None
-        self.store.revoke(jti, reason=reason, now=self.clock(), expires_at=expires)
+        added = self.store.revoke(jti, reason=reason, now=self.clock(), expires_at=expires, revoked_by=revoked_by)
         with self._lock:
             if self._snapshot is not None:
                 self._snapshot = replace(self._snapshot, revoked=self._snapshot.revoked | {jti})
+        return added
 
     def is_revoked(self, jti: str) -> bool:
         return jti in self._fresh_snapshot().revoked
@@ -395,9 +410,10 @@ class TokenService:
         """Every signing key the inventory knows, retired ones included."""
         return self.store.keys()
 
-    def tokens(self, *, include_expired: bool = False) -> list[TokenRecord]:
+    def tokens(self, *, include_expired: bool = False, subject: str | None = None) -> list[TokenRecord]:
+        """Issued tokens (unexpired ones unless `include_expired`; of one `sub` when `subject` is given)."""
         self.flush()
-        return self.store.tokens(valid_at=None if include_expired else self.clock())
+        return self.store.tokens(valid_at=None if include_expired else self.clock(), subject=subject)
 
     def rotate(self, phase: str, *, force: bool = False) -> rotation.RotationResult:
         return rotation.rotate(self, rotation.Phase(phase), force=force)

@@ -75,6 +75,8 @@ class RevokedTokenRow(Base):
     reason: Mapped[str] = mapped_column(Text, default="")
     # The token's `exp`; None when it is not in issued_tokens (signed elsewhere): then kept for good.
     exp: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
+    # Who revoked it (`cli:<user>`); `reason` says why in their words.
+    revoked_by: Mapped[str | None] = mapped_column(String(255), nullable=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +145,8 @@ class TokenRecord:
     iat: int
     exp: int
     revoked_at: dt.datetime | None = None
+    revoked_by: str | None = None
+    revocation_reason: str | None = None
 
     @property
     def issued_at(self) -> dt.datetime:
@@ -163,6 +167,8 @@ class TokenRecord:
             "issuedAt": self.issued_at.isoformat(),
             "expiresAt": self.expires_at.isoformat(),
             "revokedAt": self.revoked_at.isoformat(timespec="seconds") if self.revoked_at else None,
+            "revokedBy": self.revoked_by,
+            "revocationReason": self.revocation_reason,
         }
 
 
@@ -229,10 +235,13 @@ class SigningKeyStore:
             value: int | None = session.scalar(query)
         return None if value is None else _utc(value)
 
-    def tokens(self, *, valid_at: dt.datetime | None = None, jti: str | None = None) -> list[TokenRecord]:
-        """Issued tokens with their revocation, oldest first; only unexpired ones when valid_at is given."""
+    def tokens(
+        self, *, valid_at: dt.datetime | None = None, jti: str | None = None, subject: str | None = None
+    ) -> list[TokenRecord]:
+        """Issued tokens with their revocation, oldest first; only unexpired ones when valid_at is
+        given, only those whose `sub` is `subject` when that is."""
         query = (
-            select(IssuedTokenRow, RevokedTokenRow.revoked_at)
+            select(IssuedTokenRow, RevokedTokenRow.revoked_at, RevokedTokenRow.revoked_by, RevokedTokenRow.reason)
             .outerjoin(RevokedTokenRow, RevokedTokenRow.jti == IssuedTokenRow.jti)
             .order_by(IssuedTokenRow.iat, IssuedTokenRow.jti)
         )
@@ -240,17 +249,27 @@ class SigningKeyStore:
             query = query.where(IssuedTokenRow.exp > int(valid_at.timestamp()))
         if jti is not None:
             query = query.where(IssuedTokenRow.jti == jti)
+        if subject is not None:
+            query = query.where(IssuedTokenRow.subject == subject)
         with self._sessions() as session:
-            return [_token_record(row, revoked_at) for row, revoked_at in session.execute(query)]
+            return [_token_record(*columns) for columns in session.execute(query)]
 
-    def revoke(self, jti: str, *, reason: str, now: dt.datetime, expires_at: dt.datetime | None) -> bool:
+    def revoke(
+        self,
+        jti: str,
+        *,
+        reason: str,
+        now: dt.datetime,
+        expires_at: dt.datetime | None,
+        revoked_by: str | None = None,
+    ) -> bool:
         """Put `jti` on the denylist; False when it already was there (nothing changes)."""
         try:
             with self._sessions.begin() as session:
                 if session.get(RevokedTokenRow, jti) is not None:
                     return False
                 exp = None if expires_at is None else int(expires_at.timestamp())
-                session.add(RevokedTokenRow(jti=jti, revoked_at=now, reason=reason, exp=exp))
+                session.add(RevokedTokenRow(jti=jti, revoked_at=now, reason=reason, exp=exp, revoked_by=revoked_by))
         except IntegrityError:
             return False  # revoked concurrently by another replica
         return True
@@ -281,7 +300,9 @@ def _compiled_insert(dialect: Dialect) -> tuple[str, bool]:
     return compiled.string, compiled.positional
 
 
-def _token_record(row: IssuedTokenRow, revoked_at: dt.datetime | None) -> TokenRecord:
+def _token_record(
+    row: IssuedTokenRow, revoked_at: dt.datetime | None, revoked_by: str | None, reason: str | None
+) -> TokenRecord:
     return TokenRecord(
         jti=row.jti,
         kid=row.kid,
@@ -292,6 +313,8 @@ def _token_record(row: IssuedTokenRow, revoked_at: dt.datetime | None) -> TokenR
         iat=row.iat,
         exp=row.exp,
         revoked_at=revoked_at,
+        revoked_by=revoked_by,
+        revocation_reason=reason if revoked_at is not None else None,
     )
 
 

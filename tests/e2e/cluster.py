@@ -201,17 +201,17 @@ class E2ECluster:
         return [json.loads(line) for line in self.audit_log.read_text().splitlines() if line.strip()]
 
     def audit_records(self) -> list[dict[str, Any]]:
-        """The TokenReview decisions in the audit log (not its /login lines, `"event": "login"`)."""
-        return [line for line in self.audit_lines() if "event" not in line]
+        """The TokenReview decisions in the audit trail (`"action": "tokenreview"`)."""
+        return [line for line in self.audit_lines() if line["action"] == "tokenreview"]
 
     def login_records(self) -> list[dict[str, Any]]:
-        """The audit log's lines about /login attempts (with the reason of each refusal)."""
-        return [line for line in self.audit_lines() if line.get("event") == "login"]
+        """The audit trail's lines about /login attempts (with the reason of each refusal)."""
+        return [line for line in self.audit_lines() if line["action"] == "login"]
 
     def webhook_decisions(self, token: str) -> list[dict[str, Any]]:
         """The audit records of every TokenReview authsvc answered for `token` (found by its fingerprint)."""
         fingerprint = token_fingerprint(token)
-        return [record for record in self.audit_records() if record.get("token") == fingerprint]
+        return [record for record in self.audit_records() if record["ids"].get("token") == fingerprint]
 
     def log_summary(self) -> str:
         """Where every log is, with the tails of the two servers' logs (shown when a test fails)."""

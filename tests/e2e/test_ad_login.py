@@ -84,9 +84,9 @@ def test_an_ad_user_is_authorised_by_a_binding_on_a_nested_group(
     # The webhook said who she is: the sAMAccountName, with the group three levels up.
     allowed = eventually(
         cluster.audit_records,
-        lambda records: any(r["decision"] == "allow" and r["user"] == "carol" for r in records),
+        lambda records: any(r["outcome"] == "allow" and r["subject"] == "carol" for r in records),
     )
-    decision = next(r for r in allowed if r["decision"] == "allow" and r["user"] == "carol")
+    decision = next(r for r in allowed if r["outcome"] == "allow" and r["subject"] == "carol")
     assert NESTED_GROUP in decision["groups"] and "ad:ops" in decision["groups"]
     denied = cluster.kubectl(kubeconfig, "get", "secrets", "-A", env=env)
     assert not denied.ok and 'User "carol" cannot list resource "secrets"' in denied.stderr, denied.describe()
@@ -116,6 +116,6 @@ def test_a_disabled_ad_account_gets_no_credential(
 
     assert not result.ok and "getting credentials" in result.stderr, result.describe()
     # The operator learns why; kubectl's user only that the login failed.
-    refused = eventually(cluster.login_records, lambda lines: any(line["user"] == "disabled" for line in lines))
+    refused = eventually(cluster.login_records, lambda lines: any(line["subject"] == "disabled" for line in lines))
     # (kubectl may run the plugin more than once for one command: every attempt says the same.)
-    assert {line["reason"] for line in refused if line["user"] == "disabled"} == {"account disabled (AD data 533)"}
+    assert {line["reason"] for line in refused if line["subject"] == "disabled"} == {"account disabled (AD data 533)"}

@@ -86,9 +86,10 @@ def test_exec_kubeconfig_logs_in_through_ldap_and_is_group_bound(cluster: E2EClu
     assert not denied.ok and f'User "{CAROL.uid}" cannot list resource "secrets"' in denied.stderr, denied.describe()
     # Audit lines are written in batches (audit.flush_ms): wait for the one of this review.
     allowed = eventually(
-        cluster.audit_records, lambda records: any(d["user"] == CAROL.uid and d["decision"] == "allow" for d in records)
+        cluster.audit_records,
+        lambda records: any(d["subject"] == CAROL.uid and d["outcome"] == "allow" for d in records),
     )
-    assert any(d["user"] == CAROL.uid and d["decision"] == "allow" for d in allowed)
+    assert any(d["subject"] == CAROL.uid and d["outcome"] == "allow" for d in allowed)
 
 
 def test_exec_kubeconfig_with_wrong_password_gets_no_credential(cluster: E2ECluster, login_url: str) -> None:

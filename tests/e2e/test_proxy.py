@@ -108,7 +108,9 @@ def test_a_user_token_reaches_the_api_server_as_its_user(cluster: E2ECluster, pr
 
     assert_reaches_as(cluster, kubeconfig, "dana")
     assert ("dana", None) in apiserver_users(cluster, f"/api/v1/namespaces/{NAMESPACE}/secrets")
-    lines = [line for line in cluster.audit_lines() if line.get("event") == "proxy" and line["user"] == "dana"]
+    lines = [
+        line for line in cluster.audit_lines() if line.get("action") == "proxy.request" and line["subject"] == "dana"
+    ]
     assert any(line["verb"] == "list" and line["path"] == f"/api/v1/namespaces/{NAMESPACE}/pods" for line in lines)
 
 

@@ -31,7 +31,9 @@ def assert_denied_as(cluster: E2ECluster, kubeconfig_name: str, token: str, user
 
 def assert_allowed_by_webhook(cluster: E2ECluster, token: str, user: str, backend: str) -> None:
     decisions = cluster.webhook_decisions(token)
-    assert any(d["decision"] == "allow" and d["user"] == user and d["backend"] == backend for d in decisions), decisions
+    assert any(d["outcome"] == "allow" and d["subject"] == user and d["backend"] == backend for d in decisions), (
+        decisions
+    )
 
 
 def test_static_token_is_authenticated_by_the_webhook(cluster: E2ECluster) -> None:
@@ -52,7 +54,7 @@ def test_wrong_static_token_is_unauthorized(cluster: E2ECluster) -> None:
 
     assert not result.ok and UNAUTHORIZED in result.stderr, result.describe()
     # Asked and refused (kubectl may ask more than once: discovery, then the request).
-    assert {d["decision"] for d in cluster.webhook_decisions(wrong)} == {"deny"}
+    assert {d["outcome"] for d in cluster.webhook_decisions(wrong)} == {"deny"}
 
 
 def create_bootstrap_token(cluster: E2ECluster) -> tuple[str, str]:
@@ -87,7 +89,7 @@ def test_bootstrap_token_with_wrong_secret_or_deleted_is_unauthorized(cluster: E
     cluster.authsvc.ok("token", "bootstrap", "delete", token_id)
     deleted = refused_eventually(cluster, kubeconfig)
     assert not deleted.ok and UNAUTHORIZED in deleted.stderr, deleted.describe()
-    assert cluster.webhook_decisions(token)[-1]["decision"] == "deny"
+    assert cluster.webhook_decisions(token)[-1]["outcome"] == "deny"
 
 
 def test_user_token_kubeconfig_works_until_revoked(cluster: E2ECluster) -> None:
@@ -106,7 +108,7 @@ def test_user_token_kubeconfig_works_until_revoked(cluster: E2ECluster) -> None:
 
     revoked = refused_eventually(cluster, kubeconfig)
     assert not revoked.ok and UNAUTHORIZED in revoked.stderr, revoked.describe()
-    assert cluster.webhook_decisions(token)[-1]["decision"] == "deny"
+    assert cluster.webhook_decisions(token)[-1]["outcome"] == "deny"
 
 
 def refused_eventually(cluster: E2ECluster, kubeconfig: Path) -> Result:

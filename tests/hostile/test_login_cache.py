@@ -199,5 +199,5 @@ def test_the_twin_a_well_formed_entry_survives_the_repair_of_another(served: Ser
     token = credential_token(login(served, cache_home))
     assert token != GOOD["token"]
     kept = json.loads(cache.read_text())["servers"]
-    assert kept[other] == {"last_user": USER, "tokens": {USER: GOOD}}
+    assert kept[other] == {"last_user": USER, "tokens": {USER: GOOD}, "certificates": {}}
     assert kept[served.login_url]["tokens"][USER]["token"] == token

@@ -59,7 +59,7 @@ class AuditLedger:
         """Every answered review has its line with the same decision; no token, no traceback."""
         want = Counter(token_fingerprint(token) for token, _ in self.expected)
         written = eventually(
-            lambda: Counter(line["token"] for line in served.audit_lines()),
+            lambda: Counter(line["ids"]["token"] for line in served.audit_lines()),
             lambda seen: want <= seen,
             timeout=timeout,
             interval=0.05,
@@ -67,7 +67,7 @@ class AuditLedger:
         assert want <= written, "answered reviews missing from the audit log"
         decisions: dict[str, set[str]] = {}
         for line in served.audit_lines():
-            decisions.setdefault(line["token"], set()).add(line["decision"])
+            decisions.setdefault(line["ids"]["token"], set()).add(line["outcome"])
         for token, decision in self.expected:
             assert decisions[token_fingerprint(token)] == {decision.value}, (token[:16], decision)
         assert_clean({"audit.log": (served.home / "audit.log").read_text()}, self.secrets)

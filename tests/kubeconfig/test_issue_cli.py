@@ -156,7 +156,7 @@ def test_hostile_input_is_refused_in_one_line_and_nothing_written(
 def test_mode_option_mismatches_are_usage_errors(home: Home, workdir: Path) -> None:
     csr = atomic_write(workdir / "x.csr", csr_pem(build_csr(generate_private_key(), user_subject("alice"))))
     cases = {
-        ("alice", "--mode", "exec", "-g", "dev"): "groups and lifetime come from the directory",
+        ("alice", "--mode", "exec", "-g", "dev"): "groups come from the directory at login",
         ("alice", "--mode", "token", "--csr", str(csr), "--key-path", "k"): "cannot be used with --mode token",
         ("alice", "--csr", str(csr)): "--csr and --key-path go together",
         ("alice", "--key-path", "k"): "--csr and --key-path go together",

@@ -115,7 +115,7 @@ def login_lines(client: FlaskClient) -> list[dict[str, Any]]:
     home = runtime_of(client.application).home
     path = home.root / home.settings.audit.path
     lines = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
-    return [line for line in lines if line.get("event") == "login"]
+    return [line for line in lines if line["action"] == "login"]
 
 
 # --- logins -----------------------------------------------------------------------------------
@@ -195,9 +195,9 @@ def test_each_refusal_is_the_same_401_with_its_own_reason(
     assert response.headers["WWW-Authenticate"] == 'Basic realm="authsvc", charset="UTF-8"'
     reason = f"{AD_REFUSALS[code]} (AD data {code})"
     [line] = login_lines(ad_client)
-    assert {k: line[k] for k in ("result", "user", "backend", "reason", "client")} == {
-        "result": "refused",
-        "user": user.name,
+    assert {k: line[k] for k in ("outcome", "subject", "backend", "reason", "client")} == {
+        "outcome": "refused",
+        "subject": user.name,
         "backend": "ldap",
         "reason": reason,
         "client": "10.9.0.1",
@@ -209,7 +209,7 @@ def test_wrong_password_and_unknown_user_have_their_own_reasons(ad_client: Flask
     assert login(ad_client, "alice", "Wrong-pw-2024!").json == INVALID
     assert login(ad_client, "nobody", "Wrong-pw-2024!").json == INVALID
     assert login(ad_client, "alice", "").json == INVALID
-    reasons = [(line["user"], line["reason"]) for line in login_lines(ad_client)]
+    reasons = [(line["subject"], line["reason"]) for line in login_lines(ad_client)]
     assert reasons == [
         ("alice", "wrong password (AD data 52e)"),
         ("nobody", "unknown user"),
@@ -218,7 +218,7 @@ def test_wrong_password_and_unknown_user_have_their_own_reasons(ad_client: Flask
     # The twin: the right password logs in, and the audit line says so.
     ok = login(ad_client, "alice", "Alice-pw-2024!")
     assert ok.status_code == 200 and ok.json["groups"] == ["ad:dev"]
-    assert login_lines(ad_client)[-1]["result"] == "ok"
+    assert login_lines(ad_client)[-1]["outcome"] == "ok"
 
 
 def test_each_refusal_code_is_read_from_the_bind(ad_service: Callable[..., LDAPService]) -> None:

@@ -318,16 +318,17 @@ def test_every_request_is_one_audit_line_without_a_secret(
     get(proxy, proxy_home, "/api/v1/namespaces/default/pods/p1", headers=bearer(STATIC_TOKEN))
     get(proxy, proxy_home, "/api/v1/namespaces/default/pods/p1", headers=bearer("wrong-token"))
 
-    lines = [line for line in audit_lines(proxy_home) if line.get("event") == "proxy"]
+    lines = [line for line in audit_lines(proxy_home) if line.get("action") == "proxy.request"]
     text = (proxy_home.root / "audit.log").read_text()
 
-    assert [(line["user"], line["verb"], line["path"], line["code"]) for line in lines] == [
+    assert [(line["subject"], line["verb"], line["path"], line["code"]) for line in lines] == [
         (STATIC_USER, "watch", "/api/v1/namespaces/default/pods", 200),
         (STATIC_USER, "get", "/api/v1/namespaces/default/pods/p1", 200),
         (None, "get", "/api/v1/namespaces/default/pods/p1", 401),
     ]
     assert STATIC_TOKEN not in text and "wrong-token" not in text and "fieldSelector" not in text
-    assert lines[0]["credential"].startswith("token:") and lines[0]["groups"] == [STATIC_GROUP, "shared"]
+    assert [line["outcome"] for line in lines] == ["forwarded", "forwarded", "refused"]
+    assert len(lines[0]["ids"]["token"]) == 12 and lines[0]["groups"] == [STATIC_GROUP, "shared"]
 
 
 def test_metrics_count_forwarded_and_refused_requests(

@@ -84,11 +84,11 @@ def test_serve_metrics_show_the_last_run_from_the_inventory(busy: Home) -> None:
 def test_every_change_is_audited_and_no_key_is_written_there(busy: Home) -> None:
     report = rotate(busy)
     lines = [json.loads(line) for line in (busy.root / "audit.log").read_text().splitlines()]
-    rotation = [line for line in lines if line.get("event") == "rotation"]
+    rotation = [line for line in lines if line["actor"] == "rotate"]
     assert len(rotation) == report.counts["done"] == 19
-    renewals = [line for line in rotation if line["action"] == "renew"]
-    assert {line["result"] for line in rotation} == {"done"} and len(renewals) == 15
-    assert all(line["serial"] and line["replaces"] for line in renewals)
+    renewals = [line for line in rotation if line["action"] == "cert.renew"]
+    assert {line["outcome"] for line in rotation} == {"ok"} and len(renewals) == 15
+    assert all(line["ids"]["serial"] and line["replaces"] for line in renewals)
     assert "PRIVATE KEY" not in (busy.root / "audit.log").read_text()
 
 

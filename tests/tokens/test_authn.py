@@ -75,8 +75,9 @@ def test_user_token_without_refresher(token_home: Home) -> None:
     backend = build(ChainContext.of(token_home))
     token = token_home.stores.token_service.issue_user_token("alice", ["dev"], uid="1001", extra={"team": ["a"]})
     user = backend.authenticate(token.token)
-    # Audience-agnostic to the API server (which sends its own audiences in spec.audiences).
-    assert user == UserInfo("alice", "1001", ("dev",), {"team": ("a",)}, (), "authsvc")
+    # Audience-agnostic to the API server (which sends its own audiences in spec.audiences); the
+    # jti rides along for the webhook's revocation check.
+    assert user == UserInfo("alice", "1001", ("dev",), {"team": ("a",)}, (), "authsvc", token.jti)
 
 
 def test_refresher_for_the_source_has_the_last_word(token_home: Home) -> None:

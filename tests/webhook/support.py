@@ -13,6 +13,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
+from authsvc.audit.log import AuditLog
 from authsvc.authn.base import ALL_KINDS, ANY_ISSUER, TokenKind
 from authsvc.authn.chain import AuthenticatorChain
 from authsvc.db.schema import migrate_database_step
@@ -23,7 +24,6 @@ from authsvc.init.steps import InitStep, cluster_ca_step, initialize_home, write
 from authsvc.runtime import Runtime, build_runtime
 from authsvc.settings import settings_from_mapping
 from authsvc.web.app import create_app
-from authsvc.webhook.audit import AuditLog
 from pki.clock import FixedClock
 
 V1 = "authentication.k8s.io/v1"

@@ -220,17 +220,20 @@ def test_audit_has_one_line_per_decision_and_never_the_token(
     fingerprint = hashlib.sha256(b"sa-token").hexdigest()[:12]
     assert lines[0] == {
         "time": clock().isoformat(timespec="milliseconds"),
-        "decision": "allow",
-        "user": SA.username,
+        "actor": "kube-apiserver",
+        "action": "tokenreview",
+        "subject": SA.username,
+        "outcome": "allow",
+        "reason": "",
+        "ids": {"token": fingerprint},
         "groups": list(SA.groups),
         "backend": "authsvc",
-        "token": fingerprint,
         "client": "127.0.0.1",
         "cached": False,
     }
     assert lines[1]["cached"] is True
-    assert (lines[2]["decision"], lines[2]["user"], lines[2]["token"]) == ("deny", None, fingerprint)
-    assert lines[3]["decision"] == "error" and lines[3]["error"] == "authentication backend unavailable: ldap"
+    assert (lines[2]["outcome"], lines[2]["subject"], lines[2]["ids"]) == ("deny", None, {"token": fingerprint})
+    assert lines[3]["outcome"] == "error" and lines[3]["reason"] == "authentication backend unavailable: ldap"
     text = faked.audit_path.read_text()
     assert "sa-token" not in text and "secret-unknown" not in text
 

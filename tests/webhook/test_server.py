@@ -81,13 +81,15 @@ class Served:
         return status, json.loads(data)
 
     def audit_lines(self) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in (self.home / "audit.log").read_text().splitlines()]
+        """The audit trail's TokenReview lines."""
+        lines = [json.loads(line) for line in (self.home / "audit.log").read_text().splitlines()]
+        return [line for line in lines if line["action"] == "tokenreview"]
 
     def audited(self, token: str, timeout: float = 10.0) -> bool:
         """Whether the token's fingerprint is in the audit log; waits for the batch to be written."""
         fingerprint = hashlib.sha256(token.encode()).hexdigest()[:12]
         return eventually(
-            lambda: any(line["token"] == fingerprint for line in self.audit_lines()),
+            lambda: any(line["ids"]["token"] == fingerprint for line in self.audit_lines()),
             bool,
             timeout=timeout,
             interval=0.05,
@@ -359,5 +361,5 @@ def test_zz_no_token_in_any_log_and_no_traceback(served: Served) -> None:
         assert "Traceback" not in text, name
         for secret in served.secrets:
             assert secret not in text, f"a token ({secret[:8]}...) is in {name}"
-    fingerprints = {line["token"] for line in served.audit_lines()}
+    fingerprints = {line["ids"]["token"] for line in served.audit_lines()}
     assert all(len(f) == 12 for f in fingerprints) and len(fingerprints) > 10

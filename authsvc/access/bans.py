@@ -1,0 +1,135 @@
+"""Bans: users whose access was revoked (`authsvc access revoke`) until `authsvc access restore`.
+
+A ban is looked up by the folded name (authsvc.identity.fold_username): case, extra spaces and
+Unicode compatibility forms do not make another person, as a directory would not (a ban on
+"alice" refuses "Alice" too: the safe direction). `BanGate` is the pki `SubjectGate` that
+HomeStores gives the certificate issuer and the token service: nothing is minted for a
+banned name, by any command or endpoint. It asks the database each time (issuance is rare
+next to a query); the webhook's per-request check uses `denylist.Denylist` instead.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Engine, select
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from authsvc.db.tables import AccessBanRow
+from authsvc.errors import AuthsvcError, BackendUnavailable
+from authsvc.identity import fold_username
+from pki.db import make_sessionmaker
+from pki.errors import PolicyError
+
+
+class AccessRevoked(AuthsvcError, PolicyError):
+    """Refused: the user's access is revoked. A PolicyError too, so that every minting path
+    (/login's 403, a command's one-line error) refuses it as it refuses a privileged name.
+    The message names no one's reason: /login shows it to whoever logs in."""
+
+
+def ban_key(username: str) -> str:
+    return hashlib.sha256(fold_username(username).encode("utf-8", "surrogatepass")).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Ban:
+    username: str
+    banned_at: dt.datetime
+    banned_by: str
+    reason: str = ""
+    # The grants authsvc removed with the ban, as authsvc.cluster.grants.Grant fields.
+    bindings: tuple[dict[str, Any], ...] = field(default=())
+
+    @classmethod
+    def from_row(cls, row: AccessBanRow) -> Ban:
+        return cls(row.username, row.banned_at, row.banned_by, row.reason, tuple(json.loads(row.bindings_json)))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "bannedAt": self.banned_at.isoformat(timespec="seconds"),
+            "bannedBy": self.banned_by,
+            "reason": self.reason,
+        }
+
+    def describe(self) -> str:
+        why = f": {self.reason}" if self.reason else ""
+        return f"revoked by {self.banned_by} at {self.banned_at:%Y-%m-%dT%H:%M:%SZ}{why}"
+
+
+class BanStore:
+    """The `access_bans` table; every method is one transaction."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._sessions = make_sessionmaker(engine)
+
+    def get(self, username: str) -> Ban | None:
+        with self._sessions() as session:
+            row = session.get(AccessBanRow, ban_key(username))
+            return None if row is None else Ban.from_row(row)
+
+    def bans(self) -> list[Ban]:
+        with self._sessions() as session:
+            rows = session.scalars(select(AccessBanRow).order_by(AccessBanRow.banned_at))
+            return [Ban.from_row(r) for r in rows]
+
+    def add(self, ban: Ban) -> bool:
+        """Record `ban`; False when the user was banned already (the first ban stays)."""
+        row = AccessBanRow(
+            key=ban_key(ban.username),
+            username=ban.username,
+            banned_at=ban.banned_at,
+            banned_by=ban.banned_by,
+            reason=ban.reason,
+            bindings_json=json.dumps(list(ban.bindings)),
+        )
+        try:
+            with self._sessions.begin() as session:
+                if session.get(AccessBanRow, row.key) is not None:
+                    return False
+                session.add(row)
+        except IntegrityError:
+            return False  # banned concurrently
+        return True
+
+    def add_bindings(self, username: str, bindings: Sequence[dict[str, Any]]) -> None:
+        """Remember more removed grants on an existing ban (a second `access revoke`)."""
+        with self._sessions.begin() as session:
+            row = session.get(AccessBanRow, ban_key(username))
+            if row is not None and bindings:
+                known = json.loads(row.bindings_json)
+                row.bindings_json = json.dumps(known + [b for b in bindings if b not in known])
+
+    def remove(self, username: str) -> Ban | None:
+        """Lift the ban; the ban that was lifted, or None when there was none."""
+        with self._sessions.begin() as session:
+            row = session.get(AccessBanRow, ban_key(username))
+            if row is None:
+                return None
+            ban = Ban.from_row(row)
+            session.delete(row)
+            return ban
+
+
+class BanGate:
+    """The pki SubjectGate: AccessRevoked for a banned name; BackendUnavailable when the
+    database cannot say (nothing is minted then: fail closed)."""
+
+    def __init__(self, store: BanStore) -> None:
+        self.store = store
+
+    def __call__(self, username: str) -> None:
+        try:
+            ban = self.store.get(username)
+        except SQLAlchemyError as e:
+            raise BackendUnavailable(f"cannot read the access bans: {type(e).__name__}") from None
+        if ban is not None:
+            raise AccessRevoked(
+                f"the access of {username!r} is revoked (an administrator's `authsvc access restore "
+                f"{ban.username}` gives it back)"
+            )
