@@ -249,7 +249,7 @@ def test_the_node_signers_sign_a_nodes_own_requests(key: PrivateKey) -> None:
 def test_kubelet_serving_sans_follow_the_signers_allow_list(key: PrivateKey) -> None:
     narrow = KUBELET_SERVING_RULES.with_sans(("*.nodes.example",), ("10.0.0.0/8",))
     pem = request(key, *NODE, sans=("DNS:n1.nodes.example", "IP:192.168.1.1"))
-    with pytest.raises(CsrRefused, match="192.168.1.1"):
+    with pytest.raises(CsrRefused, match=r"192\.168\.1\.1"):
         review(narrow, node_csr(pem, KUBELET_SERVING, SERVING_USAGES), POLICY, TTL)
     fixed = request(key, *NODE, sans=("DNS:n1.nodes.example", "IP:10.9.9.9"))
     review(narrow, node_csr(fixed, KUBELET_SERVING, SERVING_USAGES), POLICY, TTL)
