@@ -13,6 +13,7 @@ from authsvc.errors import ConfigError
 from authsvc.settings.audit import AuditSettings
 from authsvc.settings.authn import AuthnSettings
 from authsvc.settings.cluster import ClusterSettings
+from authsvc.settings.csr_signer import CSRSignerSettings
 from authsvc.settings.database import DatabaseSettings
 from authsvc.settings.fields import Section, https_url
 from authsvc.settings.ldap import LDAPSettings
@@ -34,6 +35,7 @@ class Settings(Section):
     login: LoginSettings = LoginSettings()
     audit: AuditSettings = AuditSettings()
     rotation: RotationSettings = RotationSettings()
+    csr_signer: CSRSignerSettings = CSRSignerSettings()
 
     def published_jwks_uri(self) -> str:
         """The `jwks_uri` that discovery publishes: tokens.jwks_uri, else <server.public_url>/openid/v1/jwks.

@@ -3,11 +3,17 @@
     {"time":"2030-01-01T00:00:00.000+00:00","decision":"allow","user":"alice","groups":["dev"],
      "backend":"tokenfile","token":"88ac3a398c5b","client":"10.0.0.1","cached":false}
 
-and one per attempt at POST /login, marked `"event":"login"` (a `result`, never a `decision`,
+one per attempt at POST /login, marked `"event":"login"` (a `result`, never a `decision`,
 so that readers of review decisions do not count logins), with the reason the client is not told:
 
     {"time":"2030-01-01T00:00:00.000+00:00","event":"login","result":"refused","user":"dave",
      "backend":"ldap","reason":"account disabled (AD data 533)","client":"10.0.0.1"}
+
+and, from `authsvc csr-signer`, one per CertificateSigningRequest decision (`"event":"csr"`):
+
+    {"time":"2030-01-01T00:00:00.000+00:00","event":"csr","result":"failed","csr":"mallory",
+     "signer":"kubernetes.io/kube-apiserver-client","requester":"admin","user":"mallory",
+     "groups":["system:masters"],"reason":"IdentityNotAllowed","message":"group 'system:masters' is ..."}
 
 The members that depend only on the decision are rendered once per cached answer
 (`decision_fields`); a line adds the time, the client and whether it came from the cache.
@@ -111,6 +117,15 @@ class AuditLog:
         fields = {"event": "login", "result": result, "user": user, "backend": backend, "reason": reason}
         line = f'{{"time":"{when.isoformat(timespec="milliseconds")}",{_ENCODER.encode(fields)[1:-1]},'
         self._queue(f'{line}"client":{_ENCODER.encode(client)}}}\n'.encode())
+
+    def csr(self, when: dt.datetime, *, result: str, fields: dict[str, Any]) -> None:
+        """One line about a CertificateSigningRequest decision of `authsvc csr-signer`: "signed",
+        "failed" (refused by the policy), "approved" or "denied", with the request's name, signer,
+        requester, subject, reason and, once signed, the certificate's serial."""
+        if self._fd is None:
+            return
+        line = {"time": when.isoformat(timespec="milliseconds"), "event": "csr", "result": result, **fields}
+        self._queue(f"{_ENCODER.encode(line)}\n".encode())
 
     def flush(self) -> None:
         lines = []
