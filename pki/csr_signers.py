@@ -227,7 +227,7 @@ def check_usages(rules: SignerRules, usages: Sequence[str]) -> None:
     beyond = sorted(requested - rules.allowed_usages)
     if beyond:
         allowed = ", ".join(sorted(rules.allowed_usages))
-        raise PolicyError(f"usages {', '.join(beyond)} are not allowed for {rules.signer_name} (allowed: {allowed})")
+        raise PolicyError(f"{rules.signer_name} does not sign for the usage {', '.join(beyond)} (allowed: {allowed})")
     missing = sorted(rules.required_usages - requested)
     if missing:
         raise PolicyError(f"{rules.signer_name} requires the usages {', '.join(sorted(rules.required_usages))}")

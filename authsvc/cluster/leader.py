@@ -191,13 +191,17 @@ class LeaderElector:
             on_change(False)
 
     def _next_wait(self, leading: bool) -> float:
-        """retry_period, but wake up in time to notice a renew deadline passing in between."""
-        if not leading:
-            return self.config.retry_period
+        """retry_period, but wake up when something is due in between: a leader when its renew
+        deadline passes (to report it), a follower when the lease it watches expires (to take it
+        over then, not up to a retry_period later)."""
         with self._lock:
-            renewed = self._renewed_at or 0.0
-        left = renewed + self.config.renew_deadline - self.monotonic()
-        return max(0.0, min(self.config.retry_period, left))
+            if leading:
+                due = (self._renewed_at or 0.0) + self.config.renew_deadline
+            elif self._observed is not None and self._observed.holder not in ("", self.identity):
+                due = self._observed_at + self._observed.duration_seconds + 0.01
+            else:
+                return self.config.retry_period
+        return max(0.0, min(self.config.retry_period, due - self.monotonic()))
 
     def _observe(self, current: LeaseRecord, now: float) -> None:
         with self._lock:

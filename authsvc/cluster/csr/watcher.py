@@ -41,6 +41,7 @@ class CsrWatcher:
         timeout_seconds: int,
         stop: threading.Event,
         watch_factory: Callable[[], Any] | None = None,
+        backoff: tuple[float, float] = BACKOFF,
     ) -> None:
         self.client = client
         self.handler = handler
@@ -51,7 +52,8 @@ class CsrWatcher:
         self._lock = threading.Lock()
         self._watch: Any = None
         self._interrupted = threading.Event()
-        self._backoff = BACKOFF[0]
+        self._backoff_bounds = backoff
+        self._backoff = backoff[0]
 
     def interrupt(self) -> None:
         """Make `run_while` return now (thread-safe): the lease was lost, or the process stops."""
@@ -84,7 +86,7 @@ class CsrWatcher:
                 log.warning("watch of CertificateSigningRequests: %s; listing again in %.1fs", e, self._backoff)
                 version = None
                 self._interrupted.wait(self._backoff)
-                self._backoff = min(self._backoff * 2, BACKOFF[1])
+                self._backoff = min(self._backoff * 2, self._backoff_bounds[1])
 
     def resync(self) -> str:
         """List every request, hand each to the handler; the list's resourceVersion."""
@@ -96,7 +98,7 @@ class CsrWatcher:
             if not self._go_on(lambda: True):
                 break
             self.handler.handle(item)
-        self._backoff = BACKOFF[0]
+        self._backoff = self._backoff_bounds[0]
         return str(listed.metadata.resource_version)
 
     def watch_from(self, version: str, leading: Callable[[], bool]) -> str:
@@ -123,7 +125,7 @@ class CsrWatcher:
                 elif kind in ("ADDED", "MODIFIED") and self._go_on(leading):
                     self.handler.handle(obj)
                 version = str(watch.resource_version or version)
-                self._backoff = BACKOFF[0]
+                self._backoff = self._backoff_bounds[0]
                 if not self._go_on(leading):
                     break
         finally:
