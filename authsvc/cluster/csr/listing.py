@@ -21,7 +21,7 @@ from pki.names import subject_user
 COLUMNS = [
     ("NAME", "name"),
     ("AGE", "age"),
-    ("SIGNERNAME", "signer"),
+    ("SIGNERNAME", "signerName"),
     ("REQUESTOR", "requester"),
     ("SUBJECT", "subject"),
     ("STATE", "state"),
@@ -45,11 +45,11 @@ def row(view: CsrView, now: dt.datetime) -> dict[str, Any]:
         "name": view.name,
         "age": age(view.created, now),
         "created": view.created.isoformat() if view.created else None,
-        "signer": view.signer_name,
+        "signerName": view.signer_name,
         "requester": view.username,
-        "requester_groups": list(view.groups),
+        "requesterGroups": list(view.groups),
         "usages": list(view.usages),
-        "expiration_seconds": view.expiration_seconds,
+        "expirationSeconds": view.expiration_seconds,
     }
     data.update(_requested(view.request))
     decision = view.decision
@@ -62,7 +62,7 @@ def row(view: CsrView, now: dt.datetime) -> dict[str, Any]:
     if view.certificate:
         data.update(_issued(view.certificate))
         if view.state is CsrState.ISSUED:
-            data["reason"] = f"serial {data['serial']}, expires {data['not_after']}"
+            data["reason"] = f"serial {data['serial']}, expires {data['notAfter']}"
     return data
 
 
@@ -95,5 +95,5 @@ def _issued(pem: bytes) -> dict[str, Any]:
     try:
         cert = x509.load_pem_x509_certificate(pem)
     except ValueError:
-        return {"serial": None, "not_after": None}
-    return {"serial": serial_hex(cert.serial_number), "not_after": f"{cert.not_valid_after_utc:%Y-%m-%dT%H:%M:%SZ}"}
+        return {"serial": None, "notAfter": None}
+    return {"serial": serial_hex(cert.serial_number), "notAfter": f"{cert.not_valid_after_utc:%Y-%m-%dT%H:%M:%SZ}"}
