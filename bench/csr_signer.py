@@ -13,7 +13,8 @@ with the default settings (the inventory in the home's SQLite, audit lines to it
     outage or a takeover costs).
 (3) bare issuance through the API, same API server, same backlog size: this process, one thread,
     one list, then for each approved request `CertificateAuthority.issue` (no policy checks, no
-    inventory, no audit, no lease) and the status write: the API-bound ceiling a signer can approach. Target: (2) ≥ 0.3 x (3).
+    inventory, no audit, no lease) and the status write: the API-bound ceiling a signer can
+    approach. Target: (2) ≥ 0.3 x (3).
 (4) bare `CertificateAuthority.issue` in this process, no API: what signing alone costs.
 
     .venv/bin/python bench/csr_signer.py [--rate 20] [--seconds 10] [--burst 300]
