@@ -13,6 +13,7 @@ test_csr_signer_restart.py.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
 from collections.abc import Iterator
@@ -238,6 +239,22 @@ def test_a_persons_request_is_signed_only_by_a_running_signer_and_works_with_kub
     assert row["state"] == "Issued" and row["serial"] == record["serial"]
 
 
+def test_expiration_seconds_is_dropped_by_the_1_20_api_server_so_the_signers_lifetime_applies(env: SignerEnv) -> None:
+    """spec.expirationSeconds arrived in 1.22: 1.20 drops it (the signer honours it where it is
+    kept: tests/pki/test_csr_signers.py, tests/cluster/test_csr_handler.py)."""
+    env.signer("a")
+    _, csr = openssl_csr(env.openssl, env.work, "frank", "/CN=frank")
+    manifest = csr_manifest("frank", csr, CLIENT, CLIENT_USAGES, expiration_seconds=3600)
+    # kubectl would refuse the field the 1.20 server's schema lacks; the API server itself drops it.
+    created = env.admin("create", "--validate=false", "-f", "-", input=manifest)
+    assert created.ok, created.describe()
+    assert "expirationSeconds" not in env.admin.get("frank")["spec"]
+    env.admin.approve("frank")
+    cert = x509.load_pem_x509_certificate(certificate(env.wait_decided("frank")["frank"]))
+    # pki.client_ttl (1 day; the certificate is backdated 5 minutes), not the hour asked for.
+    assert cert.not_valid_after_utc - cert.not_valid_before_utc == dt.timedelta(days=1, minutes=5)
+
+
 REFUSALS = {
     # name: (subject, openssl arguments, usages, reason)
     "mallory": ("/CN=mallory/O=system:masters", {}, CLIENT_USAGES, "IdentityNotAllowed"),
@@ -364,8 +381,6 @@ def test_two_signers_sign_each_request_once_and_the_follower_takes_over_from_a_k
 
 
 def _seconds(micro_time: str) -> float:
-    import datetime as dt
-
     return dt.datetime.fromisoformat(micro_time.replace("Z", "+00:00")).timestamp()
 
 
