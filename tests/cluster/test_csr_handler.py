@@ -442,3 +442,24 @@ def test_the_watcher_returns_when_the_lease_is_lost(rig: Rig) -> None:
     watcher, script = watcher_for(rig, [{"type": "MODIFIED", "object": later}] * 5)
     watcher.run_while(lambda: next(leading, False))
     assert len(script.handed) <= 1
+
+
+def test_a_database_outage_leaves_the_request_approved_and_it_is_signed_afterwards(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """(Root ignores file modes, so the outage is the error SQLAlchemy raises, not a read-only file.)"""
+    from sqlalchemy.exc import OperationalError
+
+    inventory = rig.home.stores.inventory
+
+    def down(records: Any) -> None:
+        raise OperationalError("INSERT INTO certificates", {}, Exception("database is locked"))
+
+    monkeypatch.setattr(inventory, "add", down)
+    rig.add("alice", spec("alice"), APPROVED)
+    assert rig.handle("alice").state is CsrState.APPROVED
+    assert rig.certificates.writes == []
+    assert rig.metric('authsvc_csr_errors_total{operation="sign"} 1.0')
+    monkeypatch.undo()
+    assert rig.handle("alice").state is CsrState.ISSUED
+    assert len(rig.records()) == 1

@@ -27,6 +27,8 @@ import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from authsvc.cluster.csr import approver
 from authsvc.cluster.csr.requests import APPROVED, FAILED, CsrState, CsrView, with_certificate, with_condition
 from authsvc.cluster.errors import ClusterConflict, ClusterError, ClusterNotFound, ClusterUnreachable
@@ -180,7 +182,7 @@ class CsrHandler:
         except CsrRefused as e:
             self._fail(signer, obj, view, e)
             return
-        except PKIError as e:
+        except (PKIError, SQLAlchemyError) as e:
             # The CA expired, the database is down...: not the request's fault; tried again later.
             self.metrics.error("sign")
             log.error("CSR %s: cannot sign now: %s", view.name, e)
@@ -252,7 +254,8 @@ class CsrHandler:
         try:
             inventory.revoke(serial, reason=NOT_DELIVERED, now=self.clock())
             log.warning("certificate %s revoked: never delivered (%s)", serial, why)
-        except PKIError as e:
+        except (PKIError, SQLAlchemyError) as e:
+            self.metrics.error("revoke")
             log.error("certificate %s was never delivered (%s) and could not be revoked: %s", serial, why, e)
 
     # ------------------------------------------------------------------ audit
