@@ -88,15 +88,16 @@ def csr_signer(state: CliState, identity: str | None, metrics_bind: str | None) 
     from authsvc.metrics.csr import serve
 
     home = state.home()
+    bind = metrics_bind or home.settings.csr_signer.metrics_bind
+    address = parse_bind(bind, "--metrics-bind" if metrics_bind else "csr_signer.metrics_bind") if bind else None
     client = state.require_cluster()
     # Fail now, in one line, when the API server cannot be reached or the credentials cannot list
     # requests; later outages are waited out.
     client.call("list CertificateSigningRequests", client.certificates.list_certificate_signing_request, limit=1)
     process = build_signer_process(home, client, identity=identity)
-    bind = metrics_bind or home.settings.csr_signer.metrics_bind
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if bind:
-        serve(process.metrics, parse_bind(bind))
+    if address is not None:
+        serve(process.metrics, address)
     names = ", ".join(f"{s.name} ({s.ca_name}{', approving' if s.approves else ''})" for s in process.signers.values())
     click.echo(f"authsvc csr-signer: {process.elector.identity} on {process.elector.where} at {client.where}", err=True)
     click.echo(f"authsvc csr-signer: signs {names}", err=True)

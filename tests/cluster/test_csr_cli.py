@@ -62,6 +62,12 @@ def test_a_bad_csr_signer_section_is_one_line_naming_it(home: Home, section: dic
     assert result.exit_code == 1 and problem in result.stderr and result.stderr.count("\n") == 1, result.stderr
 
 
+def test_a_bad_metrics_address_is_bad_usage_before_any_connection(home: Home) -> None:
+    result = run_cli(["csr-signer", "--metrics-bind", "nowhere"], home=home.root)
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: --metrics-bind 'nowhere' is not HOST:PORT")
+
+
 def test_csr_signer_help_names_the_choice_and_the_guide() -> None:
     result = run_cli(["csr-signer", "--help"])
     assert result.exit_code == 0 and "docs/csr-signer.md" in result.stdout and "Lease" in result.stdout

@@ -325,10 +325,14 @@ def test_an_operator_allow_list_approves_a_san_that_is_not_on_the_node(home: Hom
     assert rig.handle("vip").state is CsrState.ISSUED
 
 
-def test_a_serving_request_made_by_a_person_is_left_to_humans(approving: Rig) -> None:
+def test_a_serving_request_for_a_node_made_by_a_person_is_denied_as_the_signer_would_refuse_it(
+    approving: Rig,
+) -> None:
     approving.add("by-admin", serving_spec(("DNS:n1",), username="kubernetes-admin"))
-    # The signer's own review refuses it too (a node asks for its own), so it is denied, not approved.
-    assert approving.handle("by-admin").state is CsrState.DENIED
+    view = approving.handle("by-admin")
+    assert view.state is CsrState.DENIED
+    denied = view.condition("Denied")
+    assert denied is not None and denied.reason == "RequesterMismatch"
 
 
 def kubelet_client_spec(username: str, groups: tuple[str, ...], cn: str = "system:node:n1") -> dict[str, Any]:

@@ -8,8 +8,9 @@ signer's reason, so approving never means more than the signer would sign.
 - kubelet-serving: the requester is a node (`system:node:<name>`) asking for its own name (CN,
   O `system:nodes`), and every DNS and IP SAN is one of its Node's `status.addresses`
   (Hostname, InternalDNS, ExternalDNS; InternalIP, ExternalIP) or in the operator's
-  allow-lists: approved. A node asking for anything else: denied, with the SAN named. A
-  request made by someone who is not a node: left to humans. (kubelet-csr-approver checks a
+  allow-lists: approved. A node asking for anything else: denied, with the SAN named. (A
+  request for a node made by anyone else is denied by the signer's own rule: a kubelet asks
+  for its serving certificate itself.) (kubelet-csr-approver checks a
   DNS name against the node's name and resolves it; authsvc compares with what the Node object
   says, which the node itself wrote, and which the API server's own kubelet client trusts.)
 - kube-apiserver-client-kubelet: a bootstrap token (`system:bootstrap:<id>`) in an allowed

@@ -132,8 +132,9 @@ class CsrHandler:
             return None
         kind = APPROVED if decision.verdict is approver.Verdict.APPROVE else "Denied"
         body = with_condition(obj, kind, decision.reason, decision.message, self.clock())
+        verb = "approve" if decision.verdict is approver.Verdict.APPROVE else "deny"
         updated = self.client.call(
-            f"{decision.verdict.value.removesuffix('d')} CertificateSigningRequest {view.name}",
+            f"{verb} CertificateSigningRequest {view.name}",
             self.client.certificates.replace_certificate_signing_request_approval,
             view.name,
             body,
