@@ -6,7 +6,6 @@ records the result. It writes no files: callers decide where PEM bytes go.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from cryptography.hazmat.primitives import serialization
 from pki.ca import CertificateAuthority
 from pki.clock import Clock
 from pki.csr import csr_public_key, csr_sans, load_csr, refuse_ca_request
+from pki.csr_signers import CsrRefused, KubernetesCSR, Reason, SignerRules, review
 from pki.errors import PolicyError, StoreError
 from pki.inventory import CertRecord, Inventory, SignedNames
 from pki.keys import KeyType, PrivateKey, PublicKey, generate_private_key, private_key_to_pem
@@ -28,7 +28,15 @@ from pki.names import (
     subject_user,
     user_subject,
 )
-from pki.policy import SigningPolicy, SigningRequest, SubjectGate, check_key, evaluate_names
+from pki.policy import (
+    SigningPolicy,
+    SigningRequest,
+    SubjectGate,
+    check_key,
+    check_node_subject,
+    evaluate_names,
+    node_identity_policy,
+)
 from pki.profiles import CLIENT, KUBELET_CLIENT, Profile
 from pki.store import certs_to_pem
 
@@ -61,21 +69,6 @@ class IssuedCert:
 def kubelet_subject(node_name: str) -> x509.Name:
     """CN system:node:<node>, O system:nodes: the identity the Node authorizer expects."""
     return user_subject(f"{NODE_PREFIX}{check_node_name(node_name)}", (NODES_GROUP,))
-
-
-def _check_kubelet_shape(subject: x509.Name) -> None:
-    user, groups = subject_user(subject)
-    if not user.startswith(NODE_PREFIX) or groups != (NODES_GROUP,):
-        raise PolicyError(f"kubelet-client certificates need CN {NODE_PREFIX}<node> and O {NODES_GROUP}")
-
-
-def _kubelet_policy(policy: SigningPolicy) -> SigningPolicy:
-    """The operator's policy plus the one privileged identity a kubelet-client certificate carries."""
-    return dataclasses.replace(
-        policy,
-        allowed_users=(*policy.allowed_users, f"{NODE_PREFIX}*"),
-        allowed_groups=(*policy.allowed_groups, NODES_GROUP),
-    )
 
 
 class CertificateIssuer:
@@ -122,8 +115,8 @@ class CertificateIssuer:
         if profile is KUBELET_CLIENT:
             if not trusted_operator:
                 raise PolicyError("kubelet-client certificates are issued by the operator, not through CSRs")
-            _check_kubelet_shape(subject)
-            policy = _kubelet_policy(policy)
+            check_node_subject(subject)
+            policy = node_identity_policy(policy)
         evaluate_names(policy, profile=profile, subject=subject, sans=sans, ttl=ttl)
         if self.gate is not None:
             self.gate(subject_user(subject)[0])
@@ -192,6 +185,24 @@ class CertificateIssuer:
         request = SigningRequest(subject, csr_public_key(csr), CLIENT, ttl, SubjectAltNames())
         self.check(request, trusted_operator=False)
         return self._issue(request, key=None, requester=requester, name=None)
+
+    def sign_kubernetes_csr(
+        self, request: KubernetesCSR, rules: SignerRules, *, ttl: dt.timedelta, name: str | None = None
+    ) -> IssuedCert:
+        """Sign a certificates.k8s.io request for the signer `rules` describe, under this issuer's
+        policy; the requester recorded is the CSR's spec.username.
+
+        Raises CsrRefused (a PolicyError with a `reason`) naming the first rule the request breaks;
+        nothing is recorded then.
+        """
+        checked = review(rules, request, self.policy, ttl)
+        if self.gate is not None:
+            user = subject_user(checked.subject)[0]
+            try:
+                self.gate(user)
+            except PolicyError as e:
+                raise CsrRefused(Reason.IDENTITY, f"{user}: {e}") from None
+        return self._issue(checked, key=None, requester=request.username, name=name)
 
     def _subject(self, user: str, profile: Profile, groups: tuple[str, ...]) -> x509.Name:
         if profile is KUBELET_CLIENT and groups:

@@ -12,6 +12,7 @@ that get no opt-in (those asserted by an external issuer).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import fnmatch
 import ipaddress
@@ -24,7 +25,15 @@ from cryptography.x509.oid import NameOID
 
 from pki.errors import InvalidValue, PolicyError
 from pki.keys import PublicKey, check_key_strength
-from pki.names import SubjectAltNames, check_dns_name, check_name, subject_user
+from pki.names import (
+    NODE_PREFIX,
+    NODES_GROUP,
+    SubjectAltNames,
+    check_dns_name,
+    check_name,
+    check_node_name,
+    subject_user,
+)
 from pki.profiles import Profile
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -164,6 +173,27 @@ def check_ttl(policy: SigningPolicy, ttl: dt.timedelta) -> None:
         raise PolicyError("the requested lifetime must be positive")
     if ttl > policy.max_ttl:
         raise PolicyError(f"requested lifetime {ttl} exceeds the policy's maximum of {policy.max_ttl}")
+
+
+def check_node_subject(subject: x509.Name) -> None:
+    """PolicyError unless the subject is a kubelet's: CN system:node:<node name>, O exactly system:nodes."""
+    user, groups = subject_user(subject)
+    if not user.startswith(NODE_PREFIX) or groups != (NODES_GROUP,):
+        raise PolicyError(f"a node's certificate needs CN {NODE_PREFIX}<node> and O {NODES_GROUP} (and no other O)")
+    try:
+        check_node_name(user.removeprefix(NODE_PREFIX))
+    except ValueError as e:
+        raise PolicyError(str(e)) from None
+
+
+def node_identity_policy(policy: SigningPolicy) -> SigningPolicy:
+    """The operator's policy plus the one privileged identity a node's certificate carries
+    (system:node:<name> in system:nodes); every other rule (names, SANs, TTL) still applies."""
+    return dataclasses.replace(
+        policy,
+        allowed_users=(*policy.allowed_users, f"{NODE_PREFIX}*"),
+        allowed_groups=(*policy.allowed_groups, NODES_GROUP),
+    )
 
 
 def check_key(policy: SigningPolicy, key: PublicKey) -> None:

@@ -31,7 +31,15 @@ HEADER = """\
 
 
 def field_comments(model: type[BaseModel]) -> dict[str, list[str]]:
-    """The `#` lines directly above each field in the model's class body."""
+    """The `#` lines directly above each field in the class bodies of the model and its bases."""
+    comments: dict[str, list[str]] = {}
+    for cls in reversed(model.__mro__):
+        if isinstance(cls, type) and issubclass(cls, BaseModel) and cls.__module__.startswith("authsvc."):
+            comments.update({k: v for k, v in _own_field_comments(cls).items() if v or k not in comments})
+    return comments
+
+
+def _own_field_comments(model: type[BaseModel]) -> dict[str, list[str]]:
     source = inspect.getsource(model)
     lines = source.splitlines()
     comments: dict[str, list[str]] = {}

@@ -8,7 +8,7 @@ Every line has the same members, in this order, then the action's own details:
 - `action`: what (the names below: `cert.issue`, `token.revoke`, `access.ban`, `login`, ...);
 - `subject`: whose access it is about (a user name), or null;
 - `outcome`: `ok`, `refused`, `failed`; a TokenReview's `allow`, `deny`, `error`; a CSR's
-  `approved`, `denied`;
+  `approved`, `denied`, `signed`, `failed`;
 - `reason`: why (a refusal's reason, the operator's words for a revocation), or "";
 - `ids`: the credentials and objects concerned (`serial`, `jti`, `token` fingerprint,
   `binding`, `csr`), never a secret;
@@ -48,6 +48,7 @@ ROTATION_PREFIX = "rotation."
 # --- actors and outcomes ----------------------------------------------------------------------
 APISERVER = "kube-apiserver"
 ROTATE = "rotate"
+CSR_SIGNER = "csr-signer"
 OK = "ok"
 REFUSED = "refused"
 FAILED = "failed"

@@ -39,6 +39,8 @@ COMMANDS: dict[str, str] = {
     "rotate": "authsvc.cli.rotate:rotate",
     "ca": "authsvc.cli.ca:ca",
     "rbac": "authsvc.cli.rbac:rbac",
+    "csr": "authsvc.cli.csr:csr",
+    "csr-signer": "authsvc.cli.csr:csr_signer",
 }
 
 # The exec-plugin fast path. kubectl runs `authsvc login` before every command, and

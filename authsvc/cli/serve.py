@@ -47,14 +47,14 @@ class ServePlan:
         return f"https://{host}:{self.port}"
 
 
-def parse_bind(value: str) -> tuple[str, int]:
-    """`HOST:PORT` or `[IPv6]:PORT` -> (host, port); UsageError naming the value otherwise."""
+def parse_bind(value: str, what: str = "--bind") -> tuple[str, int]:
+    """`HOST:PORT` or `[IPv6]:PORT` -> (host, port); UsageError naming the value (and `what` it is) otherwise."""
     from authsvc.errors import UsageError
 
     host, sep, port = value.rpartition(":")
     host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise UsageError(f"--bind {value!r} is not HOST:PORT (e.g. 127.0.0.1:8443 or [::1]:8443)")
+        raise UsageError(f"{what} {value!r} is not HOST:PORT (e.g. 127.0.0.1:8443 or [::1]:8443)")
     return host, int(port)
 
 

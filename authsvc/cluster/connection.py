@@ -16,8 +16,9 @@ kubernetes client (~250 ms), so commands that end up with no connection never pa
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -139,8 +140,8 @@ class ClusterClient:
     `call(action, method, ...)` is how every request goes out: `action` ("create Secret
     kube-system/bootstrap-token-abcdef") goes into the error message, the request carries the
     configured timeout (a watch passes its own `_request_timeout`), and an `ApiException` or
-    urllib3 error comes back as a ClusterError. More APIs (certificates, coordination for
-    leases) are added here as cached properties, like `core` and `rbac`.
+    urllib3 error comes back as a ClusterError. Each API is a cached property: `core`, `rbac`,
+    `certificates` (CSRs), `coordination` (Leases).
     """
 
     def __init__(self, api_client: Any, source: ClusterSource) -> None:
@@ -167,17 +168,44 @@ class ClusterClient:
 
         return client.RbacAuthorizationV1Api(self.api_client)
 
+    @cached_property
+    def certificates(self) -> Any:
+        """certificates.k8s.io/v1: CertificateSigningRequests and their approval and status subresources."""
+        from kubernetes import client
+
+        return client.CertificatesV1Api(self.api_client)
+
+    @cached_property
+    def coordination(self) -> Any:
+        """coordination.k8s.io/v1: the Leases replicas elect a leader on."""
+        from kubernetes import client
+
+        return client.CoordinationV1Api(self.api_client)
+
     def call(self, action: str, method: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        kwargs.setdefault("_request_timeout", self.source.request_timeout)
+        with self.translating(action):
+            return method(*args, **kwargs)
+
+    def stream(self, action: str, watcher: Any, method: Callable[..., Any], **kwargs: Any) -> Iterator[dict[str, Any]]:
+        """The events of `watcher.stream(method, **kwargs)` (a kubernetes.watch.Watch), with the
+        same typed errors as `call`; kwargs carry the watch's timeout_seconds and _request_timeout.
+        An ERROR event (410 Gone when the resourceVersion is too old) raises like an HTTP error."""
+        with self.translating(action):
+            yield from watcher.stream(method, **kwargs)
+
+    @contextlib.contextmanager
+    def translating(self, action: str) -> Iterator[None]:
+        """An ApiException or urllib3 error inside becomes the ClusterError saying so."""
         from kubernetes.client.exceptions import ApiException
         from urllib3.exceptions import HTTPError
 
-        kwargs.setdefault("_request_timeout", self.source.request_timeout)
         try:
-            return method(*args, **kwargs)
+            yield
         except ApiException as e:
             if not e.status:
                 raise unreachable(e, self.where) from None
-            raise api_error(e.status, e.body, action, self.where) from None
+            raise api_error(e.status, e.body or e.reason, action, self.where) from None
         except (HTTPError, OSError) as e:
             raise unreachable(e, self.where) from None
 

@@ -13,6 +13,7 @@ from authsvc.errors import ConfigError
 from authsvc.settings.audit import AuditSettings
 from authsvc.settings.authn import AuthnSettings
 from authsvc.settings.cluster import ClusterSettings
+from authsvc.settings.csr_signer import CSRSignerSettings
 from authsvc.settings.database import DatabaseSettings
 from authsvc.settings.fields import Section, https_url
 from authsvc.settings.ldap import LDAPSettings
@@ -38,6 +39,7 @@ class Settings(Section):
     rotation: RotationSettings = RotationSettings()
     oidc: OIDCSettings = OIDCSettings()
     proxy: ProxySettings = ProxySettings()
+    csr_signer: CSRSignerSettings = CSRSignerSettings()
 
     @model_validator(mode="after")
     def _oidc_needs_its_issuer(self) -> Settings:

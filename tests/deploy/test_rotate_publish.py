@@ -33,7 +33,8 @@ def rotate_kubeconfig(cluster: E2ECluster) -> Path:
     and a kubeconfig holding the authsvc-rotate ServiceAccount's token."""
     for manifest in ("namespace.yaml", "serviceaccount.yaml", "rbac-rotate.yaml"):
         admin(cluster, "apply", "-n", NAMESPACE, "-f", str(KUBERNETES / manifest))
-    if "authsvc" not in admin(cluster, "get", "deployments", "-n", NAMESPACE, "-o", "name"):
+    # Exact names: the namespace also holds the csr-signer's Deployment (tests/e2e/test_csr_signer.py).
+    if "deployment.apps/authsvc" not in admin(cluster, "get", "deployments", "-n", NAMESPACE, "-o", "name").split():
         admin(cluster, "create", "deployment", "authsvc", "-n", NAMESPACE, "--image=registry.example.com/authsvc:0.1.0")
     uid = admin(cluster, "get", "serviceaccount", "authsvc-rotate", "-n", NAMESPACE, "-o", "jsonpath={.metadata.uid}")
     token = cluster.authsvc.ok(
