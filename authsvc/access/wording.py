@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from authsvc.access.bindings import Binding
 from authsvc.access.listing import LOGIN_REQUESTER
 from pki.durations import format_duration
+from pki.tokens.claims import KIND_ID_TOKEN, KIND_LEGACY, KIND_SERVICE_ACCOUNT
 
 if TYPE_CHECKING:
     from authsvc.access.revoke import RevocationPlan
@@ -85,7 +86,13 @@ def report(plan: RevocationPlan, settings: Settings, *, connected: bool) -> list
 
 
 def _token_line(jti: str, kind: str, expires: dt.datetime, settings: Settings, webhook_delay: str) -> Line:
-    if kind in ("serviceaccount", "legacy"):
+    if kind == KIND_ID_TOKEN:
+        text = (
+            "recorded as revoked; kube-apiserver verifies ID tokens itself (--oidc-*) and never asks authsvc: "
+            f"it stays valid there until {_at(expires)}; its refresh is refused from now on (the ban)"
+        )
+        return Line("ID token", jti, text, expires)
+    if kind in (KIND_SERVICE_ACCOUNT, KIND_LEGACY):
         text = (
             "revoked; kube-apiserver verifies service-account tokens itself (sa.pub) and never asks authsvc "
             f"about them: it stays valid until {_at(expires)}; delete the service account to end it now"

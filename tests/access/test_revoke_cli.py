@@ -199,3 +199,16 @@ def test_certs_revoke_and_token_revoke_record_who_say_what_the_api_server_does_a
     assert [(line["action"], line["reason"]) for line in lines[-2:]] == [
         ("cert.revoke", "laptop stolen"), ("token.revoke", "laptop stolen")]  # fmt: skip
     assert after["revoked"] is None  # revoking one credential bans nobody
+
+
+def test_a_service_account_token_is_reported_as_verified_by_the_api_server_itself(home: Home) -> None:
+    """kube-apiserver checks service-account tokens with sa.pub: the report says the revocation
+    does not reach it (the twin: a user token's line says the webhook refuses it)."""
+    ok(home, "token", "create", "-n", "ci", "--serviceaccount", "deployer", "--uid", "0f6c2d0e-1")
+    ok(home, "token", "create-user", "carol", "-g", "dev")
+
+    sa_report = ok(home, "access", "revoke", "system:serviceaccount:ci:deployer", "--dry-run")
+    user_report = ok(home, "access", "revoke", "carol", "--dry-run")
+
+    assert "service-account token" in sa_report and "never asks authsvc" in sa_report
+    assert "service-account token" not in user_report and "never asks authsvc" not in user_report
