@@ -48,7 +48,6 @@ ROTATION_PREFIX = "rotation."
 # --- actors and outcomes ----------------------------------------------------------------------
 APISERVER = "kube-apiserver"
 ROTATE = "rotate"
-CSR_SIGNER = "csr-signer"
 OK = "ok"
 REFUSED = "refused"
 FAILED = "failed"

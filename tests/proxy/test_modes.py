@@ -150,3 +150,21 @@ def test_a_slow_backend_does_not_hold_up_other_requests(proxy_home: Home, upstre
         slow.go.set()
         waiting.join(10)
     assert results == [200]
+
+
+def test_a_banned_user_is_refused_at_the_next_request_whatever_the_credential(
+    proxy_home: Home, upstream: EchoUpstream
+) -> None:
+    """`authsvc access revoke`'s ban reaches the proxy through the webhook's revocation set:
+    a token that still verifies is refused once its user is banned (the twin: another user's
+    token from the same service goes through)."""
+    import datetime as dt
+
+    from authsvc.access.bans import Ban
+
+    service = proxy_home.stores.token_service
+    hana, ivan = service.issue_user_token("hana", ["dev"]), service.issue_user_token("ivan", ["dev"])
+    proxy_home.stores.bans.add(Ban("hana", dt.datetime.now(dt.UTC), "cli:test", "left"))
+    with running_proxy(proxy_home) as proxy:
+        assert get(proxy.url + "/api", proxy_home, hana.token).status_code == 401
+        assert get(proxy.url + "/api", proxy_home, ivan.token).status_code == 200

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from authsvc.audit.events import CSR_DECISION, CSR_SIGNER, AuditEvent
+from authsvc.access.trail import csr_decision
 from authsvc.cluster.csr import approver
 from authsvc.cluster.csr.requests import APPROVED, FAILED, CsrState, CsrView, with_certificate, with_condition
 from authsvc.cluster.errors import ClusterConflict, ClusterError, ClusterNotFound, ClusterUnreachable
@@ -266,21 +266,21 @@ class CsrHandler:
         self, result: str, view: CsrView, signer: ConfiguredSigner, *, reason: str = "", message: str = "", **extra: str
     ) -> None:
         user, groups, sans = _identity(view.request)
-        ids = {"csr": view.name, "uid": view.uid}
-        if "serial" in extra:
-            ids["serial"] = extra.pop("serial")
-        details: dict[str, Any] = {
-            "signer": signer.name,
-            "requester": view.username,
-            "groups": list(groups),
-            "sans": sans.as_strings(),
-        }
+        serial = extra.pop("serial", None)
+        details: dict[str, Any] = {"uid": view.uid, "signer": signer.name, "sans": sans.as_strings()}
         if message:
             details["message"] = message
         details.update(extra)
         details["replica"] = self.identity
-        event = AuditEvent(
-            CSR_DECISION, result, actor=CSR_SIGNER, subject=user or None, reason=reason, ids=ids, details=details
+        event = csr_decision(
+            view.name,
+            outcome=result,
+            requester=view.username,
+            subject=user or None,
+            reason=reason,
+            serial=serial,
+            groups=groups,
+            details=details,
         )
         self.audit.record(self.clock(), event)
 
