@@ -31,8 +31,7 @@ from tests.components.support import free_port
 from tests.login.fixtures import ADMIN, ADMIN_PASSWORD
 from tests.login.login_server import serving_files
 from tests.oidc.fixtures import MakeOIDCHome
-from tests.oidc.relying_party import read_form
-from tests.oidc.support import KUBECTL
+from tests.oidc.support import KUBECTL, read_form
 
 AUTHSVC = Path(sys.executable).with_name("authsvc")
 URL_LINE = re.compile(r"^https://\S+/authorize\?\S+$", re.MULTILINE)

@@ -9,7 +9,6 @@ redirect); tests/e2e/test_oidc_browser.py uses a real Chromium instead.
 
 from __future__ import annotations
 
-import html.parser
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,27 +21,9 @@ from joserfc import jwt
 from joserfc.jwk import KeySet
 from joserfc.jws import JWSRegistry
 
+from tests.oidc.support import read_form
+
 SCOPE = "openid profile groups"
-
-
-class _FormReader(html.parser.HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.inputs: dict[str, str] = {}
-        self.action = ""
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        values = dict(attrs)
-        if tag == "form":
-            self.action = values.get("action") or ""
-        if tag == "input" and values.get("name"):
-            self.inputs[values["name"] or ""] = values.get("value") or ""
-
-
-def read_form(page: str) -> tuple[str, dict[str, str]]:
-    reader = _FormReader()
-    reader.feed(page)
-    return reader.action, reader.inputs
 
 
 @dataclass
