@@ -15,16 +15,15 @@ from __future__ import annotations
 
 import os
 import pwd
-import shutil
 import signal
 import subprocess
 import tempfile
 from pathlib import Path
-from types import TracebackType
 
 import psycopg
 from psycopg import sql
 
+from .managed import ManagedServer
 from .process import ChildProcess, on_free_ports
 from .support import find_binary, free_port, postgres_bindir
 
@@ -44,7 +43,7 @@ _DEFAULT_SETTINGS: dict[str, str] = {
 }
 
 
-class Postgres:
+class Postgres(ManagedServer):
     """A postgres child process on a loopback port, with role and database ``authsvc``.
 
     Nothing runs until ``start()`` / ``with``; the port is chosen at construction and kept
@@ -145,14 +144,6 @@ class Postgres:
             [str(self.bindir / "postgres"), "--version"], capture_output=True, text=True, check=True
         ).stdout
         return int(out.split()[-1].split(".")[0])
-
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid if self._process is not None else None
-
-    @property
-    def running(self) -> bool:
-        return self.pid is not None
 
     # -- OS user handling ---------------------------------------------------------------------
 
@@ -340,26 +331,8 @@ class Postgres:
         if self._process is not None:
             self._process.kill()
 
-    def close(self) -> None:
-        """Stop and delete the temporary folder (kept if ``workdir`` was given)."""
-        self.stop()
-        if self._own_workdir and self._workdir is not None:
-            shutil.rmtree(self._workdir, ignore_errors=True)
-            self._workdir = None
-            self._initialised = False
-            self._process = None
+    def _forget_folder(self) -> None:
+        self._initialised = False
 
-    def __enter__(self) -> Postgres:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        state = f"pid={self.pid}" if self.running else "stopped"
-        return f"<Postgres {self.host}:{self.port} {state}>"
+    def _address(self) -> str:
+        return f"{self.host}:{self.port}"

@@ -47,7 +47,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from types import TracebackType
 
 import ldap3
 from ldap3.core.exceptions import LDAPException
@@ -55,6 +54,7 @@ from ldap3.protocol.microsoft import extended_dn_control
 
 from authsvc.ldap.connections import VerifiedTls
 
+from .managed import ManagedServer
 from .process import ChildProcess, PortInUse
 from .support import find_binary
 
@@ -275,7 +275,7 @@ class Timings:
     extra: dict[str, float] = field(default_factory=dict)
 
 
-class SambaAD:
+class SambaAD(ManagedServer):
     """A Samba AD DC child process on 127.0.0.1:389/636 with its own folder.
 
     `tls_cert`, `tls_key` (and `tls_ca`, the CA that verifies the certificate) are PEM paths,
@@ -348,14 +348,6 @@ class SambaAD:
     @property
     def log_path(self) -> Path:
         return self.workdir / "samba.log"
-
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid if self._process is not None else None
-
-    @property
-    def running(self) -> bool:
-        return self.pid is not None
 
     def user(self, name: str) -> ADUser:
         for user in self.users:
@@ -486,29 +478,11 @@ class SambaAD:
         if self._process is not None:
             self._process.stop(timeout)
 
-    def close(self) -> None:
-        """Stop and delete the temporary folder (kept if `workdir` was given)."""
-        self.stop()
-        if self._own_workdir and self._workdir is not None:
-            shutil.rmtree(self._workdir, ignore_errors=True)
-            self._workdir = None
-            self._provisioned = False
-            self._process = None
+    def _forget_folder(self) -> None:
+        self._provisioned = False
 
-    def __enter__(self) -> SambaAD:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        state = f"pid={self.pid}" if self.running else "stopped"
-        return f"<SambaAD {self.ldaps_url} {state}>"
+    def _address(self) -> str:
+        return self.ldaps_url
 
     # -- clients and runtime changes ----------------------------------------------------------
 

@@ -27,13 +27,13 @@ import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import ldap3
 from ldap3.core.exceptions import LDAPException
 from ldap3.utils.dn import escape_rdn, safe_dn
 
+from .managed import ManagedServer
 from .process import ChildProcess, on_free_ports
 from .support import find_binary, free_port
 
@@ -359,7 +359,7 @@ def parse_ldif(text: str) -> list[tuple[str, dict[str, list[str]]]]:
 # --- the server ------------------------------------------------------------------------------
 
 
-class Slapd:
+class Slapd(ManagedServer):
     """A slapd child process on loopback ports with its own folder.
 
     ``users``/``groups`` default to ``DEFAULT_USERS``/``DEFAULT_GROUPS``; ``dataset`` replaces
@@ -479,14 +479,6 @@ class Slapd:
     @property
     def log_path(self) -> Path:
         return self.workdir / "slapd.log"
-
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid if self._process is not None else None
-
-    @property
-    def running(self) -> bool:
-        return self.pid is not None
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -664,29 +656,11 @@ class Slapd:
         if self._process is not None:
             self._process.kill()
 
-    def close(self) -> None:
-        """Stop and delete the temporary folder (kept if ``workdir`` was given)."""
-        self.stop()
-        if self._own_workdir and self._workdir is not None:
-            shutil.rmtree(self._workdir, ignore_errors=True)
-            self._workdir = None
-            self._prepared = False
-            self._process = None
+    def _forget_folder(self) -> None:
+        self._prepared = False
 
-    def __enter__(self) -> Slapd:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        state = f"pid={self.pid}" if self.running else "stopped"
-        return f"<Slapd {self.url} {state}>"
+    def _address(self) -> str:
+        return self.url
 
     # -- clients and runtime changes ----------------------------------------------------------
 
