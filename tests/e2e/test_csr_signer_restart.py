@@ -82,6 +82,7 @@ def test_signing_resumes_after_the_api_server_restarts_without_restarting_the_si
         log = signer.log_text()
         assert "watch of CertificateSigningRequests" in log or "does not lead" in log, log  # it saw the outage
         signed = [json.loads(line) for line in audit.read_text().splitlines()]
-        assert [line["csr"] for line in signed if line["result"] == "signed"] == ["before-restart", "after-restart"]
+        outcomes = [line["ids"]["csr"] for line in signed if line["outcome"] == "signed"]
+        assert outcomes == ["before-restart", "after-restart"]
     finally:
         signer.stop()

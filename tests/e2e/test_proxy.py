@@ -183,9 +183,9 @@ def test_get_pods_watch_streams_through_the_proxy(cluster: E2ECluster, proxy: Au
         # Pods made once the watch is open (its audit line written) can only come as its events.
         opened = eventually(
             cluster.audit_lines,
-            lambda lines: any(line.get("user") == "ivy" and line.get("verb") == "watch" for line in lines),
+            lambda lines: any(line.get("subject") == "ivy" and line.get("verb") == "watch" for line in lines),
         )
-        assert any(line.get("user") == "ivy" and line.get("verb") == "watch" for line in opened)
+        assert any(line.get("subject") == "ivy" and line.get("verb") == "watch" for line in opened)
         names = [f"watched-{n}" for n in range(3)]
         for name in names:
             _create_pod(cluster, name)
