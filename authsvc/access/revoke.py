@@ -109,13 +109,9 @@ def revoke(home: Home, plan: RevocationPlan, client: ClusterClient | None, *, ac
         home.stores.bans.add_bindings(user, grants)
     words = f"access revoke by {actor}" + (f": {reason}" if reason else "")
     for token in plan.tokens:
-        if home.stores.token_service.revoke(token.jti, reason=words, revoked_by=actor):
-            audit.record(home.clock(), trail.token_revoked(token, token.jti, actor, reason))
+        revoke_token(home, token.jti, actor=actor, reason=reason, record=token, kept_reason=words)
     for cert in plan.certificates:
-        revoked = home.stores.inventory.revoke(
-            cert.serial, reason=PRIVILEGE_WITHDRAWN, now=home.clock(), revoked_by=actor, comment=reason or None
-        )
-        audit.record(home.clock(), trail.certificate_revoked(revoked, actor, reason))
+        revoke_certificate(home, cert.serial, actor=actor, reason=PRIVILEGE_WITHDRAWN, comment=reason)
     _delete_bootstrap_tokens(home, plan, client, actor, reason)
     _remove_static_tokens(home, plan, actor, reason)
     if client is not None and plan.changes:
@@ -128,6 +124,35 @@ def revoke(home: Home, plan: RevocationPlan, client: ClusterClient | None, *, ac
             audit.record(home.clock(), event)
     home.stores.denylist.invalidate()
     return banned
+
+
+def revoke_token(
+    home: Home, jti: str, *, actor: str, reason: str, record: TokenRecord | None = None, kept_reason: str | None = None
+) -> bool:
+    """Put one token on the revocation list (the webhook refuses it within tokens.cache_refresh)
+    and write its audit line: `token revoke`, `access revoke` and the self-service page all come
+    here. `kept_reason` is what the inventory keeps (default `reason`). False when it was revoked
+    already (nothing changes). Raises StoreError for a jti that cannot be one."""
+    service = home.stores.token_service
+    if not service.revoke(jti, reason=reason if kept_reason is None else kept_reason, revoked_by=actor):
+        return False
+    if record is None:
+        found = service.store.tokens(jti=jti)
+        record = found[0] if found else None
+    home.stores.audit.record(home.clock(), trail.token_revoked(record, jti, actor, reason))
+    home.stores.denylist.invalidate()
+    return True
+
+
+def revoke_certificate(home: Home, serial: str, *, actor: str, reason: str, comment: str = "") -> CertRecord:
+    """Revoke one certificate (RFC 5280 `reason`) and write its audit line: `certs revoke`,
+    `access revoke` and the self-service page all come here. Raises NotFoundError/StoreError
+    (unknown serial, revoked already, a CA)."""
+    record = home.stores.inventory.revoke(serial, reason=reason, now=home.clock(), revoked_by=actor,
+                                          comment=comment or None)  # fmt: skip
+    home.stores.audit.record(home.clock(), trail.certificate_revoked(record, actor, comment))
+    home.stores.denylist.invalidate()
+    return record
 
 
 def _grant_fields(grant: Grant) -> dict[str, Any]:
