@@ -38,7 +38,7 @@ class HeldCredential:
 
     kind: str  # TOKEN or CERTIFICATE
     ident: str  # the token's jti, the certificate's serial
-    what: str  # in words: "token from an ldap login", "client certificate (groups dev)"
+    what: str  # in words: "token from a login (ldap)", "client certificate (dev) from an admin"
     status: str  # valid, expired, revoked
     expires_at: dt.datetime
     # What revoking it does, where that is not simply "refused from now on".
@@ -61,9 +61,14 @@ def holdings(home: Home, username: str) -> Holdings:
     access = collect(home, username, directory=False)
     now = access.now
     held = Holdings(kubeconfigs=list(reversed(access.kubeconfigs)))
+    in_kubeconfigs = {k.token_jti: k for k in access.kubeconfigs if k.token_jti}
     for token in access.tokens:
         if token.kind in PERSONAL_TOKEN_KINDS:
-            what = f"{_KIND_WORDS[token.kind]} from {_source_words(token.source)}"
+            kubeconfig = in_kubeconfigs.get(token.jti)
+            if kubeconfig is not None:
+                what = f"token of a kubeconfig from {_requester_words(kubeconfig.requester)}"
+            else:
+                what = f"{_KIND_WORDS[token.kind]} from {_source_words(token.source)}"
             held.credentials.append(HeldCredential(TOKEN, token.jti, what, token_status(token, now), token.expires_at))
     for cert in access.certificates:
         groups = ", ".join(cert.groups) or "no groups"
@@ -79,11 +84,12 @@ def holdings(home: Home, username: str) -> Holdings:
 
 
 def _source_words(source: str) -> str:
-    if source == "cli":
-        return "an admin (authsvc issue / token create)"
-    if source.startswith(REQUESTER_PREFIX) or source in ("", "self-service"):
-        return "this page"
-    return f"a {source} login"
+    """Where a token not in any kubeconfig came from: an admin's command or a login."""
+    return "an admin (authsvc token create)" if source == "cli" else f"a login ({source})"
+
+
+def _requester_words(requester: str) -> str:
+    return "this page" if requester.startswith(REQUESTER_PREFIX) else f"an admin ({requester or 'authsvc issue'})"
 
 
 def revoke_own(home: Home, username: str, kind: str, ident: str) -> HeldCredential:

@@ -30,8 +30,8 @@ if TYPE_CHECKING:
 
 REQUESTER_PREFIX = "self-service:"
 MODE_WORDS = {
-    "exec": "sign in with `authsvc login` when kubectl needs it (recommended: renews itself)",
-    "exec-cert": "sign in with `authsvc login`, which fetches a client certificate of minutes each time",
+    "exec": "kubectl runs authsvc login when it needs a credential (recommended: renews itself)",
+    "exec-cert": "kubectl runs authsvc login, which fetches a client certificate of minutes each time",
     "token": "a token in the file (no authsvc needed; keep the file secret, it expires)",
 }
 _UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9._-]+")
