@@ -58,7 +58,9 @@ class SelfServiceSettings(Section):
     modes: tuple[SelfServiceMode, ...] = ("exec",)
     # Plain text shown at the top of every page (e.g. who to ask for access); empty: none.
     banner: str = Field("", max_length=2000)
-    # The clusters offered; empty: the one of this home (cluster.name at cluster.server).
+    # The clusters offered when authsvc fronts several (their API servers all use this webhook or
+    # trust its tokens), each {name: prod, server: https://prod.example:6443, ca_file:
+    # pki/prod-ca.crt, description: "production"}; empty: this home's cluster.name at cluster.server.
     clusters: tuple[SelfServiceCluster, ...] = ()
     # How long a sign-in lasts on the page (then the password again); at most 12h.
     session_ttl: Duration = Field(dt.timedelta(minutes=15), gt=dt.timedelta(0), le=dt.timedelta(hours=12))
