@@ -14,7 +14,8 @@ this order (`revoke`):
    with who and why), their bootstrap tokens deleted (with the Secret), their static tokens
    removed from the webhook's token file;
 3. the bindings authsvc manages that name them alone, deleted (kept with the ban, so that
-   `access restore` writes them back).
+   `access restore` writes them back);
+4. their sign-ins on the self-service page, ended.
 
 A second `access revoke` finishes what a first one could not (an API server that went away).
 Each step writes its audit line. `restore` lifts the ban and re-creates those bindings;
@@ -122,6 +123,7 @@ def revoke(home: Home, plan: RevocationPlan, client: ClusterClient | None, *, ac
             event = trail.binding_changed(events.GRANT_DELETE, user, binding.path, actor=actor,
                                           role=f"{binding.role_kind}/{binding.role}", reason=reason)  # fmt: skip
             audit.record(home.clock(), event)
+    _end_page_sessions(home, user)
     home.stores.denylist.invalidate()
     return banned
 
@@ -153,6 +155,14 @@ def revoke_certificate(home: Home, serial: str, *, actor: str, reason: str, comm
     home.stores.audit.record(home.clock(), trail.certificate_revoked(record, actor, comment))
     home.stores.denylist.invalidate()
     return record
+
+
+def _end_page_sessions(home: Home, user: str) -> None:
+    """Sign the person out of the self-service page (the ban already refuses their sessions; ended,
+    they stay ended after `access restore`)."""
+    from authsvc.self_service.sessions import SessionStore
+
+    SessionStore(home.stores.engine, home.clock, home.settings.self_service.session_ttl).end_all(user)
 
 
 def _grant_fields(grant: Grant) -> dict[str, Any]:

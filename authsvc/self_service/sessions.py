@@ -113,6 +113,17 @@ class SessionStore:
         with self._transaction() as session:
             return bool(getattr(session.execute(statement), "rowcount", 0))
 
+    def end_all(self, username: str) -> int:
+        """End every live session of `username` (`authsvc access revoke`: a later restore must not
+        bring them back); how many were ended."""
+        statement = (
+            update(SelfServiceSessionRow)
+            .where(SelfServiceSessionRow.username == username, SelfServiceSessionRow.ended_at.is_(None))
+            .values(ended_at=self._clock())
+        )
+        with self._transaction() as session:
+            return int(getattr(session.execute(statement), "rowcount", 0))
+
     @contextmanager
     def _transaction(self) -> Iterator[Any]:
         try:

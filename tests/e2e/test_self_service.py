@@ -169,6 +169,8 @@ def test_sign_in_download_a_kubeconfig_and_use_it(page_cluster: E2ECluster, brow
     assert not cookie.get("domain", "").startswith(".")  # __Host-: this host only
     lifetime = cookie["expiry"] - dt.datetime.now(dt.UTC).timestamp()
     assert 0 < lifetime <= 15 * 60 + 5, lifetime  # self_service.session_ttl
+    copy = driver.find_elements(*_by("button.copy"))
+    assert copy and all(b.is_displayed() for b in copy)  # copy.js ran under the page's CSP
     driver.save_screenshot(str(screenshots / "2-access.png"))
 
     # The preselected mode: exec. kubectl reads the file; its plugin logs carol in at /login.

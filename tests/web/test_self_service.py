@@ -18,6 +18,7 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from authsvc.access.bans import Ban
+from authsvc.access.revoke import plan_restore, plan_revocation, restore, revoke
 from authsvc.home.opened import Home
 from authsvc.kubeconfig.issuer import CredentialInventory
 from pki.clock import FixedClock
@@ -98,6 +99,8 @@ def test_sign_in_shows_who_you_are_with_secure_cookies(page: tuple[Home, FlaskCl
     assert all(f"<li>{group}</li>" in text for group in ADMIN.groups)
     assert "Ask #platform for access." in text
     assert "kubectl --kubeconfig ~/Downloads/kubernetes-admin.kubeconfig get pods" in text
+    # Without JavaScript the copy buttons stay hidden (copy.js shows them).
+    assert 'class="copy" data-copy="command-1-kubernetes"' in text and " hidden>Copy</button>" in text
     csp = access.headers["Content-Security-Policy"]
     assert "script-src 'self'" in csp and "unsafe" not in csp and "form-action 'self'" in csp
     assert access.headers["X-Frame-Options"] == "DENY" and access.headers["Cache-Control"] == "no-store"
@@ -178,6 +181,16 @@ def test_a_revoked_person_cannot_sign_in_and_is_signed_out(page: tuple[Home, Fla
     assert client.get("/access").headers["Location"] == "/"
     refused = sign_in(client)
     assert refused.status_code == 403 and "may not sign in" in refused.get_data(as_text=True)
+
+
+def test_access_revoke_ends_the_sessions_for_good(page: tuple[Home, FlaskClient]) -> None:
+    home, client = page
+    sign_in(client)
+    revoke(home, plan_revocation(home, ADMIN.username, None), None, actor="cli:test", reason="")
+    assert client.get("/access").headers["Location"] == "/"
+    restore(home, plan_restore(home, ADMIN.username, None), None, actor="cli:test")
+    assert client.get("/access").headers["Location"] == "/"  # the old session stays ended
+    assert sign_in(client).status_code == 303  # a new sign-in works again
 
 
 def test_the_default_download_is_an_exec_kubeconfig(page: tuple[Home, FlaskClient]) -> None:
