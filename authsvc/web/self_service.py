@@ -106,7 +106,8 @@ def _secured(response: Response) -> Response:
 def _page(template: str, session: Session, status: int = 200, **values: Any) -> Response:
     token = csrf_token()
     banner = _runtime().settings.self_service.banner
-    body = render_template(template, session=session, csrf_token=token, banner=banner, **values)
+    # Not `session`: Flask puts its own session object in every template under that name.
+    body = render_template(template, person=session, csrf_token=token, banner=banner, **values)
     return set_csrf_cookie(_secured(Response(body, status, mimetype="text/html")), token)
 
 

@@ -5,6 +5,7 @@ else's credential, an ended or expired session, a banned person."""
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import html.parser
 from collections.abc import Callable
@@ -13,6 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
+from cryptography import x509
 from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
@@ -256,3 +258,26 @@ def test_the_page_is_off_unless_enabled(make_oidc: MakeOIDCHome, oidc_app: Calla
     assert client.get("/").status_code == 404
     assert client.post("/", data={}).status_code == 404
     assert client.get("/access").status_code == 404
+
+
+def test_several_clusters_each_with_its_server_and_ca(make_page: Callable[..., tuple[Home, FlaskClient]]) -> None:
+    clusters = [
+        {"name": "prod", "server": "https://prod.example:6443", "description": "production"},
+        # Any CA of the home stands in for another cluster's.
+        {"name": "staging", "server": "https://staging.example:6443", "ca_file": "pki/front-proxy-ca.crt"},
+    ]
+    home, client = make_page(clusters=clusters)
+    sign_in(client)
+    access = client.get("/access")
+    text = access.get_data(as_text=True)
+    assert '<option value="staging">staging</option>' in text and "production" in text
+    assert "kubectl --context admin@staging auth can-i --list" in text
+    inputs = {**form(access, "/access/kubeconfig"), "cluster": "staging"}
+    download = client.post("/access/kubeconfig", data=inputs)
+    assert download.headers["Content-Disposition"] == 'attachment; filename="staging-admin.kubeconfig"'
+    cluster = yaml.safe_load(download.data)["clusters"][0]
+    assert cluster["name"] == "staging" and cluster["cluster"]["server"] == "https://staging.example:6443"
+    trusted = x509.load_pem_x509_certificate(base64.b64decode(cluster["cluster"]["certificate-authority-data"]))
+    assert trusted == x509.load_pem_x509_certificate(home.layout.cert_path("front-proxy-ca").read_bytes())
+    prod = yaml.safe_load(client.post("/access/kubeconfig", data={**inputs, "cluster": "prod"}).data)["clusters"][0]
+    assert base64.b64decode(prod["cluster"]["certificate-authority-data"]) == home.layout.cert_path("ca").read_bytes()
