@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import html.parser
+import re
 from collections.abc import Callable
 from http.cookies import SimpleCookie
 from typing import Any
@@ -21,8 +22,10 @@ from werkzeug.test import TestResponse
 
 from authsvc.access.bans import Ban
 from authsvc.access.revoke import plan_restore, plan_revocation, restore, revoke
+from authsvc.errors import ConfigError
 from authsvc.home.opened import Home
 from authsvc.kubeconfig.issuer import CredentialInventory
+from authsvc.settings import settings_from_mapping
 from pki.clock import FixedClock
 from tests.login.fixtures import ADMIN, ADMIN_PASSWORD, basic
 from tests.oidc.fixtures import MakeOIDCHome, https_client
@@ -281,3 +284,21 @@ def test_several_clusters_each_with_its_server_and_ca(make_page: Callable[..., t
     assert trusted == x509.load_pem_x509_certificate(home.layout.cert_path("front-proxy-ca").read_bytes())
     prod = yaml.safe_load(client.post("/access/kubeconfig", data={**inputs, "cluster": "prod"}).data)["clusters"][0]
     assert base64.b64decode(prod["cluster"]["certificate-authority-data"]) == home.layout.cert_path("ca").read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"self_service": {"enabled": True}, "login": {"backends": ["users"]}}, "needs server.public_url"),
+        ({"self_service": {"enabled": True}, "server": {"public_url": PUBLIC_URL}}, "needs login.backends"),
+        ({"self_service": {"modes": []}}, "at least one mode"),
+        ({"self_service": {"modes": ["cert"]}}, "self_service.modes.0"),
+        ({"self_service": {"modes": ["exec", "exec"]}}, "each mode may be listed once"),
+        ({"self_service": {"clusters": [{"name": "a b", "server": "https://x"}]}}, "cluster name 'a b'"),
+        ({"self_service": {"clusters": [{"name": "a", "server": "http://x"}]}}, "must be an https:// URL"),
+        ({"self_service": {"session_ttl": "13h"}}, "self_service.session_ttl"),
+    ],
+)
+def test_settings_refuse_what_cannot_work(values: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        settings_from_mapping(values)
