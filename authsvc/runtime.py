@@ -27,6 +27,7 @@ from authsvc.metrics.server import ServerMetrics
 from authsvc.metrics.share import SnapshotShare
 from authsvc.oidc.provider import Provider, build_provider
 from authsvc.rotation.report import RotationCollector
+from authsvc.self_service.sessions import SessionStore
 from authsvc.settings import Settings
 from authsvc.webhook.result_cache import ResultCache
 from authsvc.webhook.reviewer import Answer, TokenReviewer
@@ -48,6 +49,8 @@ class Runtime:
     # every answer against, and what the authentication proxy asks per request.
     denylist: Denylist
     oidc: Provider | None = None  # the OpenID Connect provider, when oidc.clients is set
+    # Sign-ins of the self-service page, when self_service.enabled.
+    sessions: SessionStore | None = None
 
     @property
     def settings(self) -> Settings:
@@ -107,4 +110,7 @@ def build_runtime(
     if share is not None:
         share.publish_until_exit(metrics.counts)
     oidc = build_provider(home, side.refreshers)
-    return Runtime(home, metrics, login, side, chain, audit, reviewer, denylist, oidc)
+    sessions = None
+    if settings.self_service.enabled:
+        sessions = SessionStore(home.stores.engine, home.clock, settings.self_service.session_ttl)
+    return Runtime(home, metrics, login, side, chain, audit, reviewer, denylist, oidc, sessions)

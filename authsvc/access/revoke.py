@@ -14,7 +14,8 @@ this order (`revoke`):
    with who and why), their bootstrap tokens deleted (with the Secret), their static tokens
    removed from the webhook's token file;
 3. the bindings authsvc manages that name them alone, deleted (kept with the ban, so that
-   `access restore` writes them back).
+   `access restore` writes them back);
+4. their sign-ins on the self-service page, ended.
 
 A second `access revoke` finishes what a first one could not (an API server that went away).
 Each step writes its audit line. `restore` lifts the ban and re-creates those bindings;
@@ -109,13 +110,9 @@ def revoke(home: Home, plan: RevocationPlan, client: ClusterClient | None, *, ac
         home.stores.bans.add_bindings(user, grants)
     words = f"access revoke by {actor}" + (f": {reason}" if reason else "")
     for token in plan.tokens:
-        if home.stores.token_service.revoke(token.jti, reason=words, revoked_by=actor):
-            audit.record(home.clock(), trail.token_revoked(token, token.jti, actor, reason))
+        revoke_token(home, token.jti, actor=actor, reason=reason, record=token, kept_reason=words)
     for cert in plan.certificates:
-        revoked = home.stores.inventory.revoke(
-            cert.serial, reason=PRIVILEGE_WITHDRAWN, now=home.clock(), revoked_by=actor, comment=reason or None
-        )
-        audit.record(home.clock(), trail.certificate_revoked(revoked, actor, reason))
+        revoke_certificate(home, cert.serial, actor=actor, reason=PRIVILEGE_WITHDRAWN, comment=reason)
     _delete_bootstrap_tokens(home, plan, client, actor, reason)
     _remove_static_tokens(home, plan, actor, reason)
     if client is not None and plan.changes:
@@ -126,8 +123,46 @@ def revoke(home: Home, plan: RevocationPlan, client: ClusterClient | None, *, ac
             event = trail.binding_changed(events.GRANT_DELETE, user, binding.path, actor=actor,
                                           role=f"{binding.role_kind}/{binding.role}", reason=reason)  # fmt: skip
             audit.record(home.clock(), event)
+    _end_page_sessions(home, user)
     home.stores.denylist.invalidate()
     return banned
+
+
+def revoke_token(
+    home: Home, jti: str, *, actor: str, reason: str, record: TokenRecord | None = None, kept_reason: str | None = None
+) -> bool:
+    """Put one token on the revocation list (the webhook refuses it within tokens.cache_refresh)
+    and write its audit line: `token revoke`, `access revoke` and the self-service page all come
+    here. `kept_reason` is what the inventory keeps (default `reason`). False when it was revoked
+    already (nothing changes). Raises StoreError for a jti that cannot be one."""
+    service = home.stores.token_service
+    if not service.revoke(jti, reason=reason if kept_reason is None else kept_reason, revoked_by=actor):
+        return False
+    if record is None:
+        found = service.store.tokens(jti=jti)
+        record = found[0] if found else None
+    home.stores.audit.record(home.clock(), trail.token_revoked(record, jti, actor, reason))
+    home.stores.denylist.invalidate()
+    return True
+
+
+def revoke_certificate(home: Home, serial: str, *, actor: str, reason: str, comment: str = "") -> CertRecord:
+    """Revoke one certificate (RFC 5280 `reason`) and write its audit line: `certs revoke`,
+    `access revoke` and the self-service page all come here. Raises NotFoundError/StoreError
+    (unknown serial, revoked already, a CA)."""
+    record = home.stores.inventory.revoke(serial, reason=reason, now=home.clock(), revoked_by=actor,
+                                          comment=comment or None)  # fmt: skip
+    home.stores.audit.record(home.clock(), trail.certificate_revoked(record, actor, comment))
+    home.stores.denylist.invalidate()
+    return record
+
+
+def _end_page_sessions(home: Home, user: str) -> None:
+    """Sign the person out of the self-service page (the ban already refuses their sessions; ended,
+    they stay ended after `access restore`)."""
+    from authsvc.self_service.sessions import SessionStore
+
+    SessionStore(home.stores.engine, home.clock, home.settings.self_service.session_ttl).end_all(user)
 
 
 def _grant_fields(grant: Grant) -> dict[str, Any]:

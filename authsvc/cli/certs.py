@@ -255,14 +255,9 @@ def revoke(state: CliState, serial: str, reason: str, comment: str) -> None:
       authsvc certs revoke 5f3a9c... --reason keyCompromise
       authsvc certs revoke 5F:3A:9C:... && authsvc crl -o /etc/authsvc/ca.crl
     """
-    from authsvc.access.trail import certificate_revoked
+    from authsvc.access.revoke import revoke_certificate
 
-    home = state.home()
-    record = home.stores.inventory.revoke(
-        serial, reason=reason, now=home.clock(), revoked_by=state.actor, comment=comment or None
-    )
-    home.stores.audit.record(home.clock(), certificate_revoked(record, state.actor, comment))
-    home.stores.denylist.invalidate()
+    record = revoke_certificate(state.home(), serial, actor=state.actor, reason=reason, comment=comment)
     click.echo(f"revoked {record.serial} ({record.common_name}), reason {reason}")
     if record.profile in ("client", "kubelet-client"):
         click.echo(

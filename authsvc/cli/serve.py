@@ -220,7 +220,9 @@ def serve(
     os.environ[CONFIG_ENV] = str(home.layout.config_path.resolve())
     os.environ[LISTENER_ENV] = "public" if public else ("all" if plan.client_ca is None else "webhook")
     if public:
-        click.echo(f"authsvc serve: public listener {plan.url} (no client certificate: /login, discovery)", err=True)
+        page = ", the self-service page at /" if home.settings.self_service.enabled else ""
+        serves = f"no client certificate: /login, discovery{page}"
+        click.echo(f"authsvc serve: public listener {plan.url} ({serves})", err=True)
         granian_server(plan).serve()
         return
     clients = f"client certificates required ({plan.client_ca})" if plan.client_ca else "NO client certificate required"

@@ -254,15 +254,11 @@ def revoke(state: CliState, jti: str, reason: str) -> None:
     """Put the token with id JTI on the denylist (the webhook refuses it within tokens.cache_refresh,
     its cached answers included; kube-apiserver verifies service-account tokens itself and does
     not ask)."""
-    from authsvc.access.trail import token_revoked
+    from authsvc.access.revoke import revoke_token
 
-    home = state.home()
-    service = home.stores.token_service
-    if not service.revoke(jti, reason=reason, revoked_by=state.actor):
+    if not revoke_token(state.home(), jti, actor=state.actor, reason=reason):
         click.echo(f"token {jti} was revoked already")
         return
-    issued = service.store.tokens(jti=jti)
-    home.stores.audit.record(home.clock(), token_revoked(issued[0] if issued else None, jti, state.actor, reason))
     click.echo(f"revoked token {jti}")
 
 

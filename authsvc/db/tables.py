@@ -5,7 +5,8 @@ Each table's queries live with its feature: bootstrap tokens (authsvc/authn/boot
 issued kubeconfig credentials (authsvc/kubeconfig/issuer.py), failed logins
 (authsvc/login/ratelimit.py), rotation runs (authsvc/rotation/runs.py), the OIDC provider's
 authorization codes and refresh-token families (authsvc/oidc/store.py), access bans
-(authsvc/access/bans.py). A new table goes here,
+(authsvc/access/bans.py), sign-ins of the self-service page (authsvc/self_service/sessions.py).
+A new table goes here,
 with a migration (scripts/new-migration.sh).
 """
 
@@ -146,3 +147,19 @@ class AccessBanRow(Base):
     reason: Mapped[str] = mapped_column(Text, default="")
     # The bindings authsvc removed with the ban (grants as JSON): `access restore` writes them back.
     bindings_json: Mapped[str] = mapped_column(Text, default="[]")
+
+
+class SelfServiceSessionRow(Base):
+    """A sign-in on the self-service page, by the SHA-256 of its cookie's value (a database dump
+    holds no usable session). Ended by logout; good until `expires_at` otherwise."""
+
+    __tablename__ = "self_service_sessions"
+
+    session_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    username: Mapped[str] = mapped_column(String(255), index=True)
+    uid: Mapped[str] = mapped_column(String(255), default="")
+    groups_json: Mapped[str] = mapped_column(Text, default="[]")
+    source: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+    ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)

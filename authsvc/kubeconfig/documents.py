@@ -133,12 +133,17 @@ def browser_exec_config(
     }
 
 
+def default_context(user: str, cluster: str) -> str:
+    """The context a kubeconfig for `user` on `cluster` is named (kubeadm's `user@cluster`)."""
+    return f"{user}@{cluster}"
+
+
 def build_kubeconfig(
     cluster: ClusterEntry, user: UserEntry, *, context_name: str | None = None, namespace: str | None = None
 ) -> dict[str, Any]:
     check_name(cluster.name, what="cluster name")
     check_name(user.name, what="user name")
-    context_name = context_name or f"{user.name}@{cluster.name}"
+    context_name = context_name or default_context(user.name, cluster.name)
     context: dict[str, Any] = {"cluster": cluster.name, "user": user.name}
     if namespace:
         context["namespace"] = check_name(namespace, what="namespace")

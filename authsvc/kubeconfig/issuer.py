@@ -170,6 +170,12 @@ class IssueRequest:
     # The URL of `authsvc proxy`: the kubeconfig points there (with the proxy's CA) instead of
     # at the API server.
     via_proxy: str | None = None
+    # The CA bundle (PEM) kubectl trusts the server with; None: the home's cluster CA.
+    ca_pem: bytes | None = None
+    # Token mode: the login backend that vouched for the user (the webhook re-checks the user
+    # there, as for /login's tokens) and its uid; "cli" when an admin names the user.
+    source: str = "cli"
+    uid: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,7 +311,7 @@ class KubeconfigIssuer:
         if request.via_proxy is not None:
             return ClusterEntry(self.cluster_name(request), request.via_proxy, self.proxy_ca_pem())
         server = request.server or self.settings.cluster.server
-        return ClusterEntry(self.cluster_name(request), server, self.cluster_ca_pem)
+        return ClusterEntry(self.cluster_name(request), server, request.ca_pem or self.cluster_ca_pem)
 
     def proxy_ca_pem(self) -> bytes | None:
         """The CA kubectl trusts `authsvc proxy` with: the cluster CA, which signs the certificate
@@ -393,7 +399,7 @@ class KubeconfigIssuer:
 
     def _token(self, request: IssueRequest) -> PendingCredential:
         token = self.home.stores.token_service.issue_user_token(
-            request.user, request.groups, ttl=request.ttl, source="cli"
+            request.user, request.groups, ttl=request.ttl, uid=request.uid, source=request.source
         )
         user = UserEntry(request.user, token=token.token)
         return self._pending(request, user, expires_at=token.expires_at, token_jti=token.jti)

@@ -22,6 +22,7 @@ from authsvc.settings.oidc import OIDCSettings
 from authsvc.settings.pki import PKISettings
 from authsvc.settings.proxy import ProxySettings
 from authsvc.settings.rotation import RotationSettings
+from authsvc.settings.self_service import SelfServiceSettings
 from authsvc.settings.server import ServerSettings
 from authsvc.settings.tokens import TokenSettings
 
@@ -40,6 +41,7 @@ class Settings(Section):
     oidc: OIDCSettings = OIDCSettings()
     proxy: ProxySettings = ProxySettings()
     csr_signer: CSRSignerSettings = CSRSignerSettings()
+    self_service: SelfServiceSettings = SelfServiceSettings()
 
     @model_validator(mode="after")
     def _oidc_needs_its_issuer(self) -> Settings:
@@ -62,6 +64,16 @@ class Settings(Section):
                 raise ValueError(
                     f"oidc client id {client.id!r} is an audience authsvc's tokens already carry: rename it"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _self_service_needs_a_sign_in(self) -> Settings:
+        if not self.self_service.enabled:
+            return self
+        if self.server.public_url is None:
+            raise ValueError("self_service.enabled needs server.public_url: the page is served there")
+        if not self.login.backends:
+            raise ValueError("self_service.enabled needs login.backends: people sign in with them")
         return self
 
     def published_jwks_uri(self) -> str:

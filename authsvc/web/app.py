@@ -31,6 +31,7 @@ BLUEPRINTS: list[tuple[str, frozenset[str]]] = [
     ("authsvc.web.login:blueprint", frozenset({"public"})),
     ("authsvc.web.signin:blueprint", frozenset({"public"})),
     ("authsvc.web.authorize:blueprint", frozenset({"public"})),
+    ("authsvc.web.self_service:blueprint", frozenset({"public"})),
 ]
 
 

@@ -92,6 +92,14 @@ def _public_origin() -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
+def set_csrf_cookie(response: Response, token: str) -> Response:
+    """The cookie half of the double submit (the form carries the other half)."""
+    response.set_cookie(
+        CSRF_COOKIE, token, max_age=CSRF_MAX_AGE_SECONDS, secure=True, httponly=True, samesite="Strict", path="/"
+    )
+    return response
+
+
 def signin_page(
     *,
     action: str,
@@ -100,8 +108,11 @@ def signin_page(
     username: str = "",
     error: str = "",
     status: int = 200,
+    banner: str = "",
+    notice: str = "",
 ) -> Response:
-    """The sign-in form; `carried` are hidden fields posted back with it (e.g. the OAuth request)."""
+    """The sign-in form; `carried` are hidden fields posted back with it (e.g. the OAuth request);
+    `banner` is the operator's text above it, `notice` a one-line status (e.g. "You signed out.")."""
     token = csrf_token()
     body = render_template(
         "signin.html",
@@ -111,12 +122,10 @@ def signin_page(
         username=username[:256],
         error=error,
         csrf_token=token,
+        banner=banner,
+        notice=notice,
     )
-    response = secured(Response(body, status, mimetype="text/html"))
-    response.set_cookie(
-        CSRF_COOKIE, token, max_age=CSRF_MAX_AGE_SECONDS, secure=True, httponly=True, samesite="Strict", path="/"
-    )
-    return response
+    return set_csrf_cookie(secured(Response(body, status, mimetype="text/html")), token)
 
 
 def problem_page(status: int, title: str, message: str) -> Response:

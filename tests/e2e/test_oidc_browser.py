@@ -5,15 +5,12 @@ driven by Selenium) opens it, the person signs in on authsvc's form, Chromium fo
 to the loopback listener, the plugin exchanges the code (PKCE) and hands kubectl the ID token,
 which kube-apiserver verifies natively. The next kubectl command uses the cached token.
 
-Chromium trusts authsvc's serving certificate through --ignore-certificate-errors-spki-list with
-that certificate's key hash only (no blanket certificate bypass). A screenshot of the sign-in page
-is saved with the test's files.
+Chromium trusts authsvc's serving certificate by its key hash only (tests/e2e/browser.py). A
+screenshot of the sign-in page is saved with the test's files.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import os
 import subprocess
 import threading
@@ -21,51 +18,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from tests.components.support import require_binary
+from tests.e2e.browser import PAGE_LOAD_TIMEOUT, start_chromium
 from tests.e2e.cluster import OIDC_CLIENT, OIDC_GROUP, OIDC_PASSWORD, OIDC_USER, E2ECluster
 from tests.e2e.harness import child_env
 
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
-SIGN_IN_TIMEOUT = 60.0
-CHROMIUM_FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-)
-
-
-def spki_hash(cert_file: Path) -> str:
-    """base64(SHA-256(SubjectPublicKeyInfo)): how Chromium names a certificate key to trust."""
-    cert = x509.load_pem_x509_certificate(cert_file.read_bytes())
-    der = cert.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
-    return base64.b64encode(hashlib.sha256(der).digest()).decode()
+SIGN_IN_TIMEOUT = PAGE_LOAD_TIMEOUT
 
 
 @pytest.fixture
 def chromium(cluster: E2ECluster, tmp_path: Path) -> Iterator[object]:
-    require_binary(CHROMIUM)
-    require_binary(CHROMEDRIVER)
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in CHROMIUM_FLAGS:
-        options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={tmp_path / 'chromium-profile'}")
-    serving = cluster.home / "pki" / "authsvc" / "serving.crt"
-    options.add_argument(f"--ignore-certificate-errors-spki-list={spki_hash(serving)}")
-    driver = webdriver.Chrome(
-        service=Service(CHROMEDRIVER, log_output=str(tmp_path / "chromedriver.log")), options=options
-    )
-    driver.set_page_load_timeout(SIGN_IN_TIMEOUT)
+    driver = start_chromium(cluster.home / "pki" / "authsvc" / "serving.crt", tmp_path)
     try:
         yield driver
     finally:

@@ -152,7 +152,8 @@ def test_a_revoked_user_token_is_refused_at_its_next_request_despite_the_cache(
     )
     assert status == 401
     assert any(
-        line.get("reason") == f"credential {token.jti} revoked" and line["code"] == 401 for line in audit_lines(proxy_home)
+        line.get("reason") == f"credential {token.jti} revoked" and line["code"] == 401
+        for line in audit_lines(proxy_home)
     )
 
 

@@ -6,4 +6,4 @@ of versions/.
 
 from __future__ import annotations
 
-HEAD = "0008"
+HEAD = "0009"

@@ -1,0 +1,133 @@
+"""Sign-ins of the self-service page, kept in the inventory database.
+
+The browser holds a 256-bit random value in a `__Host-` cookie; the database holds its SHA-256
+with who signed in and until when. State on the server, not in a signed cookie, because a
+sign-in must be able to end before it expires: logout ends it on every replica at once (a
+signed cookie would stay valid until its expiry for whoever copied it), and replicas share the
+database already, so they need no shared signing secret. A value that is not in the table (a
+forged, altered or ended one) names no session.
+
+Raises BackendUnavailable when the database cannot answer (the page then fails closed).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine, delete, select, update
+from sqlalchemy.exc import SQLAlchemyError
+
+from authsvc.db.tables import SelfServiceSessionRow
+from authsvc.errors import BackendUnavailable
+from authsvc.login.backends import LoginIdentity
+from pki.clock import Clock
+from pki.db import make_sessionmaker
+
+# What a cookie's value may be before it is looked up: token_urlsafe(32) is 43 characters.
+MAX_SECRET_LENGTH = 128
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """Who is signed in, as the login backend named them at sign-in, and until when."""
+
+    username: str
+    uid: str
+    groups: tuple[str, ...]
+    source: str
+    created_at: dt.datetime
+    expires_at: dt.datetime
+
+    @property
+    def identity(self) -> LoginIdentity:
+        return LoginIdentity(self.username, self.uid, self.groups, self.source)
+
+    @classmethod
+    def from_row(cls, row: SelfServiceSessionRow) -> Session:
+        groups = tuple(json.loads(row.groups_json))
+        return cls(row.username, row.uid, groups, row.source, row.created_at, row.expires_at)
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+class SessionStore:
+    """The `self_service_sessions` table; every method is one transaction."""
+
+    def __init__(self, engine: Engine, clock: Clock, ttl: dt.timedelta) -> None:
+        self._sessions = make_sessionmaker(engine)
+        self._clock = clock
+        self.ttl = ttl
+
+    def start(self, identity: LoginIdentity) -> tuple[str, Session]:
+        """A new session for `identity`: (the cookie's value, the session). Sessions that expired
+        are deleted on the way (the table holds live sign-ins only)."""
+        now = self._clock()
+        secret = secrets.token_urlsafe(32)
+        row = SelfServiceSessionRow(
+            session_sha256=_digest(secret),
+            username=identity.username,
+            uid=identity.uid,
+            groups_json=json.dumps(list(identity.groups)),
+            source=identity.source,
+            created_at=now,
+            expires_at=now + self.ttl,
+        )
+        with self._transaction() as session:
+            session.execute(delete(SelfServiceSessionRow).where(SelfServiceSessionRow.expires_at <= now))
+            session.add(row)
+            session.flush()
+            return secret, Session.from_row(row)
+
+    def find(self, secret: str) -> Session | None:
+        """The live session the cookie's value names, or None (unknown, ended or expired)."""
+        if not secret or len(secret) > MAX_SECRET_LENGTH:
+            return None
+        now = self._clock()
+        query = select(SelfServiceSessionRow).where(
+            SelfServiceSessionRow.session_sha256 == _digest(secret),
+            SelfServiceSessionRow.ended_at.is_(None),
+            SelfServiceSessionRow.expires_at > now,
+        )
+        with self._transaction() as session:
+            row = session.scalars(query).first()
+            return Session.from_row(row) if row is not None else None
+
+    def end(self, secret: str) -> bool:
+        """End the session (logout); False when there was none to end."""
+        if not secret or len(secret) > MAX_SECRET_LENGTH:
+            return False
+        statement = (
+            update(SelfServiceSessionRow)
+            .where(SelfServiceSessionRow.session_sha256 == _digest(secret), SelfServiceSessionRow.ended_at.is_(None))
+            .values(ended_at=self._clock())
+        )
+        with self._transaction() as session:
+            return bool(getattr(session.execute(statement), "rowcount", 0))
+
+    def end_all(self, username: str) -> int:
+        """End every live session of `username` (`authsvc access revoke`: a later restore must not
+        bring them back); how many were ended."""
+        statement = (
+            update(SelfServiceSessionRow)
+            .where(SelfServiceSessionRow.username == username, SelfServiceSessionRow.ended_at.is_(None))
+            .values(ended_at=self._clock())
+        )
+        with self._transaction() as session:
+            return int(getattr(session.execute(statement), "rowcount", 0))
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Any]:
+        try:
+            with self._sessions.begin() as session:
+                yield session
+        except SQLAlchemyError as e:
+            raise BackendUnavailable(f"the self-service sessions cannot be read or written: {type(e).__name__}") from e
