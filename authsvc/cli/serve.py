@@ -8,7 +8,9 @@ reaches Python. Never the Flask development server.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -132,6 +134,22 @@ def check_public_listener(home: Any) -> None:
         read_private_key_file(signing_key, what="signing key")
 
 
+def run_granian(plan: ServePlan) -> None:
+    """Serve `plan` until stopped. granian reports a listener it cannot open (a port in use, a
+    privileged port) as a RuntimeError from its Rust side: that becomes the one-line error a
+    user can act on, not an internal error."""
+    from authsvc.errors import AuthsvcError
+
+    try:
+        granian_server(plan).serve()
+    except RuntimeError as e:
+        found = re.search(r"^(.*?)\s*\(os error (\d+)\)", str(e))
+        if found is None:
+            raise
+        hint = " (another authsvc serve? choose another with --bind)" if int(found[2]) == errno.EADDRINUSE else ""
+        raise AuthsvcError(f"cannot listen on {plan.host}:{plan.port}: {found[1]}{hint}") from None
+
+
 def granian_server(plan: ServePlan) -> Any:
     from granian import Granian
     from granian.constants import Interfaces, SSLProtocols
@@ -223,7 +241,7 @@ def serve(
         page = ", the self-service page at /" if home.settings.self_service.enabled else ""
         serves = f"no client certificate: /login, discovery{page}"
         click.echo(f"authsvc serve: public listener {plan.url} ({serves})", err=True)
-        granian_server(plan).serve()
+        run_granian(plan)
         return
     clients = f"client certificates required ({plan.client_ca})" if plan.client_ca else "NO client certificate required"
     if plan.client_ca is None:
@@ -232,7 +250,7 @@ def serve(
     with shared_metrics(plan.workers > 1 or bool(public_address)):
         child = start_public_listener(state, plan, public_address) if public_address else None
         try:
-            granian_server(plan).serve()
+            run_granian(plan)
         finally:
             if child is not None:
                 stop_child(child)

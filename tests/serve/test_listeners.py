@@ -10,6 +10,7 @@ import shutil
 import signal
 import socket
 import ssl
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +20,7 @@ import yaml
 
 from tests.components.support import eventually, free_port
 from tests.conftest import run_cli
-from tests.serve.support import authsvc_serve
+from tests.serve.support import AUTHSVC_MODULE, authsvc_serve
 
 REVIEW = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": {"token": "nope"}}
 
@@ -91,3 +92,20 @@ def test_public_listener_is_real_tls(listeners: tuple[Path, str, str]) -> None:
     with pytest.raises(requests.exceptions.SSLError):
         requests.get(f"{public}/healthz", verify=True, timeout=10)  # system CAs do not know our CA
     assert ssl.HAS_TLSv1_3
+
+
+def test_a_port_in_use_is_a_one_line_error(home_template: Path, tmp_path: Path) -> None:
+    """Another process on the webhook's port: `authsvc serve` says which address and why, exit 1,
+    not an internal error (the twin: the same home serves on a free port, the fixture above)."""
+    home = tmp_path / "home"
+    shutil.copytree(home_template, home)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        args = [*AUTHSVC_MODULE, f"--home={home}", "serve", f"--bind=127.0.0.1:{port}", "--public-bind="]
+        result = subprocess.run(args, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [f"error: cannot listen on 127.0.0.1:{port}: Address already in use (another authsvc serve? "
+                      "choose another with --bind)"], result.stderr  # fmt: skip
