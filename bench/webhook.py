@@ -73,7 +73,7 @@ KINDS = {"static": "cached static token", "jwt": "uncached external ES256 JWT", 
 # connection running out of fresh JWTs (sized for 2 cores; more and it would say so), and the
 # margin for connections that get more than their share.
 MAX_FRESH_RATE = 8000
-SHARE_MARGIN = 1.5
+SHARE_MARGIN = 2.0
 
 
 @dataclass(frozen=True)
