@@ -22,7 +22,11 @@ keep-alive) and send pre-built requests back to back. It shares the 2 cores with
 absolute figures are lower than wrk's; every variant pays the same client cost.
 
     .venv/bin/python bench/webhook.py [--duration 5] [--rounds 3] [--concurrency 8] [--workers 2] [--threads 1]
-        [--token-algorithm ES256|RS256]
+        [--token-algorithm ES256|RS256] [--baseline CHECKOUT]
+
+`--baseline` starts a second `authsvc serve` on the same home from another checkout (its
+PYTHONPATH; e.g. `git archive <commit> | tar -x -C /tmp/base`) and measures it right after
+each of this checkout's figures: before and after in the same rounds.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import jwt
 import yaml
@@ -68,6 +73,7 @@ BARE = "(b) bare WSGI, granian"
 GUNICORN = "(c) minimal Flask, gunicorn gthread 2x4"
 EXTERNAL_YARDSTICK = "(d) bare WSGI + PyJWT verify, external JWT"
 USER_YARDSTICK = "(e) bare WSGI + PyJWT verify, user token"
+BASELINE = "baseline"
 KINDS = {"static": "cached static token", "jwt": "uncached external ES256 JWT", "user": "uncached user token"}
 # Uncached reviews a second that a figure can take, all connections together, without a
 # connection running out of fresh JWTs (sized for 2 cores; more and it would say so), and the
@@ -160,9 +166,11 @@ def free_port() -> int:
 
 
 @contextmanager
-def running(command: Sequence[str | Path], port: int, files: Files, log: Path) -> Iterator[None]:
+def running(
+    command: Sequence[str | Path], port: int, files: Files, log: Path, env: dict[str, str] | None = None
+) -> Iterator[None]:
     with log.open("wb") as out:
-        process = subprocess.Popen([str(c) for c in command], stdout=out, stderr=out, start_new_session=True)
+        process = subprocess.Popen([str(c) for c in command], stdout=out, stderr=out, start_new_session=True, env=env)
     try:
         wait_ready(port, files, process)
         yield
@@ -250,16 +258,20 @@ def read_response(sock: ssl.SSLSocket, buffer: bytearray) -> int:
     return int(head.split(" ", 2)[1])
 
 
-def load_worker(job: tuple[Files, int, str, int, float, float, float]) -> tuple[list[float], int, int]:
-    files, port, kind, count, start_at, warmup, duration = job
+# The connections of one figure start together, once each has signed its JWTs and connected
+# (set before the figure's processes are forked).
+_start_together: Any = None
+
+
+def load_worker(job: tuple[Files, int, str, int, float, float]) -> tuple[list[float], int, int]:
+    files, port, kind, count, warmup, duration = job
     requests = [tokenreview_request(t) for t in tokens_for(files, kind, count)]
     raw = socket.create_connection(("127.0.0.1", port))
     raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock = client_context(files).wrap_socket(raw, server_hostname="127.0.0.1")
     latencies: list[float] = []
     errors, i, buffer = 0, 0, bytearray()
-    while time.time() < start_at:
-        time.sleep(0.005)
+    _start_together.wait(300)
     measure_from, stop_at = time.perf_counter() + warmup, time.perf_counter() + warmup + duration
     reused = 0
     while True:
@@ -281,12 +293,12 @@ def load_worker(job: tuple[Files, int, str, int, float, float, float]) -> tuple[
 def measure(name: str, files: Files, port: int, kind: str, concurrency: int, duration: float) -> Result:
     warmup = 1.0
     count = 1 if kind == "static" else int(MAX_FRESH_RATE * (warmup + duration) / concurrency * SHARE_MARGIN)
-    # Time to sign every connection's JWTs first (~0.1 ms an ES256 token, ~1 ms RS256, 2 cores).
-    per_token = 0.0012 if kind == "user" and files.user_algorithm == "RS256" else 0.00012
-    start_at = time.time() + 1.0 + count * concurrency * per_token / min(concurrency, os.cpu_count() or 1)
-    jobs = [(files, port, kind, count, start_at, warmup, duration)] * concurrency
-    with multiprocessing.get_context("fork").Pool(concurrency) as pool:
-        outcomes = pool.map(load_worker, jobs)
+    jobs = [(files, port, kind, count, warmup, duration)] * concurrency
+    global _start_together
+    context = multiprocessing.get_context("fork")
+    _start_together = context.Barrier(concurrency)
+    with context.Pool(concurrency) as pool:
+        outcomes = pool.map(load_worker, jobs, chunksize=1)
     latencies = sorted(x for lat, _, _ in outcomes for x in lat)
     errors, reused = sum(e for _, e, _ in outcomes), sum(r for _, _, r in outcomes)
     p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
@@ -340,9 +352,14 @@ def run(args: argparse.Namespace) -> list[Result]:
             BENCH_USER_ISSUER=files.user_issuer, BENCH_USER_AUDIENCE=files.user_audience,
             BENCH_USER_ALGORITHM=files.user_algorithm,
         )  # fmt: skip
+        environments = {}
+        if args.baseline:
+            commands[BASELINE] = commands["authsvc"]
+            environments[BASELINE] = {**os.environ, "PYTHONPATH": str(args.baseline.resolve())}
         ports = {name: free_port() for name in commands}
         for name, command in commands.items():
-            servers.enter_context(running(command(ports[name]), ports[name], files, Path(tmp) / f"{ports[name]}.log"))
+            log = Path(tmp) / f"{ports[name]}.log"
+            servers.enter_context(running(command(ports[name]), ports[name], files, log, environments.get(name)))
         figures: list[tuple[str, str, str]] = [
             (f"authsvc {KINDS['static']}", "authsvc", "static"),
             (f"authsvc {KINDS['jwt']}", "authsvc", "jwt"),
@@ -353,6 +370,10 @@ def run(args: argparse.Namespace) -> list[Result]:
             (BARE, BARE, "static"),
             (GUNICORN, GUNICORN, "static"),
         ]
+        if args.baseline:
+            at = {kind: next(i for i, f in enumerate(figures) if f[2] == kind and f[1] == "authsvc") for kind in KINDS}
+            for kind in ("user", "jwt", "static"):  # right after the same figure of this checkout
+                figures.insert(at[kind] + 1, (f"{BASELINE} {KINDS[kind]}", BASELINE, kind))
         rounds: dict[tuple[str, int], list[Result]] = {}
         for concurrency, duration in ((args.concurrency, args.duration), (1, args.duration / 2)):
             for _ in range(args.rounds):
@@ -392,6 +413,19 @@ def report(results: list[Result], args: argparse.Namespace, load: str) -> None:
         ratio = cached / by_name[(name, args.concurrency)]
         verdict = "ok" if ratio >= target else "MISSED"
         print(f"  authsvc cached / {name:40} {ratio:5.2f}  (target >= {target}) {verdict}")
+    if args.baseline:
+        print(f"this checkout / {BASELINE} ({args.baseline}), same run:")
+        for kind in KINDS:
+            for concurrency in (args.concurrency, 1):
+                ratio = (
+                    by_name[(f"authsvc {KINDS[kind]}", concurrency)]
+                    / by_name[(f"{BASELINE} {KINDS[kind]}", concurrency)]
+                )
+                print(f"  {KINDS[kind]:30} {concurrency} conn.  {ratio:5.2f}")
+        for kind, yardstick in (("jwt", EXTERNAL_YARDSTICK), ("user", USER_YARDSTICK)):
+            for concurrency in (args.concurrency, 1):
+                ratio = by_name[(f"{BASELINE} {KINDS[kind]}", concurrency)] / by_name[(yardstick, concurrency)]
+                print(f"  {BASELINE} {KINDS[kind]:28} / {yardstick[:3]} {concurrency} conn.  {ratio:5.2f}")
     print("ratios of the uncached paths to their yardsticks (target >= 0.85):")
     for kind, yardstick in (("jwt", EXTERNAL_YARDSTICK), ("user", USER_YARDSTICK)):
         for concurrency in (args.concurrency, 1):
@@ -407,6 +441,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="server worker processes")
     parser.add_argument("--threads", type=int, default=1, help="granian blocking threads per worker")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per figure (the median is shown)")
+    parser.add_argument(
+        "--baseline", type=Path, help="a checkout of another version: its `authsvc serve` measured too, interleaved"
+    )
     parser.add_argument("--token-algorithm", choices=("ES256", "RS256"), default="ES256", help="authsvc's signing key")
     args = parser.parse_args()
     before = os.getloadavg()[0]
