@@ -89,4 +89,3 @@ class AuditEvent:
 
 def timestamp(when: dt.datetime) -> str:
     return when.isoformat(timespec="milliseconds")
-
