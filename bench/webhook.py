@@ -258,20 +258,24 @@ def read_response(sock: ssl.SSLSocket, buffer: bytearray) -> int:
     return int(head.split(" ", 2)[1])
 
 
-# The connections of one figure start together, once each has signed its JWTs and connected
-# (set before the figure's processes are forked).
+# How many connections of the figure being measured are ready (JWTs signed, connected): they
+# start together (set before the figure's processes are forked).
 _start_together: Any = None
 
 
-def load_worker(job: tuple[Files, int, str, int, float, float]) -> tuple[list[float], int, int]:
-    files, port, kind, count, warmup, duration = job
+def load_worker(job: tuple[Files, int, str, int, float, float, int]) -> tuple[list[float], int, int]:
+    files, port, kind, count, warmup, duration, connections = job
     requests = [tokenreview_request(t) for t in tokens_for(files, kind, count)]
     raw = socket.create_connection(("127.0.0.1", port))
     raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock = client_context(files).wrap_socket(raw, server_hostname="127.0.0.1")
     latencies: list[float] = []
     errors, i, buffer = 0, 0, bytearray()
-    _start_together.wait(300)
+    with _start_together.get_lock():
+        _start_together.value += 1
+    deadline = time.monotonic() + 120  # a connection that never got ready must not hang the run
+    while _start_together.value < connections and time.monotonic() < deadline:
+        time.sleep(0.002)
     measure_from, stop_at = time.perf_counter() + warmup, time.perf_counter() + warmup + duration
     reused = 0
     while True:
@@ -293,10 +297,10 @@ def load_worker(job: tuple[Files, int, str, int, float, float]) -> tuple[list[fl
 def measure(name: str, files: Files, port: int, kind: str, concurrency: int, duration: float) -> Result:
     warmup = 1.0
     count = 1 if kind == "static" else int(MAX_FRESH_RATE * (warmup + duration) / concurrency * SHARE_MARGIN)
-    jobs = [(files, port, kind, count, warmup, duration)] * concurrency
+    jobs = [(files, port, kind, count, warmup, duration, concurrency)] * concurrency
     global _start_together
     context = multiprocessing.get_context("fork")
-    _start_together = context.Barrier(concurrency)
+    _start_together = context.Value("i", 0)  # connections ready
     with context.Pool(concurrency) as pool:
         outcomes = pool.map(load_worker, jobs, chunksize=1)
     latencies = sorted(x for lat, _, _ in outcomes for x in lat)
