@@ -59,9 +59,10 @@ def classify(token: str) -> TokenShape:
 def unverified_claims(token: str) -> dict[str, Any] | None:
     """The payload of a compact JWS, decoded (PyJWT's base64url_decode) but not checked in any
     way: routing only (see above); None when it is not base64url JSON. Not `jwt.decode(...,
-    verify_signature=False)`: PyJWT's parse checks every character of all three segments in a
-    Python loop, ~40 µs for a 600-character token, and the backend that verifies the token parses
-    it again; an uncached review paid that twice (three times for an external issuer's token)."""
+    verify_signature=False)`: PyJWT's parse checks every character of the three segments in a
+    Python loop (28 µs for a 365-character ES256 JWT, this 3 µs), and the backend that verifies
+    the token parses it again; an uncached review paid that twice (an external issuer's token
+    three times: its header was read with PyJWT too)."""
     segment = token.split(".", 2)[1]
     try:
         claims = _JSON.decode(base64url_decode(segment).decode())
