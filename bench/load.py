@@ -125,7 +125,9 @@ def files_of(home: Path) -> Files:
     return Files(
         home, pki / "ca.crt", pki / "authsvc/serving.crt", pki / "authsvc/serving.key",
         pki / "authsvc/webhook-client-ca.crt", pki / "authsvc/apiserver-webhook-client.crt",
-        pki / "authsvc/apiserver-webhook-client.key", Path(os.devnull),
+        pki / "authsvc/apiserver-webhook-client.key",
+        # bench/webhook.py's JWT signers: not used here (this run makes its tokens itself)
+        Path(os.devnull), Path(os.devnull), Path(os.devnull), Path(os.devnull), "", "", "", "",
     )  # fmt: skip
 
 

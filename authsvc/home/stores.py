@@ -73,7 +73,7 @@ class HomeStores:
         """Write this process's issuance lines through `audit` (authsvc/runtime.py: one log per server process)."""
         self.__dict__["audit"] = audit
 
-    @property
+    @cached_property
     def actor(self) -> str:
         """Who this process acts for in the audit trail: `cli:<the user running it>`."""
         environ = self.secrets.environ
@@ -85,8 +85,9 @@ class HomeStores:
 
         return BanStore(self.engine)
 
-    @property
+    @cached_property
     def ban_gate(self) -> BanGate:
+        """One per home: it keeps the bans in memory for a second (authsvc/access/bans.py)."""
         from authsvc.access.bans import BanGate
 
         return BanGate(self.bans)

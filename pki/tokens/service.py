@@ -99,10 +99,12 @@ class VerifiedToken:
     expires_at: dt.datetime
     # The token's audiences that were accepted.
     audiences: tuple[str, ...] = ()
+    # identity_from_claims(claims), when `verify` has worked it out already (it checks the kind).
+    known_identity: TokenIdentity | None = None
 
     def identity(self) -> TokenIdentity:
         """Who the token names (user name, uid, groups, extra) as kube-apiserver reports it."""
-        return identity_from_claims(self.claims)
+        return self.known_identity if self.known_identity is not None else identity_from_claims(self.claims)
 
 
 @dataclass(frozen=True, slots=True)
@@ -347,9 +349,10 @@ class TokenService:
         if jti and jti in snapshot.revoked:
             raise RevokedToken(f"token {jti} has been revoked")
         # A shape authsvc does not sign is refused here, not later; so is a shape under another kind's issuer.
-        self._check_issuer(identity_from_claims(claims).kind, claims["iss"])
+        identity = identity_from_claims(claims)
+        self._check_issuer(identity.kind, claims["iss"])
         expires = dt.datetime.fromtimestamp(claims["exp"], dt.UTC)
-        return VerifiedToken(claims, result.key.kid, claims["sub"], jti, expires, result.audiences)
+        return VerifiedToken(claims, result.key.kid, claims["sub"], jti, expires, result.audiences, identity)
 
     def _check_issuer(self, kind: str, issuer: str) -> None:
         expected = self._issuer_of_kind[kind]

@@ -44,6 +44,9 @@ def odd_jwt(payload: dict[str, object]) -> str:
         ("a.b.c", TokenShape(TokenKind.OPAQUE)),  # three parts that do not decode
         ("static-token", TokenShape(TokenKind.OPAQUE)),
         (odd_jwt({"iss": ["x"], "exp": "soon"}), TokenShape(TokenKind.JWT, None, None)),
+        ("a.W10.c", TokenShape(TokenKind.OPAQUE)),  # the payload is JSON but not an object ([])
+        ("a.__8.c", TokenShape(TokenKind.OPAQUE)),  # the payload is not UTF-8
+        ("a.e30.c", TokenShape(TokenKind.JWT)),  # {}: a JWT without iss, routed to any-issuer backends
     ],
 )
 def test_classify(token: str, shape: TokenShape) -> None:

@@ -189,6 +189,11 @@ def test_hostile_tokens_are_refused(home: Home, clock: FixedClock, idp: JWKSServ
         "groups not strings": idp.token({"tid": "acme", "groups": [1]}),
         "another issuer": Issuer("https://elsewhere.example").token({"tid": "acme"}),
         "not a JWT": "static-token",
+        # The key is picked from a header read without PyJWT's checks (only to choose the key):
+        # junk the lenient read skips must still be refused by PyJWT's strict parse.
+        "junk in the header": f"{header[:4]}!{header[4:]}.{payload}.{signature}",
+        "junk in the payload": f"{header}.{payload[:4]}*{payload[4:]}.{signature}",
+        "padding in the header": f"{header}====.{payload}.{signature}",
     }
     for name, token in hostile.items():
         assert backend.authenticate(token) is None, name
