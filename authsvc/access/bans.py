@@ -13,8 +13,10 @@ or a restore through the same store. It used to ask the database for each name: 
 (SQLite; a network round trip on PostgreSQL), twice an ES256 signature, so two thirds of a
 token's issuance (bench/tokens.py). So a ban made by another process (`authsvc access revoke`,
 another replica) stops minting within `BAN_CACHE_SECONDS`; a server's webhook refuses a banned
-person's tokens within `tokens.cache_refresh` anyway. A read that fails is not papered over
-with the last one: nothing is minted until the database answers (fail closed).
+person's tokens within `tokens.cache_refresh` anyway. A person signing in (the self-service
+page, the OpenID Connect provider's form) is checked against the database itself
+(`check_now`): a revocation counts there at once. A read that fails is not papered over with
+the last one: nothing is minted until the database answers (fail closed).
 """
 
 from __future__ import annotations
@@ -157,9 +159,17 @@ class BanGate:
 
     def __call__(self, username: str) -> None:
         try:
-            if ban_key(username) not in self._keys():
-                return
-            ban = self.store.get(username)  # banned: the row, for the message (and lifted meanwhile?)
+            banned = ban_key(username) in self._keys()
+        except SQLAlchemyError as e:
+            raise BackendUnavailable(f"cannot read the access bans: {type(e).__name__}") from None
+        if banned:
+            self.check_now(username)  # the row, for the message (and lifted meanwhile?)
+
+    def check_now(self, username: str) -> None:
+        """The gate with the database asked now, not the copy: for a person signing in (a few a
+        second at most), where "revoked a moment ago" must already count."""
+        try:
+            ban = self.store.get(username)
         except SQLAlchemyError as e:
             raise BackendUnavailable(f"cannot read the access bans: {type(e).__name__}") from None
         if ban is not None:

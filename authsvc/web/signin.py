@@ -143,6 +143,7 @@ def check_credentials(username: str, password: str) -> LoginIdentity | SignInRef
         return SignInRefused(404, "Signing in is not enabled on this server (login.backends).")
     try:
         identity = service.verify_credentials(username, password, request.remote_addr or "")
+        runtime.home.stores.ban_gate.check_now(identity.username)  # revoked a moment ago counts
         runtime.home.stores.token_service.check_policy(identity.username, identity.groups)
     except AuthenticationFailed:
         return SignInRefused(401, INVALID_CREDENTIALS[0].upper() + INVALID_CREDENTIALS[1:] + ".")

@@ -100,13 +100,24 @@ def _wait_for(driver: Any, selector: str) -> None:
     WebDriverWait(driver, PAGE_LOAD_TIMEOUT).until(expected_conditions.presence_of_element_located(_by(selector)))
 
 
+def _click_to_load(driver: Any, selector: str, then: str) -> None:
+    """Click what loads another page, and wait for that page's `then`: the old page must be gone
+    first (both pages may have an h1 or a notice, and a look right after the click sees the old one)."""
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.wait import WebDriverWait
+
+    old_page = driver.find_element(*_by("html"))
+    driver.find_element(*_by(selector)).click()
+    WebDriverWait(driver, PAGE_LOAD_TIMEOUT).until(expected_conditions.staleness_of(old_page))
+    _wait_for(driver, then)
+
+
 def _sign_in(driver: Any, cluster: E2ECluster, user: str, password: str) -> None:
     driver.get(cluster.public_url + "/")
     _wait_for(driver, "#username")
     driver.find_element(*_by("#username")).send_keys(user)
     driver.find_element(*_by("#password")).send_keys(password)
-    driver.find_element(*_by("button[type=submit]")).click()
-    _wait_for(driver, "h1")
+    _click_to_load(driver, "button[type=submit]", "h1")
 
 
 def _download(driver: Any, mode: str) -> Path:
@@ -195,8 +206,7 @@ def test_sign_in_download_a_kubeconfig_and_use_it(page_cluster: E2ECluster, brow
     denied = cluster.kubectl(token_file, "get", "secrets", "-A")
     assert f'User "{CAROL.uid}" cannot list resource "secrets"' in denied.stderr, denied.describe()
 
-    driver.find_element(*_by("nav a[href='/access/credentials']")).click()
-    _wait_for(driver, "#credentials")
+    _click_to_load(driver, "nav a[href='/access/credentials']", "#credentials")
     jti = _claims(token_file)["jti"]
     assert jti in _text(driver, "#credentials") and "exec" in _text(driver, "#kubeconfigs")
     driver.save_screenshot(str(screenshots / "3-credentials.png"))
@@ -204,8 +214,7 @@ def test_sign_in_download_a_kubeconfig_and_use_it(page_cluster: E2ECluster, brow
     # Revoke that token on the page: the API server refuses it once the webhook says no (the
     # revocation set is read again within tokens.cache_refresh; kube-apiserver's own success
     # cache holds an answer up to 10 s).
-    driver.find_element(*_by(f"button[aria-label='Revoke token {jti}']")).click()
-    _wait_for(driver, ".notice")
+    _click_to_load(driver, f"button[aria-label='Revoke token {jti}']", ".notice")
     assert f"Revoked token {jti}." in _text(driver, ".notice")
     refused = eventually(lambda: cluster.kubectl(token_file, "get", "namespaces"), lambda r: not r.ok, timeout=25)
     assert "Unauthorized" in refused.stderr, refused.describe()
@@ -214,8 +223,7 @@ def test_sign_in_download_a_kubeconfig_and_use_it(page_cluster: E2ECluster, brow
     # Logout ends the session: the same cookie, replayed, opens nothing.
     secret = _session_cookie(driver)["value"]
     assert _replayed(cluster, secret).status_code == 200  # the twin: before logout it does
-    driver.find_element(*_by("nav .logout button")).click()
-    _wait_for(driver, ".notice")
+    _click_to_load(driver, "nav .logout button", ".notice")
     assert "You signed out." in driver.page_source and driver.get_cookie(SESSION_COOKIE) is None
     driver.save_screenshot(str(screenshots / "4-signed-out.png"))
     after = _replayed(cluster, secret)
@@ -238,8 +246,7 @@ def test_refusals_say_nothing_about_who_exists(page_cluster: E2ECluster, browser
     driver.execute_script("document.querySelector('input[name=csrf_token]').remove()")
     driver.find_element(*_by("#username")).send_keys(CAROL.uid)
     driver.find_element(*_by("#password")).send_keys(CAROL.password)
-    driver.find_element(*_by("button[type=submit]")).click()
-    _wait_for(driver, "h1")
+    _click_to_load(driver, "button[type=submit]", "h1")
     assert _text(driver, "h1") == "Sign-in form expired" and driver.get_cookie(SESSION_COOKIE) is None
 
 
@@ -247,8 +254,7 @@ def test_a_revoked_person_cannot_sign_in(page_cluster: E2ECluster, browser: Any,
     cluster, driver = page_cluster, browser
     _sign_in(driver, cluster, BOB.uid, BOB.password)  # the twin: bob signs in before
     assert _text(driver, "#user") == BOB.uid
-    driver.find_element(*_by("nav .logout button")).click()
-    _wait_for(driver, ".notice")
+    _click_to_load(driver, "nav .logout button", ".notice")
     cluster.authsvc.ok("access", "revoke", BOB.uid, "--reason", "e2e: self-service page")
     try:
         _sign_in(driver, cluster, BOB.uid, BOB.password)
