@@ -33,9 +33,9 @@ import pytest
 import yaml
 from cryptography import x509
 
-from tests.components.slapd import ALICE, BOB, GROUPS_DN, PEOPLE_DN, SERVICE_DN, SERVICE_PASSWORD, Slapd
-from tests.components.support import require_binary
+from tests.components.slapd import ALICE, BOB
 from tests.e2e.cluster import E2ECluster
+from tests.e2e.directory import directory_logins
 from tests.e2e.harness import AUTHSVC, Result, eventually, run
 
 NAMESPACE = "e2e-access"
@@ -49,23 +49,8 @@ REFUSAL_TIMEOUT = 20.0
 @pytest.fixture(scope="module")
 def access_cluster(cluster: E2ECluster) -> Iterator[E2ECluster]:
     """slapd for /login, the webhook's result cache on (30 s), the role and the namespace; undone after."""
-    for binary in ("slapd", "slapadd"):
-        require_binary(binary)
-    original = cluster.config_file.read_text()
-    password_file = cluster.home / "ldap-bind-password"
-    password_file.touch(mode=0o600)
-    password_file.write_text(SERVICE_PASSWORD)
-    with Slapd() as slapd:
-        cluster.reconfigure(
-            {
-                "ldap": {"enabled": True, "servers": [slapd.url], "start_tls": False, "allow_plaintext": True,
-                         "bind_dn": SERVICE_DN, "bind_password_file": str(password_file), "user_base": PEOPLE_DN,
-                         "group_base": GROUPS_DN},
-                "login": {"backends": ["ldap"]},
-                # The result cache on, as by default: a revocation must not wait for it.
-                "authn": {"cache_size": 10000, "cache_ttl": "30s"},
-            }
-        )  # fmt: skip
+    # The result cache on, as by default: a revocation must not wait for it.
+    with directory_logins(cluster, {"authn": {"cache_size": 10000, "cache_ttl": "30s"}}):
         cluster.admin("create", "namespace", NAMESPACE)
         cluster.admin("create", "clusterrole", ROLE, "--verb=get,list", "--resource=configmaps")
         cluster.admin("create", "role", "e2e:pod-reader", "-n", NAMESPACE, "--verb=get,list", "--resource=pods")
@@ -74,7 +59,6 @@ def access_cluster(cluster: E2ECluster) -> Iterator[E2ECluster]:
             yield cluster
         finally:
             cluster.authsvc("access", "restore", "alice", *connected(cluster))  # if a test stopped halfway
-            cluster.write_config(original)
 
 
 def connected(cluster: E2ECluster) -> tuple[str, str]:

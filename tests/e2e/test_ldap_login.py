@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.components.slapd import CAROL, GROUPS_DN, PEOPLE_DN, SERVICE_DN, SERVICE_PASSWORD, Slapd
-from tests.components.support import require_binary
+from tests.components.slapd import CAROL
 from tests.e2e.cluster import E2ECluster
+from tests.e2e.directory import directory_logins
 from tests.e2e.harness import eventually
 
 LDAP_GROUP = "ops"  # carol's directory group (direct member)
@@ -29,34 +29,9 @@ LDAP_GROUP = "ops"  # carol's directory group (direct member)
 @pytest.fixture(scope="module")
 def login_url(cluster: E2ECluster) -> Iterator[str]:
     """slapd and authsvc configured for LDAP login on the public listener; everything undone after."""
-    for binary in ("slapd", "slapadd"):
-        require_binary(binary)
-    original = cluster.config_file.read_text()
-    password_file = cluster.home / "ldap-bind-password"
-    password_file.touch(mode=0o600)
-    password_file.write_text(SERVICE_PASSWORD)
-    with Slapd() as slapd:
-        cluster.reconfigure(
-            {
-                "ldap": {
-                    "enabled": True,
-                    "servers": [slapd.url],
-                    # Plain LDAP on loopback to a test directory; production uses ldaps or StartTLS.
-                    "start_tls": False,
-                    "allow_plaintext": True,
-                    "bind_dn": SERVICE_DN,
-                    "bind_password_file": str(password_file),
-                    "user_base": PEOPLE_DN,
-                    "group_base": GROUPS_DN,
-                },
-                "login": {"backends": ["ldap"]},
-            }
-        )
-        try:
-            # Exec-mode kubeconfigs send people to <server.public_url>/login.
-            yield f"{cluster.public_url}/login"
-        finally:
-            cluster.write_config(original)
+    with directory_logins(cluster):
+        # Exec-mode kubeconfigs send people to <server.public_url>/login.
+        yield f"{cluster.public_url}/login"
 
 
 def exec_kubeconfig(cluster: E2ECluster, user: str, name: str) -> Path:

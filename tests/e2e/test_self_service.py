@@ -27,10 +27,10 @@ import pytest
 import requests
 import yaml
 
-from tests.components.slapd import BOB, CAROL, GROUPS_DN, PEOPLE_DN, SERVICE_DN, SERVICE_PASSWORD, Slapd
-from tests.components.support import require_binary
+from tests.components.slapd import BOB, CAROL
 from tests.e2e.browser import PAGE_LOAD_TIMEOUT, start_chromium
 from tests.e2e.cluster import E2ECluster
+from tests.e2e.directory import directory_logins
 from tests.e2e.harness import eventually
 
 LDAP_GROUP = "ops"  # carol's directory group
@@ -42,26 +42,8 @@ INVALID = "Invalid user name or password."
 @pytest.fixture(scope="module")
 def page_cluster(cluster: E2ECluster) -> Iterator[E2ECluster]:
     """slapd behind /login and the page (exec and token offered); undone after."""
-    for binary in ("slapd", "slapadd"):
-        require_binary(binary)
-    original = cluster.config_file.read_text()
-    password_file = cluster.home / "ldap-bind-password"
-    password_file.touch(mode=0o600)
-    password_file.write_text(SERVICE_PASSWORD)
-    with Slapd() as slapd:
-        cluster.reconfigure(
-            {
-                "ldap": {"enabled": True, "servers": [slapd.url], "start_tls": False, "allow_plaintext": True,
-                         "bind_dn": SERVICE_DN, "bind_password_file": str(password_file), "user_base": PEOPLE_DN,
-                         "group_base": GROUPS_DN},
-                "login": {"backends": ["ldap"]},
-                "self_service": {"enabled": True, "modes": ["exec", "token"], "banner": BANNER},
-            }
-        )  # fmt: skip
-        try:
-            yield cluster
-        finally:
-            cluster.write_config(original)
+    with directory_logins(cluster, {"self_service": {"enabled": True, "modes": ["exec", "token"], "banner": BANNER}}):
+        yield cluster
 
 
 @pytest.fixture(scope="module")
