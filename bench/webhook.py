@@ -172,10 +172,15 @@ def running(
     with log.open("wb") as out:
         process = subprocess.Popen([str(c) for c in command], stdout=out, stderr=out, start_new_session=True, env=env)
     try:
-        wait_ready(port, files, process)
+        try:
+            wait_ready(port, files, process)
+        except RuntimeError as error:
+            tail = log.read_text(errors="replace").strip().splitlines()[-5:]
+            raise RuntimeError(f"{error}: {' '.join(map(str, command[:3]))}...\n" + "\n".join(tail)) from None
         yield
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
         try:
             process.wait(10)
         except subprocess.TimeoutExpired:

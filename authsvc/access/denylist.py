@@ -84,6 +84,11 @@ class Denylist:
                 raise BackendUnavailable("the revocation set (revoked credentials, banned users) cannot be read")
             return self._denials
 
+    def read_due(self) -> bool:
+        """Whether the next `current()` would read the database (and so may block): callers on
+        an event loop check in memory when it would not, and go to a thread when it would."""
+        return self._denials is None or self._monotonic() >= self._next_read
+
     def _read(self) -> None:
         try:
             denials = self._load()

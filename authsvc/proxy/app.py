@@ -1,7 +1,7 @@
 """The proxy's request handler: authenticate, refuse or forward, audit, count.
 
     client ─TLS─▶ aiohttp ─▶ credential (client certificate, or bearer token → chain on the pool,
-                             cached) ─▶ revocation check (on the pool) ─▶ 401 / 503 here, or:
+                             cached) ─▶ revocation check (in memory) ─▶ 401 / 503 here, or:
                              strip the client's identity headers, add the person's ─▶ API server
                              (aiohttp client, streamed; h11 tunnel for an upgrade) ─▶ audit line
 
@@ -72,7 +72,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
     outcome = await proxy.authenticator.authenticate(request.headers.get("Authorization"), peer_certificate(request))
     if isinstance(outcome, Authenticated):
         try:
-            reason = await proxy.run_blocking(proxy.revocation, outcome)  # the per-request revocation check
+            reason = await _revocation_reason(proxy, outcome)
         except BackendUnavailable as e:
             outcome = Refused(503, f"revocation check: {e}", outcome.credential)
         else:
@@ -81,6 +81,16 @@ async def handle(request: web.Request) -> web.StreamResponse:
     if isinstance(outcome, Refused):
         return _refuse(request, proxy, outcome)
     return await _forward(request, proxy, outcome, started)
+
+
+async def _revocation_reason(proxy: ProxyComponents, authenticated: Authenticated) -> str | None:
+    """The per-request revocation check: inline while it answers from memory, on the pool when
+    it may read the database."""
+    check = proxy.revocation
+    if check.may_block():
+        reason: str | None = await proxy.run_blocking(check, authenticated)
+        return reason
+    return check(authenticated)
 
 
 def _refuse(request: web.Request, proxy: ProxyComponents, refused: Refused) -> web.Response:

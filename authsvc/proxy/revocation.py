@@ -4,7 +4,10 @@ A TokenReview answer lives in kube-apiserver's caches; a request through the pro
 here every time, after authentication (cached or not), so a revoked credential stops at its
 next request. The check is a plain callable injected into the proxy (`RevocationCheck`):
 it gets who was authenticated and with what, and returns the reason to refuse, or None.
-It runs on the proxy's thread pool, so it may read a database.
+It may read a database, so it runs on the proxy's thread pool whenever `may_block()` says
+so; otherwise (the revocation set is in memory and fresh: nearly every request) it runs inline
+on the event loop. A thread hop per request cost +1-2 ms of p50 under load (the event loop waits
+for the GIL behind the pool's thread; bench/proxy.py).
 
 The default, `denylist_check`, is the access lifecycle's revocation set (authsvc/access/
 denylist.py), the one the webhook checks every answer against: a banned user (`authsvc access
@@ -17,27 +20,37 @@ has ever been read the check raises BackendUnavailable and the proxy answers 503
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from authsvc.proxy.credentials import Authenticated, CredentialKind
 
 if TYPE_CHECKING:
     from authsvc.access.denylist import Denylist
 
-# Who was authenticated, with what -> the reason it may no longer be used, or None.
-RevocationCheck = Callable[[Authenticated], "str | None"]
+
+class RevocationCheck(Protocol):
+    def __call__(self, authenticated: Authenticated) -> str | None:
+        """Who was authenticated, with what -> the reason it may no longer be used, or None."""
+        ...
+
+    def may_block(self) -> bool:
+        """Whether the next call may block (read a database): then it runs on the pool."""
+        ...
 
 
-def denylist_check(denylist: Denylist) -> RevocationCheck:
+class DenylistCheck:
     """Bans, revoked token ids and revoked certificate serials, as the webhook checks them."""
 
-    def check(authenticated: Authenticated) -> str | None:
+    def __init__(self, denylist: Denylist) -> None:
+        self.denylist = denylist
+
+    def __call__(self, authenticated: Authenticated) -> str | None:
         credential = authenticated.credential
         if credential.kind is CredentialKind.TOKEN:
             ids = (credential.token_id,) if credential.token_id else ()
         else:
             ids = (credential.fingerprint,)
-        return denylist.refusal(authenticated.user.username, ids)
+        return self.denylist.refusal(authenticated.user.username, ids)
 
-    return check
+    def may_block(self) -> bool:
+        return self.denylist.read_due()

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from authsvc.proxy.credentials import ProxyAuthenticator
 from authsvc.proxy.metrics import ProxyMetrics
-from authsvc.proxy.revocation import RevocationCheck, denylist_check
+from authsvc.proxy.revocation import DenylistCheck, RevocationCheck
 from authsvc.proxy.upstream import Upstream, build_upstream
 from authsvc.runtime import Runtime
 from authsvc.webhook.result_cache import ResultCache
@@ -42,7 +42,8 @@ class ProxyComponents:
     authenticator: ProxyAuthenticator
     metrics: ProxyMetrics
     pool: concurrent.futures.ThreadPoolExecutor
-    # THE revocation hook: called for every authenticated request, on the pool. The default is
+    # THE revocation hook: called for every authenticated request (on the pool when it may
+    # block). The default is
     # the access lifecycle's revocation set, the webhook's (authsvc/proxy/revocation.py).
     revocation: RevocationCheck
 
@@ -81,5 +82,5 @@ def build_proxy(
         api_audiences=tokens.api_audiences or (tokens.issuer,),
     )
     if revocation is None:
-        revocation = denylist_check(runtime.denylist)
+        revocation = DenylistCheck(runtime.denylist)
     return ProxyComponents(runtime, upstream, authenticator, metrics, pool, revocation)
