@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import fnmatch
+import functools
 import ipaddress
 import re
 from collections.abc import Callable
@@ -107,17 +108,30 @@ class SigningRequest:
 
 
 def _matches(value: str, patterns: tuple[str, ...]) -> bool:
-    return any(fnmatch.fnmatchcase(value, p) for p in patterns)
+    return _matcher(patterns)(value) is not None
+
+
+@functools.lru_cache(maxsize=64)
+def _matcher(patterns: tuple[str, ...]) -> Callable[[str], re.Match[str] | None]:
+    """One compiled regex for a tuple of globs (fnmatchcase's rules): a check per group of every
+    uncached review costs one match, not a cache look-up and a match per pattern."""
+    if not patterns:
+        return lambda value: None
+    return re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in patterns)).match
 
 
 def privileged_group(group: str) -> bool:
     """Whether `group` is one of PRIVILEGED_GROUPS (case-sensitive, as RBAC compares names)."""
-    return _matches(group, PRIVILEGED_GROUPS)
+    return _PRIVILEGED_GROUP(group) is not None
 
 
 def privileged_user(user: str) -> bool:
     """Whether `user` is one of PRIVILEGED_USERS."""
-    return _matches(user, PRIVILEGED_USERS)
+    return _PRIVILEGED_USER(user) is not None
+
+
+_PRIVILEGED_GROUP = _matcher(PRIVILEGED_GROUPS)
+_PRIVILEGED_USER = _matcher(PRIVILEGED_USERS)
 
 
 def check_user(policy: SigningPolicy, user: str) -> None:

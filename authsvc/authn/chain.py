@@ -45,15 +45,20 @@ class TokenShape:
 
 
 def classify(token: str) -> TokenShape:
-    if BOOTSTRAP_TOKEN.fullmatch(token):
-        return TokenShape(TokenKind.BOOTSTRAP)
-    if token.count(".") != 2:
-        return TokenShape(TokenKind.OPAQUE)
+    dots = token.count(".")  # a bootstrap token has one, a JWT two: a JWT never pays for the regex
+    if dots == 1 and BOOTSTRAP_TOKEN.fullmatch(token):
+        return _BOOTSTRAP
+    if dots != 2:
+        return _OPAQUE
     claims = unverified_claims(token)
     if claims is None:
-        return TokenShape(TokenKind.OPAQUE)
+        return _OPAQUE
     issuer = claims.get("iss")
     return TokenShape(TokenKind.JWT, issuer if isinstance(issuer, str) else None, numeric_date(claims.get("exp")))
+
+
+_BOOTSTRAP = TokenShape(TokenKind.BOOTSTRAP)
+_OPAQUE = TokenShape(TokenKind.OPAQUE)
 
 
 def unverified_claims(token: str) -> dict[str, Any] | None:
