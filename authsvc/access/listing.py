@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from authsvc.access.bans import Ban
 from authsvc.access.bindings import SERVICE_ACCOUNT_PREFIX, Binding, bindings_naming, list_bindings
 from authsvc.errors import AuthsvcError
+from authsvc.oidc.sign_ins import SignIn, sign_ins, signed_in_users
 from pki.inventory import CertRecord, CertStatus
 from pki.profiles import CLIENT, KUBELET_CLIENT
 from pki.tokens.signing_keys import TokenRecord
@@ -57,6 +58,8 @@ class UserAccess:
     users_file: StaticUser | None = None
     directory_groups: tuple[str, ...] | None = None  # None: not in the directory (or none configured)
     kubeconfigs: list[IssuedCredential] = field(default_factory=list)
+    # Sign-ins at the OIDC provider (refresh-token families), authsvc/oidc/sign_ins.py.
+    oidc_sign_ins: list[SignIn] = field(default_factory=list)
     last_login: LastLogin | None = None
     # None: not connected to a cluster (bindings unknown).
     bindings: list[Binding] | None = None
@@ -90,6 +93,7 @@ class UserAccess:
             or self.users_file
             or self.directory_groups is not None
             or self.kubeconfigs
+            or self.oidc_sign_ins
             or self.bindings
         )
 
@@ -106,6 +110,7 @@ class UserAccess:
             "usersFile": self.users_file.public() if self.users_file else None,
             "directory": {"groups": list(self.directory_groups)} if self.directory_groups is not None else None,
             "kubeconfigs": [_kubeconfig(k) for k in self.kubeconfigs],
+            "oidcSignIns": [s.as_dict(now) for s in self.oidc_sign_ins],
             "lastLogin": _last_login(self.last_login),
             "cluster": self.cluster,
             "bindings": [b.as_dict() for b in self.bindings] if self.bindings is not None else None,
@@ -198,6 +203,7 @@ def collect(
     access.static_tokens = [e for e in _static_tokens(home, access.notes) if e.user == user]
     access.users_file = _users_file(home, access.notes).get(user)
     access.kubeconfigs = _kubeconfigs(home, user)
+    access.oidc_sign_ins = sign_ins(home.stores.engine, user, now=now, include_ended=include_expired)
     access.last_login = last_login(home, user)
     if directory:
         access.directory_groups = _directory_groups(home, user, access.notes)
@@ -307,6 +313,7 @@ def known_users(home: Home, *, include_expired: bool = False) -> list[str]:
     names.update(_users_file(home, ignored))
     names.update(k.username for k in _kubeconfigs(home, None))
     names.update(b.username for b in home.stores.bans.bans())
+    names.update(signed_in_users(home.stores.engine, now=now))
     return sorted(names)
 
 

@@ -15,11 +15,12 @@ this order (`revoke`):
    removed from the webhook's token file;
 3. the bindings authsvc manages that name them alone, deleted (kept with the ban, so that
    `access restore` writes them back);
-4. their sign-ins on the self-service page, ended.
+4. their sign-ins on the self-service page and at the OIDC provider (refresh-token families:
+   refused at /token and /userinfo on every replica at once), ended.
 
 A second `access revoke` finishes what a first one could not (an API server that went away).
 Each step writes its audit line. `restore` lifts the ban and re-creates those bindings;
-revoked credentials stay revoked (issue new ones).
+revoked credentials and ended sign-ins stay so (issue new ones, sign in again).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from authsvc.access.listing import UserAccess, certificate_status, collect, toke
 from authsvc.audit import events
 from authsvc.audit.events import AuditEvent
 from authsvc.errors import NotFound
+from authsvc.oidc.sign_ins import SignIn, end_sign_ins
 from pki.inventory import CertRecord
 from pki.store import exclusive_lock
 from pki.tokens.signing_keys import TokenRecord
@@ -57,6 +59,7 @@ class RevocationPlan:
     tokens: list[TokenRecord] = field(default_factory=list)
     bootstrap_tokens: list[BootstrapToken] = field(default_factory=list)
     static_tokens: list[TokenFileEntry] = field(default_factory=list)
+    sign_ins: list[SignIn] = field(default_factory=list)  # live OIDC sign-ins (refresh-token families)
     remove: list[Binding] = field(default_factory=list)  # authsvc's own bindings of this person alone
     changes: list[Change] = field(default_factory=list)  # their deletion, checked by the API server
 
@@ -90,6 +93,7 @@ def plan_revocation(home: Home, user: str, client: ClusterClient | None) -> Revo
     plan.tokens = [t for t in access.tokens if token_status(t, now) == "valid"]
     plan.bootstrap_tokens = [t for t in access.bootstrap_tokens if not t.expired(now)]
     plan.static_tokens = list(access.static_tokens)
+    plan.sign_ins = [s for s in access.oidc_sign_ins if s.status(now) == "valid"]
     plan.remove = [b for b in access.bindings or () if b.removable]
     if client is not None and plan.remove:
         from authsvc.cluster import apply
@@ -124,6 +128,7 @@ def revoke(home: Home, plan: RevocationPlan, client: ClusterClient | None, *, ac
                                           role=f"{binding.role_kind}/{binding.role}", reason=reason)  # fmt: skip
             audit.record(home.clock(), event)
     _end_page_sessions(home, user)
+    _end_oidc_sign_ins(home, plan, actor, reason, words)
     home.stores.denylist.invalidate()
     return banned
 
@@ -163,6 +168,15 @@ def _end_page_sessions(home: Home, user: str) -> None:
     from authsvc.self_service.sessions import SessionStore
 
     SessionStore(home.stores.engine, home.clock, home.settings.self_service.session_ttl).end_all(user)
+
+
+def _end_oidc_sign_ins(home: Home, plan: RevocationPlan, actor: str, reason: str, words: str) -> None:
+    """Revoke their OIDC refresh-token families: refused at once (the ban refuses them too, but
+    ended, they stay ended after `access restore`)."""
+    ended = set(end_sign_ins(home.stores.engine, [s.family_id for s in plan.sign_ins], now=home.clock(), reason=words))
+    for sign_in in plan.sign_ins:
+        if sign_in.family_id in ended:
+            home.stores.audit.record(home.clock(), trail.sign_in_ended(sign_in, actor, reason))
 
 
 def _grant_fields(grant: Grant) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from pki.tokens.signing_keys import TokenRecord
 if TYPE_CHECKING:
     from authsvc.audit.log import AuditLog
     from authsvc.cluster.apply import Change
+    from authsvc.oidc.sign_ins import SignIn
     from pki.clock import Clock
 
 # Certificate requesters that are the user themselves (an exec-cert login): the actor is the user.
@@ -87,6 +88,13 @@ def token_revoked(token: TokenRecord | None, jti: str, actor: str, reason: str) 
     details = {"kind": token.kind, "expiresAt": _iso(token.expires_at)} if token is not None else {}
     return AuditEvent(events.TOKEN_REVOKE, events.OK, actor=actor, subject=subject, reason=reason, ids={"jti": jti},
                       details=details)  # fmt: skip
+
+
+def sign_in_ended(sign_in: SignIn, actor: str, reason: str) -> AuditEvent:
+    """An OIDC sign-in (a refresh-token family) ended by `access revoke`."""
+    details = {"client": sign_in.client_id, "expiresAt": _iso(sign_in.expires_at)}
+    return AuditEvent(events.OIDC_SIGN_IN_REVOKE, events.OK, actor=actor, subject=sign_in.username, reason=reason,
+                      ids={"family": sign_in.family_id}, details=details)  # fmt: skip
 
 
 def ban(username: str, actor: str, reason: str, *, restored: bool = False) -> AuditEvent:

@@ -81,6 +81,12 @@ def report(plan: RevocationPlan, settings: Settings, *, connected: bool) -> list
         if kubeconfig.mode.value.startswith("exec"):
             lines.append(Line(f"{kubeconfig.mode.value} kubeconfig", f"of {kubeconfig.issued_at:%Y-%m-%d}",
                               "its logins are refused while the access is revoked"))  # fmt: skip
+    for sign_in in plan.sign_ins:
+        text = (
+            "ended: its refresh token is refused at /token and its access tokens at /userinfo, on every "
+            f"replica at once (client {sign_in.client_id}); it stays ended after `authsvc access restore`"
+        )
+        lines.append(Line("OIDC sign-in", _short(sign_in.family_id), text))
     lines += _binding_lines(plan, connected=connected)
     return lines
 

@@ -107,6 +107,9 @@ def _details(access: UserAccess) -> str:
         ("static tokens", document["staticTokens"], [("TOKEN", "token"), ("GROUPS", "groups"), ("STORED", "stored")]),
         ("kubeconfigs", document["kubeconfigs"], [("MODE", "mode"), ("ISSUED", "issuedAt"), ("EXPIRES", "expiresAt"),
                                                   ("SERIAL", "serial"), ("TOKEN ID", "tokenID")]),
+        ("OIDC sign-ins", document["oidcSignIns"], [("ID", "id"), ("CLIENT", "client"), ("SOURCE", "source"),
+                                                    ("STATUS", "status"), ("SIGNED IN", "signedInAt"),
+                                                    ("EXPIRES", "expiresAt")]),
     ]  # fmt: skip
     for title, rows, columns in sections:
         if rows:
@@ -139,7 +142,8 @@ def revoke(state: CliState, user: str, reason: str, dry_run: bool, output_format
     1. A ban: no new certificate, token, kubeconfig or login for USER until `access restore`;
        the webhook refuses USER's tokens within tokens.cache_refresh.
     2. Every unexpired token authsvc signed for USER revoked, every valid client certificate
-       revoked (privilegeWithdrawn), bootstrap tokens deleted, static tokens removed.
+       revoked (privilegeWithdrawn), bootstrap tokens deleted, static tokens removed, sign-ins
+       on the self-service page and at the OIDC provider (refresh tokens) ended.
     3. Connected to a cluster: the bindings authsvc manages that name USER alone deleted; the
        others that name USER are listed (remove them yourself).
 
@@ -188,7 +192,8 @@ def revoke(state: CliState, user: str, reason: str, dry_run: bool, output_format
 def restore(state: CliState, user: str, dry_run: bool) -> None:
     """Lift `access revoke`'s ban on USER and write back the bindings it removed.
 
-    Revoked certificates and tokens stay revoked: issue new ones (`authsvc issue USER ...`).
+    Revoked certificates and tokens stay revoked and ended sign-ins ended: issue new ones
+    (`authsvc issue USER ...`) or sign in again.
 
     \b
     Examples:
@@ -212,4 +217,6 @@ def restore(state: CliState, user: str, dry_run: bool) -> None:
         click.echo("not connected to a cluster: these bindings, removed at the revocation, were not written back:")
         for grant in plan.grants:
             click.echo(f"  {grant_command(grant)}")
-    click.echo(f"revoked certificates and tokens stay revoked: issue new ones (authsvc issue {user} ...)")
+    click.echo(
+        f"revoked certificates and tokens stay revoked, ended sign-ins ended: issue new ones (authsvc issue {user} ...)"
+    )
