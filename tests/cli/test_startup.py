@@ -116,3 +116,16 @@ def test_a_long_lived_command_collects_as_python_does() -> None:
         assert gc.get_threshold() == authsvc.cli.DEFAULT_GC_THRESHOLDS
     finally:
         gc.set_threshold(*before)
+
+
+def test_closing_the_home_records_the_tokens_still_buffered(home: Home, monkeypatch: pytest.MonkeyPatch) -> None:
+    """CliState.close closes the home before the process ends: tokens that the ledger still
+    buffers (a batch signed within its delay) are written then, not left to the exit hook."""
+    service = home.stores.token_service
+    monkeypatch.setattr(service._ledger, "_delay", 3600.0)  # no timer flushes during the test
+    for name in ("a", "b", "c"):
+        service.issue_service_account_token("ci", name, uid="u-1")
+    store = service.store
+    assert len(store.tokens()) < 3  # the twin: the last ones wait for the batch's delay
+    home.stores.close()
+    assert sorted(t.subject for t in store.tokens()) == [f"system:serviceaccount:ci:{n}" for n in "abc"]
