@@ -5,6 +5,11 @@ Target (issue 20): `issue`, `certs create`, `token create` and `certs check-expi
 0.4 s wall on this machine. Each of the four reads authsvc.yaml (pydantic) and the inventory
 (SQLAlchemy), and three of them sign (cryptography): the "floor" rows import exactly those
 libraries and nothing of authsvc, so the gap between a command and its floor is authsvc's own.
+The floors run with a command's garbage-collector settings (authsvc/cli/__init__.py), and every
+process starts as an installed authsvc does, with its bytecode cached (bench/measure.py).
+
+The last two floors differ by SQLAlchemy's ORM and the tables declared on it: what the commands
+would no longer load if their tables were SQLAlchemy Core `Table`s (docs/operations.md, section 6).
 
     .venv/bin/python bench/cli_startup.py [--rounds 15]
 """
@@ -22,13 +27,23 @@ from pathlib import Path
 
 from measure import installed_env, wall_ms
 
+from authsvc.cli import COMMAND_GC_THRESHOLDS
+
 VENV_BIN = Path(sys.executable).parent
+LIBRARIES = "click, cryptography.x509, yaml"
 FLOORS = {
-    "floor: click + cryptography.x509 + yaml": "import click, cryptography.x509, yaml",
-    "floor: + pydantic": "import click, cryptography.x509, yaml, pydantic",
-    "floor: + authsvc.settings (the models built)": "import click, cryptography.x509, yaml, authsvc.settings",
-    "floor: + sqlalchemy.orm": "import click, cryptography.x509, yaml, authsvc.settings, sqlalchemy.orm",
+    "floor: click + cryptography.x509 + yaml": LIBRARIES,
+    "floor: + pydantic": f"{LIBRARIES}, pydantic",
+    "floor: + authsvc.settings (the models built)": f"{LIBRARIES}, authsvc.settings",
+    "floor: + SQLAlchemy Core (engine, SQLite)": f"{LIBRARIES}, authsvc.settings, sqlalchemy.dialects.sqlite",
+    "floor: + SQLAlchemy ORM, the tables declared": f"{LIBRARIES}, authsvc.settings, sqlalchemy.dialects.sqlite, "
+    "sqlalchemy.orm, authsvc.db.tables, pki.inventory",
 }
+
+
+def floor_code(modules: str) -> str:
+    """`import modules` in a process whose garbage collector is set as a command's is."""
+    return f"import gc; gc.set_threshold(*{COMMAND_GC_THRESHOLDS}); import {modules}; gc.freeze()"
 
 
 def main() -> None:
@@ -43,7 +58,7 @@ def main() -> None:
     serial = count()
     commands: dict[str, object] = {
         "python -c pass": lambda: [sys.executable, "-c", "pass"],
-        **{name: (lambda code=code: [sys.executable, "-c", code]) for name, code in FLOORS.items()},
+        **{name: (lambda m=modules: [sys.executable, "-c", floor_code(m)]) for name, modules in FLOORS.items()},
         "authsvc --help": lambda: [authsvc, "--help"],
         "authsvc certs check-expiration": lambda: [authsvc, "certs", "check-expiration"],
         "authsvc certs create": lambda: [authsvc, "certs", "create", f"user{next(serial)}", "-g", "dev"],
