@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import sqlalchemy as sa
 
 from authsvc.db.schema import import_models, open_engine, upgrade_database
-from pki.db import Base, make_engine
+from pki.db import METADATA, make_engine
 
 
 def median_ms(action: Callable[[], None], rounds: int) -> float:
@@ -53,7 +53,7 @@ def measure(label: str, url: str, fresh_url: Callable[[], str], rounds: int) -> 
 
     def create_all() -> None:
         engine = make_engine(fresh_url())
-        Base.metadata.create_all(engine)
+        METADATA.create_all(engine)
         engine.dispose()
 
     created = median_ms(create_all, max(3, rounds // 5))

@@ -42,6 +42,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID
 from disk import describe
+from measure import installed_env
 
 from authsvc.init.steps import initialize_home, write_config_step
 from authsvc.settings import Settings
@@ -257,14 +258,6 @@ def mean_seconds(command: list[str], count: int, env: dict[str, str] | None, bud
     return Run((time.perf_counter() - start) / runs, (children_cpu() - cpu) / runs, runs)
 
 
-def python_env(pycache: Path) -> dict[str, str]:
-    """As installed: bytecode cached (this sandbox sets PYTHONDONTWRITEBYTECODE, which would
-    recompile every project module at each start)."""
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    env["PYTHONPYCACHEPREFIX"] = str(pycache)
-    return env
-
-
 def cli_command(home: Path) -> list[str]:
     authsvc = str(Path(sys.executable).with_name("authsvc"))
     return [authsvc, f"--home={home}", "certs", "create", "bench", "-g", "dev", "--force"]
@@ -334,7 +327,7 @@ def run(root: Path, seconds: float, openssl_count: int, process_count: int) -> N
     openssl = tuple(Rate(1 / t.wall, 1 / t.cpu) for t in timings.values())
     runs = "/".join(str(t.runs) for t in timings.values())
     print_row(f"(d) openssl req -x509 -CA, N={runs}", (openssl[0], openssl[1]), bare_rates)
-    env = python_env(root / "pycache")
+    env = installed_env(root / "pycache")
     cli, one_openssl = cli_seconds(home.root, process_count, env), timings[KeyType.EC_P256]
     python = mean_seconds([sys.executable, "-c", "pass"], process_count, env)
     floor = mean_seconds([sys.executable, "-c", FLOOR_IMPORTS], process_count, env)

@@ -14,6 +14,17 @@ from pathlib import Path
 from typing import Any
 
 
+def installed_env(pycache: Path, base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment of a process that starts as an installed authsvc does: bytecode cached.
+
+    A wheel's install and the container image (`compileall`) leave .pyc files; this sandbox
+    sets PYTHONDONTWRITEBYTECODE, which would recompile every project module at each start.
+    The cache goes to `pycache` (PYTHONPYCACHEPREFIX), not into the source tree."""
+    env = {k: v for k, v in (os.environ if base is None else base).items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPYCACHEPREFIX"] = str(pycache)
+    return env
+
+
 def wall_ms(command: list[str], env: Mapping[str, str]) -> float:
     """Milliseconds from start to exit of `command`; SystemExit with its stderr when it fails."""
     started = time.perf_counter()

@@ -1,20 +1,39 @@
-"""The inventory of issued certificates: who got what, when, and whether it is revoked."""
+"""The inventory of issued certificates: who got what, when, and whether it is revoked.
+
+The `certificates` table is a SQLAlchemy Core `Table` and every query here is Core: the
+commands that issue or list certificates do not load SQLAlchemy's ORM (docs/operations.md,
+section 6)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
-from sqlalchemy import Boolean, Connection, Engine, Index, String, Text, bindparam, func, insert, select, update
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Connection,
+    Engine,
+    Index,
+    Row,
+    String,
+    Table,
+    Text,
+    bindparam,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Mapped, mapped_column
 
-from pki.db import Base, UTCDateTime, make_sessionmaker
+from pki.db import METADATA, UTCDateTime
 from pki.errors import NotFoundError, StoreError
 from pki.names import SubjectAltNames, subject_user
 from pki.profiles import ROOT_CA
@@ -27,39 +46,39 @@ class CertStatus(StrEnum):
     SUPERSEDED = "superseded"
 
 
-class CertificateRow(Base):
-    __tablename__ = "certificates"
-
-    serial: Mapped[str] = mapped_column(String(64), primary_key=True)
-    fingerprint_sha256: Mapped[str] = mapped_column(String(64), unique=True)
-    subject: Mapped[str] = mapped_column(Text)
-    common_name: Mapped[str] = mapped_column(String(255), index=True)
-    groups_json: Mapped[str] = mapped_column(Text, default="[]")
-    sans_json: Mapped[str] = mapped_column(Text, default="[]")
-    profile: Mapped[str] = mapped_column(String(32))
-    issuer: Mapped[str] = mapped_column(Text)
-    ca_name: Mapped[str] = mapped_column(String(64), default="ca")
-    name: Mapped[str | None] = mapped_column(String(255), nullable=True, index=True)
-    requester: Mapped[str] = mapped_column(String(255), default="")
-    not_before: Mapped[dt.datetime] = mapped_column(UTCDateTime)
-    not_after: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
-    issued_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
-    status: Mapped[str] = mapped_column(String(16), default=CertStatus.VALID.value, index=True)
-    auto_renew: Mapped[bool] = mapped_column(Boolean, default=False)
-    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    revocation_reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
+CERTIFICATES = Table(
+    "certificates",
+    METADATA,
+    Column("serial", String(64), primary_key=True),
+    Column("fingerprint_sha256", String(64), nullable=False, unique=True),
+    Column("subject", Text, nullable=False),
+    Column("common_name", String(255), nullable=False, index=True),
+    Column("groups_json", Text, nullable=False, default="[]"),
+    Column("sans_json", Text, nullable=False, default="[]"),
+    Column("profile", String(32), nullable=False),
+    Column("issuer", Text, nullable=False),
+    Column("ca_name", String(64), nullable=False, default="ca"),
+    Column("name", String(255), nullable=True, index=True),
+    Column("requester", String(255), nullable=False, default=""),
+    Column("not_before", UTCDateTime, nullable=False),
+    Column("not_after", UTCDateTime, nullable=False, index=True),
+    Column("issued_at", UTCDateTime, nullable=False),
+    Column("status", String(16), nullable=False, default=CertStatus.VALID.value, index=True),
+    Column("auto_renew", Boolean, nullable=False, default=False),
+    Column("revoked_at", UTCDateTime, nullable=True),
+    Column("revocation_reason", String(32), nullable=True),
     # Who revoked it (`cli:<user>`) and in their words why, beside the RFC 5280 reason code.
-    revoked_by: Mapped[str | None] = mapped_column(String(255), nullable=True)
-    revocation_comment: Mapped[str | None] = mapped_column(Text, nullable=True)
+    Column("revoked_by", String(255), nullable=True),
+    Column("revocation_comment", Text, nullable=True),
+    Index("ix_certificates_ca_status", "ca_name", "status"),
+)
+_C = CERTIFICATES.c
 
-    __table_args__ = (Index("ix_certificates_ca_status", "ca_name", "status"),)
-
-
-_INSERT_CERTIFICATES = insert(CertificateRow)
+_INSERT_CERTIFICATES = insert(CERTIFICATES)
 _SUPERSEDE = (
-    update(CertificateRow)
-    .where(CertificateRow.serial == bindparam("old_serial"))
-    .where(CertificateRow.status == CertStatus.VALID.value)
+    update(CERTIFICATES)
+    .where(_C.serial == bindparam("old_serial"))
+    .where(_C.status == CertStatus.VALID.value)
     .values(status=CertStatus.SUPERSEDED.value)
 )
 
@@ -147,7 +166,8 @@ class CertRecord:
         )
 
     @classmethod
-    def from_row(cls, row: CertificateRow) -> CertRecord:
+    def from_row(cls, row: Row[Any]) -> CertRecord:
+        """The record of a `certificates` row (every column selected)."""
         return cls(
             serial=row.serial,
             fingerprint_sha256=row.fingerprint_sha256,
@@ -254,7 +274,6 @@ class Inventory:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self._sessions = make_sessionmaker(engine)
 
     def record(
         self,
@@ -290,18 +309,18 @@ class Inventory:
             raise StoreError(f"certificate {serials} is already in the inventory (same serial or fingerprint)") from e
 
     def count(self, *, status: CertStatus | None = None) -> int:
-        query = select(func.count()).select_from(CertificateRow)
+        query = select(func.count()).select_from(CERTIFICATES)
         if status is not None:
-            query = query.where(CertificateRow.status == status.value)
-        with self._sessions() as session:
-            return int(session.scalar(query) or 0)
+            query = query.where(_C.status == status.value)
+        with self.engine.connect() as connection:
+            return int(connection.scalar(query) or 0)
 
     def get(self, serial: str) -> CertRecord:
-        with self._sessions() as session:
-            row = session.get(CertificateRow, parse_serial(serial))
-            if row is None:
-                raise NotFoundError(f"no certificate with serial {serial} in the inventory")
-            return CertRecord.from_row(row)
+        with self.engine.connect() as connection:
+            row = _row(connection, serial)
+        if row is None:
+            raise NotFoundError(f"no certificate with serial {serial} in the inventory")
+        return CertRecord.from_row(row)
 
     def certificates(
         self,
@@ -314,19 +333,19 @@ class Inventory:
     ) -> list[CertRecord]:
         """Oldest first; `common_name` (the user of a client certificate) and `valid_at` (not
         expired then) narrow the list."""
-        query = select(CertificateRow).order_by(CertificateRow.issued_at, CertificateRow.serial)
+        query = select(CERTIFICATES).order_by(_C.issued_at, _C.serial)
         if common_name is not None:
-            query = query.where(CertificateRow.common_name == common_name)
+            query = query.where(_C.common_name == common_name)
         if valid_at is not None:
-            query = query.where(CertificateRow.not_after > valid_at)
+            query = query.where(_C.not_after > valid_at)
         if status is not None:
-            query = query.where(CertificateRow.status == status.value)
+            query = query.where(_C.status == status.value)
         if ca_name is not None:
-            query = query.where(CertificateRow.ca_name == ca_name)
+            query = query.where(_C.ca_name == ca_name)
         if name is not None:
-            query = query.where(CertificateRow.name == name)
-        with self._sessions() as session:
-            return [CertRecord.from_row(r) for r in session.scalars(query)]
+            query = query.where(_C.name == name)
+        with self.engine.connect() as connection:
+            return [CertRecord.from_row(r) for r in connection.execute(query)]
 
     def revoke(
         self,
@@ -341,28 +360,40 @@ class Inventory:
         if reason not in REVOCATION_REASONS:
             known = ", ".join(sorted(REVOCATION_REASONS))
             raise StoreError(f"unknown revocation reason {reason!r} (one of: {known})")
-        with self._sessions.begin() as session:
-            row = session.get(CertificateRow, parse_serial(serial))
+        with self.engine.begin() as connection:
+            row = _row(connection, serial)
             if row is None:
                 raise NotFoundError(f"no certificate with serial {serial} in the inventory")
             if row.profile == ROOT_CA.name:
                 raise StoreError(f"{row.serial} is the root CA {row.name}: a CA cannot revoke itself; rotate it")
             if row.status == CertStatus.REVOKED.value:
                 raise StoreError(f"certificate {row.serial} was already revoked at {row.revoked_at:%Y-%m-%dT%H:%M:%SZ}")
-            row.status = CertStatus.REVOKED.value
-            row.revoked_at = now
-            row.revocation_reason = reason
-            row.revoked_by = revoked_by
-            row.revocation_comment = comment or None
-            return CertRecord.from_row(row)
+            record = replace(
+                CertRecord.from_row(row),
+                status=CertStatus.REVOKED,
+                revoked_at=now,
+                revocation_reason=reason,
+                revoked_by=revoked_by,
+                revocation_comment=comment or None,
+            )
+            connection.execute(
+                update(CERTIFICATES)
+                .where(_C.serial == record.serial)
+                .values(
+                    status=record.status.value,
+                    revoked_at=record.revoked_at,
+                    revocation_reason=record.revocation_reason,
+                    revoked_by=record.revoked_by,
+                    revocation_comment=record.revocation_comment,
+                )
+            )
+            return record
 
     def revoked_serials(self, now: dt.datetime) -> frozenset[str]:
         """Serials of revoked certificates that have not expired (what a revocation check needs)."""
-        query = select(CertificateRow.serial).where(
-            CertificateRow.status == CertStatus.REVOKED.value, CertificateRow.not_after > now
-        )
-        with self._sessions() as session:
-            return frozenset(session.scalars(query))
+        query = select(_C.serial).where(_C.status == CertStatus.REVOKED.value, _C.not_after > now)
+        with self.engine.connect() as connection:
+            return frozenset(connection.scalars(query))
 
     def mark_superseded(self, serials: Sequence[str]) -> None:
         with self.engine.begin() as connection:
@@ -370,3 +401,8 @@ class Inventory:
 
     def revoked_for(self, ca_name: str) -> list[CertRecord]:
         return self.certificates(status=CertStatus.REVOKED, ca_name=ca_name)
+
+
+def _row(connection: Connection, serial: str) -> Row[Any] | None:
+    """The `certificates` row of `serial` (any spelling parse_serial reads), or None."""
+    return connection.execute(select(CERTIFICATES).where(_C.serial == parse_serial(serial))).first()

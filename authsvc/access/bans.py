@@ -36,8 +36,8 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from authsvc.db.tables import AccessBanRow
 from authsvc.errors import AuthsvcError, BackendUnavailable
 from authsvc.identity import fold_username
-from pki.db import make_sessionmaker
 from pki.errors import PolicyError
+from pki.orm import make_sessionmaker
 
 # How old the gate's copy of the bans may be before it reads them again.
 BAN_CACHE_SECONDS = 1.0

@@ -17,16 +17,15 @@ from typing import TYPE_CHECKING, Any
 
 from authsvc.audit import events
 from authsvc.audit.events import AuditEvent
-from pki.inventory import CertRecord
-from pki.tokens.claims import SOURCE_CLAIM
-from pki.tokens.service import IssuedToken
-from pki.tokens.signing_keys import TokenRecord
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the token stack (PyJWT) is not loaded by the commands that only issue certificates
     from authsvc.audit.log import AuditLog
     from authsvc.cluster.apply import Change
     from authsvc.oidc.sign_ins import SignIn
     from pki.clock import Clock
+    from pki.inventory import CertRecord
+    from pki.tokens.service import IssuedToken
+    from pki.tokens.signing_keys import TokenRecord
 
 # Certificate requesters that are the user themselves (an exec-cert login): the actor is the user.
 SELF_SERVICE_PREFIX = "login:"
@@ -60,6 +59,8 @@ def certificate_issued(record: CertRecord, actor: str) -> AuditEvent:
 
 
 def token_issued(token: IssuedToken, kind: str, actor: str) -> AuditEvent:
+    from pki.tokens.claims import SOURCE_CLAIM
+
     claims = token.claims
     details: dict[str, Any] = {"kind": kind, "expiresAt": _iso_of_epoch(claims["exp"])}
     if isinstance(claims.get("groups"), list):
@@ -150,5 +151,7 @@ def actor_of_certificate(record: CertRecord, process_actor: str) -> str:
 
 def actor_of_token(token: IssuedToken, process_actor: str) -> str:
     """Who asked for a token: the user at a login (its source is the login backend), else the command."""
+    from pki.tokens.claims import SOURCE_CLAIM
+
     source = token.claims.get(SOURCE_CLAIM)
     return token.subject if source and source != "cli" else process_actor

@@ -33,8 +33,8 @@ from authsvc.db.tables import BootstrapTokenRow
 from authsvc.errors import BackendUnavailable, InvalidInput
 from authsvc.identity import UserInfo
 from pki.clock import Clock
-from pki.db import make_sessionmaker
 from pki.errors import NotFoundError
+from pki.orm import make_sessionmaker
 
 log = logging.getLogger(__name__)
 

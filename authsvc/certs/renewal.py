@@ -18,12 +18,11 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from authsvc.drift.detect import Drift, detect_drift
-from authsvc.drift.reissue import Reissue, build_reissue, reissued_files, replaced_paths
 from authsvc.errors import HomeError, UsageError
 from authsvc.home.opened import Home
 from authsvc.kubeconfig.documents import current_entries, load_kubeconfig, write_kubeconfig
@@ -33,6 +32,10 @@ from pki.inventory import CertRecord, CertStatus
 from pki.kubeadm.certlist import CA_SPECS, CERT_SPECS, KUBECONFIG_SPECS, CertSpec, find_spec
 from pki.kubeadm.expiration import ExpirationEntry, ExpirationReport, build_report, renew_certificate
 from pki.store import CERT_MODE, PendingFile, atomic_write_many, backup_files, certs_to_pem, load_certificates
+
+if TYPE_CHECKING:  # the drift checks are renewal's: `check-expiration` does not load them
+    from authsvc.drift.detect import Drift
+    from authsvc.drift.reissue import Reissue
 
 RESTART_HINT = (
     "restart kube-apiserver, kube-controller-manager, kube-scheduler and etcd so that they use the new certificates"
@@ -176,6 +179,8 @@ def _kubeconfigs_missing(targets: Sequence[RenewTarget]) -> list[RenewTarget]:
 
 def renew(home: Home, names: Sequence[str]) -> RenewResult:
     """Renew the chosen certificates (a drifted one reissued to match); all computed before any is written."""
+    from authsvc.drift.reissue import replaced_paths
+
     now = home.clock()
     cas: dict[str, CertificateAuthority] = {}
     drifted = drift_by_name(home)
@@ -204,6 +209,8 @@ def renew(home: Home, names: Sequence[str]) -> RenewResult:
 
 def drift_by_name(home: Home) -> dict[str, list[Drift]]:
     """The drifts of the home's leaves and kubeconfigs, by inventory name."""
+    from authsvc.drift.detect import detect_drift
+
     found: dict[str, list[Drift]] = {}
     for drift in detect_drift(home, include_cas=False):
         found.setdefault(drift.expected.record_name, []).append(drift)
@@ -214,6 +221,8 @@ def _renewal(
     target: RenewTarget, old: x509.Certificate, ca: CertificateAuthority, drifts: list[Drift], now: dt.datetime
 ) -> Renewal:
     if drifts:
+        from authsvc.drift.reissue import build_reissue
+
         reissue = build_reissue(drifts[0].expected, old, drifts, ca, now=now)
         return Renewal(target, old, reissue.new, reissue)
     return Renewal(target, old, renew_certificate(old, ca, now=now, lifetime=target.lifetime))
@@ -221,6 +230,8 @@ def _renewal(
 
 def _write_renewal(renewal: Renewal) -> None:
     if renewal.reissue is not None:
+        from authsvc.drift.reissue import reissued_files
+
         atomic_write_many(reissued_files(renewal.reissue))
         return
     target, new_pem = renewal.target, renewal.new.public_bytes(Encoding.PEM)

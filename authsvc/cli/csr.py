@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from authsvc.cli import CliState
+from authsvc.cli import CliState, long_lived_process
 from authsvc.cli.options import cluster_options
 from authsvc.cli.output import emit, output_option
 
@@ -87,6 +87,7 @@ def csr_signer(state: CliState, identity: str | None, metrics_bind: str | None) 
     from authsvc.cluster.csr.process import build_signer_process
     from authsvc.metrics.csr import serve
 
+    long_lived_process()
     home = state.home()
     bind = metrics_bind or home.settings.csr_signer.metrics_bind
     address = parse_bind(bind, "--metrics-bind" if metrics_bind else "csr_signer.metrics_bind") if bind else None

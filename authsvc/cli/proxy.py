@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from authsvc.cli import CliState
+from authsvc.cli import CliState, long_lived_process
 
 
 @click.command("proxy")
@@ -60,6 +60,7 @@ def proxy(
     from authsvc.proxy.upstream import build_upstream
     from authsvc.runtime import build_runtime
 
+    long_lived_process()
     home = state.home()
     settings = home.settings.proxy
     host, port = parse_bind(bind or settings.bind)

@@ -126,6 +126,16 @@ class CliState:
         assert client is not None
         return client
 
+    def close(self) -> None:
+        """Close what the command opened (the database's connections, the cluster client's), when
+        it ends: not left to the garbage collector, which a command's process skips at exit
+        (authsvc/cli/__init__.py). A SQLite database is checkpointed as its last connection closes."""
+        if self._cluster is not None:
+            self._cluster.close()
+            self._cluster = None
+        if self._home is not None:
+            self._home.stores.close()
+
 
 @click.group(
     cls=LazyGroup,
@@ -154,6 +164,7 @@ def cli(ctx: click.Context, home: str | None, config: str | None, debug: bool, n
       authsvc serve                         run the TokenReview webhook
     """
     ctx.obj = CliState(home, config, debug, now)
+    ctx.call_on_close(ctx.obj.close)
 
 
 def _one_line(error: BaseException) -> str:

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 import click
 
-from authsvc.cli import CliState
+from authsvc.cli import CliState, long_lived_process
 
 WSGI_FACTORY = "authsvc.wsgi:create_wsgi_app"
 
@@ -221,6 +221,7 @@ def serve(
     from authsvc.home.layout import HOME_ENV
     from authsvc.wsgi import CONFIG_ENV, LISTENER_ENV
 
+    long_lived_process()
     home = state.home()
     public = listener == "public"
     if public:

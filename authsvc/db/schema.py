@@ -25,7 +25,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from authsvc.db.migrations.head import HEAD
 from authsvc.errors import AuthsvcError, BackendUnavailable
-from pki.db import UTCDateTime, make_engine
+from pki.db import METADATA, UTCDateTime, make_engine
 
 if TYPE_CHECKING:
     from alembic.autogenerate.api import AutogenContext
@@ -201,10 +201,8 @@ def upgrade_sql(url: str, out: TextIO) -> None:
 def check_models_migrated(conn: Connection) -> None:
     """Every table the models define exists: a table added to the models without a migration
     is named here, instead of failing later as "no such table"."""
-    from pki.db import Base
-
     import_models()
-    missing = sorted(set(Base.metadata.tables) - set(inspect(conn).get_table_names()))
+    missing = sorted(set(METADATA.tables) - set(inspect(conn).get_table_names()))
     if missing:
         raise SchemaError(
             f"the models define tables that no migration creates ({', '.join(missing)}): "
@@ -213,14 +211,12 @@ def check_models_migrated(conn: Connection) -> None:
 
 
 def model_tables_present(conn: Connection) -> bool:
-    from pki.db import Base
-
     import_models()
-    return bool(set(Base.metadata.tables) & set(inspect(conn).get_table_names()))
+    return bool(set(METADATA.tables) & set(inspect(conn).get_table_names()))
 
 
 def import_models() -> None:
-    """Register every table on the shared Base: pki's and authsvc's."""
+    """Register every table on the shared METADATA: pki's and authsvc's."""
     import authsvc.db.tables  # noqa: F401
     import pki.inventory
     import pki.tokens.signing_keys  # noqa: F401
@@ -270,11 +266,9 @@ def migration_options() -> dict[str, Any]:
 
     render_as_batch: SQLite cannot ALTER most things in place; batch mode copies the table
     there and emits plain ALTERs on PostgreSQL, so one migration serves both."""
-    from pki.db import Base
-
     import_models()
     return {
-        "target_metadata": Base.metadata,
+        "target_metadata": METADATA,
         "render_item": render_item,
         "render_as_batch": True,
         "compare_type": True,

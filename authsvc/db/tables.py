@@ -1,5 +1,6 @@
 """The tables authsvc adds to pki's (the certificate inventory and the signing keys), on pki's
-declarative Base (`authsvc.db.schema.import_models` registers all of them: schema checks, Alembic).
+declarative Base (pki/orm.py), whose metadata is pki.db.METADATA with the inventory's Core table
+(`authsvc.db.schema.import_models` registers all of them: schema checks, Alembic).
 
 Each table's queries live with its feature: bootstrap tokens (authsvc/authn/bootstrap.py),
 issued kubeconfig credentials (authsvc/kubeconfig/issuer.py), failed logins
@@ -17,7 +18,8 @@ import datetime as dt
 from sqlalchemy import ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from pki.db import Base, UTCDateTime
+from pki.db import UTCDateTime
+from pki.orm import Base
 
 
 class BootstrapTokenRow(Base):

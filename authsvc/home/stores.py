@@ -52,7 +52,10 @@ class HomeStores:
 
     def close(self) -> None:
         """Dispose of the engine if one was opened: before a fork, children must not share its
-        connections. The next use opens a new one."""
+        connections. The next use opens a new one. Issued tokens still buffered are recorded first."""
+        token_service = self.__dict__.get("token_service")
+        if token_service is not None:
+            token_service.flush()
         engine = self.__dict__.pop("engine", None)
         for name in ("inventory", "token_service", "bans", "denylist"):
             self.__dict__.pop(name, None)

@@ -36,10 +36,10 @@ from authsvc.kubeconfig.documents import (
     exec_user_config,
 )
 from pki.csr import load_csr
-from pki.db import make_sessionmaker
 from pki.issuance import CertificateIssuer
 from pki.issued_by import issued_by
 from pki.names import check_name, subject_user
+from pki.orm import make_sessionmaker
 from pki.policy import check_groups, check_user
 from pki.profiles import CLIENT
 from pki.store import certs_to_pem, load_certificates

@@ -42,7 +42,7 @@ from authsvc.rotation.facts import (
 from authsvc.rotation.files import Backups, read_certificate, sync_kubeconfig
 from authsvc.rotation.lock import rotation_lock
 from pki.errors import CAError, NotFoundError, RotationError
-from pki.inventory import CertificateRow, CertStatus, serial_hex
+from pki.inventory import CERTIFICATES, CertStatus, serial_hex
 from pki.issued_by import issued_by
 from pki.keys import PrivateKey, generate_private_key, key_type_of, keys_match
 from pki.kubeadm.certlist import ca_spec
@@ -283,8 +283,8 @@ class Rollover:
         """Every automatic leaf of this CA, from the new CA (those already re-issued are skipped)."""
         query = (
             select(*FACT_COLUMNS)
-            .where(CertificateRow.status == CertStatus.VALID.value, CertificateRow.auto_renew.is_(True))
-            .where(CertificateRow.ca_name == self.ca, CertificateRow.profile.not_in(CA_PROFILES))
+            .where(CERTIFICATES.c.status == CertStatus.VALID.value, CERTIFICATES.c.auto_renew.is_(True))
+            .where(CERTIFICATES.c.ca_name == self.ca, CERTIFICATES.c.profile.not_in(CA_PROFILES))
         )
         report = RotationReport(self.now)
         executor = Executor(self.home, self.now, rotation_policy(self.home.settings), report)
@@ -316,10 +316,10 @@ class Rollover:
         """Valid certificates the old CA signed: issued before the switch, or a file still from it."""
         started = state.switch_started_at or self.now
         query = (
-            select(CertificateRow.name, CertificateRow.common_name, CertificateRow.serial, CertificateRow.not_after)
-            .where(CertificateRow.status == CertStatus.VALID.value, CertificateRow.ca_name == self.ca)
-            .where(CertificateRow.profile.not_in(CA_PROFILES), CertificateRow.issued_at < started)
-            .where(CertificateRow.not_after > self.now)
+            select(CERTIFICATES.c.name, CERTIFICATES.c.common_name, CERTIFICATES.c.serial, CERTIFICATES.c.not_after)
+            .where(CERTIFICATES.c.status == CertStatus.VALID.value, CERTIFICATES.c.ca_name == self.ca)
+            .where(CERTIFICATES.c.profile.not_in(CA_PROFILES), CERTIFICATES.c.issued_at < started)
+            .where(CERTIFICATES.c.not_after > self.now)
         )
         with self.home.stores.engine.connect() as connection:
             found = [Dependent(r.name or r.common_name, r.serial, r.not_after) for r in connection.execute(query)]
@@ -327,10 +327,10 @@ class Rollover:
         return found + self._files_signed_by(old)
 
     def _files_signed_by(self, old: x509.Certificate) -> list[Dependent]:
-        query = select(CertificateRow.name).where(
-            CertificateRow.status == CertStatus.VALID.value,
-            CertificateRow.auto_renew.is_(True),
-            CertificateRow.ca_name == self.ca,
+        query = select(CERTIFICATES.c.name).where(
+            CERTIFICATES.c.status == CertStatus.VALID.value,
+            CERTIFICATES.c.auto_renew.is_(True),
+            CERTIFICATES.c.ca_name == self.ca,
         )
         with self.home.stores.engine.connect() as connection:
             names = [n for n in connection.execute(query).scalars() if n]

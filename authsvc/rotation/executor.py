@@ -37,7 +37,7 @@ from authsvc.rotation.report import rotation_event, write_textfile
 from authsvc.rotation.runs import RunRecord, next_expiry, record_run
 from pki.ca import CertificateAuthority
 from pki.errors import NotFoundError
-from pki.inventory import CertificateRow, CertRecord, SignedNames, insert_records, serial_hex, supersede
+from pki.inventory import CERTIFICATES, CertRecord, SignedNames, insert_records, serial_hex, supersede
 from pki.issued_by import issued_by
 from pki.kubeadm.expiration import renew_certificate
 from pki.rotation.plan import (
@@ -361,8 +361,8 @@ class Executor:
         return f"pki/{action.ca}.crl re-signed, next update {next_update:%Y-%m-%dT%H:%M:%SZ}"
 
     def _prune(self, action: PruneInventory) -> str:
-        query = delete(CertificateRow).where(
-            CertificateRow.not_after < action.before, CertificateRow.profile.not_in(CA_PROFILES)
+        query = delete(CERTIFICATES).where(
+            CERTIFICATES.c.not_after < action.before, CERTIFICATES.c.profile.not_in(CA_PROFILES)
         )
         with self.home.stores.engine.begin() as connection:
             certificates = connection.execute(query).rowcount

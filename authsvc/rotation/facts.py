@@ -26,7 +26,7 @@ from authsvc.init.webhook_pki import APISERVER_WEBHOOK_CLIENT, WEBHOOK_CLIENT_CA
 from authsvc.kubeconfig.documents import current_entries, decoded
 from authsvc.settings import Settings
 from pki.errors import PKIError, StoreError
-from pki.inventory import CertificateRow, CertStatus
+from pki.inventory import CERTIFICATES, CertStatus
 from pki.kubeadm.certlist import CA_SPECS, CERT_SPECS, KUBECONFIG_SPECS
 from pki.profiles import INTERMEDIATE_CA, ROOT_CA
 from pki.rotation.plan import (
@@ -111,8 +111,8 @@ def kubeconfig_targets(home: Home) -> list[KubeconfigTarget]:
 def ca_names(home: Home) -> list[str]:
     """Every CA of the home that has its certificate here: kubeadm's, the webhook client CA, others."""
     names = [s.base_name for s in CA_SPECS] + [WEBHOOK_CLIENT_CA]
-    query = select(CertificateRow.name).where(
-        CertificateRow.profile.in_(CA_PROFILES), CertificateRow.status == CertStatus.VALID.value
+    query = select(CERTIFICATES.c.name).where(
+        CERTIFICATES.c.profile.in_(CA_PROFILES), CERTIFICATES.c.status == CertStatus.VALID.value
     )
     with home.stores.engine.connect() as connection:
         names += [n for n in connection.execute(query.distinct()).scalars() if n]
@@ -175,33 +175,33 @@ def ca_fact(home: Home, name: str) -> CAFact:
 
 # The columns a CertFact needs (whole rows would cost a JSON decode of groups and SANs each).
 FACT_COLUMNS = (
-    CertificateRow.name,
-    CertificateRow.common_name,
-    CertificateRow.auto_renew,
-    CertificateRow.ca_name,
-    CertificateRow.serial,
-    CertificateRow.not_before,
-    CertificateRow.not_after,
-    CertificateRow.profile,
+    CERTIFICATES.c.name,
+    CERTIFICATES.c.common_name,
+    CERTIFICATES.c.auto_renew,
+    CERTIFICATES.c.ca_name,
+    CERTIFICATES.c.serial,
+    CERTIFICATES.c.not_before,
+    CERTIFICATES.c.not_after,
+    CERTIFICATES.c.profile,
 )
 
 
 def _renewals_query(until: dt.datetime) -> Any:
     return (
         select(*FACT_COLUMNS)
-        .where(CertificateRow.status == CertStatus.VALID.value, CertificateRow.auto_renew.is_(True))
-        .where(CertificateRow.not_after <= until, CertificateRow.profile.not_in(CA_PROFILES))
-        .order_by(CertificateRow.not_after, CertificateRow.serial)
+        .where(CERTIFICATES.c.status == CertStatus.VALID.value, CERTIFICATES.c.auto_renew.is_(True))
+        .where(CERTIFICATES.c.not_after <= until, CERTIFICATES.c.profile.not_in(CA_PROFILES))
+        .order_by(CERTIFICATES.c.not_after, CERTIFICATES.c.serial)
     )
 
 
 def _people_query(now: dt.datetime, until: dt.datetime) -> Any:
     return (
         select(*FACT_COLUMNS)
-        .where(CertificateRow.status == CertStatus.VALID.value, CertificateRow.auto_renew.is_(False))
-        .where(CertificateRow.not_after > now, CertificateRow.not_after <= until)
-        .where(CertificateRow.profile.not_in(CA_PROFILES))
-        .order_by(CertificateRow.not_after, CertificateRow.serial)
+        .where(CERTIFICATES.c.status == CertStatus.VALID.value, CERTIFICATES.c.auto_renew.is_(False))
+        .where(CERTIFICATES.c.not_after > now, CERTIFICATES.c.not_after <= until)
+        .where(CERTIFICATES.c.profile.not_in(CA_PROFILES))
+        .order_by(CERTIFICATES.c.not_after, CERTIFICATES.c.serial)
     )
 
 
@@ -254,8 +254,8 @@ def crl_fact(home: Home, ca: str) -> CRLFact | None:
         return None
     crl = x509.load_pem_x509_crl(path.read_bytes())
     current = load_certificates(home.layout.cert_path(ca))[0]
-    latest = select(func.max(CertificateRow.revoked_at)).where(
-        CertificateRow.ca_name == ca, CertificateRow.status == CertStatus.REVOKED.value
+    latest = select(func.max(CERTIFICATES.c.revoked_at)).where(
+        CERTIFICATES.c.ca_name == ca, CERTIFICATES.c.status == CertStatus.REVOKED.value
     )
     with home.stores.engine.connect() as connection:
         revoked_at = connection.execute(latest).scalar()
@@ -292,7 +292,7 @@ def kubeconfig_fact(home: Home, target: KubeconfigTarget) -> KubeconfigFact:
 
 def prune_fact(engine: Engine, before: dt.datetime) -> PruneFact:
     certificates = select(func.count()).where(
-        CertificateRow.not_after < before, CertificateRow.profile.not_in(CA_PROFILES)
+        CERTIFICATES.c.not_after < before, CERTIFICATES.c.profile.not_in(CA_PROFILES)
     )
     cutoff = int(before.timestamp())
     tokens = select(func.count()).where(IssuedTokenRow.exp < cutoff)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine, delete, func, insert, or_, select
 
 from authsvc.db.tables import RotationRunRow
-from pki.inventory import CertificateRow, CertStatus
+from pki.inventory import CERTIFICATES, CertStatus
 from pki.profiles import ROOT_CA
 
 RESULTS = ("planned", "done", "failed", "needs_human")
@@ -59,9 +59,9 @@ def last_runs(engine: Engine) -> tuple[RunRecord | None, dt.datetime | None]:
 
 def next_expiry(engine: Engine) -> dt.datetime | None:
     """The earliest notAfter among valid automatic certificates and CAs (what rotate keeps alive)."""
-    query = select(func.min(CertificateRow.not_after)).where(
-        CertificateRow.status == CertStatus.VALID.value,
-        or_(CertificateRow.auto_renew.is_(True), CertificateRow.profile == ROOT_CA.name),
+    query = select(func.min(CERTIFICATES.c.not_after)).where(
+        CERTIFICATES.c.status == CertStatus.VALID.value,
+        or_(CERTIFICATES.c.auto_renew.is_(True), CERTIFICATES.c.profile == ROOT_CA.name),
     )
     with engine.connect() as connection:
         value: dt.datetime | None = connection.execute(query).scalar()

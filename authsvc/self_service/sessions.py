@@ -28,7 +28,7 @@ from authsvc.db.tables import SelfServiceSessionRow
 from authsvc.errors import BackendUnavailable
 from authsvc.login.backends import LoginIdentity
 from pki.clock import Clock
-from pki.db import make_sessionmaker
+from pki.orm import make_sessionmaker
 
 # What a cookie's value may be before it is looked up: token_urlsafe(32) is 43 characters.
 MAX_SECRET_LENGTH = 128

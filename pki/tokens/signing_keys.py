@@ -18,8 +18,9 @@ from sqlalchemy import Dialect, Engine, Index, Integer, String, Text, delete, fu
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
-from pki.db import Base, UTCDateTime, make_sessionmaker
+from pki.db import UTCDateTime
 from pki.errors import StoreError
+from pki.orm import Base, make_sessionmaker
 
 
 class KeyState(StrEnum):

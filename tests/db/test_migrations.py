@@ -30,7 +30,7 @@ from authsvc.db.schema import (
     schema_status,
     upgrade_database,
 )
-from pki.db import Base, make_engine
+from pki.db import METADATA, make_engine
 
 VERSIONS = sorted((MIGRATIONS_DIR / "versions").glob("m*.py"))
 
@@ -68,7 +68,7 @@ def test_utc_datetime_renders_as_timezone_aware_datetime() -> None:
     engine = sa.create_engine("sqlite://")
     with engine.connect() as conn:
         context = MigrationContext.configure(conn, opts=options)
-        upgrade_ops = produce_migrations(context, Base.metadata).upgrade_ops
+        upgrade_ops = produce_migrations(context, METADATA).upgrade_ops
     assert upgrade_ops is not None
     code = render_python_code(upgrade_ops, render_item=options["render_item"], render_as_batch=True)
     assert "sa.DateTime(timezone=True)" in code
@@ -78,7 +78,7 @@ def test_utc_datetime_renders_as_timezone_aware_datetime() -> None:
 def test_upgrade_head_on_an_empty_database(database_url: str) -> None:
     before, after = upgrade_database(database_url)
     assert before.state is SchemaState.EMPTY and after.revision == HEAD
-    assert set(Base.metadata.tables) | {"alembic_version"} <= table_names(database_url)
+    assert set(METADATA.tables) | {"alembic_version"} <= table_names(database_url)
     assert read_status(database_url).state is SchemaState.CURRENT
 
 
@@ -88,7 +88,7 @@ def test_migrations_match_the_models(database_url: str) -> None:
     try:
         with engine.connect() as conn:
             context = MigrationContext.configure(conn, opts=migration_options())
-            differences = compare_metadata(context, Base.metadata)
+            differences = compare_metadata(context, METADATA)
     finally:
         engine.dispose()
     assert differences == [], (
@@ -108,7 +108,7 @@ def test_downgrade_to_base_and_up_again(database_url: str) -> None:
     finally:
         engine.dispose()
     upgrade_database(database_url)
-    assert set(Base.metadata.tables) <= table_names(database_url)
+    assert set(METADATA.tables) <= table_names(database_url)
 
 
 def test_schema_check_at_head_costs_one_query(database_url: str) -> None:
@@ -131,12 +131,12 @@ def test_an_empty_database_is_migrated_when_opened(database_url: str) -> None:
 
 
 def test_a_table_without_migration_is_named(tmp_path: Path) -> None:
-    ghost = sa.Table("ghost_without_migration", Base.metadata, sa.Column("id", sa.Integer, primary_key=True))
+    ghost = sa.Table("ghost_without_migration", METADATA, sa.Column("id", sa.Integer, primary_key=True))
     try:
         with pytest.raises(SchemaError, match=r"\(ghost_without_migration\).*scripts/new-migration.sh"):
             open_engine(f"sqlite:///{tmp_path / 'a.db'}")
     finally:
-        Base.metadata.remove(ghost)
+        METADATA.remove(ghost)
     open_engine(f"sqlite:///{tmp_path / 'b.db'}").dispose()  # twin: without it, fine
 
 
@@ -196,7 +196,7 @@ def test_import_models_registers_authsvcs_tables_in_a_fresh_process() -> None:
 
     code = (
         "from authsvc.db.schema import import_models; import_models(); "
-        "from pki.db import Base; print(' '.join(sorted(Base.metadata.tables)))"
+        "from pki.db import METADATA; print(' '.join(sorted(METADATA.tables)))"
     )
     tables = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert {"oidc_codes", "oidc_families", "oidc_issues", "login_failures", "certificates"} <= set(tables)

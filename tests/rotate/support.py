@@ -23,7 +23,7 @@ from authsvc.kubeconfig.documents import current_entries
 from authsvc.rotation.facts import CertTarget, bundle_kids, cert_target
 from authsvc.rotation.files import read_certificate
 from pki.clock import FixedClock
-from pki.inventory import CertificateRow, CertStatus
+from pki.inventory import CERTIFICATES, CertStatus
 from pki.keys import load_private_key_pem, spki_der
 from pki.names import SubjectAltNames
 from pki.profiles import CLIENT, INTERMEDIATE_CA, ROOT_CA
@@ -78,10 +78,10 @@ _PARSED: dict[tuple[Path, int, int], x509.Certificate] = {}
 
 def automatic_certificates(home: Home) -> Iterator[tuple[str, str, x509.Certificate]]:
     """(inventory name, CA name, certificate in its file) of every valid automatic certificate."""
-    query = select(CertificateRow.name, CertificateRow.ca_name).where(
-        CertificateRow.status == CertStatus.VALID.value,
-        CertificateRow.auto_renew.is_(True),
-        CertificateRow.profile.not_in((ROOT_CA.name, INTERMEDIATE_CA.name)),
+    query = select(CERTIFICATES.c.name, CERTIFICATES.c.ca_name).where(
+        CERTIFICATES.c.status == CertStatus.VALID.value,
+        CERTIFICATES.c.auto_renew.is_(True),
+        CERTIFICATES.c.profile.not_in((ROOT_CA.name, INTERMEDIATE_CA.name)),
     )
     with home.stores.engine.connect() as connection:
         rows = list(connection.execute(query))
