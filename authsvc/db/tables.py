@@ -1,7 +1,7 @@
 """The tables authsvc adds to pki's (the certificate inventory and the signing keys): SQLAlchemy
 Core `Table`s on pki.db.METADATA, as pki's are (`authsvc.db.schema.import_models` registers all
 of them: schema checks, Alembic). Core, not ORM classes: the commands that read or write them
-(every minting command asks the access bans) do not load SQLAlchemy's ORM (~60 ms of a
+(every minting command asks the access bans) do not load SQLAlchemy's ORM (~70 ms of a
 command's start, docs/operations.md section 6).
 
 Each table's queries live with its feature: bootstrap tokens (authsvc/authn/bootstrap.py),

@@ -1,5 +1,7 @@
 """The token tables of the inventory: signing keys with their rotation state, the tokens
 authsvc issued, and the denylist of revoked token ids. Thin: one transaction per method.
+SQLAlchemy Core tables on pki.db.METADATA, queried with Core: a command that signs a token does
+not load the ORM (docs/operations.md, section 6).
 
 Only public keys are stored here; private keys stay in files (`pki/sa.key`, 0600).
 """
