@@ -1,8 +1,8 @@
 """Database plumbing shared by every table: one MetaData, one engine factory.
 
-Tables are SQLAlchemy Core `Table`s on METADATA (the certificate inventory, pki/inventory.py)
-or ORM classes on pki.orm.Base, whose metadata is the same METADATA: schema checks and Alembic
-see every table in one place. This module does not load the ORM (~60 ms of a command's start).
+Every table is a SQLAlchemy Core `Table` on METADATA (pki/inventory.py, pki/tokens/signing_keys.py,
+authsvc/db/tables.py), queried with Core: schema checks and Alembic see every table in one place,
+and no command loads SQLAlchemy's ORM (~70 ms of a command's start, docs/operations.md section 6).
 
 SQLite (the embedded default) runs in WAL mode with synchronous=NORMAL: a commit is one
 append to the log without an fsync of the database file, which is what keeps issuance with

@@ -30,14 +30,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Connection, Engine, Row, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from authsvc.db.tables import AccessBanRow
+from authsvc.db.tables import ACCESS_BANS
 from authsvc.errors import AuthsvcError, BackendUnavailable
 from authsvc.identity import fold_username
 from pki.errors import PolicyError
-from pki.orm import make_sessionmaker
+
+_BANS = ACCESS_BANS.c
+_KEYS = select(_BANS.key)
 
 # How old the gate's copy of the bans may be before it reads them again.
 BAN_CACHE_SECONDS = 1.0
@@ -63,7 +65,7 @@ class Ban:
     bindings: tuple[dict[str, Any], ...] = field(default=())
 
     @classmethod
-    def from_row(cls, row: AccessBanRow) -> Ban:
+    def from_row(cls, row: Row[Any]) -> Ban:
         return cls(row.username, row.banned_at, row.banned_by, row.reason, tuple(json.loads(row.bindings_json)))
 
     def as_dict(self) -> dict[str, Any]:
@@ -82,29 +84,30 @@ class BanStore:
     """The `access_bans` table; every method is one transaction."""
 
     def __init__(self, engine: Engine) -> None:
-        self._sessions = make_sessionmaker(engine)
+        self.engine = engine
         # Bumped by every ban and restore made through this store: a gate on it reads again.
         self.generation = 0
 
     def keys(self) -> frozenset[str]:
         """The keys (ban_key) of every ban."""
-        with self._sessions() as session:
-            return frozenset(session.scalars(select(AccessBanRow.key)))
+        with self.engine.connect() as conn:
+            return frozenset(conn.execute(_KEYS).scalars())
 
     def get(self, username: str) -> Ban | None:
-        with self._sessions() as session:
-            row = session.get(AccessBanRow, ban_key(username))
-            return None if row is None else Ban.from_row(row)
+        with self.engine.connect() as conn:
+            row = _row(conn, ban_key(username))
+        return None if row is None else Ban.from_row(row)
 
     def bans(self) -> list[Ban]:
-        with self._sessions() as session:
-            rows = session.scalars(select(AccessBanRow).order_by(AccessBanRow.banned_at))
-            return [Ban.from_row(r) for r in rows]
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(ACCESS_BANS).order_by(_BANS.banned_at)).all()
+        return [Ban.from_row(r) for r in rows]
 
     def add(self, ban: Ban) -> bool:
         """Record `ban`; False when the user was banned already (the first ban stays)."""
-        row = AccessBanRow(
-            key=ban_key(ban.username),
+        key = ban_key(ban.username)
+        row = insert(ACCESS_BANS).values(
+            key=key,
             username=ban.username,
             banned_at=ban.banned_at,
             banned_by=ban.banned_by,
@@ -112,10 +115,10 @@ class BanStore:
             bindings_json=json.dumps(list(ban.bindings)),
         )
         try:
-            with self._sessions.begin() as session:
-                if session.get(AccessBanRow, row.key) is not None:
+            with self.engine.begin() as conn:
+                if _row(conn, key) is not None:
                     return False
-                session.add(row)
+                conn.execute(row)
         except IntegrityError:
             return False  # banned concurrently
         finally:
@@ -124,22 +127,29 @@ class BanStore:
 
     def add_bindings(self, username: str, bindings: Sequence[dict[str, Any]]) -> None:
         """Remember more removed grants on an existing ban (a second `access revoke`)."""
-        with self._sessions.begin() as session:
-            row = session.get(AccessBanRow, ban_key(username))
+        key = ban_key(username)
+        with self.engine.begin() as conn:
+            row = _row(conn, key)
             if row is not None and bindings:
                 known = json.loads(row.bindings_json)
-                row.bindings_json = json.dumps(known + [b for b in bindings if b not in known])
+                merged = json.dumps(known + [b for b in bindings if b not in known])
+                conn.execute(update(ACCESS_BANS).where(_BANS.key == key).values(bindings_json=merged))
 
     def remove(self, username: str) -> Ban | None:
         """Lift the ban; the ban that was lifted, or None when there was none."""
-        with self._sessions.begin() as session:
-            row = session.get(AccessBanRow, ban_key(username))
+        key = ban_key(username)
+        with self.engine.begin() as conn:
+            row = _row(conn, key)
             if row is None:
                 return None
             ban = Ban.from_row(row)
-            session.delete(row)
+            conn.execute(delete(ACCESS_BANS).where(_BANS.key == key))
         self.generation += 1
         return ban
+
+
+def _row(conn: Connection, key: str) -> Row[Any] | None:
+    return conn.execute(select(ACCESS_BANS).where(_BANS.key == key)).first()
 
 
 class BanGate:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from authsvc.db.tables import AccessBanRow
+from authsvc.db.tables import ACCESS_BANS
 from authsvc.errors import BackendUnavailable
 from authsvc.identity import fold_username
 from pki.clock import Clock
@@ -107,7 +107,7 @@ class Denylist:
         jtis = self._tokens.revoked_jtis(now - dt.timedelta(seconds=self._leeway))
         serials = self._inventory.revoked_serials(now)
         with self._sessions_engine.connect() as connection:
-            names = connection.scalars(select(AccessBanRow.username)).all()
+            names = connection.scalars(select(ACCESS_BANS.c.username)).all()
         return Denials(jtis | serials, frozenset(fold_username(n) for n in names), loaded_at)
 
     def invalidate(self) -> None:

@@ -24,17 +24,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, select, text
+from sqlalchemy import Engine, Row, delete, insert, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from authsvc.authn.base import AuthenticatorBase, ChainContext, TokenKind
 from authsvc.authn.chain import BOOTSTRAP_TOKEN
-from authsvc.db.tables import BootstrapTokenRow
+from authsvc.db.tables import BOOTSTRAP_TOKENS
 from authsvc.errors import BackendUnavailable, InvalidInput
 from authsvc.identity import UserInfo
 from pki.clock import Clock
 from pki.errors import NotFoundError
-from pki.orm import make_sessionmaker
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +49,7 @@ USAGE_SIGNING = "signing"
 KNOWN_USAGES = (USAGE_AUTHENTICATION, USAGE_SIGNING)
 DEFAULT_USAGES = (USAGE_AUTHENTICATION, USAGE_SIGNING)
 _ALPHABET = string.ascii_lowercase + string.digits
+_TOKENS = BOOTSTRAP_TOKENS.c
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +62,7 @@ class BootstrapToken:
     usages: tuple[str, ...] = DEFAULT_USAGES
 
     @classmethod
-    def from_row(cls, row: BootstrapTokenRow) -> BootstrapToken:
+    def from_row(cls, row: Row[Any]) -> BootstrapToken:
         usages = tuple(json.loads(row.usages_json))
         return cls(
             row.token_id, tuple(json.loads(row.groups_json)), row.description, row.created_at, row.expires_at, usages
@@ -119,7 +119,6 @@ def new_token() -> tuple[str, str]:
 class BootstrapTokenStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self._sessions = make_sessionmaker(engine)
 
     def create(
         self,
@@ -142,7 +141,7 @@ class BootstrapTokenStore:
         """Store `record` with the hash of `secret` (a token made elsewhere, e.g. before its Secret)."""
         if not TOKEN_ID.fullmatch(record.token_id) or not TOKEN_SECRET.fullmatch(secret):
             raise InvalidInput("a bootstrap token is <6 of [a-z0-9]>.<16 of [a-z0-9]>")
-        row = BootstrapTokenRow(
+        row = insert(BOOTSTRAP_TOKENS).values(
             token_id=record.token_id,
             secret_sha256=secret_hash(secret),
             groups_json=json.dumps(list(check_extra_groups(record.groups))),
@@ -151,27 +150,26 @@ class BootstrapTokenStore:
             expires_at=record.expires_at,
             usages_json=json.dumps(list(check_usages(record.usages))),
         )
-        with self._sessions.begin() as session:
-            session.add(row)
+        with self.engine.begin() as connection:
+            connection.execute(row)
 
     def tokens(self) -> list[BootstrapToken]:
-        with self._sessions() as session:
-            rows = session.scalars(select(BootstrapTokenRow).order_by(BootstrapTokenRow.created_at)).all()
-            return [BootstrapToken.from_row(r) for r in rows]
+        with self.engine.connect() as connection:
+            rows = connection.execute(select(BOOTSTRAP_TOKENS).order_by(_TOKENS.created_at)).all()
+        return [BootstrapToken.from_row(r) for r in rows]
 
     def lookup(self, token_id: str) -> tuple[str, BootstrapToken] | None:
         """(secret hash, token) for `token_id`, or None."""
-        with self._sessions() as session:
-            row = session.get(BootstrapTokenRow, token_id)
-            return None if row is None else (row.secret_sha256, BootstrapToken.from_row(row))
+        with self.engine.connect() as connection:
+            row = connection.execute(select(BOOTSTRAP_TOKENS).where(_TOKENS.token_id == token_id)).first()
+        return None if row is None else (row.secret_sha256, BootstrapToken.from_row(row))
 
     def delete(self, token_id: str) -> None:
         check_token_id(token_id)
-        with self._sessions.begin() as session:
-            row = session.get(BootstrapTokenRow, token_id)
-            if row is None:
+        with self.engine.begin() as connection:
+            gone = connection.execute(delete(BOOTSTRAP_TOKENS).where(_TOKENS.token_id == token_id)).rowcount
+            if not gone:
                 raise NotFoundError(f"no bootstrap token with id {token_id!r} (see `authsvc token bootstrap list`)")
-            session.delete(row)
 
     def ping(self) -> None:
         with self.engine.connect() as connection:

@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, Row, insert, select
 
-from authsvc.db.tables import IssuedCredentialRow
+from authsvc.db.tables import ISSUED_CREDENTIALS
 from authsvc.errors import ConfigError, UsageError
 from authsvc.kubeconfig.documents import (
     ClusterEntry,
@@ -39,7 +39,6 @@ from pki.csr import load_csr
 from pki.issuance import CertificateIssuer
 from pki.issued_by import issued_by
 from pki.names import check_name, subject_user
-from pki.orm import make_sessionmaker
 from pki.policy import check_groups, check_user
 from pki.profiles import CLIENT
 from pki.store import certs_to_pem, load_certificates
@@ -87,7 +86,7 @@ class IssuedCredential:
     requester: str
 
     @classmethod
-    def from_row(cls, row: IssuedCredentialRow) -> IssuedCredential:
+    def from_row(cls, row: Row[Any]) -> IssuedCredential:
         return cls(
             id=row.id,
             username=row.username,
@@ -120,13 +119,31 @@ class CredentialInventory:
     """The `issued_credentials` table; every method is one transaction."""
 
     def __init__(self, engine: Engine) -> None:
-        self._sessions = make_sessionmaker(engine)
+        self.engine = engine
 
     def record(self, credential: PendingCredential, *, now: dt.datetime) -> IssuedCredential:
-        row = IssuedCredentialRow(
+        row = (
+            insert(ISSUED_CREDENTIALS)
+            .values(
+                username=credential.user,
+                groups_json=json.dumps(list(credential.groups)),
+                mode=credential.mode.value,
+                cluster=credential.cluster,
+                issued_at=now,
+                expires_at=credential.expires_at,
+                serial=credential.serial,
+                token_jti=credential.token_jti,
+                requester=credential.requester,
+            )
+            .returning(ISSUED_CREDENTIALS.c.id)
+        )
+        with self.engine.begin() as connection:
+            row_id: int = connection.execute(row).scalar_one()
+        return IssuedCredential(
+            id=row_id,
             username=credential.user,
-            groups_json=json.dumps(list(credential.groups)),
-            mode=credential.mode.value,
+            groups=tuple(credential.groups),
+            mode=credential.mode,
             cluster=credential.cluster,
             issued_at=now,
             expires_at=credential.expires_at,
@@ -134,17 +151,13 @@ class CredentialInventory:
             token_jti=credential.token_jti,
             requester=credential.requester,
         )
-        with self._sessions.begin() as session:
-            session.add(row)
-            session.flush()
-            return IssuedCredential.from_row(row)
 
     def credentials(self, *, username: str | None = None) -> list[IssuedCredential]:
-        query = select(IssuedCredentialRow).order_by(IssuedCredentialRow.id)
+        query = select(ISSUED_CREDENTIALS).order_by(ISSUED_CREDENTIALS.c.id)
         if username is not None:
-            query = query.where(IssuedCredentialRow.username == username)
-        with self._sessions() as session:
-            return [IssuedCredential.from_row(r) for r in session.scalars(query)]
+            query = query.where(ISSUED_CREDENTIALS.c.username == username)
+        with self.engine.connect() as connection:
+            return [IssuedCredential.from_row(r) for r in connection.execute(query)]
 
 
 # --- requests and results -----------------------------------------------------------------------

@@ -24,7 +24,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.sql.expression import Executable
 
-from authsvc.db.tables import LoginFailureRow
+from authsvc.db.tables import LOGIN_FAILURES
 from authsvc.errors import BackendUnavailable, RateLimited
 from authsvc.identity import fold_username
 from pki.clock import Clock
@@ -87,7 +87,7 @@ class RateLimiter:
                 for key, limit in keys.items():
                     conn.execute(self._upsert(conn.dialect.name, key, now, now - limit.window))
                 oldest = now - max(limit.window for limit in self.limits.values())
-                conn.execute(delete(LoginFailureRow).where(LoginFailureRow.window_start < oldest))
+                conn.execute(delete(LOGIN_FAILURES).where(_COLUMNS.window_start < oldest))
         except SQLAlchemyError as e:
             raise BackendUnavailable(f"cannot record a failed login in the database: {type(e).__name__}") from e
 
@@ -97,7 +97,7 @@ class RateLimiter:
         keys = {limit_key("user", name) for name in usernames}
         try:
             with self.engine.begin() as conn:
-                conn.execute(delete(LoginFailureRow).where(LoginFailureRow.key.in_(keys)))
+                conn.execute(delete(LOGIN_FAILURES).where(_COLUMNS.key.in_(keys)))
         except SQLAlchemyError as e:
             raise BackendUnavailable(f"cannot update login limits in the database: {type(e).__name__}") from e
 
@@ -123,8 +123,8 @@ class RateLimiter:
     def _upsert(dialect: str, key: str, now: dt.datetime, expired_before: dt.datetime) -> Executable:
         """failures += 1 in the current window, or a new window with failures = 1."""
         module = postgresql if dialect == "postgresql" else sqlite
-        insert = module.insert(LoginFailureRow).values(key=key, window_start=now, failures=1)
-        table = LoginFailureRow.__table__.c
+        insert = module.insert(LOGIN_FAILURES).values(key=key, window_start=now, failures=1)
+        table = LOGIN_FAILURES.c
         expired = table.window_start < expired_before
         statement: Executable = insert.on_conflict_do_update(
             index_elements=[table.key],
@@ -136,7 +136,7 @@ class RateLimiter:
         return statement
 
 
-_COLUMNS = LoginFailureRow.__table__.c
+_COLUMNS = LOGIN_FAILURES.c
 _READ_ROWS = select(_COLUMNS.key, _COLUMNS.window_start, _COLUMNS.failures).where(
     or_(_COLUMNS.key == bindparam("first"), _COLUMNS.key == bindparam("second"))
 )

@@ -15,13 +15,13 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Engine, Table, select, update
+from sqlalchemy import Engine, select, update
 
-from authsvc.db.tables import OIDCFamilyRow
+from authsvc.db.tables import OIDC_FAMILIES
 
-_FAMILIES = cast(Table, OIDCFamilyRow.__table__)
+_FAMILIES = OIDC_FAMILIES
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,12 +28,11 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import cast
 
-from sqlalchemy import Connection, Engine, RowMapping, Table, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, Engine, RowMapping, bindparam, delete, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
-from authsvc.db.tables import OIDCCodeRow, OIDCFamilyRow, OIDCIssueRow
+from authsvc.db.tables import OIDC_CODES, OIDC_FAMILIES, OIDC_ISSUES
 from authsvc.errors import BackendUnavailable
 from authsvc.oidc.models import RefreshGrant, SignedInUser, StoredCode
 from pki.clock import Clock
@@ -41,7 +40,7 @@ from pki.db import UTCDateTime
 
 log = logging.getLogger(__name__)
 
-_CODES, _FAMILIES, _ISSUES = (cast(Table, row.__table__) for row in (OIDCCodeRow, OIDCFamilyRow, OIDCIssueRow))
+_CODES, _FAMILIES, _ISSUES = OIDC_CODES, OIDC_FAMILIES, OIDC_ISSUES
 # The statements of the sign-in path, built once (building one costs more than running it).
 _INSERT_CODE, _INSERT_FAMILY, _INSERT_ISSUE = insert(_CODES), insert(_FAMILIES), insert(_ISSUES)
 _NOW = bindparam("p_now", type_=UTCDateTime())

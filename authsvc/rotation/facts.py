@@ -45,7 +45,7 @@ from pki.rotation.plan import (
 from pki.rotation.rollover import INTERRUPTED, RolloverState
 from pki.store import backup_runs_before, load_certificates, read_bytes
 from pki.tokens.kid import kid_for
-from pki.tokens.signing_keys import IssuedTokenRow, KeyState, RevokedTokenRow, SigningKeyStore
+from pki.tokens.signing_keys import ISSUED_TOKENS, REVOKED_TOKENS, KeyState, SigningKeyStore
 
 CA_PROFILES = (ROOT_CA.name, INTERMEDIATE_CA.name)
 STREAM_BATCH = 500
@@ -295,8 +295,8 @@ def prune_fact(engine: Engine, before: dt.datetime) -> PruneFact:
         CERTIFICATES.c.not_after < before, CERTIFICATES.c.profile.not_in(CA_PROFILES)
     )
     cutoff = int(before.timestamp())
-    tokens = select(func.count()).where(IssuedTokenRow.exp < cutoff)
-    revoked = select(func.count()).where(RevokedTokenRow.exp < cutoff)
+    tokens = select(func.count()).where(ISSUED_TOKENS.c.exp < cutoff)
+    revoked = select(func.count()).where(REVOKED_TOKENS.c.exp < cutoff)
     with engine.connect() as connection:
         count = [int(connection.execute(q).scalar() or 0) for q in (certificates, tokens, revoked)]
     return PruneFact(before, count[0], count[1] + count[2])

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine, delete, func, insert, or_, select
 
-from authsvc.db.tables import RotationRunRow
+from authsvc.db.tables import ROTATION_RUNS
 from pki.inventory import CERTIFICATES, CertStatus
 from pki.profiles import ROOT_CA
 
@@ -29,7 +29,7 @@ def record_run(engine: Engine, run: RunRecord, *, keep: int) -> None:
     values = {name: int(run.counts.get(name, 0)) for name in RESULTS}
     with engine.begin() as connection:
         connection.execute(
-            insert(RotationRunRow).values(
+            insert(ROTATION_RUNS).values(
                 started_at=run.started_at,
                 finished_at=run.finished_at,
                 exit_code=run.exit_code,
@@ -38,18 +38,18 @@ def record_run(engine: Engine, run: RunRecord, *, keep: int) -> None:
             )
         )
         floor = connection.execute(
-            select(RotationRunRow.id).order_by(RotationRunRow.id.desc()).offset(keep - 1).limit(1)
+            select(ROTATION_RUNS.c.id).order_by(ROTATION_RUNS.c.id.desc()).offset(keep - 1).limit(1)
         ).scalar()
         if floor is not None:
-            connection.execute(delete(RotationRunRow).where(RotationRunRow.id < floor))
+            connection.execute(delete(ROTATION_RUNS).where(ROTATION_RUNS.c.id < floor))
 
 
 def last_runs(engine: Engine) -> tuple[RunRecord | None, dt.datetime | None]:
     """The last run, and when the last run without a failure finished."""
     with engine.connect() as connection:
-        row = connection.execute(select(RotationRunRow).order_by(RotationRunRow.id.desc()).limit(1)).first()
+        row = connection.execute(select(ROTATION_RUNS).order_by(ROTATION_RUNS.c.id.desc()).limit(1)).first()
         success = connection.execute(
-            select(func.max(RotationRunRow.finished_at)).where(RotationRunRow.exit_code != 1)
+            select(func.max(ROTATION_RUNS.c.finished_at)).where(ROTATION_RUNS.c.exit_code != 1)
         ).scalar()
     if row is None:
         return None, success

@@ -21,17 +21,17 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, delete, select, update
+from sqlalchemy import Connection, Engine, Row, delete, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
-from authsvc.db.tables import SelfServiceSessionRow
+from authsvc.db.tables import SELF_SERVICE_SESSIONS
 from authsvc.errors import BackendUnavailable
 from authsvc.login.backends import LoginIdentity
 from pki.clock import Clock
-from pki.orm import make_sessionmaker
 
 # What a cookie's value may be before it is looked up: token_urlsafe(32) is 43 characters.
 MAX_SECRET_LENGTH = 128
+_SESSIONS = SELF_SERVICE_SESSIONS.c
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +50,7 @@ class Session:
         return LoginIdentity(self.username, self.uid, self.groups, self.source)
 
     @classmethod
-    def from_row(cls, row: SelfServiceSessionRow) -> Session:
+    def from_row(cls, row: Row[Any]) -> Session:
         groups = tuple(json.loads(row.groups_json))
         return cls(row.username, row.uid, groups, row.source, row.created_at, row.expires_at)
 
@@ -63,7 +63,7 @@ class SessionStore:
     """The `self_service_sessions` table; every method is one transaction."""
 
     def __init__(self, engine: Engine, clock: Clock, ttl: dt.timedelta) -> None:
-        self._sessions = make_sessionmaker(engine)
+        self.engine = engine
         self._clock = clock
         self.ttl = ttl
 
@@ -72,62 +72,62 @@ class SessionStore:
         are deleted on the way (the table holds live sign-ins only)."""
         now = self._clock()
         secret = secrets.token_urlsafe(32)
-        row = SelfServiceSessionRow(
+        session = Session(identity.username, identity.uid, tuple(identity.groups), identity.source, now, now + self.ttl)
+        row = insert(SELF_SERVICE_SESSIONS).values(
             session_sha256=_digest(secret),
-            username=identity.username,
-            uid=identity.uid,
-            groups_json=json.dumps(list(identity.groups)),
-            source=identity.source,
-            created_at=now,
-            expires_at=now + self.ttl,
+            username=session.username,
+            uid=session.uid,
+            groups_json=json.dumps(list(session.groups)),
+            source=session.source,
+            created_at=session.created_at,
+            expires_at=session.expires_at,
         )
-        with self._transaction() as session:
-            session.execute(delete(SelfServiceSessionRow).where(SelfServiceSessionRow.expires_at <= now))
-            session.add(row)
-            session.flush()
-            return secret, Session.from_row(row)
+        with self._transaction() as connection:
+            connection.execute(delete(SELF_SERVICE_SESSIONS).where(_SESSIONS.expires_at <= now))
+            connection.execute(row)
+        return secret, session
 
     def find(self, secret: str) -> Session | None:
         """The live session the cookie's value names, or None (unknown, ended or expired)."""
         if not secret or len(secret) > MAX_SECRET_LENGTH:
             return None
         now = self._clock()
-        query = select(SelfServiceSessionRow).where(
-            SelfServiceSessionRow.session_sha256 == _digest(secret),
-            SelfServiceSessionRow.ended_at.is_(None),
-            SelfServiceSessionRow.expires_at > now,
+        query = select(SELF_SERVICE_SESSIONS).where(
+            _SESSIONS.session_sha256 == _digest(secret),
+            _SESSIONS.ended_at.is_(None),
+            _SESSIONS.expires_at > now,
         )
-        with self._transaction() as session:
-            row = session.scalars(query).first()
-            return Session.from_row(row) if row is not None else None
+        with self._transaction() as connection:
+            row = connection.execute(query).first()
+        return Session.from_row(row) if row is not None else None
 
     def end(self, secret: str) -> bool:
         """End the session (logout); False when there was none to end."""
         if not secret or len(secret) > MAX_SECRET_LENGTH:
             return False
         statement = (
-            update(SelfServiceSessionRow)
-            .where(SelfServiceSessionRow.session_sha256 == _digest(secret), SelfServiceSessionRow.ended_at.is_(None))
+            update(SELF_SERVICE_SESSIONS)
+            .where(_SESSIONS.session_sha256 == _digest(secret), _SESSIONS.ended_at.is_(None))
             .values(ended_at=self._clock())
         )
-        with self._transaction() as session:
-            return bool(getattr(session.execute(statement), "rowcount", 0))
+        with self._transaction() as connection:
+            return bool(connection.execute(statement).rowcount)
 
     def end_all(self, username: str) -> int:
         """End every live session of `username` (`authsvc access revoke`: a later restore must not
         bring them back); how many were ended."""
         statement = (
-            update(SelfServiceSessionRow)
-            .where(SelfServiceSessionRow.username == username, SelfServiceSessionRow.ended_at.is_(None))
+            update(SELF_SERVICE_SESSIONS)
+            .where(_SESSIONS.username == username, _SESSIONS.ended_at.is_(None))
             .values(ended_at=self._clock())
         )
-        with self._transaction() as session:
-            return int(getattr(session.execute(statement), "rowcount", 0))
+        with self._transaction() as connection:
+            return int(connection.execute(statement).rowcount)
 
     @contextmanager
-    def _transaction(self) -> Iterator[Any]:
+    def _transaction(self) -> Iterator[Connection]:
         try:
-            with self._sessions.begin() as session:
-                yield session
+            with self.engine.begin() as connection:
+                yield connection
         except SQLAlchemyError as e:
             raise BackendUnavailable(f"the self-service sessions cannot be read or written: {type(e).__name__}") from e

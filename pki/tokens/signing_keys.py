@@ -1,5 +1,7 @@
 """The token tables of the inventory: signing keys with their rotation state, the tokens
 authsvc issued, and the denylist of revoked token ids. Thin: one transaction per method.
+SQLAlchemy Core tables on pki.db.METADATA, queried with Core: a command that signs a token does
+not load the ORM (docs/operations.md, section 6).
 
 Only public keys are stored here; private keys stay in files (`pki/sa.key`, 0600).
 """
@@ -14,13 +16,26 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Dialect, Engine, Index, Integer, String, Text, delete, func, insert, select
+from sqlalchemy import (
+    Column,
+    Dialect,
+    Engine,
+    Index,
+    Integer,
+    Row,
+    String,
+    Table,
+    Text,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Mapped, mapped_column
 
-from pki.db import UTCDateTime
+from pki.db import METADATA, UTCDateTime
 from pki.errors import StoreError
-from pki.orm import Base, make_sessionmaker
 
 
 class KeyState(StrEnum):
@@ -35,49 +50,50 @@ PUBLISHED_STATES = (KeyState.NEXT, KeyState.ACTIVE, KeyState.RETIRING)
 _STATE_TIMESTAMP = {KeyState.ACTIVE: "activated_at", KeyState.RETIRING: "retiring_at", KeyState.RETIRED: "retired_at"}
 
 
-class SigningKeyRow(Base):
-    __tablename__ = "token_signing_keys"
-
-    kid: Mapped[str] = mapped_column(String(64), primary_key=True)
-    algorithm: Mapped[str] = mapped_column(String(8))
-    public_pem: Mapped[str] = mapped_column(Text)
-    state: Mapped[str] = mapped_column(String(16), index=True)
+SIGNING_KEYS = Table(
+    "token_signing_keys",
+    METADATA,
+    Column("kid", String(64), primary_key=True),
+    Column("algorithm", String(8), nullable=False),
+    Column("public_pem", Text, nullable=False),
+    Column("state", String(16), nullable=False, index=True),
     # "generated" by authsvc, or "adopted" from an existing pki/sa.key (kubeadm import).
-    origin: Mapped[str] = mapped_column(String(16), default="generated")
-    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
-    activated_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    retiring_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    retired_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    Column("origin", String(16), nullable=False, default="generated"),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("activated_at", UTCDateTime, nullable=True),
+    Column("retiring_at", UTCDateTime, nullable=True),
+    Column("retired_at", UTCDateTime, nullable=True),
+)
 
-
-class IssuedTokenRow(Base):
-    __tablename__ = "issued_tokens"
-
-    jti: Mapped[str] = mapped_column(String(64), primary_key=True)
-    kid: Mapped[str] = mapped_column(String(64))
-    kind: Mapped[str] = mapped_column(String(32))
-    subject: Mapped[str] = mapped_column(Text)
-    source: Mapped[str] = mapped_column(String(64), default="")
-    audiences_json: Mapped[str] = mapped_column(Text, default="[]")
+ISSUED_TOKENS = Table(
+    "issued_tokens",
+    METADATA,
+    Column("jti", String(64), primary_key=True),
+    Column("kid", String(64), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("subject", Text, nullable=False),
+    Column("source", String(64), nullable=False, default=""),
+    Column("audiences_json", Text, nullable=False, default="[]"),
     # The token's own `iat` and `exp` (JWT NumericDate, seconds): stored as signed, so that a
     # batch of records costs no datetime conversion per row (tokens are recorded on the hot path).
-    iat: Mapped[int] = mapped_column(Integer)
-    exp: Mapped[int] = mapped_column(Integer, index=True)
-
+    Column("iat", Integer, nullable=False),
+    Column("exp", Integer, nullable=False, index=True),
     # Retiring a key asks for the latest expiry among the tokens it signed.
-    __table_args__ = (Index("ix_issued_tokens_kid_exp", "kid", "exp"),)
+    Index("ix_issued_tokens_kid_exp", "kid", "exp"),
+)
 
-
-class RevokedTokenRow(Base):
-    __tablename__ = "revoked_tokens"
-
-    jti: Mapped[str] = mapped_column(String(255), primary_key=True)
-    revoked_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
-    reason: Mapped[str] = mapped_column(Text, default="")
+REVOKED_TOKENS = Table(
+    "revoked_tokens",
+    METADATA,
+    Column("jti", String(255), primary_key=True),
+    Column("revoked_at", UTCDateTime, nullable=False),
+    Column("reason", Text, nullable=False, default=""),
     # The token's `exp`; None when it is not in issued_tokens (signed elsewhere): then kept for good.
-    exp: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
+    Column("exp", Integer, nullable=True, index=True),
     # Who revoked it (`cli:<user>`); `reason` says why in their words.
-    revoked_by: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    Column("revoked_by", String(255), nullable=True),
+)
+_KEYS, _TOKENS, _REVOKED = SIGNING_KEYS.c, ISSUED_TOKENS.c, REVOKED_TOKENS.c
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +109,7 @@ class SigningKeyRecord:
     retired_at: dt.datetime | None = None
 
     @classmethod
-    def from_row(cls, row: SigningKeyRow) -> SigningKeyRecord:
+    def from_row(cls, row: Row[Any]) -> SigningKeyRecord:
         return cls(
             kid=row.kid,
             algorithm=row.algorithm,
@@ -178,18 +194,17 @@ class SigningKeyStore:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self._sessions = make_sessionmaker(engine)
         self._insert_tokens = _compiled_insert(engine.dialect)
 
     def keys(self, states: Sequence[KeyState] | None = None) -> list[SigningKeyRecord]:
-        query = select(SigningKeyRow).order_by(SigningKeyRow.created_at, SigningKeyRow.kid)
+        query = select(SIGNING_KEYS).order_by(_KEYS.created_at, _KEYS.kid)
         if states is not None:
-            query = query.where(SigningKeyRow.state.in_([s.value for s in states]))
-        with self._sessions() as session:
-            return [SigningKeyRecord.from_row(r) for r in session.scalars(query)]
+            query = query.where(_KEYS.state.in_([s.value for s in states]))
+        with self.engine.connect() as conn:
+            return [SigningKeyRecord.from_row(r) for r in conn.execute(query)]
 
     def add_key(self, record: SigningKeyRecord) -> None:
-        row = SigningKeyRow(
+        row = insert(SIGNING_KEYS).values(
             kid=record.kid,
             algorithm=record.algorithm,
             public_pem=record.public_pem.decode(),
@@ -199,22 +214,24 @@ class SigningKeyStore:
             activated_at=record.activated_at,
         )
         try:
-            with self._sessions.begin() as session:
-                session.add(row)
+            with self.engine.begin() as conn:
+                conn.execute(row)
         except IntegrityError:
             raise StoreError(f"signing key {record.kid} is already in the inventory") from None
 
     def transition(self, changes: Sequence[tuple[str, KeyState, KeyState]], now: dt.datetime) -> None:
         """Move keys (kid, from, to) in one transaction; StoreError if one moved meanwhile."""
-        with self._sessions.begin() as session:
+        with self.engine.begin() as conn:
             for kid, before, after in changes:
-                row = session.get(SigningKeyRow, kid, with_for_update=True)
-                if row is None or row.state != before.value:
-                    found = "missing" if row is None else row.state
+                # Locked until the transaction ends (PostgreSQL; SQLite's write lock serialises).
+                state = conn.execute(select(_KEYS.state).where(_KEYS.kid == kid).with_for_update()).scalar()
+                if state is None or state != before.value:
+                    found = "missing" if state is None else state
                     raise StoreError(f"signing key {kid} is {found}, not {before.value}: another rotation ran; retry")
-                row.state = after.value
+                values: dict[str, Any] = {"state": after.value}
                 if after in _STATE_TIMESTAMP:
-                    setattr(row, _STATE_TIMESTAMP[after], now)
+                    values[_STATE_TIMESTAMP[after]] = now
+                conn.execute(update(SIGNING_KEYS).where(_KEYS.kid == kid).values(**values))
 
     def record_tokens(self, rows: Sequence[TokenRow]) -> None:
         """One transaction for a batch of issued tokens: the driver's executemany of the INSERT that
@@ -231,9 +248,9 @@ class SigningKeyStore:
             conn.exec_driver_sql(sql, params)
 
     def latest_expiry(self, kid: str) -> dt.datetime | None:
-        query = select(func.max(IssuedTokenRow.exp)).where(IssuedTokenRow.kid == kid)
-        with self._sessions() as session:
-            value: int | None = session.scalar(query)
+        query = select(func.max(_TOKENS.exp)).where(_TOKENS.kid == kid)
+        with self.engine.connect() as conn:
+            value: int | None = conn.execute(query).scalar()
         return None if value is None else _utc(value)
 
     def tokens(
@@ -242,18 +259,18 @@ class SigningKeyStore:
         """Issued tokens with their revocation, oldest first; only unexpired ones when valid_at is
         given, only those whose `sub` is `subject` when that is."""
         query = (
-            select(IssuedTokenRow, RevokedTokenRow.revoked_at, RevokedTokenRow.revoked_by, RevokedTokenRow.reason)
-            .outerjoin(RevokedTokenRow, RevokedTokenRow.jti == IssuedTokenRow.jti)
-            .order_by(IssuedTokenRow.iat, IssuedTokenRow.jti)
+            select(ISSUED_TOKENS, _REVOKED.revoked_at, _REVOKED.revoked_by, _REVOKED.reason)
+            .outerjoin(REVOKED_TOKENS, _REVOKED.jti == _TOKENS.jti)
+            .order_by(_TOKENS.iat, _TOKENS.jti)
         )
         if valid_at is not None:
-            query = query.where(IssuedTokenRow.exp > int(valid_at.timestamp()))
+            query = query.where(_TOKENS.exp > int(valid_at.timestamp()))
         if jti is not None:
-            query = query.where(IssuedTokenRow.jti == jti)
+            query = query.where(_TOKENS.jti == jti)
         if subject is not None:
-            query = query.where(IssuedTokenRow.subject == subject)
-        with self._sessions() as session:
-            return [_token_record(*columns) for columns in session.execute(query)]
+            query = query.where(_TOKENS.subject == subject)
+        with self.engine.connect() as conn:
+            return [_token_record(row) for row in conn.execute(query)]
 
     def revoke(
         self,
@@ -265,45 +282,44 @@ class SigningKeyStore:
         revoked_by: str | None = None,
     ) -> bool:
         """Put `jti` on the denylist; False when it already was there (nothing changes)."""
+        exp = None if expires_at is None else int(expires_at.timestamp())
+        row = insert(REVOKED_TOKENS).values(jti=jti, revoked_at=now, reason=reason, exp=exp, revoked_by=revoked_by)
         try:
-            with self._sessions.begin() as session:
-                if session.get(RevokedTokenRow, jti) is not None:
+            with self.engine.begin() as conn:
+                if conn.execute(select(_REVOKED.jti).where(_REVOKED.jti == jti)).first() is not None:
                     return False
-                exp = None if expires_at is None else int(expires_at.timestamp())
-                session.add(RevokedTokenRow(jti=jti, revoked_at=now, reason=reason, exp=exp, revoked_by=revoked_by))
+                conn.execute(row)
         except IntegrityError:
             return False  # revoked concurrently by another replica
         return True
 
     def revoked_jtis(self, now: dt.datetime) -> frozenset[str]:
         """Revoked ids of tokens that could still verify (expired ones cannot)."""
-        query = select(RevokedTokenRow.jti).where(
-            (RevokedTokenRow.exp.is_(None)) | (RevokedTokenRow.exp > int(now.timestamp()))
-        )
-        with self._sessions() as session:
-            return frozenset(session.scalars(query))
+        query = select(_REVOKED.jti).where((_REVOKED.exp.is_(None)) | (_REVOKED.exp > int(now.timestamp())))
+        with self.engine.connect() as conn:
+            return frozenset(conn.execute(query).scalars())
 
     def prune(self, before: dt.datetime) -> int:
         """Forget tokens and revocations that expired before `before`; return how many rows went."""
         cutoff = int(before.timestamp())
         with self.engine.begin() as conn:
-            tokens = conn.execute(delete(IssuedTokenRow).where(IssuedTokenRow.exp < cutoff))
-            revoked = conn.execute(delete(RevokedTokenRow).where(RevokedTokenRow.exp < cutoff))
+            tokens = conn.execute(delete(ISSUED_TOKENS).where(_TOKENS.exp < cutoff))
+            revoked = conn.execute(delete(REVOKED_TOKENS).where(_REVOKED.exp < cutoff))
         return int(tokens.rowcount or 0) + int(revoked.rowcount or 0)
 
 
 def _compiled_insert(dialect: Dialect) -> tuple[str, bool]:
     """INSERT INTO issued_tokens in this database's parameter style, and whether its parameters are
     positional (then in TOKEN_ROW_COLUMNS order, as a TokenRow is) or named."""
-    compiled = insert(IssuedTokenRow).compile(dialect=dialect, column_keys=list(TOKEN_ROW_COLUMNS))
+    compiled = insert(ISSUED_TOKENS).compile(dialect=dialect, column_keys=list(TOKEN_ROW_COLUMNS))
     if compiled.positional and tuple(compiled.positiontup or ()) != TOKEN_ROW_COLUMNS:
         raise AssertionError(f"issued_tokens insert binds {compiled.positiontup}, not {TOKEN_ROW_COLUMNS}")
     return compiled.string, compiled.positional
 
 
-def _token_record(
-    row: IssuedTokenRow, revoked_at: dt.datetime | None, revoked_by: str | None, reason: str | None
-) -> TokenRecord:
+def _token_record(row: Row[Any]) -> TokenRecord:
+    """An issued_tokens row joined with its revocation (None columns when it is not revoked)."""
+    revoked_at: dt.datetime | None = row.revoked_at
     return TokenRecord(
         jti=row.jti,
         kid=row.kid,
@@ -314,8 +330,8 @@ def _token_record(
         iat=row.iat,
         exp=row.exp,
         revoked_at=revoked_at,
-        revoked_by=revoked_by,
-        revocation_reason=reason if revoked_at is not None else None,
+        revoked_by=row.revoked_by,
+        revocation_reason=row.reason if revoked_at is not None else None,
     )
 
 

@@ -21,10 +21,13 @@ from authsvc.home.opened import Home
 from tests.conftest import run_cli
 
 # Runs `authsvc ARGS` as the console script does (main() with no argv: the process itself)
-# and writes, as the process exits, its modules and the garbage collector's state.
+# and writes, as the process exits, its modules and the garbage collector's state. The modules
+# named in the second argument (comma-separated, may be empty) are imported first.
 PROBE = """
-import atexit, gc, json, sys
+import atexit, gc, importlib, json, sys
 out = sys.argv.pop(1)
+for name in filter(None, sys.argv.pop(1).split(",")):
+    importlib.import_module(name)
 def report():
     state = {"modules": sorted(sys.modules), "thresholds": gc.get_threshold(), "frozen": gc.get_freeze_count()}
     with open(out, "w") as f:
@@ -39,22 +42,22 @@ main()
 NEVER = ("kubernetes", "flask", "werkzeug", "granian", "aiohttp", "authlib", "ldap3", "alembic")
 # The token stack, for the commands that sign certificates only.
 TOKENS = ("jwt", "pki.tokens")
-# SQLAlchemy's ORM: the certificate inventory is a Core table (pki/inventory.py), so a command
-# that only reads it does not load the ORM; the tables of authsvc/db/tables.py (the access bans
-# that every minting command asks) and the token tables are still ORM classes.
-ORM = ("sqlalchemy.orm", "pki.orm")
+# SQLAlchemy's ORM (~60 ms): every table is a Core table (pki/inventory.py, authsvc/db/tables.py,
+# pki/tokens/signing_keys.py) queried with Core, so none of these commands loads it.
+ORM = ("sqlalchemy.orm",)
 
 COMMANDS = {
-    "issue": (["issue", "alice", "-g", "dev", "-o", "{home}/alice.conf"], TOKENS),
-    "certs create": (["certs", "create", "bob", "-g", "dev"], TOKENS),
+    "issue": (["issue", "alice", "-g", "dev", "-o", "{home}/alice.conf"], (*TOKENS, *ORM)),
+    "certs create": (["certs", "create", "bob", "-g", "dev"], (*TOKENS, *ORM)),
     "certs check-expiration": (["certs", "check-expiration"], (*TOKENS, *ORM, "authsvc.drift")),
-    "token create": (["token", "create", "-n", "ci", "--serviceaccount", "builder", "--uid", "u-1"], ()),
+    "token create": (["token", "create", "-n", "ci", "--serviceaccount", "builder", "--uid", "u-1"], ORM),
 }
 
 
-def run_probe(home: Path, args: list[str], out: Path) -> dict[str, object]:
+def run_probe(home: Path, args: list[str], out: Path, *, preload: tuple[str, ...] = ()) -> dict[str, object]:
     env = {k: v for k, v in os.environ.items() if k not in {"KUBECONFIG", "KUBERNETES_SERVICE_HOST"}}
-    argv = [sys.executable, "-c", PROBE, str(out), f"--home={home}", *(a.format(home=home) for a in args)]
+    argv = [sys.executable, "-c", PROBE, str(out), ",".join(preload), f"--home={home}"]
+    argv += [a.format(home=home) for a in args]
     done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr
     state: dict[str, object] = json.loads(out.read_text())
@@ -79,6 +82,14 @@ def test_the_probe_sees_what_a_command_loads(home: Home, tmp_path: Path) -> None
     args, _ = COMMANDS["token create"]
     state = run_probe(home.root, args, tmp_path / "state.json")
     assert "jwt" in loaded(state, TOKENS) and "pki.tokens.service" in loaded(state, TOKENS)
+
+
+def test_the_probe_sees_the_orm_in_a_command_that_loads_it(home: Home, tmp_path: Path) -> None:
+    """The twin of the ORM check: a command whose process has loaded the ORM (as it would if a
+    table it uses were declared as an ORM class again) is caught, submodules and all."""
+    args, _ = COMMANDS["issue"]
+    state = run_probe(home.root, args, tmp_path / "state.json", preload=("sqlalchemy.orm",))
+    assert {"sqlalchemy.orm", "sqlalchemy.orm.session"} <= set(loaded(state, ORM))
 
 
 def test_a_command_closes_its_database_before_the_process_ends(home: Home, tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from authsvc.db.tables import LoginFailureRow
+from authsvc.db.tables import LOGIN_FAILURES
 from authsvc.home.opened import Home
 from authsvc.login.ratelimit import limit_key
 from tests.components.slapd import ADMIN_DN, ADMIN_PASSWORD, ALICE, Slapd
@@ -68,7 +68,7 @@ def _login(client: FlaskClient, username: str, password: str, address: str) -> T
 
 
 def _failures(home: Home, kind: str, value: str) -> int:
-    table = LoginFailureRow.__table__.c
+    table = LOGIN_FAILURES.c
     with home.stores.engine.connect() as conn:
         count = conn.execute(sa.select(table.failures).where(table.key == limit_key(kind, value))).scalar()
     return int(count or 0)

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import Engine, func, select
 
 from authsvc.db.schema import open_engine
-from authsvc.db.tables import LoginFailureRow
+from authsvc.db.tables import LOGIN_FAILURES
 from authsvc.errors import BackendUnavailable, RateLimited
 from authsvc.login.ratelimit import Limit, RateLimiter, limit_key
 from pki.clock import FixedClock
@@ -73,7 +73,7 @@ def test_concurrent_failures_are_all_counted(engines: tuple[Engine, Engine], clo
     for thread in threads:
         thread.join()
     with engines[0].connect() as conn:
-        count = conn.execute(select(LoginFailureRow.failures).where(LoginFailureRow.key == limit_key("user", "eve")))
+        count = conn.execute(select(LOGIN_FAILURES.c.failures).where(LOGIN_FAILURES.c.key == limit_key("user", "eve")))
         assert count.scalar_one() == 40
 
 
@@ -84,7 +84,7 @@ def test_expired_rows_are_pruned(engines: tuple[Engine, Engine], clock: FixedClo
     clock.advance(WINDOW * 2)
     limiter.record_failure("later", "")
     with engines[0].connect() as conn:
-        assert conn.execute(select(func.count()).select_from(LoginFailureRow)).scalar_one() == 1
+        assert conn.execute(select(func.count()).select_from(LOGIN_FAILURES)).scalar_one() == 1
 
 
 def test_keys_hash_whatever_was_typed() -> None:

@@ -5,18 +5,18 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import func, select
+from sqlalchemy import Table, func, select
 
-from authsvc.db.tables import OIDCCodeRow, OIDCFamilyRow, OIDCIssueRow
+from authsvc.db.tables import OIDC_CODES, OIDC_FAMILIES, OIDC_ISSUES
 from authsvc.oidc.models import SignedInUser
 from authsvc.oidc.store import CodeRequest, OIDCStore
 from pki.clock import FixedClock
 from tests.oidc.fixtures import MakeOIDCHome
 
 
-def _count(store: OIDCStore, row: type) -> int:
+def _count(store: OIDCStore, table: Table) -> int:
     with store.engine.connect() as conn:
-        return int(conn.execute(select(func.count()).select_from(row)).scalar_one())
+        return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
 
 
 def test_expired_codes_and_families_are_purged(make_oidc: MakeOIDCHome, clock: FixedClock) -> None:
@@ -36,17 +36,17 @@ def test_expired_codes_and_families_are_purged(make_oidc: MakeOIDCHome, clock: F
     assert code is not None
     store.record_issue(code, "access", clock() + dt.timedelta(minutes=15), "refresh")
     store.save_code("unused", request, user)
-    assert (_count(store, OIDCCodeRow), _count(store, OIDCFamilyRow), _count(store, OIDCIssueRow)) == (2, 1, 1)
+    assert (_count(store, OIDC_CODES), _count(store, OIDC_FAMILIES), _count(store, OIDC_ISSUES)) == (2, 1, 1)
 
     clock.advance(dt.timedelta(hours=2))  # the codes are long expired, the family is not
     ticks[0] += 61
     store.save_code("later", request, user)
-    assert (_count(store, OIDCCodeRow), _count(store, OIDCFamilyRow)) == (1, 1)
+    assert (_count(store, OIDC_CODES), _count(store, OIDC_FAMILIES)) == (1, 1)
 
     clock.advance(dt.timedelta(hours=12))  # now the family too
     store.save_code("much-later", request, user)  # within the minute: no purge yet
-    assert _count(store, OIDCFamilyRow) == 1
+    assert _count(store, OIDC_FAMILIES) == 1
     ticks[0] += 61
     store.save_code("again", request, user)
-    assert (_count(store, OIDCFamilyRow), _count(store, OIDCIssueRow)) == (0, 0)
+    assert (_count(store, OIDC_FAMILIES), _count(store, OIDC_ISSUES)) == (0, 0)
     assert store.redeem_code("first", "kubectl") is None  # gone: nothing to revoke, nothing to give

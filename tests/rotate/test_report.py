@@ -12,7 +12,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
 
-from authsvc.db.tables import RotationRunRow
+from authsvc.db.tables import ROTATION_RUNS
 from authsvc.home.opened import Home, open_home
 from authsvc.rotation.executor import rotate
 from authsvc.rotation.runs import last_runs
@@ -98,4 +98,4 @@ def test_the_history_of_runs_is_bounded(home_copy: Callable[..., Home]) -> None:
         rotate(home)
         home.clock.advance(DAY)  # type: ignore[attr-defined]
     with home.stores.engine.connect() as connection:
-        assert connection.execute(select(func.count()).select_from(RotationRunRow)).scalar() == 3
+        assert connection.execute(select(func.count()).select_from(ROTATION_RUNS)).scalar() == 3
