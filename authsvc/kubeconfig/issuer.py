@@ -135,22 +135,10 @@ class CredentialInventory:
                 token_jti=credential.token_jti,
                 requester=credential.requester,
             )
-            .returning(ISSUED_CREDENTIALS.c.id)
+            .returning(*ISSUED_CREDENTIALS.c)
         )
         with self.engine.begin() as connection:
-            row_id: int = connection.execute(row).scalar_one()
-        return IssuedCredential(
-            id=row_id,
-            username=credential.user,
-            groups=tuple(credential.groups),
-            mode=credential.mode,
-            cluster=credential.cluster,
-            issued_at=now,
-            expires_at=credential.expires_at,
-            serial=credential.serial,
-            token_jti=credential.token_jti,
-            requester=credential.requester,
-        )
+            return IssuedCredential.from_row(connection.execute(row).one())
 
     def credentials(self, *, username: str | None = None) -> list[IssuedCredential]:
         query = select(ISSUED_CREDENTIALS).order_by(ISSUED_CREDENTIALS.c.id)
