@@ -173,10 +173,19 @@ def _end_page_sessions(home: Home, user: str) -> None:
 def _end_oidc_sign_ins(home: Home, plan: RevocationPlan, actor: str, reason: str, words: str) -> None:
     """Revoke their OIDC refresh-token families: refused at once (the ban refuses them too, but
     ended, they stay ended after `access restore`)."""
-    ended = set(end_sign_ins(home.stores.engine, [s.family_id for s in plan.sign_ins], now=home.clock(), reason=words))
     for sign_in in plan.sign_ins:
-        if sign_in.family_id in ended:
-            home.stores.audit.record(home.clock(), trail.sign_in_ended(sign_in, actor, reason))
+        end_sign_in(home, sign_in, actor=actor, reason=reason, kept_reason=words)
+
+
+def end_sign_in(home: Home, sign_in: SignIn, *, actor: str, reason: str, kept_reason: str | None = None) -> bool:
+    """End one OIDC sign-in (its refresh and access tokens refused at once, on every replica) and
+    write its audit line: `access revoke` and the self-service page come here. `kept_reason` is
+    what the database keeps (default `reason`). False when it was ended already."""
+    ended = end_sign_ins(home.stores.engine, [sign_in.family_id], now=home.clock(),
+                         reason=reason if kept_reason is None else kept_reason)  # fmt: skip
+    if ended:
+        home.stores.audit.record(home.clock(), trail.sign_in_ended(sign_in, actor, reason))
+    return bool(ended)
 
 
 def _grant_fields(grant: Grant) -> dict[str, Any]:

@@ -3,8 +3,9 @@ the revocation of one of their own through the functions `token revoke` and `cer
 (authsvc/access/revoke.py): same inventory rows, same audit lines, the actor
 `self-service:<user>`.
 
-A person may revoke their own unexpired user tokens and client certificates; everything else
-(service-account and bootstrap tokens, static tokens, bans, bindings) stays an admin's.
+A person may revoke their own unexpired user tokens and client certificates, and end their own
+sign-ins at the OIDC provider (a lost laptop's refresh token); everything else (service-account
+and bootstrap tokens, static tokens, bans, bindings) stays an admin's.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from authsvc.access.listing import LOGIN_REQUESTER, certificate_status, collect, token_status
-from authsvc.access.revoke import revoke_certificate, revoke_token
+from authsvc.access.revoke import end_sign_in, revoke_certificate, revoke_token
 from authsvc.errors import NotFound
+from authsvc.oidc.sign_ins import sign_ins
 from authsvc.self_service.kubeconfigs import REQUESTER_PREFIX
 from pki.tokens.claims import KIND_ID_TOKEN, KIND_USER
 
@@ -23,7 +25,8 @@ if TYPE_CHECKING:
     from authsvc.home.opened import Home
     from authsvc.kubeconfig.issuer import IssuedCredential
 
-TOKEN, CERTIFICATE = "token", "certificate"
+TOKEN, CERTIFICATE, SIGN_IN = "token", "certificate", "sign-in"
+KINDS = (TOKEN, CERTIFICATE, SIGN_IN)
 # Token kinds a person holds for themselves (service-account tokens belong to workloads).
 PERSONAL_TOKEN_KINDS = (KIND_USER, KIND_ID_TOKEN)
 _KIND_WORDS = {KIND_USER: "token", KIND_ID_TOKEN: "ID token"}
@@ -36,8 +39,8 @@ REVOKED_BY_HOLDER = "revoked by its holder on the self-service page"
 class HeldCredential:
     """One row of the page's list."""
 
-    kind: str  # TOKEN or CERTIFICATE
-    ident: str  # the token's jti, the certificate's serial
+    kind: str  # TOKEN, CERTIFICATE or SIGN_IN
+    ident: str  # the token's jti, the certificate's serial, the sign-in's family id
     what: str  # in words: "token from a login (ldap)", "client certificate (dev) from an admin"
     status: str  # valid, expired, revoked
     expires_at: dt.datetime
@@ -79,6 +82,14 @@ def holdings(home: Home, username: str) -> Holdings:
         )
         held.credentials.append(HeldCredential(CERTIFICATE, cert.serial, f"client certificate ({groups}) from {origin}",
                                                certificate_status(cert, now), cert.not_after, after))  # fmt: skip
+    for sign_in in access.oidc_sign_ins:
+        after = (
+            "its refresh token stops at once, on every replica; an ID token it already gave is a token "
+            "above (revoke it too), and an API server that verifies ID tokens itself accepts it until it expires"
+        )
+        held.credentials.append(HeldCredential(SIGN_IN, sign_in.family_id,
+                                               f"sign-in at the OIDC provider ({sign_in.client_id})",
+                                               sign_in.status(now), sign_in.expires_at, after))  # fmt: skip
     held.credentials.sort(key=lambda c: c.expires_at, reverse=True)
     return held
 
@@ -93,7 +104,7 @@ def _requester_words(requester: str) -> str:
 
 
 def revoke_own(home: Home, username: str, kind: str, ident: str) -> HeldCredential:
-    """Revoke `username`'s own valid token or certificate `ident`. NotFound when it is not
+    """Revoke `username`'s own valid token or certificate `ident`, or end their sign-in `ident`. NotFound when it is not
     theirs, not valid, or unknown (nothing changes: the page never reveals which)."""
     held = next(
         (c for c in holdings(home, username).credentials if c.kind == kind and c.ident == ident and c.revocable), None
@@ -103,6 +114,12 @@ def revoke_own(home: Home, username: str, kind: str, ident: str) -> HeldCredenti
     actor = REQUESTER_PREFIX + username
     if kind == TOKEN:
         revoke_token(home, ident, actor=actor, reason=REVOKED_BY_HOLDER)
+    elif kind == SIGN_IN:
+        sign_in = next(
+            (s for s in sign_ins(home.stores.engine, username, now=home.clock()) if s.family_id == ident), None
+        )
+        if sign_in is None or not end_sign_in(home, sign_in, actor=actor, reason=REVOKED_BY_HOLDER):
+            raise NotFound("no such valid credential of yours")  # ended meanwhile
     else:
         revoke_certificate(home, ident, actor=actor, reason=HOLDER_REASON, comment=REVOKED_BY_HOLDER)
     return held

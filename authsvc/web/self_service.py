@@ -26,7 +26,7 @@ from flask import Blueprint, Response, abort, current_app, render_template, requ
 from authsvc.errors import BackendUnavailable, NotFound, UsageError
 from authsvc.kubeconfig.documents import default_context
 from authsvc.runtime import Runtime
-from authsvc.self_service.credentials import CERTIFICATE, TOKEN, holdings, revoke_own
+from authsvc.self_service.credentials import KINDS, holdings, revoke_own
 from authsvc.self_service.kubeconfigs import MODE_WORDS, download_name, issue_for, kubectl_commands, offered_clusters
 from authsvc.self_service.sessions import Session, SessionStore
 from authsvc.web.app import runtime_of
@@ -54,7 +54,7 @@ CONTENT_SECURITY_POLICY = (
     "form-action 'self'; frame-ancestors 'none'"
 )
 PURPOSE = "Sign in with your account to see your access and get a kubeconfig."
-REVOKED_NOTICE = re.compile(r"(token|certificate) [0-9A-Za-z:-]{1,80}")
+REVOKED_NOTICE = re.compile(r"(token|certificate|sign-in) [0-9A-Za-z:-]{1,80}")
 FORM_EXPIRED = "This form was not sent by this page, or it expired: open the page again."
 
 
@@ -231,7 +231,7 @@ def revoke() -> Response:
     if not csrf_ok():
         return problem_page(400, "Form expired", FORM_EXPIRED)
     kind, ident = request.form.get("kind", ""), request.form.get("id", "")
-    if kind not in (TOKEN, CERTIFICATE) or not ident or len(ident) > 128:
+    if kind not in KINDS or not ident or len(ident) > 128:
         return _credentials_page(session, error="That is not a credential of yours.", status=400)
     try:
         held = revoke_own(_runtime().home, session.username, kind, ident)

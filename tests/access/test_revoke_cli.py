@@ -4,7 +4,6 @@ every command that mints: each refusal has its twin, every refused command chang
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
 from pathlib import Path
@@ -15,10 +14,9 @@ import yaml
 from sqlalchemy import create_engine, inspect, text
 
 from authsvc.home.opened import Home, open_home
-from authsvc.oidc.models import SignedInUser
-from authsvc.oidc.store import CodeRequest, OIDCStore
 from tests.conftest import CliResult, run_cli
 from tests.hostile.support import SQLITE_SUFFIXES
+from tests.oidc.support import signed_in
 
 ENV = {"USER": "tester"}
 STATIC_TOKEN = "static-alice-token-0123456789abcdef"
@@ -217,25 +215,11 @@ def test_a_service_account_token_is_reported_as_verified_by_the_api_server_itsel
     assert "service-account token" not in user_report and "never asks authsvc" not in user_report
 
 
-def _signed_in(home: Home, user: str) -> tuple[OIDCStore, str]:
-    """`user` signed in at the OIDC provider (a code redeemed, tokens issued): the store and the
-    refresh token, as /authorize and /token leave them."""
-    store = OIDCStore(
-        home.stores.engine, home.clock, code_ttl=dt.timedelta(minutes=1), refresh_ttl=dt.timedelta(hours=8)
-    )
-    store.save_code(f"code-{user}", CodeRequest("kubectl", "http://127.0.0.1:1/cb", "openid"),
-                    SignedInUser(user, "", ("dev",), "users", home.clock()))  # fmt: skip
-    code = store.redeem_code(f"code-{user}", "kubectl")
-    assert code is not None
-    store.record_issue(code, f"access-{user}", home.clock() + dt.timedelta(minutes=15), f"refresh-{user}")
-    return store, f"refresh-{user}"
-
-
 def test_oidc_sign_ins_are_listed_ended_by_revoke_and_stay_ended_after_restore(people: Home) -> None:
     """A refresh token of alice's sign-in is refused after `access revoke` and still after
     `access restore` (a restore gives no credential back); bob's, the twin, keeps rotating."""
-    alice_store, alice_refresh = _signed_in(people, "alice")
-    bob_store, bob_refresh = _signed_in(people, "bob")
+    alice_store, alice_refresh = signed_in(people, "alice")
+    bob_store, bob_refresh = signed_in(people, "bob")
     [sign_in] = listed(people, "alice")["oidcSignIns"]
     assert (sign_in["client"], sign_in["status"], sign_in["source"]) == ("kubectl", "valid", "users")
 
@@ -254,7 +238,7 @@ def test_oidc_sign_ins_are_listed_ended_by_revoke_and_stay_ended_after_restore(p
 
 
 def test_a_person_known_only_by_a_sign_in_is_listed_and_can_be_revoked(home: Home) -> None:
-    _signed_in(home, "carol")
+    signed_in(home, "carol")
     assert "carol" in ok(home, "access", "list")
     assert "OIDC sign-in" in ok(home, "access", "revoke", "carol", "--dry-run")
     assert listed(home, "carol")["oidcSignIns"][0]["status"] == "valid"  # a dry run changes nothing

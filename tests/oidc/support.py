@@ -19,6 +19,8 @@ from werkzeug.test import TestResponse
 
 from authsvc.home.layout import HomeLayout
 from authsvc.home.opened import Home
+from authsvc.oidc.models import SignedInUser
+from authsvc.oidc.store import CodeRequest, OIDCStore
 from authsvc.settings import Settings
 from pki.clock import FixedClock
 from tests.ldap.fixtures import ENVIRON
@@ -161,3 +163,17 @@ def full_flow(client: FlaskClient, username: str, password: str, **request: Any)
 
 def minutes(n: int) -> dt.timedelta:
     return dt.timedelta(minutes=n)
+
+
+def signed_in(home: Home, user: str) -> tuple[OIDCStore, str]:
+    """`user` signed in at the OIDC provider (a code redeemed, tokens issued), straight through
+    the store: the store and the refresh token, as /authorize and /token leave them."""
+    store = OIDCStore(
+        home.stores.engine, home.clock, code_ttl=dt.timedelta(minutes=1), refresh_ttl=dt.timedelta(hours=8)
+    )
+    store.save_code(f"code-{user}", CodeRequest(KUBECTL, "http://127.0.0.1:1/cb", "openid"),
+                    SignedInUser(user, "", ("dev",), "users", home.clock()))  # fmt: skip
+    code = store.redeem_code(f"code-{user}", KUBECTL)
+    assert code is not None
+    store.record_issue(code, f"access-{user}", home.clock() + dt.timedelta(minutes=15), f"refresh-{user}")
+    return store, f"refresh-{user}"

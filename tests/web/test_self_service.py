@@ -29,7 +29,7 @@ from authsvc.settings import settings_from_mapping
 from pki.clock import FixedClock
 from tests.login.fixtures import ADMIN, ADMIN_PASSWORD, basic
 from tests.oidc.fixtures import MakeOIDCHome, https_client
-from tests.oidc.support import PUBLIC_URL
+from tests.oidc.support import PUBLIC_URL, signed_in
 
 SESSION_COOKIE, CSRF_COOKIE = "__Host-authsvc-session", "__Host-authsvc-csrf"
 INVALID = "Invalid user name or password."
@@ -254,6 +254,32 @@ def test_a_token_kubeconfig_then_revoking_it_from_the_credentials_page(page: tup
     assert f"Revoked token {verified.jti}." in client.get(done.headers["Location"]).get_data(as_text=True)
     (record,) = home.stores.token_service.store.tokens(jti=verified.jti)
     assert record.revoked_by == "self-service:admin"
+
+
+def test_ending_ones_own_oidc_sign_in_from_the_credentials_page(page: tuple[Home, FlaskClient]) -> None:
+    """A lost laptop's sign-in: its refresh token refused once ended; someone else's sign-in
+    cannot be ended from here (the twin: it keeps rotating)."""
+    home, client = page
+    mine, my_refresh = signed_in(home, ADMIN.username)
+    theirs, their_refresh = signed_in(home, "bob")
+    sign_in(client)
+    listed = client.get("/access/credentials")
+    end = next(inputs for action, inputs in forms(listed) if action == "/access/credentials/revoke"
+               and inputs["kind"] == "sign-in")  # fmt: skip
+    assert "sign-in at the OIDC provider (kubectl)" in listed.get_data(as_text=True)
+
+    grant = theirs.find_refresh_token(their_refresh, "kubectl")
+    assert grant is not None
+    bob_family = grant.family_id
+    refused = client.post("/access/credentials/revoke", data={**end, "id": bob_family})
+    assert refused.status_code == 404 and theirs.find_refresh_token(their_refresh, "kubectl") is not None
+
+    done = client.post("/access/credentials/revoke", data=end)
+    assert done.status_code == 303
+    assert f"Revoked sign-in {end['id']}." in client.get(done.headers["Location"]).get_data(as_text=True)
+    assert mine.rotate_refresh_token(my_refresh, "kubectl") is None
+    assert theirs.rotate_refresh_token(their_refresh, "kubectl") is not None
+    assert client.post("/access/credentials/revoke", data=end).status_code == 404  # ended already
 
 
 def test_the_page_is_off_unless_enabled(make_oidc: MakeOIDCHome, oidc_app: Callable[..., Flask]) -> None:
