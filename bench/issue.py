@@ -66,11 +66,11 @@ SUBJECT = user_subject("alice", ("dev",))
 
 ROUNDS = 3
 # What any Python command line that signs a certificate and records it under the project's rules
-# must import (cryptography, click, pydantic for the config, SQLAlchemy for the inventory) and run
+# must import (cryptography, click, pydantic for the config, SQLAlchemy Core for the inventory) and run
 # nothing else: the least `authsvc certs create` can cost as one process.
 FLOOR_IMPORTS = (
     "from cryptography import x509; from cryptography.hazmat.primitives.asymmetric import ec;"
-    " import click, pydantic, sqlalchemy.orm, yaml"
+    " import click, pydantic, sqlalchemy, yaml"
 )
 
 
