@@ -19,7 +19,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -85,13 +85,32 @@ def _wait_for(driver: Any, selector: str) -> None:
 def _click_to_load(driver: Any, selector: str, then: str) -> None:
     """Click what loads another page, and wait for that page's `then`: the old page must be gone
     first (both pages may have an h1 or a notice, and a look right after the click sees the old one)."""
-    from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.wait import WebDriverWait
 
     old_page = driver.find_element(*_by("html"))
     driver.find_element(*_by(selector)).click()
-    WebDriverWait(driver, PAGE_LOAD_TIMEOUT).until(expected_conditions.staleness_of(old_page))
+    WebDriverWait(driver, PAGE_LOAD_TIMEOUT).until(_gone(old_page))
     _wait_for(driver, then)
+
+
+def _gone(element: Any) -> Callable[[Any], bool]:
+    """Selenium's staleness_of, also when chromedriver, asked about the old page mid-navigation,
+    answers "Node with given id does not belong to the document" (a generic WebDriverException,
+    not a StaleElementReferenceException): the page is gone all the same. Anything else raises."""
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
+
+    def check(_: Any) -> bool:
+        try:
+            element.is_enabled()
+        except StaleElementReferenceException:
+            return True
+        except WebDriverException as e:
+            if "does not belong to the document" in (e.msg or ""):
+                return True
+            raise
+        return False
+
+    return check
 
 
 def _sign_in(driver: Any, cluster: E2ECluster, user: str, password: str) -> None:
