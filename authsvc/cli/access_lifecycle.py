@@ -23,6 +23,7 @@ SUMMARY_COLUMNS = [
     ("STATIC", "static"),
     ("USERS-FILE", "usersFile"),
     ("KUBECONFIGS", "kubeconfigs"),
+    ("SIGN-INS", "signIns"),
     ("LAST LOGIN", "lastLogin"),
     ("BINDINGS", "bindings"),
 ]
@@ -81,6 +82,7 @@ def _summary(access: UserAccess) -> dict[str, Any]:
         "static": len(document["staticTokens"]),
         "usersFile": "yes" if access.users_file else "no",
         "kubeconfigs": len(access.kubeconfigs),
+        "signIns": len([s for s in document["oidcSignIns"] if s["status"] == "valid"]),
         "lastLogin": f"{login['at']} ({login['backend']})" if login else None,
         "bindings": len(access.bindings) if access.bindings is not None else "?",
     }

@@ -239,6 +239,8 @@ def test_oidc_sign_ins_are_listed_ended_by_revoke_and_stay_ended_after_restore(p
 
 def test_a_person_known_only_by_a_sign_in_is_listed_and_can_be_revoked(home: Home) -> None:
     signed_in(home, "carol")
-    assert "carol" in ok(home, "access", "list")
+    header, *rows = ok(home, "access", "list").splitlines()
+    [carol] = [dict(zip(header.split(), row.split(), strict=False)) for row in rows if row.startswith("carol ")]
+    assert carol["SIGN-INS"] == "1" and carol["TOKENS"] == "0", carol
     assert "OIDC sign-in" in ok(home, "access", "revoke", "carol", "--dry-run")
     assert listed(home, "carol")["oidcSignIns"][0]["status"] == "valid"  # a dry run changes nothing
