@@ -84,10 +84,13 @@ class Denylist:
                 raise BackendUnavailable("the revocation set (revoked credentials, banned users) cannot be read")
             return self._denials
 
-    def read_due(self) -> bool:
-        """Whether the next `current()` would read the database (and so may block): callers on
-        an event loop check in memory when it would not, and go to a thread when it would."""
-        return self._denials is None or self._monotonic() >= self._next_read
+    def fresh(self) -> Denials | None:
+        """The sets when they are in memory and not due for a read; None otherwise. Never reads
+        the database: a caller on an event loop answers from these, or goes to a thread."""
+        denials = self._denials
+        if denials is None or self._monotonic() >= self._next_read:
+            return None
+        return denials
 
     def _read(self) -> None:
         try:
@@ -117,7 +120,13 @@ class Denylist:
     def refusal(self, username: str, credential_ids: Iterable[str] = (), *, folded: str | None = None) -> str | None:
         """Why `username` presenting these credentials (a token's jti, a certificate's serial) is
         refused now, or None. `folded` is fold_username(username) when the caller keeps it."""
-        denials = self.current()
+        return self.refusal_in(self.current(), username, credential_ids, folded=folded)
+
+    @staticmethod
+    def refusal_in(
+        denials: Denials, username: str, credential_ids: Iterable[str] = (), *, folded: str | None = None
+    ) -> str | None:
+        """`refusal` against sets already at hand (`current()` or `fresh()`)."""
         if (folded if folded is not None else fold_username(username)) in denials.banned:
             return "access revoked (banned)"
         for credential in credential_ids:

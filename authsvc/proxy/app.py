@@ -85,12 +85,12 @@ async def handle(request: web.Request) -> web.StreamResponse:
 
 async def _revocation_reason(proxy: ProxyComponents, authenticated: Authenticated) -> str | None:
     """The per-request revocation check: inline while it answers from memory, on the pool when
-    it may read the database."""
+    only a database read can answer."""
     check = proxy.revocation
-    if check.may_block():
-        reason: str | None = await proxy.run_blocking(check, authenticated)
-        return reason
-    return check(authenticated)
+    answered, reason = check.without_blocking(authenticated)
+    if not answered:
+        reason = await proxy.run_blocking(check, authenticated)
+    return reason
 
 
 def _refuse(request: web.Request, proxy: ProxyComponents, refused: Refused) -> web.Response:

@@ -9,11 +9,15 @@ from collections.abc import Iterator
 import pytest
 import requests
 
+from authsvc.access.bans import Ban
+from authsvc.access.denylist import Denylist
 from authsvc.authn.base import ALL_KINDS, ANY_ISSUER, AuthenticatorBase
 from authsvc.authn.chain import AuthenticatorChain
 from authsvc.errors import BackendUnavailable
 from authsvc.home.opened import Home
 from authsvc.identity import UserInfo
+from authsvc.proxy.credentials import Authenticated, Credential, CredentialKind
+from authsvc.proxy.revocation import DenylistCheck
 from authsvc.runtime import build_runtime
 from pki.clock import FixedClock
 from tests.proxy.conftest import STATIC_TOKEN, STATIC_USER, configure, proxy_settings
@@ -80,8 +84,11 @@ class RecordingCheck:
     def __call__(self, authenticated: object) -> None:
         self.threads.append(threading.current_thread().name)
 
-    def may_block(self) -> bool:
-        return self.blocking
+    def without_blocking(self, authenticated: object) -> tuple[bool, None]:
+        if self.blocking:
+            return False, None
+        self(authenticated)
+        return True, None
 
 
 def test_revocation_is_the_injected_check_not_the_cache(proxy_home: Home, upstream: EchoUpstream) -> None:
@@ -192,3 +199,22 @@ def test_a_banned_user_is_refused_at_the_next_request_whatever_the_credential(
     with running_proxy(proxy_home) as proxy:
         assert get(proxy.url + "/api", proxy_home, hana.token).status_code == 401
         assert get(proxy.url + "/api", proxy_home, ivan.token).status_code == 200
+
+
+def test_the_default_check_answers_from_memory_and_leaves_every_read_to_the_pool(proxy_home: Home) -> None:
+    """`without_blocking` never reads the database: before the first read and once a read is
+    due it does not answer; between reads it answers what the last read said."""
+    ticks = [0.0]
+    denylist = Denylist(proxy_home.stores.engine, proxy_home.clock, 10.0, monotonic=lambda: ticks[0])
+    check = DenylistCheck(denylist)
+    gina = Authenticated(UserInfo("gina"), Credential(CredentialKind.TOKEN, "0123456789ab", "jti-1"))
+    assert check.without_blocking(gina) == (False, None)  # never read: only the pool may read
+    assert check(gina) is None
+    assert check.without_blocking(gina) == (True, None)
+
+    proxy_home.stores.bans.add(Ban("gina", proxy_home.clock(), "cli:test"))
+    assert check.without_blocking(gina) == (True, None)  # from memory: the ban is not read yet
+    ticks[0] += 10
+    assert check.without_blocking(gina) == (False, None)  # due: no read on the event loop
+    assert check(gina) == "access revoked (banned)"
+    assert check.without_blocking(gina) == (True, "access revoked (banned)")
