@@ -110,7 +110,7 @@ class UserAccess:
             "usersFile": self.users_file.public() if self.users_file else None,
             "directory": {"groups": list(self.directory_groups)} if self.directory_groups is not None else None,
             "kubeconfigs": [_kubeconfig(k) for k in self.kubeconfigs],
-            "oidcSignIns": [s.as_dict(now) for s in self.oidc_sign_ins],
+            "oidcSignIns": [_sign_in(s, now) for s in self.oidc_sign_ins],
             "lastLogin": _last_login(self.last_login),
             "cluster": self.cluster,
             "bindings": [b.as_dict() for b in self.bindings] if self.bindings is not None else None,
@@ -159,6 +159,19 @@ def _token(record: TokenRecord, now: dt.datetime) -> dict[str, Any]:
         "revokedAt": _iso(record.revoked_at),
         "revokedBy": record.revoked_by,
         "revocationReason": record.revocation_reason,
+    }
+
+
+def _sign_in(sign_in: SignIn, now: dt.datetime) -> dict[str, Any]:
+    return {
+        "id": sign_in.family_id,
+        "client": sign_in.client_id,
+        "source": sign_in.source,
+        "status": sign_in.status(now),
+        "signedInAt": _iso(sign_in.signed_in_at),
+        "expiresAt": _iso(sign_in.expires_at),
+        "revokedAt": _iso(sign_in.revoked_at),
+        "revocationReason": sign_in.revoked_reason or None,
     }
 
 

@@ -17,11 +17,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, Row, select, update
 
 from authsvc.db.tables import OIDC_FAMILIES
 
-_FAMILIES = OIDC_FAMILIES
+_FAMILY = OIDC_FAMILIES.c
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,62 +40,43 @@ class SignIn:
             return "revoked"
         return "expired" if self.expires_at <= now else "valid"
 
-    def as_dict(self, now: dt.datetime) -> dict[str, Any]:
-        return {
-            "id": self.family_id,
-            "client": self.client_id,
-            "source": self.source,
-            "status": self.status(now),
-            "signedInAt": _iso(self.signed_in_at),
-            "expiresAt": _iso(self.expires_at),
-            "revokedAt": _iso(self.revoked_at),
-            "revocationReason": self.revoked_reason or None,
-        }
-
-
-_COLUMNS = {
-    "family_id": "family_id",
-    "client_id": "client_id",
-    "username": "username",
-    "source": "source",
-    "signed_in_at": "created_at",
-    "expires_at": "expires_at",
-    "revoked_at": "revoked_at",
-    "revoked_reason": "revoked_reason",
-}
-
 
 def sign_ins(engine: Engine, username: str, *, now: dt.datetime, include_ended: bool = False) -> list[SignIn]:
     """`username`'s sign-ins, oldest first: the live ones, or with `include_ended` every one the
     database still keeps (ended ones are purged an hour after they expire)."""
-    query = select(_FAMILIES).where(_FAMILIES.c.username == username).order_by(_FAMILIES.c.created_at)
+    query = select(OIDC_FAMILIES).where(_FAMILY.username == username).order_by(_FAMILY.created_at)
     if not include_ended:
-        query = query.where(_FAMILIES.c.revoked_at.is_(None), _FAMILIES.c.expires_at > now)
+        query = query.where(_FAMILY.revoked_at.is_(None), _FAMILY.expires_at > now)
     with engine.connect() as conn:
-        rows = conn.execute(query).mappings().all()
-    return [SignIn(**{field: r[column] for field, column in _COLUMNS.items()}) for r in rows]
+        rows = conn.execute(query).all()
+    return [_sign_in(r) for r in rows]
+
+
+def _sign_in(row: Row[Any]) -> SignIn:
+    return SignIn(
+        row.family_id, row.client_id, row.username, row.source, row.created_at, row.expires_at, row.revoked_at,
+        row.revoked_reason,
+    )  # fmt: skip
 
 
 def signed_in_users(engine: Engine, *, now: dt.datetime) -> set[str]:
     """The names with a live sign-in (for `access list` of everyone)."""
-    query = select(_FAMILIES.c.username).where(_FAMILIES.c.revoked_at.is_(None), _FAMILIES.c.expires_at > now)
+    query = select(_FAMILY.username).where(_FAMILY.revoked_at.is_(None), _FAMILY.expires_at > now)
     with engine.connect() as conn:
         return set(conn.scalars(query.distinct()).all())
 
 
 def end_sign_ins(engine: Engine, family_ids: Sequence[str], *, now: dt.datetime, reason: str) -> list[str]:
-    """Revoke these families (those not revoked already, in one transaction); the ids ended now."""
+    """Revoke these families (those not revoked already, in one transaction); the ids ended now.
+    The one way a family is revoked: `access revoke`, the self-service page and the provider's
+    own reuse detection (OIDCStore.revoke_family) all come here."""
     if not family_ids:
         return []
     statement = (
-        update(_FAMILIES)
-        .where(_FAMILIES.c.family_id.in_(family_ids), _FAMILIES.c.revoked_at.is_(None))
+        update(OIDC_FAMILIES)
+        .where(_FAMILY.family_id.in_(family_ids), _FAMILY.revoked_at.is_(None))
         .values(revoked_at=now, revoked_reason=reason)
-        .returning(_FAMILIES.c.family_id)
+        .returning(_FAMILY.family_id)
     )
     with engine.begin() as conn:
         return sorted(conn.scalars(statement).all())
-
-
-def _iso(when: dt.datetime | None) -> str | None:
-    return when.isoformat(timespec="seconds") if when else None

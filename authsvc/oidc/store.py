@@ -35,6 +35,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from authsvc.db.tables import OIDC_CODES, OIDC_FAMILIES, OIDC_ISSUES
 from authsvc.errors import BackendUnavailable
 from authsvc.oidc.models import RefreshGrant, SignedInUser, StoredCode
+from authsvc.oidc.sign_ins import end_sign_ins
 from pki.clock import Clock
 from pki.db import UTCDateTime
 
@@ -77,11 +78,6 @@ _REFRESH_AND_FAMILY = (
     select(_ISSUES.c.used_at.label("token_used_at"), _FAMILIES)
     .join(_FAMILIES, _FAMILIES.c.family_id == _ISSUES.c.family_id)
     .where(_ISSUES.c.refresh_sha256 == bindparam("p_key"))
-)
-_REVOKE_FAMILY = (
-    update(_FAMILIES)
-    .where(_FAMILIES.c.family_id == bindparam("p_family"), _FAMILIES.c.revoked_at.is_(None))
-    .values(revoked_at=_NOW, revoked_reason=bindparam("p_reason"))
 )
 _FIND_ACCESS = (
     select(_FAMILIES)
@@ -251,8 +247,10 @@ class OIDCStore:
 
     def revoke_family(self, family_id: str, reason: str) -> None:
         """End a family: its refresh and access tokens stop working at once, on every replica."""
-        with self._transaction("revoke a token family") as conn:
-            conn.execute(_REVOKE_FAMILY, {"p_family": family_id, "p_now": self.clock(), "p_reason": reason})
+        try:
+            end_sign_ins(self.engine, [family_id], now=self.clock(), reason=reason)
+        except SQLAlchemyError as e:
+            raise BackendUnavailable(f"cannot revoke a token family in the database: {type(e).__name__}") from e
 
     def find_access_token(self, access_token: str) -> tuple[str, str, SignedInUser] | None:
         """(client id, scope, user) of an unexpired access token of a live family; None otherwise."""

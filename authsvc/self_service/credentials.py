@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from authsvc.access.listing import LOGIN_REQUESTER, certificate_status, collect, token_status
 from authsvc.access.revoke import end_sign_in, revoke_certificate, revoke_token
 from authsvc.errors import NotFound
-from authsvc.oidc.sign_ins import sign_ins
+from authsvc.oidc.sign_ins import SignIn, sign_ins
 from authsvc.self_service.kubeconfigs import REQUESTER_PREFIX
 from pki.tokens.claims import KIND_ID_TOKEN, KIND_USER
 
@@ -82,16 +82,18 @@ def holdings(home: Home, username: str) -> Holdings:
         )
         held.credentials.append(HeldCredential(CERTIFICATE, cert.serial, f"client certificate ({groups}) from {origin}",
                                                certificate_status(cert, now), cert.not_after, after))  # fmt: skip
-    for sign_in in access.oidc_sign_ins:
-        after = (
-            "its refresh token stops at once, on every replica; an ID token it already gave is a token "
-            "above (revoke it too), and an API server that verifies ID tokens itself accepts it until it expires"
-        )
-        held.credentials.append(HeldCredential(SIGN_IN, sign_in.family_id,
-                                               f"sign-in at the OIDC provider ({sign_in.client_id})",
-                                               sign_in.status(now), sign_in.expires_at, after))  # fmt: skip
+    held.credentials += [_held_sign_in(sign_in, now) for sign_in in access.oidc_sign_ins]
     held.credentials.sort(key=lambda c: c.expires_at, reverse=True)
     return held
+
+
+def _held_sign_in(sign_in: SignIn, now: dt.datetime) -> HeldCredential:
+    after = (
+        "its refresh token stops at once, on every replica; an ID token it already gave is a token "
+        "above (revoke it too), and an API server that verifies ID tokens itself accepts it until it expires"
+    )
+    what = f"sign-in at the OIDC provider ({sign_in.client_id})"
+    return HeldCredential(SIGN_IN, sign_in.family_id, what, sign_in.status(now), sign_in.expires_at, after)
 
 
 def _source_words(source: str) -> str:
@@ -104,22 +106,23 @@ def _requester_words(requester: str) -> str:
 
 
 def revoke_own(home: Home, username: str, kind: str, ident: str) -> HeldCredential:
-    """Revoke `username`'s own valid token or certificate `ident`, or end their sign-in `ident`. NotFound when it is not
-    theirs, not valid, or unknown (nothing changes: the page never reveals which)."""
+    """Revoke `username`'s own valid token or certificate `ident`, or end their sign-in `ident`.
+    NotFound when it is not theirs, not valid, or unknown (nothing changes: the page never
+    reveals which)."""
+    actor = REQUESTER_PREFIX + username
+    if kind == SIGN_IN:  # their live sign-ins are one query; the rest of their holdings is not needed
+        now = home.clock()
+        sign_in = next((s for s in sign_ins(home.stores.engine, username, now=now) if s.family_id == ident), None)
+        if sign_in is None or not end_sign_in(home, sign_in, actor=actor, reason=REVOKED_BY_HOLDER):
+            raise NotFound("no such valid credential of yours")
+        return _held_sign_in(sign_in, now)
     held = next(
         (c for c in holdings(home, username).credentials if c.kind == kind and c.ident == ident and c.revocable), None
     )
     if held is None:
         raise NotFound("no such valid credential of yours")
-    actor = REQUESTER_PREFIX + username
     if kind == TOKEN:
         revoke_token(home, ident, actor=actor, reason=REVOKED_BY_HOLDER)
-    elif kind == SIGN_IN:
-        sign_in = next(
-            (s for s in sign_ins(home.stores.engine, username, now=home.clock()) if s.family_id == ident), None
-        )
-        if sign_in is None or not end_sign_in(home, sign_in, actor=actor, reason=REVOKED_BY_HOLDER):
-            raise NotFound("no such valid credential of yours")  # ended meanwhile
     else:
         revoke_certificate(home, ident, actor=actor, reason=HOLDER_REASON, comment=REVOKED_BY_HOLDER)
     return held
